@@ -1,0 +1,35 @@
+# Mallard: two entry points, `make demo` and `make test`; everything else is what they need.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+
+.PHONY: demo test data install bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+data/.fetched: scripts/fetch_data.sh
+	PIP="$(PIP)" bash scripts/fetch_data.sh
+	touch $@
+
+data: data/.fetched
+
+demo: install data
+	$(VENV)/bin/mallard demo
+
+test: install data
+	$(PY) -m pytest -q
+
+bench: install data
+	$(PIP) install --quiet -r bench/requirements.txt
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,105 @@
+"""The catalog: Mallard's system tables in the ``mallard`` schema, created and migrated on connect.
+
+Migrations are the files ``sql/NNN_<name>.sql``; each runs once, in order, and
+``mallard.meta`` holds the number of the last one applied (``catalog_version``), so a
+database file made by an older Mallard is brought up to date when a newer one opens it.
+Macro files ``sql/macros/*.sql`` hold ``CREATE TEMP MACRO`` statements loaded into every
+connection (never persisted, so each release's macros apply to any file).
+
+>>> import engine
+>>> con = engine.connect()
+>>> con.execute("SELECT value FROM mallard.meta WHERE key = 'catalog_version'").fetchone()[0] == str(CATALOG_VERSION)
+True
+"""
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+from sqlglot import exp
+
+from engine.errors import OperationalError, translate
+
+_MIGRATION = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def sql_dir() -> Path:
+    """The folder of Mallard's SQL files: inside the installed wheel, or the source tree's sql/."""
+    packaged = Path(str(resources.files("engine"))) / "sql"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "sql"
+
+
+def migrations() -> list[tuple[int, Path]]:
+    """(number, path) of every migration file, in order."""
+    found = []
+    for path in sql_dir().iterdir():
+        match = _MIGRATION.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+CATALOG_VERSION = migrations()[-1][0]
+
+
+def catalog_version(duck: duckdb.DuckDBPyConnection) -> int:
+    """The catalog version recorded in the database, 0 if it has no catalog yet."""
+    exists = duck.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'mallard' AND table_name = 'meta'"
+        " AND database_name = current_database()"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    row = duck.execute("SELECT value FROM mallard.meta WHERE key = 'catalog_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(duck: duckdb.DuckDBPyConnection, read_only: bool = False) -> int:
+    """Bring the catalog to :data:`CATALOG_VERSION` in one transaction; return the version."""
+    version = catalog_version(duck)
+    if version > CATALOG_VERSION:
+        raise OperationalError(
+            f"this database's catalog is version {version}, newer than this Mallard understands "
+            f"({CATALOG_VERSION}); upgrade Mallard to open it"
+        )
+    if version == CATALOG_VERSION:
+        return version
+    if read_only:
+        raise OperationalError(
+            f"this database's catalog is version {version} and needs migrating to {CATALOG_VERSION}; "
+            "open it once without read_only"
+        )
+    pending = [(n, path) for n, path in migrations() if n > version]
+    try:
+        duck.execute("BEGIN")
+        for _, path in pending:
+            duck.execute(path.read_text())
+        duck.execute(
+            "INSERT OR REPLACE INTO mallard.meta VALUES ('catalog_version', ?)", [str(CATALOG_VERSION)]
+        )
+        if version == 0:
+            duck.execute("INSERT OR REPLACE INTO mallard.meta VALUES ('created_at', CAST(current_timestamp AS VARCHAR))")
+        duck.execute("COMMIT")
+    except duckdb.Error as e:
+        duck.execute("ROLLBACK")
+        raise OperationalError(f"could not migrate the catalog to version {CATALOG_VERSION}: {translate(e)}") from e
+    return CATALOG_VERSION
+
+
+def load_macros(duck: duckdb.DuckDBPyConnection) -> None:
+    """Create the temporary macros of ``sql/macros/*.sql`` in this connection."""
+    folder = sql_dir() / "macros"
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.sql")):
+            duck.execute(path.read_text())
+
+
+def catalog_name(table: "exp.Table") -> str:
+    """How a table is named in catalog rows: its parts joined by dots, unquoted parts
+    lower-cased (DuckDB identifiers are case-insensitive)."""
+    parts = [p for p in (table.args.get("catalog"), table.args.get("db"), table.this) if p is not None]
+    return ".".join(p.name if p.args.get("quoted") else p.name.lower() for p in parts)

@@ -1,0 +1,193 @@
+"""PEP 249 connections over one DuckDB connection.
+
+>>> import engine
+>>> con = engine.connect()                       # an in-memory database
+>>> con.execute("CREATE TABLE t AS SELECT 1 AS x").rowcount
+-1
+>>> con.execute("SELECT x FROM t").fetchall()
+[(1,)]
+>>> con.commit(); con.close()
+"""
+from __future__ import annotations
+
+import os
+import weakref
+from typing import Any, Sequence
+
+import duckdb
+
+from engine import errors
+from engine.catalog import load_macros, migrate
+from engine.cursor import Cursor
+from engine.errors import InterfaceError, OperationalError, translate
+from engine.session import Session
+from engine.settings import SETTINGS
+
+
+class Connection:
+    """A Mallard connection: DuckDB plus Mallard's statements, catalog and functions.
+
+    Transactions follow PEP 249: unless ``autocommit`` is on, the first statement opens a
+    transaction that lasts until :meth:`commit` or :meth:`rollback`; closing without
+    committing rolls back.  Used as a context manager, the connection commits on success,
+    rolls back on an exception, and closes.
+    """
+
+    Warning = errors.Warning
+    Error = errors.Error
+    InterfaceError = errors.InterfaceError
+    DatabaseError = errors.DatabaseError
+    DataError = errors.DataError
+    OperationalError = errors.OperationalError
+    IntegrityError = errors.IntegrityError
+    InternalError = errors.InternalError
+    ProgrammingError = errors.ProgrammingError
+    NotSupportedError = errors.NotSupportedError
+
+    def __init__(self, database: str = ":memory:", *, read_only: bool = False, autocommit: bool = False,
+                 **config: Any) -> None:
+        settings = {k: config.pop(k) for k in list(config) if k.lower() in SETTINGS}
+        database = os.fspath(database)
+        try:
+            duck = duckdb.connect(database, read_only=read_only, config=dict(config))
+            duck.execute("SET enable_progress_bar = false")  # Mallard shows its own progress
+        except duckdb.Error as e:
+            raise translate(e) from e
+        except (TypeError, ValueError) as e:
+            raise InterfaceError(f"could not open {database!r}: {e}") from e
+        try:
+            migrate(duck, read_only=read_only)
+            load_macros(duck)
+        except Exception:
+            duck.close()
+            raise
+        self._session = Session(duck, database, autocommit=autocommit, read_only=read_only)
+        for name, value in settings.items():
+            self._session.settings.set(name, value)
+        from udfs import prepare_connection  # the one path that registers every function
+
+        prepare_connection(self._session)
+        self._closed = False
+        self._active: weakref.ref[Cursor] | None = None
+        self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
+
+    # PEP 249 ------------------------------------------------------------------------------
+    def cursor(self) -> Cursor:
+        self._check_open()
+        cursor = Cursor(self)
+        self._cursors.add(cursor)
+        return cursor
+
+    def commit(self) -> None:
+        self._check_open()
+        self._session.commit()
+
+    def rollback(self) -> None:
+        self._check_open()
+        self._session.rollback()
+
+    def close(self) -> None:
+        """Close the connection; uncommitted changes are rolled back.  Closing twice is harmless."""
+        if self._closed:
+            return
+        for cursor in list(self._cursors):
+            cursor.close()
+        self._session.rollback()
+        self._closed = True
+        self._session.duck.close()
+
+    # Extensions -------------------------------------------------------------------------------
+    def execute(self, operation: str, parameters: Sequence[Any] | dict[str, Any] | None = None) -> Cursor:
+        """A new cursor that has run ``operation`` (as sqlite3's and DuckDB's connections offer)."""
+        return self.cursor().execute(operation, parameters)
+
+    def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> Cursor:
+        return self.cursor().executemany(operation, seq_of_parameters)
+
+    @property
+    def autocommit(self) -> bool:
+        """Whether each statement commits on its own (off by default, as PEP 249 asks)."""
+        return self._session.autocommit
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        self._check_open()
+        if value and not self._session.autocommit:
+            self._session.commit()
+        self._session.autocommit = bool(value)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def database(self) -> str:
+        return self._session.database
+
+    @property
+    def duckdb_connection(self) -> duckdb.DuckDBPyConnection:
+        """The underlying DuckDB connection (statements run on it bypass Mallard)."""
+        self._check_open()
+        return self._session.duck
+
+    @property
+    def settings(self) -> Any:
+        """This connection's Mallard settings (``con.settings['progress']``)."""
+        return self._session.settings
+
+    def __enter__(self) -> "Connection":
+        self._check_open()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._closed:
+            return
+        try:
+            if exc_type is None:
+                self.commit()
+            else:
+                self.rollback()
+        finally:
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<engine.Connection {self._session.database!r} {state}>"
+
+    # Internals -------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InterfaceError("connection is closed")
+
+    def _claim(self, cursor: Cursor) -> None:
+        """``cursor`` is about to run a statement: park the previous cursor's pending rows."""
+        active = self._active() if self._active is not None else None
+        if active is not None and active is not cursor:
+            active._detach()
+        self._active = weakref.ref(cursor)
+
+
+def connect(database: str = ":memory:", *, path: str | None = None, read_only: bool = False,
+            autocommit: bool = False, **config: Any) -> Connection:
+    """Open a Mallard database (a DuckDB file, or ``":memory:"``).
+
+    ``config`` holds Mallard settings (``progress="off"``) and DuckDB options
+    (``threads=2``, ``memory_limit="4GB"``).  The catalog is created or migrated on connect.
+
+    >>> import engine, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "demo.duckdb")
+    >>> with engine.connect(path) as con:
+    ...     _ = con.execute("CREATE TABLE notes AS SELECT 'hello' AS text")
+    >>> engine.connect(path, read_only=True).execute("SELECT text FROM notes").fetchone()
+    ('hello',)
+    """
+    if path is not None:
+        database = path
+    if not isinstance(database, (str, os.PathLike)):
+        raise InterfaceError(f"expected a database path or ':memory:', found {type(database).__name__}")
+    try:
+        return Connection(database, read_only=read_only, autocommit=autocommit, **config)
+    except errors.Error:
+        raise
+    except OSError as e:
+        raise OperationalError(f"could not open {database!r}: {e}") from e

@@ -1,0 +1,143 @@
+"""LOAD VIDEO: decode a video file with PyAV into a frames table, in one transaction."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+from sqlglot import exp
+
+from engine.catalog import catalog_name
+from engine.dialect.base import literal_value, option_dict
+from engine.dialect.video import LoadVideo
+from engine.errors import DataError, ProgrammingError
+from engine.executors import executes
+from engine.prefetch import prefetch
+from engine.result import Result
+from engine.video import FRAMES_DDL, VideoInfo, decode_frames, frames_batch, probe
+
+OPTIONS = {"width", "height", "every", "limit", "batch_frames"}
+
+
+@executes(LoadVideo)
+def load_video(session: Any, node: LoadVideo, params: Sequence[Any] | None) -> Result:
+    """``LOAD [OR REPLACE] VIDEO '<path>' INTO <table> [WITH (width, height, every, limit)]``."""
+    options = _options(node)
+    path = os.path.abspath(node.this.name)
+    target: exp.Table = node.args["into"]
+    replace = bool(node.args.get("replace"))
+    session.require_writable("LOAD VIDEO")
+    if not replace and session.table_exists(target):
+        raise ProgrammingError(
+            f"table {target.sql('duckdb')} already exists; use LOAD OR REPLACE VIDEO to replace it"
+        )
+    info = probe(path)
+    width, height = _output_size(info, options.get("width"), options.get("height"))
+    every = options.get("every", 1)
+    limit = options.get("limit")
+    batch = options.get("batch_frames") or max(1, min(64, (8 << 20) // (width * height * 3)))
+    expected = None
+    if info.frames:
+        expected = -(-info.frames // every)
+        expected = min(expected, limit) if limit else expected
+    started = time.perf_counter()
+    batches = _batches(decode_frames(path, width, height, every, limit), batch, width, height, path)
+    n = write_frames_table(session, target, info, prefetch(batches), replace=replace, every=every,
+                           width=width, height=height, total=expected, desc=f"LOAD VIDEO {os.path.basename(path)}")
+    seconds = time.perf_counter() - started
+    return Result(rowcount=n, message=(
+        f"LOAD VIDEO: {n} frames of {width}x{height} from {os.path.basename(path)} into "
+        f"{target.sql('duckdb')} in {seconds:.2f} s ({n / seconds:.0f} frames/s)"
+    ))
+
+
+def write_frames_table(session: Any, target: exp.Table, info: VideoInfo, batches: Iterable[pa.RecordBatch], *,
+                       replace: bool, every: int, width: int, height: int, total: int | None,
+                       desc: str = "frames") -> int:
+    """Create ``target`` and fill it from ``batches``, registering it in mallard.videos, atomically."""
+    session.require_writable("writing a frames table")
+    if not replace and session.table_exists(target):
+        raise ProgrammingError(f"table {target.sql('duckdb')} already exists; pass replace=True to replace it")
+    name = catalog_name(target)
+    started = time.perf_counter()
+    staging = f"__mallard_frames_{id(session):x}"
+    insert = exp.insert(exp.select("*").from_(staging), target).sql("duckdb")
+    count = 0
+    with session.atomic():
+        if replace:
+            session.sql(exp.Drop(tables=[target.copy()], kind="TABLE", exists=True))
+            session.sql("DELETE FROM mallard.videos WHERE table_name = ?", [name])
+        session.sql(exp.Create(this=exp.Schema(this=target.copy(), expressions=FRAMES_DDL.expressions), kind="TABLE"))
+        with session.progress(total, desc, unit="frame") as bar:
+            for batch in batches:
+                session.duck.register(staging, batch)
+                try:
+                    session.sql(insert)
+                finally:
+                    session.duck.unregister(staging)
+                count += batch.num_rows
+                bar.update(batch.num_rows)
+        if count == 0:
+            raise DataError(f"expected video frames in {info.path}, decoded none")
+        stamps = session.sql(exp.select("min(ts)", "max(ts)").from_(target.copy())).fetchone()
+        session.sql(
+            "INSERT INTO mallard.videos (table_name, source, source_bytes, source_sha256, codec, source_width,"
+            " source_height, width, height, fps, every, frame_count, duration_s, pixel_format, load_seconds)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'rgb24', ?)",
+            [name, info.path, info.size_bytes, info.sha256, info.codec, info.width, info.height, width, height,
+             info.fps, every, count, (stamps[1] - stamps[0]) if stamps[0] is not None else None,
+             time.perf_counter() - started],
+        )
+    return count
+
+
+def _batches(frames: Iterator[tuple[float, np.ndarray]], size: int, width: int, height: int,
+             source: str) -> Iterator[pa.RecordBatch]:
+    """Group decoded frames into Arrow batches over one contiguous buffer each."""
+    first_id = 0
+    while True:
+        buffer = np.empty((size, height, width, 3), dtype=np.uint8)
+        stamps: list[float] = []
+        for ts, pixels in frames:
+            buffer[len(stamps)] = pixels
+            stamps.append(ts)
+            if len(stamps) == size:
+                break
+        if not stamps:
+            return
+        yield frames_batch(first_id, stamps, buffer[:len(stamps)], source)
+        first_id += len(stamps)
+        if len(stamps) < size:
+            return
+
+
+def _options(node: LoadVideo) -> dict[str, int]:
+    raw = option_dict(node)
+    unknown = set(raw) - OPTIONS
+    if unknown:
+        raise ProgrammingError(
+            f"unknown LOAD VIDEO option {sorted(unknown)[0]!r}; expected one of {', '.join(sorted(OPTIONS))}"
+        )
+    options: dict[str, int] = {}
+    for key, value_node in raw.items():
+        try:
+            value = literal_value(value_node)
+        except ValueError:
+            value = value_node.sql()
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise DataError(f"LOAD VIDEO option {key}: expected a positive whole number, found {value!r}")
+        options[key] = value
+    return options
+
+
+def _output_size(info: VideoInfo, width: int | None, height: int | None) -> tuple[int, int]:
+    """The stored frame size: as asked, or scaled keeping the aspect ratio when one side is given."""
+    if width is None and height is None:
+        return info.width, info.height
+    if width is None:
+        width = max(1, round(info.width * height / info.height))
+    if height is None:
+        height = max(1, round(info.height * width / info.width))
+    return width, height
