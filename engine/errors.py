@@ -97,4 +97,7 @@ def translate(exc: BaseException) -> Error:
     """A PEP 249 exception carrying DuckDB's message; raise it ``from exc``."""
     if isinstance(exc, Error):
         return exc
-    return pep249_class(exc)(str(exc))
+    message = str(exc)
+    if "Python exception occurred while executing the UDF" in message:
+        return DataError(message)  # a function rejected a value it was given
+    return pep249_class(exc)(message)

@@ -22,11 +22,14 @@ class Statement(exp.Expression):
     """Base of every extended statement.
 
     Subclasses set ``FIRST`` (the leading word, upper case), ``ROUTE`` (a regex matching
-    the start of the statement for the router) and implement ``parse`` and ``to_sql``.
+    the start of the statement for the router), ``NAME`` (e.g. ``"LOAD VIDEO"``) and
+    implement ``parse`` and ``to_sql``.
     """
 
     FIRST: ClassVar[str] = ""
     ROUTE: ClassVar[str] = ""
+    #: The statement's name as users know it (the README documents each one by it).
+    NAME: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

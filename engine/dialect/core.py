@@ -35,6 +35,7 @@ class SetSetting(Statement):
     "SET progress = 'off'"
     """
 
+    NAME = "SET"
     FIRST = "SET"
     arg_types = {"this": True, "value": True}
 
@@ -61,6 +62,7 @@ class SetSetting(Statement):
 class ResetSetting(Statement):
     """``RESET <mallard setting>`` back to its default."""
 
+    NAME = "RESET"
     FIRST = "RESET"
     arg_types = {"this": True}
 
@@ -80,6 +82,7 @@ class ResetSetting(Statement):
 class ShowSettings(Statement):
     """``SHOW MALLARD SETTINGS``: name, value, default and description of each setting."""
 
+    NAME = "SHOW MALLARD SETTINGS"
     FIRST = "SHOW"
     ROUTE = r"SHOW\s+MALLARD\s+SETTINGS\b"
     arg_types: dict[str, bool] = {}

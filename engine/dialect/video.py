@@ -17,6 +17,7 @@ class LoadVideo(Statement):
     "LOAD OR REPLACE VIDEO 'v.avi' INTO t WITH (every = 2)"
     """
 
+    NAME = "LOAD VIDEO"
     FIRST = "LOAD"
     ROUTE = r"LOAD\s+(?:OR\s+REPLACE\s+)?VIDEO\b"
     arg_types = {"this": True, "into": True, "replace": False, "options": False}
