@@ -68,7 +68,6 @@ class Connection:
 
         prepare_connection(self._session)
         self._closed = False
-        self._active: weakref.ref[Cursor] | None = None
         self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
 
     # PEP 249 ------------------------------------------------------------------------------
@@ -159,12 +158,6 @@ class Connection:
         if self._closed:
             raise InterfaceError("connection is closed")
 
-    def _claim(self, cursor: Cursor) -> None:
-        """``cursor`` is about to run a statement: park the previous cursor's pending rows."""
-        active = self._active() if self._active is not None else None
-        if active is not None and active is not cursor:
-            active._detach()
-        self._active = weakref.ref(cursor)
 
 
 def connect(database: str = ":memory:", *, path: str | None = None, read_only: bool = False,

@@ -225,18 +225,21 @@ class Cursor:
 
     def _prepare(self) -> Any:
         self._check_open()
-        self.connection._claim(self)
+        self.connection._session.claim(self)
         self._drop_result()
         self.rowcount = -1
         self.message = None
         return self.connection._session
 
     def _drop_result(self) -> None:
+        session = self.connection._session
+        if self._live and not self.connection.closed:
+            session.duck.abort()  # discard this cursor's unread rows
         self._has_rows = self._live = False
         self._buffer = None
         self._description = None
         if self._registered is not None and not self.connection.closed:
-            self.connection._session.duck.unregister(self._registered)
+            session.unregister(self._registered)
         self._registered = None
 
     def _detach(self) -> None:
@@ -279,7 +282,7 @@ class Cursor:
             self.rowcount = duck.rowcount
         elif kind == "other":
             description = duck.description
-            if description is not None and not (len(description) == 1 and description[0][0] == "Count"):
+            if description is not None and not (len(description) == 1 and description[0][0] in ("Count", "Success")):
                 self._has_rows = self._live = True
 
     def _execute_script(self, sql: str, parameters: Any) -> None:
@@ -311,7 +314,7 @@ class Cursor:
             self._execute_plain(result.query, result.params)
         elif result.arrow is not None:
             name = f"__mallard_result_{id(self):x}"
-            session.duck.register(name, result.arrow)
+            session.register(name, result.arrow)
             self._registered = name
             self._execute_plain(f'SELECT * FROM "{name}"', None)
         else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
@@ -35,6 +36,33 @@ class Session:
         self._router: Router | None = None
         self._functions: dict[str, Any] | None = None
         self.state: dict[str, Any] = {}  # per-session caches of the capabilities
+        self._pending: weakref.ref[Any] | None = None  # the cursor whose rows are live on duck
+
+    # The one unfinished result DuckDB allows -------------------------------------------
+    def claim(self, cursor: Any) -> None:
+        """``cursor`` is about to run a statement: park the previous cursor's live rows."""
+        owner = self._pending() if self._pending is not None else None
+        if owner is not None and owner is not cursor:
+            owner._detach()
+        self._pending = weakref.ref(cursor)
+
+    def quiesce(self) -> None:
+        """Leave no unfinished result on the DuckDB connection (DuckDB requires it before
+        register, create_function and the like): a cursor's live rows are read into memory."""
+        owner = self._pending() if self._pending is not None else None
+        if owner is not None:
+            owner._detach()
+        self._pending = None
+        self.duck.abort()
+
+    def register(self, name: str, table: Any) -> None:
+        """Expose an Arrow table (or batch, or DataFrame) to SQL as ``name``."""
+        self.quiesce()
+        self.duck.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        self.quiesce()
+        self.duck.unregister(name)
 
     # Transactions -----------------------------------------------------------------
     def begin_implicit(self) -> None:
@@ -45,6 +73,7 @@ class Session:
 
     def commit(self) -> None:
         if self.in_transaction:
+            self.quiesce()
             self.in_transaction = False
             try:
                 self.duck.execute("COMMIT")
@@ -56,6 +85,7 @@ class Session:
 
     def rollback(self) -> None:
         if self.in_transaction:
+            self.quiesce()
             self.in_transaction = False
             self._rollback_quietly()
             self.catalog_changed()

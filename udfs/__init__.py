@@ -63,6 +63,7 @@ def scalar_function(name: str | None = None, *, parameters: list[str], returns: 
 
 def prepare_connection(session: Any) -> None:
     """Register every declared function and run every capability's preparer on ``session``."""
+    session.quiesce()
     duck: duckdb.DuckDBPyConnection = session.duck
     for spec in SCALAR_FUNCTIONS.values():
         duck.create_function(

@@ -72,11 +72,11 @@ def write_frames_table(session: Any, target: exp.Table, info: VideoInfo, batches
         session.sql(exp.Create(this=exp.Schema(this=target.copy(), expressions=FRAMES_DDL.expressions), kind="TABLE"))
         with session.progress(total, desc, unit="frame") as bar:
             for batch in batches:
-                session.duck.register(staging, batch)
+                session.register(staging, batch)
                 try:
                     session.sql(insert)
                 finally:
-                    session.duck.unregister(staging)
+                    session.unregister(staging)
                 count += batch.num_rows
                 bar.update(batch.num_rows)
         if count == 0:
