@@ -50,7 +50,7 @@ class Connection:
         database = os.fspath(database)
         try:
             duck = duckdb.connect(database, read_only=read_only, config=dict(config))
-            duck.execute("SET enable_progress_bar = false")  # Mallard shows its own progress
+            _quiet_duckdb_progress(duck)
         except duckdb.Error as e:
             raise translate(e) from e
         except (TypeError, ValueError) as e:
@@ -158,6 +158,19 @@ class Connection:
         if self._closed:
             raise InterfaceError("connection is closed")
 
+
+
+def _quiet_duckdb_progress(duck: duckdb.DuckDBPyConnection) -> None:
+    """Mallard shows its own progress bars; DuckDB's would print even outside terminals.
+
+    Under Jupyter, DuckDB refuses to change the setting when ipywidgets is missing (it then
+    renders no bar anyway), so that refusal is ignored.
+    """
+    try:
+        duck.execute("SET enable_progress_bar = false")
+    except duckdb.Error as e:
+        if "ipywidgets" not in str(e):
+            raise
 
 
 def connect(database: str = ":memory:", *, path: str | None = None, read_only: bool = False,

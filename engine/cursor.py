@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.dialect import parse_statements, split_statements
+from engine.dialect import parse_in_script, statement_spans
 from engine.errors import InterfaceError, NotSupportedError, ProgrammingError, translate
 from engine.executors import EXECUTORS
 from engine.executors.query import run_planned_query
@@ -286,21 +286,22 @@ class Cursor:
                 self._has_rows = self._live = True
 
     def _execute_script(self, sql: str, parameters: Any) -> None:
-        statements = split_statements(sql)
-        if not statements:
+        spans = statement_spans(sql)
+        if not spans:
             raise ProgrammingError("expected a SQL statement, found only whitespace or comments")
-        if parameters and len(statements) > 1:
+        if parameters and len(spans) > 1:
             raise ProgrammingError(
-                f"parameters need a single statement; found {len(statements)} statements separated by ;"
+                f"parameters need a single statement; found {len(spans)} statements separated by ;"
             )
         session = self.connection._session
-        for text in statements:
+        for start, end in spans:
+            text = sql[start:end]
             self._drop_result()
             self.rowcount = -1
             if not session.router.needs_mallard(text):
                 self._execute_plain(text, parameters)
                 continue
-            for node in parse_statements(text):
+            for node in parse_in_script(sql, start, end):
                 self._execute_tree(node, text, parameters)
 
     def _execute_tree(self, node: exp.Expression, text: str, parameters: Any) -> None:

@@ -136,30 +136,47 @@ def _describe_parse_error(sql: str, error: ParseError) -> str:
     return message
 
 
-def split_statements(sql: str) -> list[str]:
-    """The statements of a SQL script as text, split on semicolons outside strings and comments.
+def statement_spans(sql: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of each statement of a script, split on semicolons outside
+    strings and comments.
 
-    >>> split_statements("SELECT ';'; -- a comment; here\\nSELECT 2;")
-    ["SELECT ';'", 'SELECT 2']
+    >>> statement_spans("SELECT 1; SELECT 2")
+    [(0, 8), (10, 18)]
     """
     try:
         tokens = Mallard().tokenize(sql)
     except TokenError as e:
         raise ProgrammingError(f"Could not read the SQL text: {e}") from e
-    statements: list[str] = []
+    spans: list[tuple[int, int]] = []
     first: Token | None = None
     last: Token | None = None
-    for token in tokens:
+    for token in tokens + [Token(TokenType.SEMICOLON, ";")]:
         if token.token_type == TokenType.SEMICOLON:
             if first is not None and last is not None:
-                statements.append(sql[first.start: last.end + 1])
+                spans.append((first.start, last.end + 1))
             first = last = None
             continue
         first = first or token
         last = token
-    if first is not None and last is not None:
-        statements.append(sql[first.start: last.end + 1])
-    return statements
+    return spans
+
+
+def split_statements(sql: str) -> list[str]:
+    """The statements of a SQL script as text.
+
+    >>> split_statements("SELECT ';'; -- a comment; here\\nSELECT 2;")
+    ["SELECT ';'", 'SELECT 2']
+    """
+    return [sql[a:b] for a, b in statement_spans(sql)]
+
+
+def parse_in_script(sql: str, start: int, end: int) -> list[exp.Expression]:
+    """Parse the statement at ``sql[start:end]``; errors give positions in the whole script."""
+    try:
+        return parse_statements(sql[start:end])
+    except ProgrammingError:
+        prefix = "".join(c if c == "\n" else " " for c in sql[:start])
+        return parse_statements(prefix + sql[start:end])  # raises with script-wide positions
 
 
 def is_extended(node: exp.Expression) -> bool:

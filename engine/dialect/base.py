@@ -66,6 +66,27 @@ def option_dict(node: exp.Expression) -> dict[str, exp.Expression]:
     return {o.name.lower(): o.args["value"] for o in node.args.get("options") or []}
 
 
+def bind_parameters(node: exp.Expression, params: Any) -> exp.Expression:
+    """A copy of ``node`` with its ``?`` placeholders replaced by the bound values, in order.
+
+    >>> from engine.dialect import parse_statements
+    >>> bind_parameters(parse_statements("LOAD VIDEO ? INTO t")[0], ["a.mp4"]).sql("mallard")
+    "LOAD VIDEO 'a.mp4' INTO t"
+    """
+    from engine.errors import ProgrammingError
+
+    tree = node.copy()
+    holders = list(tree.find_all(exp.Placeholder))
+    values = list(params or [])
+    if isinstance(params, dict):
+        raise ProgrammingError("Mallard statements take positional (?) parameters, found named ones")
+    if len(holders) != len(values):
+        raise ProgrammingError(f"expected {len(holders)} parameter(s) for the ? in the statement, found {len(values)}")
+    for holder, value in zip(holders, values):
+        holder.replace(exp.convert(value))
+    return tree
+
+
 def literal_value(node: exp.Expression | None) -> Any:
     """The Python value of a literal option value.
 
@@ -125,6 +146,13 @@ class MallardParserMixin:
         if not self._curr or self._curr.token_type != TokenType.STRING:
             self.raise_error(f"Expected {what} (a quoted string) after {after}, found {self.found()}")  # type: ignore[attr-defined]
         return self._parse_string()  # type: ignore[attr-defined]
+
+    def expect_string_or_parameter(self, what: str, after: str) -> exp.Expression:
+        """A quoted string, or a ``?`` bound at execution (see :func:`bind_parameters`)."""
+        if self._curr and self._curr.token_type == TokenType.PLACEHOLDER:
+            self._advance()  # type: ignore[attr-defined]
+            return exp.Placeholder()
+        return self.expect_string(what, after)
 
     def expect_table(self, what: str, after: str) -> exp.Table:
         if not self._curr or self._curr.token_type in (TokenType.STRING, TokenType.SEMICOLON, TokenType.L_PAREN):

@@ -19,7 +19,7 @@ class LoadVideo(Statement):
 
     NAME = "LOAD VIDEO"
     FIRST = "LOAD"
-    ROUTE = r"LOAD\s+(?:OR\s+REPLACE\s+)?VIDEO\b"
+    ROUTE = r"LOAD\s+(?:OR\s+REPLACE\b|VIDEO\b)"
     arg_types = {"this": True, "into": True, "replace": False, "options": False}
 
     @classmethod
@@ -30,7 +30,7 @@ class LoadVideo(Statement):
                 p.raise_error(f"Expected VIDEO after LOAD OR REPLACE, found {p.found()}")  # type: ignore[attr-defined]
             return None  # DuckDB's own LOAD <extension>
         after = "LOAD OR REPLACE VIDEO" if replace else "LOAD VIDEO"
-        path = p.expect_string("a video file path", after=after)
+        path = p.expect_string_or_parameter("a video file path", after=after)
         p.expect_words("INTO", after=f"{after} '<path>'")
         into = p.expect_table("a table name", after="INTO")
         options = p.parse_options(after=after)

@@ -10,7 +10,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from engine.catalog import catalog_name
-from engine.dialect.base import literal_value, option_dict
+from engine.dialect.base import bind_parameters, literal_value, option_dict
 from engine.dialect.video import LoadVideo
 from engine.errors import DataError, ProgrammingError
 from engine.executors import executes
@@ -24,6 +24,9 @@ OPTIONS = {"width", "height", "every", "limit", "batch_frames"}
 @executes(LoadVideo)
 def load_video(session: Any, node: LoadVideo, params: Sequence[Any] | None) -> Result:
     """``LOAD [OR REPLACE] VIDEO '<path>' INTO <table> [WITH (width, height, every, limit)]``."""
+    node = bind_parameters(node, params)
+    if not isinstance(node.this, exp.Literal) or not node.this.is_string:
+        raise ProgrammingError(f"expected the video path as a string, found {node.this.sql()}")
     options = _options(node)
     path = os.path.abspath(node.this.name)
     target: exp.Table = node.args["into"]
