@@ -1,0 +1,145 @@
+"""``LABEL``: labeling functions -> label matrix -> label model -> label table, atomically.
+
+1. check everything without writing (table, target, functions, columns, key, options);
+2. one DuckDB query applies every function and stores the packed votes of each row;
+3. the label model is fitted on the distinct vote patterns (a GROUP BY) and predicts per
+   pattern; 4. the predictions are joined back to the rows in SQL into the label table,
+   gold labels overriding weak ones; 5. the run is recorded in the catalog.
+Steps 2-5 run in one transaction: any failure leaves the database as it was.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from sqlglot import exp
+
+from engine.errors import ProgrammingError
+from engine.labeling.analysis import LFStats, analysis_arrow, lf_analysis
+from engine.labeling.dawid_skene import DawidSkene
+from engine.labeling.functions import resolve
+from engine.labeling.majority import MajorityVote
+from engine.labeling.matrix import LabelMatrix, VotePatterns
+from engine.labeling.options import ANALYZE_OPTIONS, LabelOptions, label_options
+from engine.labeling.plan import VotePlan
+from engine.labeling.runs import RunRecord, record_run
+from engine.labeling.table import require_table
+from engine.labeling.writer import Predictions, check_key_name, gold_classes_arrow, write_label_table
+
+#: The label model needs at least this many functions (it is not identifiable with fewer).
+MIN_LABEL_MODEL_FUNCTIONS = 3
+
+
+@dataclass
+class LabelOutcome:
+    """What a LABEL run did: its id, rows written, and the record stored."""
+
+    run_id: int
+    record: RunRecord
+    stats: list[LFStats]
+
+
+def label(session: Any, node: exp.Expression) -> LabelOutcome:
+    """Execute a parsed ``LABEL`` statement."""
+    started = time.perf_counter()
+    source: exp.Table = node.this
+    target: exp.Table = node.args["into"]
+    replace = bool(node.args.get("replace"))
+    options = label_options(node, "LABEL")
+    session.require_writable("LABEL")
+    require_table(session, source, "LABEL")
+    if target.sql("duckdb").lower() == source.sql("duckdb").lower():
+        raise ProgrammingError(f"LABEL {source.sql('duckdb')} cannot write its labels INTO the table it labels")
+    if not replace and session.table_exists(target):
+        raise ProgrammingError(
+            f"table {target.sql('duckdb')} already exists; use LABEL ... INTO OR REPLACE {target.sql('duckdb')} to replace it"
+        )
+    lfs = resolve(session, node.expressions)
+    if options.model == "label_model" and len(lfs) < MIN_LABEL_MODEL_FUNCTIONS:
+        raise ProgrammingError(
+            f"the label model needs at least {MIN_LABEL_MODEL_FUNCTIONS} labeling functions, found {len(lfs)} "
+            f"({', '.join(lf.name for lf in lfs)}); add functions or use WITH (model = 'majority')"
+        )
+    plan = VotePlan.prepare(session, source, lfs, options.key, options.classes, options.fault_tolerant)
+    check_key_name(plan.key.name)
+    with session.atomic():
+        matrix_name = f"__mallard_label_matrix_{id(plan):x}"
+        applied = time.perf_counter()
+        matrix = plan.apply(matrix_name)
+        try:
+            return _fit_and_write(session, plan, matrix, options, target, replace, started, applied)
+        finally:
+            matrix.drop()
+
+
+def _fit_and_write(session: Any, plan: VotePlan, matrix: LabelMatrix, options: LabelOptions, target: exp.Table,
+                   replace: bool, started: float, applied: float) -> LabelOutcome:
+    patterns = matrix.patterns()
+    gold = matrix.gold_patterns()
+    fit_start = time.perf_counter()
+    k = plan.classes.k
+    if options.model == "majority":
+        model: Any = MajorityVote(k)
+    else:
+        model = DawidSkene(k, max_iter=options.max_iter, tol=options.tol, seed=options.seed)
+    fitted = model.fit(patterns)
+    predictions = Predictions.from_probs(patterns, fitted.predict_proba(patterns), ties_abstain=options.model == "majority")
+    write_start = time.perf_counter()
+    _write(session, matrix, plan, predictions, patterns, target, replace)
+    done = time.perf_counter()
+    stats = lf_analysis([lf.name for lf in plan.lfs], patterns, gold, plan.classes.texts, fitted.accuracies())
+    n_gold = int(gold.counts.sum()) if gold is not None else 0
+    record = RunRecord(
+        target=target, source=plan.source, key=plan.key.name, model=options.model, classes=plan.classes,
+        seed=options.seed, options_json=options.to_json(plan.classes, plan.key.name), n_rows=patterns.n_rows,
+        n_covered=int(patterns.counts[(patterns.votes > 0).any(axis=1)].sum()), n_patterns=len(patterns.counts),
+        n_gold=n_gold, iterations=fitted.iterations, converged=fitted.converged,
+        class_balance=np.asarray(fitted.class_balance),
+        label_share=_label_share(session, target, plan.classes, patterns.n_rows),
+        apply_seconds=fit_start - applied, fit_seconds=write_start - fit_start, write_seconds=done - write_start,
+    )
+    record.total_seconds = time.perf_counter() - started
+    run_id = record_run(session, record, plan.lfs, stats, plan.failures())
+    return LabelOutcome(run_id, record, stats)
+
+
+def _write(session: Any, matrix: LabelMatrix, plan: VotePlan, predictions: Predictions, patterns: VotePatterns,
+           target: exp.Table, replace: bool) -> None:
+    name = f"__mallard_label_predictions_{id(matrix):x}"
+    gold_name = f"__mallard_label_gold_{id(matrix):x}" if matrix.has_gold else None
+    session.register(name, predictions.to_arrow(patterns, plan.classes))
+    if gold_name:
+        session.register(gold_name, gold_classes_arrow(plan.classes))
+    try:
+        write_label_table(session, matrix, target, plan.key.name, name, gold_name, replace)
+    finally:
+        session.unregister(name)
+        if gold_name:
+            session.unregister(gold_name)
+
+
+def _label_share(session: Any, target: exp.Table, classes: Any, n_rows: int) -> np.ndarray:
+    """Fraction of the label table's rows given each class (gold labels included)."""
+    query = exp.select("label", exp.Count(this=exp.Star())).from_(target.copy()).group_by("label")
+    counts = dict(session.sql(query).fetchall())
+    return np.array([counts.get(v, 0) for v in classes.values], dtype=np.float64) / max(n_rows, 1)
+
+
+def analyze(session: Any, node: exp.Expression) -> pa.Table:
+    """Execute ``ANALYZE LABELING FUNCTIONS``: the analysis without a label model; writes nothing."""
+    source: exp.Table = node.this
+    options = label_options(node, "ANALYZE LABELING FUNCTIONS", ANALYZE_OPTIONS)
+    require_table(session, source, "ANALYZE LABELING FUNCTIONS")
+    lfs = resolve(session, node.expressions)
+    plan = VotePlan.prepare(session, source, lfs, options.key, options.classes, options.fault_tolerant)
+    with session.atomic():
+        matrix = plan.apply(f"__mallard_label_matrix_{id(plan):x}")
+        try:
+            stats = lf_analysis([lf.name for lf in lfs], matrix.patterns(), matrix.gold_patterns(), plan.classes.texts)
+        finally:
+            matrix.drop()
+    table = analysis_arrow(stats)
+    return table.append_column("failures", pa.array(plan.failures(), pa.int64()))

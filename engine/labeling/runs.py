@@ -1,0 +1,82 @@
+"""The record of each LABEL run (``mallard.label_runs``, ``mallard.label_run_functions``),
+so a label table can always be traced to the functions, options and model that made it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from sqlglot import exp
+
+from engine.catalog import catalog_name
+from engine.errors import ProgrammingError
+from engine.labeling.analysis import LFStats
+from engine.labeling.classes import LabelClasses
+from engine.labeling.functions import LabelingFunction
+
+
+@dataclass
+class RunRecord:
+    """Everything stored about one LABEL run."""
+
+    target: exp.Table
+    source: exp.Table
+    key: str
+    model: str
+    classes: LabelClasses
+    seed: int
+    options_json: str
+    n_rows: int
+    n_covered: int
+    n_patterns: int
+    n_gold: int
+    iterations: int
+    converged: bool
+    class_balance: np.ndarray
+    label_share: np.ndarray
+    apply_seconds: float
+    fit_seconds: float
+    write_seconds: float
+    total_seconds: float = 0.0
+
+
+def record_run(session: Any, run: RunRecord, lfs: Sequence[LabelingFunction], stats: Sequence[LFStats],
+               failures: Sequence[int]) -> int:
+    """Insert the run and its functions; returns the run id."""
+    run_id = int(session.sql("SELECT coalesce(max(run_id), 0) + 1 FROM mallard.label_runs").fetchone()[0])
+    session.sql(
+        "INSERT INTO mallard.label_runs (run_id, target_table, source_table, key_column, model, classes, label_type,"
+        " seed, options, n_rows, n_covered, n_patterns, n_gold, iterations, converged, class_balance, label_share,"
+        " apply_seconds, fit_seconds, write_seconds, total_seconds)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [run_id, catalog_name(run.target), catalog_name(run.source), run.key, run.model, list(run.classes.texts),
+         run.classes.label_type, run.seed, run.options_json, run.n_rows, run.n_covered, run.n_patterns, run.n_gold,
+         run.iterations, run.converged, [float(x) for x in run.class_balance], [float(x) for x in run.label_share],
+         run.apply_seconds, run.fit_seconds, run.write_seconds, run.total_seconds],
+    )
+    session.duck.executemany(
+        'INSERT INTO mallard.label_run_functions (run_id, position, lf, kind, definition, polarity, coverage, "overlaps",'
+        " conflicts, correct, incorrect, emp_acc, learned_acc, failures) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [[run_id, i, lf.name, lf.kind, lf.definition, s.polarity, s.coverage, s.overlaps, s.conflicts, s.correct,
+          s.incorrect, s.emp_acc, s.learned_acc, f] for i, (lf, s, f) in enumerate(zip(lfs, stats, failures))],
+    )
+    return run_id
+
+
+def latest_run(session: Any, target: exp.Table) -> int:
+    """The id of the last LABEL run that wrote ``target``."""
+    row = session.sql("SELECT max(run_id) FROM mallard.label_runs WHERE target_table = ?", [catalog_name(target)]).fetchone()
+    if row is None or row[0] is None:
+        raise ProgrammingError(f"no LABEL run wrote {target.sql('duckdb')}; LABEL <table> USING ... INTO it first")
+    return int(row[0])
+
+
+ANALYSIS_QUERY = (
+    'SELECT lf, polarity, coverage, "overlaps", conflicts, correct, incorrect, emp_acc, learned_acc, failures'
+    " FROM mallard.label_run_functions WHERE run_id = ? ORDER BY position"
+)
+
+CLASS_BALANCE_QUERY = (
+    "SELECT unnest(classes) AS class, unnest(class_balance) AS balance, unnest(label_share) AS label_share"
+    " FROM mallard.label_runs WHERE run_id = ?"
+)

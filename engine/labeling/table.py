@@ -1,0 +1,83 @@
+"""Facts about the table being labeled: its columns and the key that identifies its rows.
+
+Rows need a key so labels, gold labels and the source can be joined: the ``key`` option
+names a column; without it a column named ``id`` is used if the table has one, else
+DuckDB's ``rowid`` (stable while the table is not rewritten).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlglot import exp
+
+from engine.errors import DataError, ProgrammingError
+
+
+@dataclass(frozen=True)
+class RowKey:
+    """The key column of a labeled table: its name (as written in the label table) and type."""
+
+    name: str
+    type: str
+
+    def column(self) -> exp.Expression:
+        return quote_column(self.name)
+
+
+def quote_column(name: str) -> exp.Column:
+    return exp.column(exp.to_identifier(name, quoted=not name.isidentifier() or name.lower() != name))
+
+
+def column_types(session: Any, table: exp.Table) -> dict[str, str]:
+    """Column name -> DuckDB type, in table order."""
+    rows = session.sql(exp.Describe(this=exp.select("*").from_(table.copy()))).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def column_names(session: Any, table: exp.Table) -> list[str]:
+    return list(column_types(session, table))
+
+
+def require_table(session: Any, table: exp.Table, what: str) -> None:
+    if not session.table_exists(table):
+        raise ProgrammingError(f"{what}: table {table.sql('duckdb')} does not exist")
+
+
+def row_key(session: Any, table: exp.Table, key: str | None) -> RowKey:
+    """The key column to use: ``key`` if given, else ``id`` if present, else ``rowid``."""
+    types = column_types(session, table)
+    by_lower = {name.lower(): name for name in types}
+    if key is not None:
+        if key.lower() == "rowid" and "rowid" not in by_lower:
+            return RowKey("rowid", "BIGINT")
+        if key.lower() not in by_lower:
+            raise ProgrammingError(
+                f"key column {key} is not a column of {table.sql('duckdb')} (its columns: {', '.join(types)})"
+            )
+        name = by_lower[key.lower()]
+        return RowKey(name, types[name])
+    if "id" in by_lower:
+        return RowKey(by_lower["id"], types[by_lower["id"]])
+    return RowKey("rowid", "BIGINT")
+
+
+def check_unique_key(session: Any, table: exp.Table, key: RowKey) -> int:
+    """The table's row count, after checking that the key is never NULL and never repeats."""
+    column = key.column()
+    query = exp.select(
+        exp.Count(this=exp.Star()), exp.Count(this=column.copy()), exp.Count(this=exp.Distinct(expressions=[column.copy()]))
+    ).from_(table.copy())
+    rows, non_null, distinct = session.sql(query).fetchone()
+    if non_null < rows:
+        raise DataError(f"key column {key.name} of {table.sql('duckdb')} has NULLs; each row needs a key (WITH (key = ...))")
+    if distinct < rows:
+        dup = session.sql(
+            exp.select(column.copy()).from_(table.copy()).group_by(column.copy())
+            .having(exp.Count(this=exp.Star()) > 1).limit(1)
+        ).fetchone()[0]
+        raise DataError(
+            f"key column {key.name} of {table.sql('duckdb')} is not unique ({dup!r} appears more than once); "
+            "choose a unique column with WITH (key = ...)"
+        )
+    return int(rows)

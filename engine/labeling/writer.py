@@ -1,0 +1,108 @@
+"""Writing the label table: predictions made per vote pattern, joined back to the rows in SQL.
+
+The label table has one row per row of the labeled table:
+
+| column | meaning |
+| --- | --- |
+| key (``id``, ``rowid`` or the ``key`` option) | the row |
+| ``label`` | the predicted class (NULL when majority vote ties) |
+| ``probs`` | DOUBLE[]: the probability of each class, in class order |
+| ``n_votes`` | how many labeling functions voted on the row |
+| ``provenance`` | ``'weak'`` (from the labeling functions) or ``'gold'`` (an expert label) |
+| ``weight`` | a training weight: the label's probability for weak labels, 1 for gold ones |
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from sqlglot import exp
+
+from engine.errors import ProgrammingError
+from engine.labeling.classes import LabelClasses
+from engine.labeling.matrix import LabelMatrix, VotePatterns
+
+OUTPUT_COLUMNS = ("label", "probs", "n_votes", "provenance", "weight")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Per-pattern predictions: label index (-1 for none), probabilities, votes, weight."""
+
+    labels: np.ndarray
+    probs: np.ndarray
+    n_votes: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def from_probs(cls, patterns: VotePatterns, probs: np.ndarray, ties_abstain: bool) -> "Predictions":
+        labels = probs.argmax(axis=1)
+        top = probs.max(axis=1)
+        if ties_abstain:
+            tied = np.isclose(probs, top[:, None]).sum(axis=1) > 1
+            labels = np.where(tied, -1, labels)
+        weight = np.where(labels >= 0, top, 0.0)
+        return cls(labels, probs, (patterns.votes > 0).sum(axis=1).astype(np.int32), weight)
+
+    def label_share(self, counts: np.ndarray, k: int) -> np.ndarray:
+        """Fraction of rows given each class."""
+        given = self.labels >= 0
+        return np.bincount(self.labels[given], weights=counts[given], minlength=k) / max(counts.sum(), 1)
+
+    def to_arrow(self, patterns: VotePatterns, classes: LabelClasses) -> pa.Table:
+        indices = pa.array(self.labels.astype(np.int32), mask=self.labels < 0)
+        label = pa.DictionaryArray.from_arrays(indices, pa.array(list(classes.values), type=classes.arrow_type))
+        label = label.dictionary_decode()
+        k = classes.k
+        probs = pa.ListArray.from_arrays(pa.array(np.arange(0, len(self.labels) * k + 1, k, dtype=np.int32)),
+                                         pa.array(self.probs.ravel(), type=pa.float64()))
+        columns: dict[str, Any] = {name: pa.array(code) for name, code in patterns.codes.items()}
+        columns.update(label=label, probs=probs, n_votes=pa.array(self.n_votes), weight=pa.array(self.weight))
+        return pa.table(columns)
+
+
+def gold_classes_arrow(classes: LabelClasses) -> pa.Table:
+    """One row per class: its vote code, value, and a one-hot probability list."""
+    k = classes.k
+    return pa.table({
+        "code": pa.array(range(1, k + 1), type=pa.int8()),
+        "label": pa.array(list(classes.values), type=classes.arrow_type),
+        "probs": pa.array([[1.0 if i == j else 0.0 for j in range(k)] for i in range(k)], type=pa.list_(pa.float64())),
+    })
+
+
+def check_key_name(key: str) -> None:
+    if key.lower() in OUTPUT_COLUMNS:
+        raise ProgrammingError(
+            f"the key column {key} has the name of a label table column ({', '.join(OUTPUT_COLUMNS)}); "
+            "rename it or choose another key with WITH (key = ...)"
+        )
+
+
+def write_label_table(session: Any, matrix: LabelMatrix, target: exp.Table, key: str, predictions: str,
+                      gold_classes: str | None, replace: bool) -> None:
+    """``CREATE [OR REPLACE] TABLE target AS`` the rows joined to their pattern's prediction."""
+    v, p, g = "v", "p", "g"
+    on = exp.and_(*[exp.EQ(this=exp.column(name, v), expression=exp.column(name, p)) for name in matrix.layout.names])
+
+    def pick(weak: exp.Expression, gold: exp.Expression) -> exp.Expression:
+        if gold_classes is None:
+            return weak
+        no_gold = exp.Is(this=exp.column("gold", v), expression=exp.Null())
+        return exp.Case(ifs=[exp.If(this=no_gold, true=weak)], default=gold)
+
+    key_column = exp.alias_(exp.column("key", v), exp.to_identifier(key, quoted=True))
+    query = exp.select(
+        key_column,
+        exp.alias_(pick(exp.column("label", p), exp.column("label", g)), "label"),
+        exp.alias_(pick(exp.column("probs", p), exp.column("probs", g)), "probs"),
+        exp.alias_(exp.column("n_votes", p), "n_votes"),
+        exp.alias_(pick(exp.Literal.string("weak"), exp.Literal.string("gold")), "provenance"),
+        exp.alias_(pick(exp.column("weight", p), exp.cast(exp.Literal.number(1), "DOUBLE")), "weight"),
+    ).from_(exp.alias_(matrix.ref(), v)).join(exp.alias_(exp.to_table(predictions), p), on=on)
+    if gold_classes is not None:
+        query = query.join(exp.alias_(exp.to_table(gold_classes), g),
+                           on=exp.EQ(this=exp.column("gold", v), expression=exp.column("code", g)), join_type="LEFT")
+    session.sql(exp.Create(this=target.copy(), kind="TABLE", expression=query, replace=replace))
