@@ -1,0 +1,389 @@
+"""Data validation statements (TFDV's statistics, schemas, anomalies, drift and skew).
+
+``COMPUTE STATISTICS FOR <table> [AS <name> | APPEND TO <name>]``
+``SHOW STATISTICS [<name>]``, ``DROP STATISTICS [IF EXISTS] <name>``
+``INFER [OR REPLACE] SCHEMA <name> FROM <table or statistics> [WITH (...)]``
+``VALIDATE [STATISTICS] <table> AGAINST <schema> [VERSION <n>] [WITH (...)]``
+``ALTER SCHEMA <name> {SET (...) | RESET (...) | ALTER COLUMN <c> {SET (...) | RESET (...)} | ADD COLUMN <c> <type> | DROP COLUMN <c>}``
+``UPDATE SCHEMA <name> FROM <table or statistics> [WITH (...)]``
+``SHOW SCHEMA <name> [VERSION <n>]``, ``EXPORT SCHEMA <name> [VERSION <n>] TO '<file>'``,
+``IMPORT SCHEMA <name> FROM '<file>'``
+
+"SCHEMA" here is a data schema (TFDV's sense), not a DuckDB namespace: each statement parses
+only forms DuckDB does not have (ALTER SCHEMA with SET/RESET/ALTER/ADD/DROP COLUMN,
+UPDATE SCHEMA ... FROM, SHOW SCHEMA <name>) and hands anything else back to DuckDB.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.tokens import TokenType
+
+from engine.dialect.base import MallardParserMixin, Statement
+
+_END = (TokenType.SEMICOLON,)
+
+
+def _at_end(p: MallardParserMixin) -> bool:
+    return not p._curr or p._curr.token_type in _END
+
+
+def _version(p: MallardParserMixin, after: str) -> exp.Literal | None:
+    if not p.match_words("VERSION"):
+        return None
+    if not p._curr or p._curr.token_type != TokenType.NUMBER:
+        p.raise_error(f"Expected a version number after {after} VERSION, found {p.found()}")  # type: ignore[attr-defined]
+    return p._parse_primary()  # type: ignore[attr-defined]
+
+
+def _version_sql(node: Statement, g: Any) -> str:
+    return f" VERSION {g.sql(node, 'version')}" if node.args.get("version") else ""
+
+
+def _source(p: MallardParserMixin, what: str, after: str) -> exp.Table:
+    return p.expect_table(what, after=after)
+
+
+class ComputeStatistics(Statement):
+    """Compute a table's statistics (TFDV's) and store them as a named set, or add a span.
+
+    >>> from engine.dialect import parse_statements
+    >>> parse_statements("compute statistics for flights append to year_2013")[0].sql("mallard")
+    'COMPUTE STATISTICS FOR flights APPEND TO year_2013'
+    """
+
+    NAME = "COMPUTE STATISTICS"
+    FIRST = "COMPUTE"
+    ROUTE = r"COMPUTE\s+STATISTICS\b"
+    arg_types = {"this": True, "name": False, "append": False, "options": False}
+
+    @classmethod
+    def parse(cls, p: MallardParserMixin) -> "ComputeStatistics | None":
+        if not p.match_words("STATISTICS"):
+            return None
+        p.expect_words("FOR", after="COMPUTE STATISTICS")
+        table = _source(p, "a table name", after="COMPUTE STATISTICS FOR")
+        name, append = None, False
+        if p._match(TokenType.ALIAS):  # type: ignore[attr-defined]
+            name = p.expect_name("a statistics name", after="AS")
+        elif p.match_words("APPEND"):
+            p.expect_words("TO", after="APPEND")
+            name, append = p.expect_name("a statistics name", after="APPEND TO"), True
+        options = p.parse_options(after="COMPUTE STATISTICS")
+        return cls(this=table, name=name, append=append, options=options)
+
+    def to_sql(self, g: Any) -> str:
+        target = ""
+        if self.args.get("name"):
+            target = f" {'APPEND TO' if self.args.get('append') else 'AS'} {g.sql(self, 'name')}"
+        return f"COMPUTE STATISTICS FOR {g.sql(self, 'this')}{target}{self._options_sql(g)}"
+
+
+class ShowStatistics(Statement):
+    """Merged statistics of a set, one row per column; without a name, the list of sets.
+
+    >>> from engine.dialect import parse_statements
+    >>> parse_statements("show statistics flights")[0].sql("mallard")
+    'SHOW STATISTICS flights'
+    """
+
+    NAME = "SHOW STATISTICS"
+    FIRST = "SHOW"
+    ROUTE = r"SHOW\s+STATISTICS\b"
+    arg_types = {"this": False}
+
+    @classmethod
+    def parse(cls, p: MallardParserMixin) -> "ShowStatistics | None":
+        if not p.match_words("STATISTICS"):
+            return None
+        if _at_end(p):
+            return cls()
+        return cls(this=p.expect_name("a statistics name", after="SHOW STATISTICS"))
+
+    def to_sql(self, g: Any) -> str:
+        return f"SHOW STATISTICS {g.sql(self, 'this')}" if self.this else "SHOW STATISTICS"
+
+
+class DropStatistics(Statement):
+    """Delete a statistics set and all its spans.
+
+    >>> from engine.dialect import parse_statements
+    >>> parse_statements("drop statistics if exists flights")[0].sql("mallard")
+    'DROP STATISTICS IF EXISTS flights'
+    """
+
+    NAME = "DROP STATISTICS"
+    FIRST = "DROP"
+    ROUTE = r"DROP\s+STATISTICS\b"
+    arg_types = {"this": True, "exists": False}
+
+    @classmethod
+    def parse(cls, p: MallardParserMixin) -> "DropStatistics | None":
+        if not p.match_words("STATISTICS"):
+            return None
+        exists = p.match_words("IF", "EXISTS")
+        after = "DROP STATISTICS IF EXISTS" if exists else "DROP STATISTICS"
+        return cls(this=p.expect_name("a statistics name", after=after), exists=exists)
+
+    def to_sql(self, g: Any) -> str:
+        return f"DROP STATISTICS{' IF EXISTS' if self.args.get('exists') else ''} {g.sql(self, 'this')}"
+
+
+class InferSchema(Statement):
+    """Infer a data schema (types, presence, domains, ranges, patterns) from data.
+
+    >>> from engine.dialect import parse_statements
+    >>> parse_statements("infer schema s from flights with (max_domain_size = 50)")[0].sql("mallard")
+    'INFER SCHEMA s FROM flights WITH (max_domain_size = 50)'
+    """
+
+    NAME = "INFER SCHEMA"
+    FIRST = "INFER"
+    ROUTE = r"INFER\s+(?:OR\s+REPLACE\s+)?SCHEMA\b"
+    arg_types = {"this": True, "source": True, "replace": False, "options": False}
+
+    @classmethod
+    def parse(cls, p: MallardParserMixin) -> "InferSchema | None":
+        replace = p.match_words("OR", "REPLACE")
+        after = "INFER OR REPLACE" if replace else "INFER"
+        p.expect_words("SCHEMA", after=after)
+        name = p.expect_name("a schema name", after=f"{after} SCHEMA")
+        p.expect_words("FROM", after=f"{after} SCHEMA <name>")
+        source = _source(p, "a table or statistics name", after="FROM")
+        options = p.parse_options(after="INFER SCHEMA")
+        return cls(this=name, source=source, replace=replace, options=options)
+
+    def to_sql(self, g: Any) -> str:
+        return (f"INFER{self._replace_sql()} SCHEMA {g.sql(self, 'this')} FROM {g.sql(self, 'source')}"
+                f"{self._options_sql(g)}")
+
+
+class Validate(Statement):
+    """Validate a table (or stored statistics) against a data schema; returns anomaly rows.
+
+    >>> from engine.dialect import parse_statements
+    >>> parse_statements("validate feb against s with (environment = 'SERVING', previous = jan)")[0].sql("mallard")
+    "VALIDATE feb AGAINST s WITH (environment = 'SERVING', previous = jan)"
+    """
+
+    NAME = "VALIDATE"
+    FIRST = "VALIDATE"
+    ROUTE = r"VALIDATE\b"
+    arg_types = {"this": True, "schema": True, "statistics": False, "version": False, "options": False}
+
+    @classmethod
+    def parse(cls, p: MallardParserMixin) -> "Validate":
+        statistics = p.match_words("STATISTICS")
+        after = "VALIDATE STATISTICS" if statistics else "VALIDATE"
+        if statistics:
+            target: exp.Expression = p.expect_name("a statistics name", after=after)
+        else:
+            target = _source(p, "a table name", after=after)
+        p.expect_words("AGAINST", after=f"{after} <{'statistics' if statistics else 'table'}>")
+        schema = p.expect_name("a schema name", after="AGAINST")
+        version = _version(p, after="AGAINST <schema>")
+        options = p.parse_options(after="VALIDATE")
+        return cls(this=target, schema=schema, statistics=statistics, version=version, options=options)
+
+    def to_sql(self, g: Any) -> str:
+        statistics = " STATISTICS" if self.args.get("statistics") else ""
+        return (f"VALIDATE{statistics} {g.sql(self, 'this')} AGAINST {g.sql(self, 'schema')}"
+                f"{_version_sql(self, g)}{self._options_sql(g)}")
+
+
+class SchemaEdit(exp.Expression):
+    """One edit of ALTER SCHEMA: ``action`` is SET, RESET, ADD or DROP; ``column`` names the
+    column (None for schema-level SET/RESET); ``expressions`` are SET's properties or RESET's
+    names; ``kind`` is ADD COLUMN's type."""
+
+    arg_types = {"action": True, "column": False, "expressions": False, "kind": False}
+
+
+class AlterSchema(Statement):
+    """Edit a data schema; the result is a new version (every version is kept).
+
+    >>> from engine.dialect import parse_statements
+    >>> parse_statements("alter schema s alter column carrier set (drift_l_infinity = 0.1)")[0].sql("mallard")
+    'ALTER SCHEMA s ALTER COLUMN carrier SET (drift_l_infinity = 0.1)'
+    """
+
+    NAME = "ALTER SCHEMA"
+    FIRST = "ALTER"
+    ROUTE = r"ALTER\s+SCHEMA\b"
+    arg_types = {"this": True, "edit": True}
+
+    @classmethod
+    def parse(cls, p: MallardParserMixin) -> "AlterSchema | None":
+        if not p.match_words("SCHEMA") or _at_end(p):
+            return None
+        name = p.expect_name("a schema name", after="ALTER SCHEMA")
+        edit = _schema_edit(p)
+        return None if edit is None else cls(this=name, edit=edit)
+
+    def to_sql(self, g: Any) -> str:
+        edit: SchemaEdit = self.args["edit"]
+        action = edit.args["action"]
+        column = g.sql(edit, "column")
+        if action in ("ADD", "DROP"):
+            kind = f" {edit.args['kind']}" if action == "ADD" else ""
+            return f"ALTER SCHEMA {g.sql(self, 'this')} {action} COLUMN {column}{kind}"
+        if action == "SET":
+            inner = ", ".join(f"{g.sql(o, 'this')} = {g.sql(o, 'value')}" for o in edit.expressions)
+        else:
+            inner = ", ".join(g.sql(e) for e in edit.expressions)
+        target = f" ALTER COLUMN {column}" if edit.args.get("column") else ""
+        return f"ALTER SCHEMA {g.sql(self, 'this')}{target} {action} ({inner})"
+
+
+def _schema_edit(p: MallardParserMixin) -> SchemaEdit | None:
+    """The edit after ``ALTER SCHEMA <name>``; None when the words are not a data-schema edit."""
+    if p.match_words("ALTER", "COLUMN") or p.match_words("ALTER"):
+        column = p.expect_name("a column name", after="ALTER COLUMN")
+        return _set_or_reset(p, column, after=f"ALTER COLUMN {column.name}")
+    if p.match_words("ADD", "COLUMN") or p.match_words("ADD"):
+        column = p.expect_name("a column name", after="ADD COLUMN")
+        kind = p.expect_name("a column type (INT, FLOAT, STRING, BOOLEAN, TIMESTAMP or BYTES)",
+                             after=f"ADD COLUMN {column.name}")
+        return SchemaEdit(action="ADD", column=column, kind=kind.name.upper())
+    if p.match_words("DROP", "COLUMN"):
+        return SchemaEdit(action="DROP", column=p.expect_name("a column name", after="DROP COLUMN"))
+    if p._curr and p._curr.text.upper() in ("SET", "RESET") and p._next and p._next.token_type == TokenType.L_PAREN:
+        return _set_or_reset(p, None, after="ALTER SCHEMA <name>")
+    return None
+
+
+def _set_or_reset(p: MallardParserMixin, column: exp.Identifier | None, after: str) -> SchemaEdit:
+    if p._match(TokenType.SET):  # type: ignore[attr-defined]
+        return SchemaEdit(action="SET", column=column, expressions=_properties(p, after=f"{after} SET"))
+    if p.match_words("RESET"):
+        if not p._match(TokenType.L_PAREN):  # type: ignore[attr-defined]
+            p.raise_error(f"Expected ( after {after} RESET, found {p.found()}")  # type: ignore[attr-defined]
+        names = p.parse_names("a property name", after=f"{after} RESET (")
+        if not p._match(TokenType.R_PAREN):  # type: ignore[attr-defined]
+            p.raise_error(f"Expected , or ) in RESET (...), found {p.found()}")  # type: ignore[attr-defined]
+        return SchemaEdit(action="RESET", column=column, expressions=[exp.var(n.name.lower()) for n in names])
+    p.raise_error(f"Expected SET (...) or RESET (...) after {after}, found {p.found()}")  # type: ignore[attr-defined]
+    raise AssertionError("unreachable")
+
+
+def _properties(p: MallardParserMixin, after: str) -> list[exp.Property]:
+    """``(name = value, ...)`` after SET: the grammar of WITH options."""
+    if not p._match(TokenType.L_PAREN):  # type: ignore[attr-defined]
+        p.raise_error(f"Expected ( after {after}, found {p.found()}")  # type: ignore[attr-defined]
+    properties: list[exp.Property] = []
+    while True:
+        name = p.expect_name("a property name", after=f"{after} (")
+        if not p._match(TokenType.EQ):  # type: ignore[attr-defined]
+            p.raise_error(f"Expected = after property {name.name}, found {p.found()}")  # type: ignore[attr-defined]
+        value = p._parse_bitwise()  # type: ignore[attr-defined]
+        if value is None:
+            p.raise_error(f"Expected a value for property {name.name}, found {p.found()}")  # type: ignore[attr-defined]
+        properties.append(exp.Property(this=exp.var(name.name.lower()), value=value))
+        if p._match(TokenType.COMMA):  # type: ignore[attr-defined]
+            continue
+        if p._match(TokenType.R_PAREN):  # type: ignore[attr-defined]
+            return properties
+        p.raise_error(f"Expected , or ) in SET (...), found {p.found()}")  # type: ignore[attr-defined]
+
+
+class UpdateSchema(Statement):
+    """Relax a data schema so that new data conforms, as a new version; returns the changes.
+
+    >>> from engine.dialect import parse_statements
+    >>> parse_statements("update schema s from feb")[0].sql("mallard")
+    'UPDATE SCHEMA s FROM feb'
+    """
+
+    NAME = "UPDATE SCHEMA"
+    FIRST = "UPDATE"
+    ROUTE = r"UPDATE\s+SCHEMA\s+\S+\s+FROM\b"
+    arg_types = {"this": True, "source": True, "options": False}
+
+    @classmethod
+    def parse(cls, p: MallardParserMixin) -> "UpdateSchema | None":
+        if not p.match_words("SCHEMA") or _at_end(p):
+            return None
+        name = p.expect_name("a schema name", after="UPDATE SCHEMA")
+        if not p.match_words("FROM"):
+            return None  # DuckDB's UPDATE of a table named "schema"
+        source = _source(p, "a table or statistics name", after=f"UPDATE SCHEMA {name.name} FROM")
+        return cls(this=name, source=source, options=p.parse_options(after="UPDATE SCHEMA"))
+
+    def to_sql(self, g: Any) -> str:
+        return f"UPDATE SCHEMA {g.sql(self, 'this')} FROM {g.sql(self, 'source')}{self._options_sql(g)}"
+
+
+class ShowSchema(Statement):
+    """A data schema as a table, one row per column (the latest version unless VERSION n).
+
+    >>> from engine.dialect import parse_statements
+    >>> parse_statements("show schema s version 2")[0].sql("mallard")
+    'SHOW SCHEMA s VERSION 2'
+    """
+
+    NAME = "SHOW SCHEMA"
+    FIRST = "SHOW"
+    ROUTE = r"SHOW\s+SCHEMA\s+[^\s;]"
+    arg_types = {"this": True, "version": False}
+
+    @classmethod
+    def parse(cls, p: MallardParserMixin) -> "ShowSchema | None":
+        if not p.match_words("SCHEMA") or _at_end(p):
+            return None  # DuckDB's SHOW of a table named "schema"
+        name = p.expect_name("a schema name", after="SHOW SCHEMA")
+        return cls(this=name, version=_version(p, after="SHOW SCHEMA <name>"))
+
+    def to_sql(self, g: Any) -> str:
+        return f"SHOW SCHEMA {g.sql(self, 'this')}{_version_sql(self, g)}"
+
+
+class ExportSchema(Statement):
+    """Write a data schema version to a JSON file.
+
+    >>> from engine.dialect import parse_statements
+    >>> parse_statements("export schema s to 's.json'")[0].sql("mallard")
+    "EXPORT SCHEMA s TO 's.json'"
+    """
+
+    NAME = "EXPORT SCHEMA"
+    FIRST = "EXPORT"
+    ROUTE = r"EXPORT\s+SCHEMA\b"
+    arg_types = {"this": True, "path": True, "version": False}
+
+    @classmethod
+    def parse(cls, p: MallardParserMixin) -> "ExportSchema | None":
+        if not p.match_words("SCHEMA"):
+            return None
+        name = p.expect_name("a schema name", after="EXPORT SCHEMA")
+        version = _version(p, after="EXPORT SCHEMA <name>")
+        p.expect_words("TO", after="EXPORT SCHEMA <name>")
+        return cls(this=name, version=version, path=p.expect_string("a JSON file path", after="TO"))
+
+    def to_sql(self, g: Any) -> str:
+        return f"EXPORT SCHEMA {g.sql(self, 'this')}{_version_sql(self, g)} TO {g.sql(self, 'path')}"
+
+
+class ImportSchema(Statement):
+    """Read a data schema from a JSON file as a new version of ``<name>``.
+
+    >>> from engine.dialect import parse_statements
+    >>> parse_statements("import schema s from 's.json'")[0].sql("mallard")
+    "IMPORT SCHEMA s FROM 's.json'"
+    """
+
+    NAME = "IMPORT SCHEMA"
+    FIRST = "IMPORT"
+    ROUTE = r"IMPORT\s+SCHEMA\b"
+    arg_types = {"this": True, "path": True}
+
+    @classmethod
+    def parse(cls, p: MallardParserMixin) -> "ImportSchema | None":
+        if not p.match_words("SCHEMA"):
+            return None
+        name = p.expect_name("a schema name", after="IMPORT SCHEMA")
+        p.expect_words("FROM", after="IMPORT SCHEMA <name>")
+        return cls(this=name, path=p.expect_string("a JSON file path", after="FROM"))
+
+    def to_sql(self, g: Any) -> str:
+        return f"IMPORT SCHEMA {g.sql(self, 'this')} FROM {g.sql(self, 'path')}"

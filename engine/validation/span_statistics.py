@@ -1,0 +1,202 @@
+"""One span's partial statistics, computed by SQL in two scans and staged in temp tables.
+
+Scan 1 is one aggregate query over every column: counts, NaN/infinity/zero counts, mean,
+variance, min, max and an ``approx_quantile`` sketch (DuckDB's t-digest, streaming, so a
+table larger than memory is fine), plus the span's duplicate rows (``count(*)`` minus the
+distinct 64-bit hashes of whole rows).  Scan 2 is one ``GROUP BY GROUPING SETS`` over the
+categorical columns: a value-count table from which SQL derives distinct counts, lengths,
+the most frequent values, value shapes and a KMV sketch of distinct hashes.
+
+Every partial merges across spans (see ``sql/003_validation.sql``), so adding a span never
+rescans earlier ones.  Staged rows live in ``mallard_span_*`` (temp tables, per connection)
+under a caller-chosen key until :mod:`engine.validation.statistics_store` saves or discards them.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlglot import exp
+
+from engine.catalog import catalog_name
+from engine.errors import ProgrammingError
+from engine.validation.column_kinds import CATEGORICAL_KINDS, NUMERIC_KINDS, category_value, column_kind, numeric_value
+from engine.validation.sql_templates import fill, struct
+
+#: Hashes kept per column and span by the KMV distinct-count sketch.
+KMV_SIZE = 1024
+#: Value shapes (patterns) kept per column and span.
+MAX_PATTERNS = 100
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    """A column of the scanned table, as statistics see it."""
+
+    name: str
+    position: int
+    sql_type: str
+    kind: str
+
+    @property
+    def ref(self) -> exp.Column:
+        return exp.column(self.name, quoted=True)
+
+
+def describe_source(session: Any, source: exp.Table) -> list[SourceColumn]:
+    """The columns of a table or view (ProgrammingError naming it when there is none)."""
+    if not session.table_exists(source):
+        raise ProgrammingError(f"expected a table or view named {source.sql('duckdb')}, found none")
+    cursor = session.sql(exp.select("*").from_(source.copy()).limit(0))
+    columns = [SourceColumn(d[0], i, str(d[1]), column_kind(str(d[1]))) for i, d in enumerate(cursor.description)]
+    cursor.fetchall()
+    if not columns:
+        raise ProgrammingError(f"table {source.sql('duckdb')} has no columns to compute statistics of")
+    return columns
+
+
+def scan_span(session: Any, source: exp.Table, key: str, quantile_points: int, max_values: int) -> list[SourceColumn]:
+    """Stage the partial statistics of ``source`` under ``key`` (span 0); return its columns."""
+    columns = describe_source(session, source)
+    started = time.perf_counter()
+    with session.progress(2, f"statistics of {source.sql('duckdb')}", unit="scan") as bar:
+        _aggregate_scan(session, source, key, columns, quantile_points)
+        bar.update(1)
+        categorical = [c for c in columns if c.kind in CATEGORICAL_KINDS]
+        if categorical:
+            _value_scan(session, source, key, categorical, max_values)
+        bar.update(1)
+    session.sql("UPDATE mallard_span_rows SET seconds = ? WHERE statistics = ?",
+                [time.perf_counter() - started, key])
+    return columns
+
+
+# Scan 1: one aggregate row ----------------------------------------------------------------
+def _aggregate_scan(session: Any, source: exp.Table, key: str, columns: list[SourceColumn], points: int) -> None:
+    probabilities = exp.Array(expressions=[exp.Literal.number(i / (points - 1)) for i in range(points)])
+    everything = exp.func("hash", *[c.ref for c in columns])
+    query = exp.select(
+        exp.alias_(exp.Count(this=exp.Star()), "row_count"),
+        exp.alias_(exp.Sub(this=exp.Count(this=exp.Star()), expression=exp.Count(this=exp.Distinct(expressions=[everything]))),
+                   "duplicate_rows"),
+        exp.alias_(exp.Array(expressions=[_column_partial(c, probabilities, points) for c in columns]), "columns"),
+    ).from_(source.copy())
+    session.sql(exp.Create(this=exp.to_table("mallard_span_aggregate"), kind="TABLE", replace=True,
+                           expression=query, properties=exp.Properties(expressions=[exp.TemporaryProperty()])))
+    session.sql(
+        "INSERT INTO mallard_span_rows SELECT ?, 0, ?, row_count, duplicate_rows, current_timestamp, NULL"
+        " FROM mallard_span_aggregate", [key, catalog_name(source)])
+    session.sql(
+        "INSERT INTO mallard_span_columns BY NAME SELECT ? AS statistics, 0 AS span, unnest(columns, recursive := true)"
+        " FROM mallard_span_aggregate", [key])
+    session.sql("DROP TABLE mallard_span_aggregate")
+
+
+_NULL_INT = exp.cast(exp.null(), "BIGINT")
+_NULL_DOUBLE = exp.cast(exp.null(), "DOUBLE")
+
+
+def _column_partial(column: SourceColumn, probabilities: exp.Array, points: int) -> exp.Struct:
+    fields: dict[str, exp.Expression] = {
+        "column_name": exp.Literal.string(column.name),
+        "position": exp.Literal.number(column.position),
+        "sql_type": exp.Literal.string(column.sql_type),
+        "kind": exp.Literal.string(column.kind),
+        "present": fill("count(_c)", _c=column.ref),
+    }
+    fields.update(_numeric_partial(column, probabilities, points) if column.kind in NUMERIC_KINDS else {
+        "finite": _NULL_INT, "nan_count": _NULL_INT, "inf_count": _NULL_INT, "zeros": _NULL_INT,
+        "mean": _NULL_DOUBLE, "m2": _NULL_DOUBLE, "min": _NULL_DOUBLE, "max": _NULL_DOUBLE,
+        "quantiles": exp.cast(exp.null(), "DOUBLE[]", dialect="duckdb"),
+    })
+    categorical = column.kind in CATEGORICAL_KINDS
+    zero = exp.cast(exp.Literal.number(0), "BIGINT")
+    fields["distinct_count"] = zero if categorical else _NULL_INT
+    fields["length_sum"] = zero if column.kind == "STRING" else _NULL_INT
+    fields["unstored_count"] = zero if categorical else _NULL_INT
+    fields["distinct_hashes"] = exp.cast(exp.Array(expressions=[]) if categorical else exp.null(), "UBIGINT[]", dialect="duckdb")
+    return struct(fields)
+
+
+def _numeric_partial(column: SourceColumn, probabilities: exp.Array, points: int) -> dict[str, exp.Expression]:
+    x = numeric_value(column.ref, column.kind)
+    is_float = column.kind == "FLOAT"
+    finite = "FILTER (WHERE isfinite(_x))" if is_float else ""
+
+    def aggregate(template: str) -> exp.Expression:
+        return fill(template.replace("{finite}", finite), _x=x, _q=probabilities)
+
+    return {
+        "finite": aggregate("count(_x) {finite}"),
+        "nan_count": aggregate("count(*) FILTER (WHERE isnan(_x))") if is_float else exp.cast(exp.Literal.number(0), "BIGINT"),
+        "inf_count": aggregate("count(*) FILTER (WHERE isinf(_x))") if is_float else exp.cast(exp.Literal.number(0), "BIGINT"),
+        "zeros": aggregate("count(*) FILTER (WHERE _x = 0)"),
+        "mean": aggregate("avg(_x) {finite}"),
+        "m2": aggregate("var_pop(_x) {finite} * count(_x) {finite}"),
+        "min": aggregate("min(_x) {finite}"),
+        "max": aggregate("max(_x) {finite}"),
+        # the sketch's end points are the exact min and max
+        "quantiles": aggregate(
+            "CASE WHEN count(_x) {finite} > 0 THEN list_concat([min(_x) {finite}],"
+            f" list_slice(approx_quantile(_x, _q) {{finite}}, 2, {points - 1}), [max(_x) {{finite}}]) END"),
+    }
+
+
+# Scan 2: value counts of the categorical columns ----------------------------------------
+def _value_scan(session: Any, source: exp.Table, key: str, columns: list[SourceColumn], max_values: int) -> None:
+    position = exp.Case(ifs=[exp.If(this=_grouped(c), true=exp.Literal.number(c.position)) for c in columns])
+    value = exp.Case(ifs=[exp.If(this=_grouped(c), true=category_value(c.ref)) for c in columns])
+    query = exp.select(exp.alias_(position, "position"), exp.alias_(value, "value"),
+                       exp.alias_(exp.Count(this=exp.Star()), "count")).from_(source.copy())
+    query = query.group_by(exp.GroupingSets(expressions=[exp.Tuple(expressions=[c.ref]) for c in columns]))
+    session.sql(exp.Create(this=exp.to_table("mallard_span_groups"), kind="TABLE", replace=True,
+                           expression=exp.select("*").from_(query.subquery()).where("value IS NOT NULL"),
+                           properties=exp.Properties(expressions=[exp.TemporaryProperty()])))
+    session.sql(_RANK_VALUES)
+    session.sql(_SUMMARIZE_VALUES, [max_values, KMV_SIZE, key])
+    session.sql(_STORE_VALUES, [key, key, max_values])
+    session.sql(_STORE_PATTERNS, [key, key, MAX_PATTERNS])
+    session.sql("DROP TABLE mallard_span_groups")
+
+
+def _grouped(column: SourceColumn) -> exp.Expression:
+    return exp.EQ(this=exp.func("grouping", column.ref), expression=exp.Literal.number(0))
+
+
+_RANK_VALUES = """
+CREATE OR REPLACE TEMP TABLE mallard_span_groups AS
+SELECT position, value, count, row_number() OVER (PARTITION BY position ORDER BY count DESC, value) AS rank
+FROM mallard_span_groups
+"""
+
+_SUMMARIZE_VALUES = """
+UPDATE mallard_span_columns AS c
+SET distinct_count = g.distinct_count,
+    length_sum = CASE WHEN c.kind = 'STRING' THEN g.length_sum END,
+    unstored_count = g.unstored_count,
+    distinct_hashes = g.distinct_hashes
+FROM (SELECT position, count(*) AS distinct_count, sum(length(value) * count)::BIGINT AS length_sum,
+             coalesce(sum(count) FILTER (WHERE rank > $1), 0)::BIGINT AS unstored_count,
+             list_sort(min(hash(value), $2)) AS distinct_hashes
+      FROM mallard_span_groups GROUP BY position) AS g
+WHERE c.statistics = $3 AND c.position = g.position
+"""
+
+_STORE_VALUES = """
+INSERT INTO mallard_span_values
+SELECT $1, 0, c.column_name, 'value', g.value, g.count
+FROM mallard_span_groups g JOIN mallard_span_columns c ON c.position = g.position AND c.statistics = $2
+WHERE g.rank <= $3
+"""
+
+_STORE_PATTERNS = """
+INSERT INTO mallard_span_values
+SELECT $1, 0, column_name, 'pattern', pattern, count FROM (
+    SELECT c.column_name, value_shape(g.value) AS pattern, sum(g.count)::BIGINT AS count,
+           row_number() OVER (PARTITION BY c.column_name ORDER BY sum(g.count) DESC, value_shape(g.value)) AS rank
+    FROM mallard_span_groups g JOIN mallard_span_columns c ON c.position = g.position AND c.statistics = $2
+    WHERE c.kind = 'STRING'
+    GROUP BY c.column_name, value_shape(g.value))
+WHERE rank <= $3
+"""

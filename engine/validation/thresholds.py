@@ -1,0 +1,41 @@
+"""Settings of data validation: statistics sizes and the default thresholds of the checks
+TFDV lacks.  A schema field overrides its setting (``ALTER SCHEMA ... SET (...)``); a setting
+applies to every schema whose field is unset, at validation time.
+
+>>> import engine
+>>> con = engine.connect()
+>>> con.execute("SET validation_shift_threshold = 0.2").execute(
+...     "SELECT value FROM (SHOW MALLARD SETTINGS) WHERE name = 'validation_shift_threshold'").fetchone()
+('0.2',)
+"""
+from __future__ import annotations
+
+from engine.settings import number, register_setting
+
+MAX_VALUES = register_setting(
+    "validation_max_values", 10000, number(100, 1_000_000, integer=True),
+    "Value counts kept per categorical column and span by COMPUTE STATISTICS (merges are exact below it).",
+)
+QUANTILE_BUCKETS = register_setting(
+    "validation_quantile_buckets", 100, number(10, 1000, integer=True),
+    "Buckets of each span's quantile sketch (approx_quantile at 0, 1/B, ..., 1).",
+)
+SHIFT = register_setting(
+    "validation_shift_threshold", 0.1, number(0, 1),
+    "MALLARD_NUMERIC_SHIFT: Jensen-Shannon divergence (log2) of a numeric column's decile histogram "
+    "against the statistics its schema was inferred from; 1 turns the check off.",
+)
+MISSING_RISE = register_setting(
+    "validation_missing_rise_threshold", 0.02, number(0, 1),
+    "MALLARD_MISSING_RISE: rise of an optional column's missing fraction over its inferred baseline; "
+    "1 turns the check off.",
+)
+FORMAT = register_setting(
+    "validation_format_threshold", 0.01, number(0, 1),
+    "MALLARD_FORMAT_CHANGE: fraction of a string column's values whose shape matches none of the "
+    "schema's patterns; 1 turns the check off.",
+)
+DUPLICATES = register_setting(
+    "validation_duplicate_threshold", 0.001, number(0, 1),
+    "MALLARD_DUPLICATE_ROWS: fraction of rows that repeat an earlier row; 1 turns the check off.",
+)
