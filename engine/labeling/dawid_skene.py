@@ -124,10 +124,14 @@ class DawidSkene:
         return FittedDawidSkene(prior, theta, iterations, converged)
 
     def _start(self, votes: np.ndarray) -> np.ndarray:
-        """Majority-vote posteriors (uniform without votes); the seed breaks ties."""
-        tally = np.stack([(votes == y + 1).sum(axis=1) for y in range(self.k)]).astype(np.float64)
-        jitter = np.random.default_rng(self.seed).random(tally.shape) * 1e-3
-        tally += 0.5 + jitter
+        """Majority-vote posteriors (uniform without votes), nudged by a seeded function of
+        each pattern's votes (not of its position), which breaks ties."""
+        m, k = votes.shape[1], self.k
+        tally = np.stack([(votes == y + 1).sum(axis=1) for y in range(k)]).astype(np.float64)
+        nudge = np.random.default_rng(self.seed).random((m, k + 1, k)) * (1e-3 / max(m, 1))
+        for j in range(m):
+            tally += nudge[j][votes[:, j]].T
+        tally += 0.5
         return tally / tally.sum(axis=0)
 
     def _m_step(self, q: np.ndarray, counts: np.ndarray, groups: VoteGroups,

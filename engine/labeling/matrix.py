@@ -146,8 +146,11 @@ class LabelMatrix:
         names = self.layout.names
         query = exp.select(*names, exp.alias_(exp.Count(this=exp.Star()), "n")).from_(self.ref()).group_by(*names)
         data = self.session.sql(query).fetchnumpy()
-        codes = {name: np.asarray(data[name], dtype=np.int64) for name in names}
-        return VotePatterns(self.layout.decode(list(codes.values())), np.asarray(data["n"], dtype=np.int64), codes)
+        codes = [np.asarray(data[name], dtype=np.int64) for name in names]
+        order = np.lexsort(codes[::-1])  # a canonical order: DuckDB's GROUP BY order varies between runs
+        codes = [c[order] for c in codes]
+        return VotePatterns(self.layout.decode(codes), np.asarray(data["n"], dtype=np.int64)[order],
+                            dict(zip(names, codes)))
 
     def gold_patterns(self) -> VotePatterns | None:
         """Vote patterns of the rows with a gold label, with the gold class code."""
