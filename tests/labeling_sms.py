@@ -18,7 +18,7 @@ SMS_LFS: tuple[tuple[str, str, str, Any], ...] = (
     ("lf_long_number", "spam", "regex", r"\d{5,}"),
     ("lf_txt", "spam", "regex", r"(?i)\b(txt|sms|mobile)\b"),
     ("lf_call_now", "spam", "regex", r"(?i)\bcall (now|free|\d)"),
-    ("lf_money", "spam", "regex", r"[£$€]|(?i)\bcash\b"),
+    ("lf_money", "spam", "regex", r"(?i)[£$€]|\bcash\b"),
     ("lf_urgent", "spam", "regex", r"(?i)\b(urgent|guaranteed|congratulations|selected)\b"),
     ("lf_url", "spam", "regex", r"(?i)(www\.|http|\.com\b)"),
     ("lf_stop", "spam", "regex", r"(?i)\b(stop|unsubscribe|opt ?out)\b"),

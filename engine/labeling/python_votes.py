@@ -10,6 +10,7 @@ abstains on those rows.  A vote outside the classes is always an error.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 from dataclasses import dataclass, field
@@ -52,7 +53,8 @@ class PythonVotes:
         vectorized = self.lf.python is not None and self.lf.python.vectorized
         session.quiesce()
         session.duck.create_function(
-            self.udf_name, self._batch if vectorized else self._row, parameters, duckdb.sqltype("INTEGER"),
+            self.udf_name, _with_arity(self._batch if vectorized else self._row, len(parameters)), parameters,
+            duckdb.sqltype("INTEGER"),
             type="arrow" if vectorized else "native", null_handling="special", exception_handling="default",
             side_effects=True,  # never merged or skipped: failures are counted
         )
@@ -120,6 +122,16 @@ class PythonVotes:
             )
             raise self.failure
         return code
+
+
+def _with_arity(method: Callable[..., Any], arity: int) -> Callable[..., Any]:
+    """``method`` (which takes ``*args``) as a function DuckDB sees taking ``arity`` arguments."""
+    def call(*args: Any) -> Any:
+        return method(*args)
+
+    call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(f"arg{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(arity)])
+    return call
 
 
 def _as_list(result: Any) -> list[Any]:
