@@ -90,6 +90,21 @@ def migrate(duck: duckdb.DuckDBPyConnection, read_only: bool = False) -> int:
     return CATALOG_VERSION
 
 
+#: Tables named so are frames being loaded outside a transaction (engine.executors.video).
+STAGING_PREFIX = "__mallard_loading_"
+
+
+def drop_abandoned_loads(duck: duckdb.DuckDBPyConnection) -> list[str]:
+    """Drop staging tables left by a load whose process died; return their names."""
+    rows = duck.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+        " AND starts_with(table_name, ?)", [STAGING_PREFIX]).fetchall()
+    for schema, name in rows:
+        duck.execute(exp.Drop(tables=[exp.Table(this=exp.to_identifier(name), db=exp.to_identifier(schema))],
+                              kind="TABLE", exists=True).sql("duckdb"))
+    return [name for _, name in rows]
+
+
 def load_macros(duck: duckdb.DuckDBPyConnection) -> None:
     """Create the temporary macros of ``sql/macros/*.sql`` in this connection."""
     folder = sql_dir() / "macros"

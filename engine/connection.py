@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import duckdb
 
 from engine import errors
-from engine.catalog import load_macros, migrate
+from engine.catalog import drop_abandoned_loads, load_macros, migrate
 from engine.cursor import Cursor
 from engine.errors import InterfaceError, OperationalError, translate
 from engine.session import Session
@@ -57,6 +57,8 @@ class Connection:
             raise InterfaceError(f"could not open {database!r}: {e}") from e
         try:
             migrate(duck, read_only=read_only)
+            if not read_only:
+                drop_abandoned_loads(duck)
             load_macros(duck)
         except Exception:
             duck.close()

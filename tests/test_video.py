@@ -28,8 +28,10 @@ def pyav_frames(path, width=None, height=None):
 
 
 def table_names(con):
-    return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")
-            .fetchall()}
+    names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")
+             .fetchall()}
+    assert not [n for n in names if n.startswith("__mallard_loading_")], names  # no staging table left over
+    return names
 
 
 def test_frames_round_trip_exactly_to_pyav_arrays(con):

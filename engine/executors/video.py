@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.catalog import catalog_name
+from engine.catalog import STAGING_PREFIX, catalog_name
 from engine.dialect.base import bind_parameters, literal_value, option_dict
 from engine.dialect.video import LoadVideo
 from engine.errors import DataError, ProgrammingError
@@ -59,41 +60,88 @@ def load_video(session: Any, node: LoadVideo, params: Sequence[Any] | None) -> R
 def write_frames_table(session: Any, target: exp.Table, info: VideoInfo, batches: Iterable[pa.RecordBatch], *,
                        replace: bool, every: int, width: int, height: int, total: int | None,
                        desc: str = "frames") -> int:
-    """Create ``target`` and fill it from ``batches``, registering it in mallard.videos, atomically."""
+    """Create ``target`` from ``batches`` and register it in mallard.videos, all or nothing.
+
+    Inside a transaction (manual-commit mode, or after BEGIN) everything happens in it.
+    Otherwise the frames go into a staging table committed batch by batch, so DuckDB writes
+    them while decoding goes on, and one final transaction renames the staging table to
+    ``target`` and records it; a failure drops the staging table, and one left by a killed
+    process is dropped the next time the database is opened (engine.catalog).
+    """
     session.require_writable("writing a frames table")
     if not replace and session.table_exists(target):
         raise ProgrammingError(f"table {target.sql('duckdb')} already exists; pass replace=True to replace it")
-    name = catalog_name(target)
     started = time.perf_counter()
-    staging = f"__mallard_frames_{id(session):x}"
-    insert = exp.insert(exp.select("*").from_(staging), target).sql("duckdb")
-    count = 0
-    with session.atomic():
-        if replace:
-            session.sql(exp.Drop(tables=[target.copy()], kind="TABLE", exists=True))
-            session.sql("DELETE FROM mallard.videos WHERE table_name = ?", [name])
-        session.sql(exp.Create(this=exp.Schema(this=target.copy(), expressions=FRAMES_DDL.expressions), kind="TABLE"))
-        with session.progress(total, desc, unit="frame") as bar:
-            for batch in batches:
-                session.register(staging, batch)
-                try:
-                    session.sql(insert)
-                finally:
-                    session.unregister(staging)
-                count += batch.num_rows
-                bar.update(batch.num_rows)
-        if count == 0:
-            raise DataError(f"expected video frames in {info.path}, decoded none")
-        stamps = session.sql(exp.select("min(ts)", "max(ts)").from_(target.copy())).fetchone()
-        session.sql(
-            "INSERT INTO mallard.videos (table_name, source, source_bytes, source_sha256, codec, source_width,"
-            " source_height, width, height, fps, every, frame_count, duration_s, pixel_format, load_seconds)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'rgb24', ?)",
-            [name, info.path, info.size_bytes, info.sha256, info.codec, info.width, info.height, width, height,
-             info.fps, every, count, (stamps[1] - stamps[0]) if stamps[0] is not None else None,
-             time.perf_counter() - started],
-        )
+    if session.in_transaction:
+        with session.atomic():
+            _create_frames_table(session, target)
+            count = _append_frames(session, target, batches, total, desc, commit_each=False)
+            _publish(session, target, target, info, count, every, width, height, replace, started)
+        return count
+    staging = exp.Table(this=exp.to_identifier(f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"),
+                        db=target.args.get("db"), catalog=target.args.get("catalog"))
+    _create_frames_table(session, staging)
+    threshold = session.sql("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+    try:
+        # no checkpoint per commit: each would rewrite the growing row group of frames
+        session.sql("SET checkpoint_threshold = '1000 GiB'")
+        count = _append_frames(session, staging, batches, total, desc, commit_each=True)
+        with session.atomic():
+            _publish(session, staging, target, info, count, every, width, height, replace, started)
+    except BaseException:
+        session.quiesce()
+        session.sql(exp.Drop(tables=[staging.copy()], kind="TABLE", exists=True))
+        raise
+    finally:
+        session.sql("SET checkpoint_threshold = ?", [threshold])
     return count
+
+
+def _create_frames_table(session: Any, table: exp.Table) -> None:
+    session.sql(exp.Create(this=exp.Schema(this=table.copy(), expressions=FRAMES_DDL.expressions), kind="TABLE"))
+
+
+def _append_frames(session: Any, table: exp.Table, batches: Iterable[pa.RecordBatch], total: int | None,
+                   desc: str, commit_each: bool) -> int:
+    """Insert every batch; with ``commit_each`` each insert commits on its own (autocommit)."""
+    name = f"__mallard_frames_{id(session):x}"
+    insert = exp.insert(exp.select("*").from_(name), table.copy()).sql("duckdb")
+    count = 0
+    with session.progress(total, desc, unit="frame") as bar:
+        for batch in batches:
+            session.register(name, batch)
+            try:
+                session.sql(insert)
+            finally:
+                session.unregister(name)
+            count += batch.num_rows
+            bar.update(batch.num_rows)
+    return count
+
+
+def _publish(session: Any, source: exp.Table, target: exp.Table, info: VideoInfo, count: int, every: int,
+             width: int, height: int, replace: bool, started: float) -> None:
+    """In the caller's transaction: put the frames table in place and record it in the catalog."""
+    if count == 0:
+        raise DataError(f"expected video frames in {info.path}, decoded none")
+    name = catalog_name(target)
+    if replace:
+        session.sql(exp.Drop(tables=[target.copy()], kind="TABLE", exists=True))
+        session.sql("DELETE FROM mallard.videos WHERE table_name = ?", [name])
+    elif source != target and session.table_exists(target):
+        raise ProgrammingError(f"table {target.sql('duckdb')} already exists (created while loading)")
+    if source != target:
+        session.sql(exp.Alter(this=source.copy(), kind="TABLE",
+                              actions=[exp.AlterRename(this=exp.Table(this=target.this.copy()))]))
+    stamps = session.sql(exp.select("min(ts)", "max(ts)").from_(target.copy())).fetchone()
+    session.sql(
+        "INSERT INTO mallard.videos (table_name, source, source_bytes, source_sha256, codec, source_width,"
+        " source_height, width, height, fps, every, frame_count, duration_s, pixel_format, load_seconds)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'rgb24', ?)",
+        [name, info.path, info.size_bytes, info.sha256, info.codec, info.width, info.height, width, height,
+         info.fps, every, count, (stamps[1] - stamps[0]) if stamps[0] is not None else None,
+         time.perf_counter() - started],
+    )
 
 
 def _batches(frames: Iterator[tuple[float, np.ndarray]], size: int, width: int, height: int,
