@@ -36,6 +36,7 @@ class Session:
         self._router: Router | None = None
         self._functions: dict[str, Any] | None = None
         self.state: dict[str, Any] = {}  # per-session caches of the capabilities
+        self.script_state: dict[str, Any] = {}  # per execute(): work shared by one script's statements
         self._pending: weakref.ref[Any] | None = None  # the cursor whose rows are live on duck
 
     # The one unfinished result DuckDB allows -------------------------------------------
@@ -79,9 +80,8 @@ class Session:
                 self.duck.execute("COMMIT")
             except duckdb.Error as e:
                 self._rollback_quietly()
-                raise translate(e) from e
-            finally:
                 self.catalog_changed()
+                raise translate(e) from e
 
     def rollback(self) -> None:
         if self.in_transaction:
