@@ -294,6 +294,7 @@ class Cursor:
                 f"parameters need a single statement; found {len(spans)} statements separated by ;"
             )
         session = self.connection._session
+        session.script_state = {}  # a new script: nothing shared with the previous execute()
         for start, end in spans:
             text = sql[start:end]
             self._drop_result()

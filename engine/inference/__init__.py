@@ -6,3 +6,35 @@ SQL reaches this package through ``engine/dialect/inference.py`` (statements),
 ``engine/executors/inference.py`` (their executors) and the planner rules in
 ``engine/planner/`` (which lift model calls out of queries into inference scans).
 """
+from __future__ import annotations
+
+from typing import Any
+
+
+def scan_statistics(con: Any) -> list[Any]:
+    """The :class:`~engine.inference.scan.ScanStats` of a connection's recent inference scans,
+    oldest first (frames served from the script, the cache, or computed; kinds; multiply-adds).
+
+    >>> import engine
+    >>> scan_statistics(engine.connect())
+    []
+    """
+    from engine.inference.scan import STATS
+
+    return list(_session(con).state.get(STATS, []))
+
+
+def backbone_frames(con: Any) -> int:
+    """How many frames this connection has run through a network so far (all scans).
+
+    >>> import engine
+    >>> backbone_frames(engine.connect())
+    0
+    """
+    from engine.inference.scan import BACKBONE_FRAMES
+
+    return int(_session(con).state.get(BACKBONE_FRAMES, 0))
+
+
+def _session(con: Any) -> Any:
+    return getattr(con, "_session", con)

@@ -52,4 +52,73 @@ def mode_key(mode: str, config: Any) -> str:
     """
     if config is None:
         return mode
-    return f"{mode}:{json.dumps(asdict(config), sort_keys=True, default=str)}"
+    values = {k: v for k, v in asdict(config).items() if k not in _PERFORMANCE_ONLY}
+    if mode == "exact":
+        values = {k: v for k, v in values.items() if k not in _APPROXIMATE_ONLY}
+    return f"{mode}:{json.dumps(values, sort_keys=True, default=str)}"
+
+
+#: Knobs that change how fast results come, not what they are (not part of the cache key).
+_PERFORMANCE_ONLY = ("batch_frames", "tile")
+#: Knobs exact mode ignores.
+_APPROXIMATE_ONLY = ("activation_threshold", "tau", "skip_threshold")
+
+
+#: Setting names of IncrementalConfig fields whose name alone would be unclear.
+_KNOB_NAMES = {"activation_threshold": "inference_change_threshold", "batch_frames": "inference_batch_size"}
+
+_KNOB_DESCRIPTIONS = {
+    "block": "Change detection grid cell, in input pixels (exact and approximate modes).",
+    "pixel_threshold": "A grid cell changed when its largest pixel change (in [0, 1]) exceeds this.",
+    "activation_threshold": "Approximate mode: a layer output position propagates only when its change exceeds "
+                            "this (CBinfer-style); 0 turns it off.",
+    "tau": "Approximate mode: projective-field threshold, each layer's changed region cropped to this "
+           "fraction of the layer (Krypton); 1 turns it off.",
+    "skip_threshold": "Approximate mode: skip a frame whose difference to the last computed frame is at most "
+                      "this (NoScope); 0 turns it off.",
+    "refresh": "Base-frame refresh: 'auto' (re-base when full inference is cheaper) or every N computed frames.",
+    "rebase_ratio": "Compute a frame in full when incremental work would exceed this fraction of full inference.",
+    "tile": "Side of the output tiles in which the incremental engine gathers read-in context.",
+}
+
+
+def _knob_parser(name: str, default: Any) -> Any:
+    """A setting parser for IncrementalConfig field ``name``: coerce, then let the config validate."""
+    from engine.errors import DataError
+    from engine.inference.incremental.config import IncrementalConfig
+
+    def parse(value: Any) -> Any:
+        if name == "refresh":
+            value = value if str(value).lower() == "auto" else number(1, 1e9, integer=True)(value)
+            value = "auto" if value == "auto" or str(value).lower() == "auto" else value
+        elif isinstance(default, bool):
+            value = boolean(value)
+        elif isinstance(default, int):
+            value = number(0, 1e9, integer=True)(value)
+        elif isinstance(default, float):
+            value = number(0, 1e9)(value)
+        try:
+            IncrementalConfig(**{name: value})
+        except DataError as e:
+            raise ValueError(str(e).replace("incremental config: ", "")) from None
+        return value
+
+    return parse
+
+
+def _register_knobs() -> None:
+    """One setting per IncrementalConfig field, default = the engine's default."""
+    try:
+        from engine.inference.incremental.config import IncrementalConfig
+    except Exception:  # the incremental engine is missing or broken: 'full' mode still works
+        return
+    for f in fields(IncrementalConfig):
+        setting = _KNOB_NAMES.get(f.name, f"inference_{f.name}")
+        KNOBS[f.name] = setting
+        if setting == "inference_batch_size":
+            continue  # registered above: the scan's batch is the engine's batch
+        register_setting(setting, f.default, _knob_parser(f.name, f.default),
+                         _KNOB_DESCRIPTIONS.get(f.name, f"Incremental engine: {f.name}."))
+
+
+_register_knobs()

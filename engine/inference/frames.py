@@ -1,0 +1,179 @@
+"""The frames table an inference scan reads: its validation, its identity for the result
+cache, the frames a scan selects, and reading them in frame_id order.
+
+A frames table has ``frame_id`` (integer), a BLOB frame column of ``height*width*3`` RGB
+bytes, and ``height``/``width`` (as LOAD VIDEO and :func:`engine.frames_from_numpy` make
+it).  Its *video key* hashes the source's SHA-256, the table's catalog name, the stored
+size and the sampling, so results cached for it are found again after a reopen and are
+not found after LOAD OR REPLACE loads other content.
+
+>>> import engine, numpy as np
+>>> con = engine.connect()
+>>> engine.frames_from_numpy(con, "clip", np.zeros((3, 4, 6, 3), dtype=np.uint8))
+3
+>>> from sqlglot import exp
+>>> frames = FramesTable.resolve(con._session, exp.to_table("clip"), "frame", "m")
+>>> frames.select(con._session, None).frame_ids.tolist(), frames.video_key is not None
+([0, 1, 2], True)
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+from sqlglot import exp
+
+from engine.catalog import catalog_name
+from engine.errors import DataError, ProgrammingError
+
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The frames a scan covers, in frame_id order, with their stored sizes."""
+
+    frame_ids: np.ndarray          # int64, ascending
+    heights: np.ndarray
+    widths: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    def sizes(self) -> set[tuple[int, int]]:
+        return set(zip(self.heights.tolist(), self.widths.tolist()))
+
+
+@dataclass(frozen=True)
+class FramesTable:
+    """A validated frames table and the frame column a model reads."""
+
+    table: exp.Table
+    name: str                      # catalog name
+    frame_column: str
+    columns: frozenset[str]
+    video_key: str | None          # None: not registered in mallard.videos, so never cached
+
+    @classmethod
+    def resolve(cls, session: Any, table: exp.Table, frame_column: str, caller: str) -> "FramesTable":
+        """Check that ``table`` is a frames table and ``frame_column`` its BLOB frame column."""
+        name = catalog_name(table)
+        types = _column_types(session, table)
+        if not types:
+            raise ProgrammingError(f"{caller}(...): table {table.sql('duckdb')} does not exist")
+        where = f"{caller}({frame_column}) over {table.sql('duckdb')}"
+        if frame_column not in types:
+            raise ProgrammingError(f"{where}: the table has no column {frame_column}")
+        if types[frame_column] != "BLOB":
+            raise ProgrammingError(
+                f"{where}: expected a frame column (BLOB of height*width*3 RGB bytes), found column "
+                f"{frame_column} of type {types[frame_column]}"
+            )
+        missing = [c for c in ("frame_id", "height", "width") if c not in types]
+        if missing:
+            raise ProgrammingError(
+                f"{where}: expected a frames table (frame_id, frame, height, width as LOAD VIDEO makes it); "
+                f"it lacks {', '.join(missing)}"
+            )
+        if types["frame_id"] not in _INTEGER_TYPES:
+            raise ProgrammingError(f"{where}: expected an integer frame_id, found {types['frame_id']}")
+        return cls(table, name, frame_column, frozenset(types), _video_key(session, name))
+
+    def select(self, session: Any, predicate: exp.Expression | None, limit: int | None = None,
+               order: str = "asc") -> Selection:
+        """The frames passing ``predicate`` (over this table's columns), checked for size."""
+        query = exp.select("frame_id", "height", "width",
+                           exp.func("octet_length", exp.column(self.frame_column)).as_("bytes"))
+        query = query.from_(self.table.copy()).where(exp.column(self.frame_column).is_(exp.null()).not_())
+        if predicate is not None and self.can_evaluate(predicate):
+            query = query.where(predicate.copy())
+        if limit is not None:
+            query = query.order_by(exp.Ordered(this=exp.column("frame_id"), desc=order == "desc")).limit(limit)
+        rows = session.sql(query).fetchall()
+        rows.sort(key=lambda r: r[0])
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        if len(ids) != len(np.unique(ids)):
+            raise DataError(f"frames table {self.name} has duplicate frame_id values; expected one row per frame")
+        for frame_id, height, width, size in rows:
+            if height is None or width is None or size != height * width * 3:
+                raise DataError(
+                    f"frame {frame_id} of {self.name}: expected height*width*3 = "
+                    f"{(height or 0) * (width or 0) * 3} bytes for {height}x{width} RGB, found {size} bytes"
+                )
+        return Selection(ids, np.array([r[1] for r in rows], dtype=np.int64), np.array([r[2] for r in rows], dtype=np.int64))
+
+    def can_evaluate(self, predicate: exp.Expression) -> bool:
+        """Whether every column ``predicate`` reads is a column of this table."""
+        return all(c.name.lower() in self.columns for c in predicate.find_all(exp.Column))
+
+    def read(self, session: Any, frame_ids: np.ndarray, height: int, width: int) -> np.ndarray:
+        """The frames of ``frame_ids`` (ascending, all height x width) as (n, H, W, 3) uint8."""
+        if len(frame_ids) == 0:
+            return np.empty((0, height, width, 3), dtype=np.uint8)
+        query = (
+            exp.select("frame_id", exp.column(self.frame_column)).from_(self.table.copy())
+            .where("frame_id BETWEEN ? AND ? AND list_contains(?, frame_id)")
+            .order_by("frame_id")
+        )
+        ids = [int(i) for i in frame_ids]
+        table = arrow_query(session, query, [ids[0], ids[-1], ids])
+        blobs = table.column(1).combine_chunks()
+        if len(blobs) != len(ids):
+            raise DataError(f"frames of {self.name} changed during the scan: expected {len(ids)}, read {len(blobs)}")
+        return _pixels(blobs, len(ids), height, width)
+
+    def batches(self, session: Any, frame_ids: np.ndarray, height: int, width: int,
+                batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(frame_ids, frames) batches of ``frame_ids`` in order."""
+        for start in range(0, len(frame_ids), batch_size):
+            ids = frame_ids[start:start + batch_size]
+            yield ids, self.read(session, ids, height, width)
+
+
+def _pixels(blobs: Any, n: int, height: int, width: int) -> np.ndarray:
+    """(n, H, W, 3) uint8 from an Arrow binary array of equally sized blobs, with one copy."""
+    import pyarrow as pa
+
+    if not pa.types.is_large_binary(blobs.type):
+        blobs = blobs.cast(pa.large_binary())
+    offsets = np.frombuffer(blobs.buffers()[1], dtype=np.int64)[blobs.offset: blobs.offset + n + 1]
+    data = np.frombuffer(blobs.buffers()[2], dtype=np.uint8)
+    size = height * width * 3
+    if np.all(np.diff(offsets) == size):
+        return data[offsets[0]: offsets[0] + n * size].reshape(n, height, width, 3).copy()
+    return np.stack([np.frombuffer(b.as_py(), dtype=np.uint8).reshape(height, width, 3) for b in blobs])
+
+
+def arrow_query(session: Any, query: str | exp.Expression, params: list[Any] | None = None) -> Any:
+    """The rows of ``query`` as a pyarrow Table (DuckDB's relation API: no extra copy)."""
+    import duckdb
+
+    from engine.errors import translate
+
+    text = query if isinstance(query, str) else query.sql("duckdb")
+    session.quiesce()  # DuckDB runs a relation only when no execute() result is pending
+    try:
+        return session.duck.sql(text, params=params).to_arrow_table()
+    except duckdb.Error as e:
+        raise translate(e) from e
+
+
+def _column_types(session: Any, table: exp.Table) -> dict[str, str]:
+    rows = session.sql(
+        "SELECT lower(column_name), upper(data_type) FROM information_schema.columns WHERE lower(table_schema) ="
+        " lower(?) AND lower(table_name) = lower(?) AND table_catalog = coalesce(?, current_database())",
+        [table.db or "main", table.name, table.catalog or None],
+    ).fetchall()
+    return dict(rows)
+
+
+def _video_key(session: Any, name: str) -> str | None:
+    row = session.sql(
+        "SELECT source_sha256, width, height, every FROM mallard.videos WHERE table_name = ?", [name]
+    ).fetchone()
+    if row is None:
+        return None
+    text = "|".join(str(v) for v in (row[0], name, f"{row[1]}x{row[2]}", row[3]))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -1,0 +1,237 @@
+"""The inference scan: one model over one frames table, the step the planner puts before a
+rewritten query.
+
+It validates everything first (model, frames table, frame sizes), then serves each frame
+it needs from the statement script's shared results, from the result cache, or computes
+it (in frame_id order, batched, in the session's ``inference_mode``), storing new results
+and the incremental engine's state in one transaction.  The results are exposed to the
+rewritten query as an Arrow relation named by the scan request.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.errors import DataError
+from engine.inference.cache import CacheKey, ResultCache, forget_replaced_video
+from engine.inference.catalog import ModelVersion, load_network, require_model
+from engine.inference.frames import FramesTable, Selection
+from engine.inference.plan import ScanRequest
+from engine.inference.results import FrameResults, relation
+from engine.inference.runners import FrameDecision, FullRunner, IncrementalRunner
+from engine.inference.settings import incremental_config, mode_key
+from engine.inference.state import load_state, save_state
+
+#: Where a session keeps the statistics of its recent scans (newest last).
+STATS = "inference.scans"
+#: Where a session counts frames run through a network (all scans).
+BACKBONE_FRAMES = "inference.backbone_frames"
+#: Per execute() script: results computed by earlier statements of the script.
+SCRIPT_RESULTS = "inference.script_results"
+
+
+@dataclass
+class ScanStats:
+    """What one scan did."""
+
+    model: str
+    version: int
+    table: str
+    mode: str
+    frames: int = 0          # frames the query needed
+    shared: int = 0          # computed by an earlier statement of the same script
+    cached: int = 0          # read from the result cache
+    computed: int = 0        # run through the network now
+    full: int = 0
+    incremental: int = 0
+    skipped: int = 0
+    macs: int = 0
+    macs_full: int = 0       # what full inference of the computed frames would cost
+    batches: int = 0         # network calls
+    seconds: float = 0.0
+    per_frame: list[FrameDecision] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True)
+class PreparedScan:
+    """A validated scan: everything it needs, nothing written yet."""
+
+    request: ScanRequest
+    version: ModelVersion
+    frames: FramesTable
+    selection: Selection
+    mode: str
+    config: Any                  # IncrementalConfig for 'exact'/'approximate', else None
+    key: CacheKey | None         # None: the frames table has no identity, nothing is cached
+    use_cache: bool
+    batch_size: int
+
+    @classmethod
+    def prepare(cls, session: Any, request: ScanRequest) -> "PreparedScan":
+        version = require_model(session, request.model)
+        frames = FramesTable.resolve(session, request.table, request.frame_column, request.model)
+        selection = frames.select(session, request.predicate, request.limit, request.order)
+        _check_sizes(version, frames, selection)
+        mode = session.settings["inference_mode"]
+        config = incremental_config(session) if mode != "full" else None
+        key = None
+        if frames.video_key is not None:
+            key = CacheKey(version.model, version.version, frames.video_key, frames.name, mode_key(mode, config))
+        return cls(request, version, frames, selection, mode, config, key,
+                   bool(session.settings["inference_cache"]) and key is not None,
+                   int(session.settings["inference_batch_size"]))
+
+
+def _check_sizes(version: ModelVersion, frames: FramesTable, selection: Selection) -> None:
+    expected = version.spec.input_size
+    if expected is None or len(selection) == 0:
+        return
+    wrong = np.flatnonzero((selection.heights != expected[0]) | (selection.widths != expected[1]))
+    if len(wrong):
+        i = wrong[0]
+        raise DataError(
+            f"model {version.model} takes {expected[0]}x{expected[1]} frames (height x width); frame "
+            f"{selection.frame_ids[i]} of {frames.name} is {selection.heights[i]}x{selection.widths[i]} "
+            f"({len(wrong)} of {len(selection)} frames differ); LOAD VIDEO ... WITH (width = {expected[1]}, "
+            f"height = {expected[0]}) stores frames at the model's size"
+        )
+
+
+@dataclass
+class InferenceScan:
+    """The plan step of one scan request (see the module docstring).
+
+    ``siblings`` are the scans of the same statement: the first to run validates them all,
+    so bad input in any of them fails the statement before anything is computed or written.
+    """
+
+    request: ScanRequest
+    siblings: list["InferenceScan"] = field(default_factory=list, repr=False, compare=False)
+    prepared: PreparedScan | None = field(default=None, repr=False, compare=False)
+    stats: ScanStats | None = None
+
+    def prepare(self, session: Any) -> PreparedScan:
+        if self.prepared is None:
+            self.prepared = PreparedScan.prepare(session, self.request)
+        return self.prepared
+
+    def run(self, session: Any) -> None:
+        for sibling in self.siblings:
+            sibling.prepare(session)
+        scan = self.prepare(session)
+        results, self.stats = execute_scan(session, scan)
+        session.register(self.request.relation, relation(results, self.request.outputs, scan.version.spec.label))
+        history = session.state.setdefault(STATS, [])
+        history.append(self.stats)
+        del history[:-100]
+
+
+def execute_scan(session: Any, scan: PreparedScan) -> tuple[FrameResults, ScanStats]:
+    """Serve or compute every selected frame; store what was computed."""
+    started = time.perf_counter()
+    stats = ScanStats(scan.version.model, scan.version.version, scan.frames.name, scan.mode,
+                      frames=len(scan.selection))
+    wanted = scan.selection.frame_ids
+    script = _script_results(session, scan)
+    shared = script.select(wanted) if script is not None else FrameResults.empty()
+    remaining = np.setdiff1d(wanted, shared.frame_ids, assume_unique=True)
+    cache = ResultCache(session, scan.key) if scan.use_cache and scan.key is not None else None
+    cached_ids = cache.cached_ids(remaining) if cache is not None else np.empty(0, np.int64)
+    cached = cache.read(cached_ids, scan.request.outputs) if cache is not None else FrameResults.empty()
+    missing = np.setdiff1d(remaining, cached_ids, assume_unique=True)
+    stats.shared, stats.cached = len(shared), len(cached)
+    computed = _compute(session, scan, missing, cache, stats) if len(missing) else FrameResults.empty()
+    if script is not None and len(computed):
+        session.script_state.setdefault(SCRIPT_RESULTS, {})[_script_key(scan)] = FrameResults.concat([script, computed])
+    stats.seconds = time.perf_counter() - started
+    stats.per_frame = [FrameDecision(int(i), "cached", 0, int(m)) for i, m in zip(cached.frame_ids, cached.macs_full)]
+    stats.per_frame += [FrameDecision(int(i), str(k), int(m), int(f))
+                        for i, k, m, f in zip(computed.frame_ids, computed.kinds, computed.macs, computed.macs_full)]
+    stats.per_frame.sort(key=lambda d: d.frame_id)
+    return FrameResults.concat([shared, cached, computed]), stats
+
+
+def _compute(session: Any, scan: PreparedScan, missing: np.ndarray, cache: ResultCache | None,
+             stats: ScanStats) -> FrameResults:
+    writes = not session.read_only and scan.key is not None
+    parts: list[FrameResults] = []
+    position = np.searchsorted(scan.selection.frame_ids, missing)
+    heights, widths = scan.selection.heights[position], scan.selection.widths[position]
+    desc = f"{scan.version.model} over {scan.frames.name} ({scan.mode})"
+    with _maybe_atomic(session, writes), session.progress(len(missing), desc, unit="frame") as bar:
+        if writes:
+            forget_replaced_video(session, scan.frames.name, scan.key.video_key)  # type: ignore[union-attr]
+        for height, width in sorted(set(zip(heights.tolist(), widths.tolist()))):
+            ids = missing[(heights == height) & (widths == width)]
+            runner = _runner(session, scan, height, width)
+            for batch_ids, frames in scan.frames.batches(session, ids, height, width, scan.batch_size):
+                results = runner.run(batch_ids, frames)
+                stats.batches += 1
+                if cache is not None and writes:
+                    cache.store(results)
+                parts.append(results)
+                bar.update(len(batch_ids))
+            if isinstance(runner, IncrementalRunner) and writes:
+                save_state(session, _state_key(scan), json.dumps(_config_dict(scan.config)), runner.state_dict(),
+                           last_frame_id=int(ids[-1]))
+    computed = FrameResults.concat(parts)
+    stats.computed = len(computed)
+    stats.full = int(np.sum(computed.kinds == "full"))
+    stats.incremental = int(np.sum(computed.kinds == "incremental"))
+    stats.skipped = int(np.sum(computed.kinds == "skipped"))
+    stats.macs, stats.macs_full = int(computed.macs.sum()), int(computed.macs_full.sum())
+    session.state[BACKBONE_FRAMES] = session.state.get(BACKBONE_FRAMES, 0) + len(computed)
+    return computed
+
+
+def _runner(session: Any, scan: PreparedScan, height: int, width: int) -> FullRunner | IncrementalRunner:
+    network = load_network(session, scan.version)
+    spec = scan.version.spec
+    if scan.mode == "full":
+        return FullRunner(network, spec.mean, spec.std)
+    state = load_state(session, _state_key(scan)) if scan.key is not None else None
+    return IncrementalRunner(network, spec.mean, spec.std, scan.mode, scan.config, state)
+
+
+def _state_key(scan: PreparedScan) -> CacheKey:
+    assert scan.key is not None
+    return scan.key
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(config) if config is not None else {}
+
+
+def _script_key(scan: PreparedScan) -> tuple[Any, ...]:
+    key = scan.key
+    return (key.model, key.version, key.video_key, key.mode_key) if key is not None else ()
+
+
+def _script_results(session: Any, scan: PreparedScan) -> FrameResults | None:
+    """Results earlier statements of this execute() computed for the scan's key (None: no key)."""
+    if scan.key is None:
+        return None
+    shared = session.script_state.setdefault(SCRIPT_RESULTS, {})
+    return shared.get(_script_key(scan), FrameResults.empty())
+
+
+class _maybe_atomic:
+    """``session.atomic()`` when the scan writes, else nothing."""
+
+    def __init__(self, session: Any, writes: bool) -> None:
+        self.context = session.atomic() if writes else None
+
+    def __enter__(self) -> None:
+        if self.context is not None:
+            self.context.__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        if self.context is not None:
+            return self.context.__exit__(*exc)
+        return None

@@ -1,0 +1,40 @@
+"""The incremental engine's state (base frame and materialized activations), kept in
+``mallard.inference_state`` as safetensors bytes so a later query continues from it.
+
+>>> import engine, torch
+>>> from engine.inference.cache import CacheKey
+>>> con = engine.connect()
+>>> key = CacheKey("m", 1, "v0", "clip", "exact:{}")
+>>> save_state(con._session, key, "{}", {"base": torch.ones(2, 2)}, last_frame_id=7)
+>>> load_state(con._session, key)["base"].sum().item()
+4.0
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.inference.cache import CacheKey
+from engine.inference.weights import from_safetensors, to_safetensors
+
+if TYPE_CHECKING:
+    import torch
+
+
+def load_state(session: Any, key: CacheKey) -> dict[str, "torch.Tensor"] | None:
+    """The state saved for ``key``, or None."""
+    row = session.sql(
+        "SELECT state FROM mallard.inference_state WHERE model = ? AND version = ? AND video_key = ? AND mode_key = ?",
+        key.params(),
+    ).fetchone()
+    return None if row is None else from_safetensors(row[0])
+
+
+def save_state(session: Any, key: CacheKey, config: str, state: dict[str, "torch.Tensor"],
+               last_frame_id: int | None) -> None:
+    """Replace the state saved for ``key``."""
+    session.sql(
+        "INSERT OR REPLACE INTO mallard.inference_state (model, version, video_key, table_name, mode_key, config,"
+        " state, last_frame_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
+        [key.model, key.version, key.video_key, key.table_name, key.mode_key, config, to_safetensors(state),
+         last_frame_id],
+    )

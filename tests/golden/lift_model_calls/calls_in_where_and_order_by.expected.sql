@@ -1,0 +1,20 @@
+SELECT
+  frame_id
+FROM traffic
+WHERE
+  (
+    SELECT
+      __mallard_call_1.prediction
+    FROM __mallard_call_1
+    WHERE
+      __mallard_call_1.frame_id = traffic.frame_id
+  ).label = 'street sign'
+ORDER BY
+  (
+    SELECT
+      __mallard_call_1.prediction
+    FROM __mallard_call_1
+    WHERE
+      __mallard_call_1.frame_id = traffic.frame_id
+  ).score DESC
+-- scan __mallard_call_1: mobilenet ON traffic (frame) OUTPUTS prediction

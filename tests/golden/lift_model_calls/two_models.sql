@@ -1,0 +1,1 @@
+SELECT mobilenet(frame), resnet(frame).class_id FROM traffic

@@ -1,0 +1,22 @@
+SELECT
+  a.frame_id,
+  (
+    SELECT
+      __mallard_scan_1.prediction
+    FROM __mallard_scan_1
+    WHERE
+      __mallard_scan_1.frame_id = a.frame_id
+  ).label AS label,
+  (
+    SELECT
+      __mallard_scan_1.prediction
+    FROM __mallard_scan_1
+    WHERE
+      __mallard_scan_1.frame_id = b.frame_id
+  ).label AS previous
+FROM traffic AS a
+JOIN traffic AS b
+  ON b.frame_id = a.frame_id - 1
+WHERE
+  a.frame_id < 5
+-- scan __mallard_scan_1: mobilenet ON traffic (frame) OUTPUTS prediction

@@ -1,0 +1,88 @@
+"""Model functions over frames: the computation behind ``<model>(frame)``,
+``features(<model>, frame)`` and ``logits(<model>, frame)`` in full inference.
+
+Frames are (n, H, W, 3) uint8 RGB arrays (as frames tables store them); a network from
+:mod:`udfs.architectures` sees them scaled to [0, 1] and normalized per channel.  The
+prediction of a frame is its top-1 class and that class's softmax probability.
+
+>>> import numpy as np, torch
+>>> from udfs.architectures import build
+>>> torch.manual_seed(0) and None
+>>> net = build("plain_cnn", num_classes=3)
+>>> frames = np.zeros((2, 16, 16, 3), dtype=np.uint8)
+>>> logits, features = forward_frames(net, frames, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+>>> tuple(logits.shape), tuple(features.shape)
+((2, 3), (2, 64))
+>>> class_ids, scores = top1(logits)
+>>> bool((scores > 0).all() and (scores <= 1).all())
+True
+>>> count_macs(net, (16, 16)) > 0
+True
+"""
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def normalize_frames(frames: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(n, H, W, 3) uint8 -> (n, 3, H, W) float32, scaled to [0, 1] and normalized per channel."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return x.sub_(m).div_(s).contiguous()
+
+
+def forward_frames(network: nn.Module, frames: np.ndarray, mean: Sequence[float],
+                   std: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full inference of a batch of frames: (logits (n, C), features (n, F))."""
+    with torch.inference_mode():
+        features = penultimate(network, normalize_frames(frames, mean, std))
+        return network.classifier(features), features
+
+
+def penultimate(network: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The penultimate feature vector: ``forward_features`` (after global pooling)."""
+    forward_features = getattr(network, "forward_features", None)
+    if forward_features is None:
+        raise TypeError(f"{type(network).__name__} has no forward_features(x); model functions need one")
+    return forward_features(x)
+
+
+def top1(logits: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 class id and its softmax probability, per row."""
+    probabilities = torch.softmax(logits.to(torch.float64), dim=1)
+    scores, class_ids = probabilities.max(dim=1)
+    return class_ids.numpy().astype(np.int32), scores.numpy()
+
+
+def count_macs(network: nn.Module, size: tuple[int, int]) -> int:
+    """Multiply-adds of full inference on one frame of ``size`` (height, width).
+
+    Counts convolutions and linear layers, run on torch's meta device (no arithmetic).
+    """
+    model = copy.deepcopy(network).to("meta")
+    total = 0
+
+    def conv_hook(module: nn.Conv2d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = module.kernel_size
+        total += output.shape[1] * output.shape[2] * output.shape[3] * (module.in_channels // module.groups) * kh * kw
+
+    def linear_hook(module: nn.Linear, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        total += module.in_features * module.out_features
+
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            module.register_forward_hook(conv_hook)
+        elif isinstance(module, nn.Linear):
+            module.register_forward_hook(linear_hook)
+    with torch.inference_mode():
+        x = torch.zeros((1, 3, size[0], size[1]), device="meta")
+        model.classifier(penultimate(model, x))
+    return int(total)
