@@ -1,0 +1,163 @@
+"""Materialized activations and the update patches a batch of frames computes on top of them.
+
+Every tensor is kept channels-last as rows: position ``q = y * W + x`` of a (C, H, W) activation
+is row ``q`` of an (H*W, C) matrix.  A :class:`MaterializedActivation` holds the base frame's
+rows, two padding rows (zeros for convolutions and average pools, -inf for max pools) and
+room for the rows a batch computes.  An :class:`Activation` is one layer output for a batch
+of B frames: a mask (B, H, W) of the positions that differ from what the frame would read
+otherwise, and the rows of those positions in row-major (frame, y, x) order.
+
+Two semantics decide what a frame reads where its own mask is false:
+
+- ``chain`` (exact mode): the frame before it in the batch, i.e. the last frame that wrote
+  that position, or the base frame.  Every frame is an update of its predecessor, so the
+  changes per frame stay small.
+- common base (approximate mode): the base frame.  Thresholds compare against it.
+
+>>> import torch
+>>> store = MaterializedActivation(channels=1, height=1, width=3)
+>>> store.base[:] = torch.tensor([[1.0], [2.0], [3.0]])
+>>> mask = torch.tensor([[[True, False, False]], [[False, True, False]]])
+>>> act = Activation.write(store, mask, torch.tensor([[10.0], [20.0]]), chain=True)
+>>> act.full_rows().view(2, 3).tolist()
+[[10.0, 2.0, 3.0], [10.0, 20.0, 3.0]]
+"""
+from __future__ import annotations
+
+import torch
+
+ZERO_ROW = 0
+NEG_INF_ROW = 1
+OFFSET = 2   # base rows start after the two padding rows
+
+
+class MaterializedActivation:
+    """One layer output of the base frame, kept across batches (the engine's state)."""
+
+    def __init__(self, channels: int, height: int, width: int) -> None:
+        self.shape = (channels, height, width)
+        self.hw = height * width
+        self.buffer = torch.zeros(OFFSET + self.hw, channels)
+        self.buffer[NEG_INF_ROW] = float("-inf")
+
+    @property
+    def base(self) -> torch.Tensor:
+        """The base frame's rows (H*W, C)."""
+        return self.buffer[OFFSET:OFFSET + self.hw]
+
+    def rows(self, count: int) -> torch.Tensor:
+        """Room for ``count`` rows of a batch, after the base rows (grows the buffer if needed)."""
+        start = OFFSET + self.hw
+        if self.buffer.shape[0] < start + count:
+            grown = torch.empty(start + max(count, (self.buffer.shape[0] - start) * 3 // 2), self.shape[0])
+            grown[:start] = self.buffer[:start]
+            self.buffer = grown
+        return self.buffer[start:start + count]
+
+    def release(self) -> None:
+        """Drop the room for batch rows (keeps the base)."""
+        self.buffer = self.buffer[:OFFSET + self.hw].clone()
+
+
+class Activation:
+    """One layer output for a batch: changed positions (mask) and their rows.
+
+    ``store`` is the layer's :class:`MaterializedActivation` when a consumer reads positions
+    outside the mask (read-in context); its rows then live in the store's buffer so one
+    gather reads base rows, padding rows and new rows alike.
+    """
+
+    def __init__(self, mask: torch.Tensor, rows: torch.Tensor, store: MaterializedActivation | None,
+                 chain: bool, full: bool = False) -> None:
+        self.mask = mask
+        self.rows = rows
+        self.store = store
+        self.chain = chain
+        self.full = full
+        self._positions: torch.Tensor | None = None
+        self._table: torch.Tensor | None = None
+
+    @classmethod
+    def write(cls, store: MaterializedActivation | None, mask: torch.Tensor, rows: torch.Tensor, chain: bool,
+              full: bool = False) -> "Activation":
+        """An activation whose rows are copied into ``store`` (when given)."""
+        if store is not None and not _inside(rows, store):
+            target = store.rows(rows.shape[0])
+            target.copy_(rows)
+            rows = target
+        return cls(mask, rows, store, chain, full)
+
+    @property
+    def frames(self) -> int:
+        return self.mask.shape[0]
+
+    @property
+    def hw(self) -> int:
+        return self.mask.shape[1] * self.mask.shape[2]
+
+    def positions(self) -> torch.Tensor:
+        """Flat indices (frame * H*W + q) of the rows, in row order."""
+        if self._positions is None:
+            if self.full:
+                self._positions = torch.arange(self.mask.numel())
+            else:
+                self._positions = self.mask.view(-1).nonzero().squeeze(1)
+        return self._positions
+
+    def counts(self) -> torch.Tensor:
+        """Rows per frame (B,)."""
+        if self.full:
+            return torch.full((self.frames,), self.hw, dtype=torch.long)
+        return self.mask.view(self.frames, -1).sum(1)
+
+    def table(self) -> torch.Tensor:
+        """For every (frame, position): the buffer row holding that frame's value (B*H*W,)."""
+        if self._table is None:
+            if self.store is None:
+                raise RuntimeError("an activation without a store cannot be read outside its mask")
+            self._table = self._build_table()
+        return self._table
+
+    def _build_table(self) -> torch.Tensor:
+        b, hw = self.frames, self.hw
+        start = OFFSET + hw
+        if self.full:
+            return torch.arange(start, start + b * hw)
+        mask = self.mask.view(b, hw)
+        rank = mask.view(-1).cumsum(0).view(b, hw) - 1
+        writer = torch.where(mask, torch.arange(b).view(b, 1), -1)
+        if self.chain:
+            writer = writer.cummax(0).values
+        rows = rank.gather(0, writer.clamp(min=0)) + start
+        return torch.where(writer >= 0, rows, torch.arange(OFFSET, start).view(1, hw)).view(-1)
+
+    def gather(self, flat: torch.Tensor) -> torch.Tensor:
+        """Rows of the frames' values at flat indices (frame * H*W + q)."""
+        if self.store is None:
+            raise RuntimeError("an activation without a store cannot be read outside its mask")
+        return self.store.buffer.index_select(0, self.table().index_select(0, flat))
+
+    def full_rows(self, frames: torch.Tensor | None = None) -> torch.Tensor:
+        """Every position of the given frames (all by default), as rows (n*H*W, C)."""
+        if self.full and frames is None:
+            return self.rows
+        if frames is None:
+            return self.store.buffer.index_select(0, self.table())  # type: ignore[union-attr]
+        index = self.table().view(self.frames, self.hw).index_select(0, frames).view(-1)
+        return self.store.buffer.index_select(0, index)  # type: ignore[union-attr]
+
+    def retire(self) -> None:
+        """Make the last frame of the batch the store's base frame."""
+        if self.store is None:
+            return
+        if self.full:
+            self.store.base.copy_(self.rows[-self.hw:])
+            return
+        last = self.table()[-self.hw:]
+        self.store.base.copy_(self.store.buffer.index_select(0, last))
+
+
+def _inside(rows: torch.Tensor, store: MaterializedActivation) -> bool:
+    """Whether ``rows`` is the batch-rows view of the store's buffer."""
+    return (rows.untyped_storage().data_ptr() == store.buffer.untyped_storage().data_ptr()
+            and rows.storage_offset() == (OFFSET + store.hw) * store.shape[0])

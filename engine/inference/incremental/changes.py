@@ -1,0 +1,83 @@
+"""Change detection on a block grid, the frames the engine computes on, and the frame-skip detector.
+
+A block changed when its largest absolute pixel difference (any channel) exceeds the
+threshold.  The engine computes on the base frame with the changed blocks pasted in, so
+pixels outside changed blocks keep the base frame's values (the "composite" frame).
+
+>>> import numpy as np
+>>> base = np.zeros((6, 10, 3), np.uint8)
+>>> frame = base.copy(); frame[5, 9] = 40
+>>> changed_blocks(frame[None], base, block=4, threshold=8 / 255)[0].astype(int).tolist()
+[[0, 0, 0], [0, 0, 1]]
+>>> block_mask(np.array([[[False, True]]]), block=4, height=3, width=6)[0].astype(int).tolist()
+[[0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 1, 1]]
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def grid_shape(height: int, width: int, block: int) -> tuple[int, int]:
+    return -(-height // block), -(-width // block)
+
+
+def changed_blocks(frames: np.ndarray, reference: np.ndarray, block: int, threshold: float) -> np.ndarray:
+    """(n, gh, gw) bool: blocks of each frame that differ from ``reference`` by more than ``threshold``.
+
+    ``frames`` is (n, H, W, 3) uint8, ``reference`` (H, W, 3) uint8 or (n, H, W, 3);
+    ``threshold`` is in [0, 1] pixel units.
+    """
+    diff = np.abs(frames.astype(np.int16) - reference.astype(np.int16)).max(axis=-1)
+    return block_max(diff, block) > threshold * 255
+
+
+def block_max(values: np.ndarray, block: int) -> np.ndarray:
+    """(n, H, W) -> (n, gh, gw): the maximum over each block (edge blocks may be partial)."""
+    n, height, width = values.shape
+    gh, gw = grid_shape(height, width, block)
+    padded = np.zeros((n, gh * block, gw * block), values.dtype)
+    padded[:, :height, :width] = values
+    return padded.reshape(n, gh, block, gw, block).max(axis=(2, 4))
+
+
+def block_mask(grid: np.ndarray, block: int, height: int, width: int) -> np.ndarray:
+    """(n, gh, gw) block grid -> (n, H, W) pixel mask."""
+    return grid.repeat(block, axis=1).repeat(block, axis=2)[:, :height, :width]
+
+
+def paste_blocks(base: np.ndarray, frame: np.ndarray, grid: np.ndarray, block: int) -> np.ndarray:
+    """The composite frame: ``base`` with the changed blocks of ``frame`` pasted in."""
+    mask = block_mask(grid[None], block, base.shape[0], base.shape[1])[0]
+    return np.where(mask[..., None], frame, base)
+
+
+def chain_composites(frames: np.ndarray, composite: np.ndarray, block: int,
+                     threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame against the composite of the frame before it: (grids, composites)."""
+    grids, composites = [], []
+    for frame in frames:
+        grid = changed_blocks(frame[None], composite, block, threshold)[0]
+        composite = paste_blocks(composite, frame, grid, block)
+        grids.append(grid)
+        composites.append(composite)
+    return np.stack(grids), np.stack(composites)
+
+
+def frame_difference(frames: np.ndarray, reference: np.ndarray, cell: int = 4) -> np.ndarray:
+    """NoScope's difference detector: mean squared difference of grey 4x4-cell means, in [0, 1] units.
+
+    >>> import numpy as np
+    >>> a = np.zeros((1, 8, 8, 3), np.uint8); b = np.full((8, 8, 3), 255, np.uint8)
+    >>> frame_difference(a, b).tolist()
+    [1.0]
+    """
+    cell = max(1, min(cell, reference.shape[0], reference.shape[1]))
+
+    def grey_cells(x: np.ndarray) -> np.ndarray:
+        grey = x.astype(np.float32).mean(axis=-1) / 255.0
+        n, height, width = grey.shape
+        h, w = height // cell * cell, width // cell * cell
+        return grey[:, :h, :w].reshape(n, h // cell, cell, w // cell, cell).mean(axis=(2, 4))
+
+    delta = grey_cells(frames) - grey_cells(reference[None])
+    return (delta ** 2).mean(axis=(1, 2))

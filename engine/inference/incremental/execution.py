@@ -1,0 +1,175 @@
+"""Running the layer graph on a batch of frames: dense, or by update patches on the base frame.
+
+:class:`BatchForward` holds the materialized activations (one :class:`MaterializedActivation`
+per layer output that some consumer reads outside its changed positions, or that approximate
+mode compares against) and runs a batch either
+
+- densely (every frame computed in full: the stock layers on channels-last tensors, keeping
+  the last frame's activations as the new base), or
+- by patches: each frame's changed input positions propagate layer by layer; every layer is
+  called once for all patches of all frames of the batch.
+
+It returns the globally pooled vectors and the multiply-adds spent per frame.
+
+>>> import torch
+>>> from udfs.architectures import build
+>>> from engine.inference.incremental.graph import LayerGraph
+>>> graph = LayerGraph.trace(build("plain_cnn", num_classes=3), 16, 16)
+>>> forward = BatchForward(graph, thresholds={})
+>>> x = torch.rand(2, 16, 16, 3)
+>>> pooled, macs = forward.run_dense(x)
+>>> mask = torch.zeros(2, 16, 16, dtype=torch.bool); mask[:, 2:5, 3:9] = True
+>>> x2 = x[1:].repeat(2, 1, 1, 1); x2[mask] = 0.0
+>>> pooled2, macs2 = forward.run_patches(x2, mask, chain=True)
+>>> bool((pooled2 - forward.run_dense(x2)[0]).abs().max() < 1e-5), bool((macs2 < macs).all())
+(True, True)
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+
+from engine.inference.incremental.activations import Activation, MaterializedActivation
+from engine.inference.incremental.graph import GraphNode, LayerGraph
+from engine.inference.incremental.layers import Conv, Pool
+
+
+class BatchForward:
+    """The engine's materialized activations and the two ways of running a batch over them.
+
+    ``thresholds`` maps a layer output name to its change threshold (approximate mode);
+    ``tau`` is the projective-field threshold; ``tile`` the output tile side of windowed layers.
+    """
+
+    def __init__(self, graph: LayerGraph, thresholds: Mapping[str, float], tau: float = 1.0, tile: int = 8) -> None:
+        self.graph = graph
+        self.thresholds = dict(thresholds)
+        self.tau = tau
+        self.tile = tile
+        self.stores: dict[str, MaterializedActivation] = {
+            node.name: MaterializedActivation(*node.shape)
+            for node in graph.nodes
+            if graph.reads_context(node.name) or node.name in self.thresholds
+        }
+        self._last_use = self._last_uses()
+
+    def _last_uses(self) -> dict[str, int]:
+        last = {}
+        for index, node in enumerate(self.graph.nodes):
+            for name in node.inputs:
+                last[name] = index
+        last[self.graph.output] = len(self.graph.nodes)
+        return last
+
+    def macs_per_frame(self, node: GraphNode, mask: torch.Tensor) -> torch.Tensor:
+        return mask.view(mask.shape[0], -1).sum(1) * self.graph.macs_per_position(node)
+
+    # -- dense ----------------------------------------------------------------------------
+    def run_dense(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Full inference of (B, H, W, 3) normalized frames; the last frame becomes the base."""
+        values: dict[str, torch.Tensor] = {"input": x.permute(0, 3, 1, 2)}
+        self._keep_base("input", values["input"])
+        for index, node in enumerate(self.graph.nodes[1:], start=1):
+            y = node.layer.dense(*[values[name] for name in node.inputs])  # type: ignore[union-attr]
+            values[node.name] = y
+            self._keep_base(node.name, y)
+            for name in node.inputs:
+                if self._last_use[name] == index:
+                    del values[name]
+        pooled = values[self.graph.output].mean(dim=(2, 3))
+        macs = torch.full((x.shape[0],), self.graph.macs_full - self.graph.head.linear_macs, dtype=torch.long)
+        return pooled, macs
+
+    def _keep_base(self, name: str, y: torch.Tensor) -> None:
+        store = self.stores.get(name)
+        if store is not None:
+            store.base.copy_(y[-1].permute(1, 2, 0).reshape(store.hw, -1))
+
+    # -- patches --------------------------------------------------------------------------
+    def run_patches(self, x: torch.Tensor, mask: torch.Tensor, chain: bool,
+                    exact_frames: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames (B, H, W, 3) normalized that differ from the base (or their predecessor, with
+        ``chain``) only where ``mask`` (B, H, W) is true.  ``exact_frames`` (B,) bool marks frames
+        no threshold applies to (re-based frames in approximate mode)."""
+        b = x.shape[0]
+        full_input = bool(mask.all())
+        rows = x.reshape(-1, 3) if full_input else x.reshape(-1, 3)[mask.view(-1)]
+        acts = {"input": Activation.write(self.stores["input"], mask, rows, chain, full=full_input)}
+        macs = torch.zeros(b, dtype=torch.long)
+        for index, node in enumerate(self.graph.nodes[1:], start=1):
+            act = self._patch_layer(node, [acts[name] for name in node.inputs], chain, exact_frames)
+            macs += self.macs_per_frame(node, act.mask)
+            acts[node.name] = act
+            for name in node.inputs:
+                if self._last_use[name] == index:
+                    acts.pop(name).retire()
+        final = acts.pop(self.graph.output)
+        channels, height, width = self.graph.by_name[self.graph.output].shape
+        pooled = final.full_rows().view(b, height * width, channels).mean(dim=1)
+        final.retire()
+        return pooled, macs
+
+    def _patch_layer(self, node: GraphNode, inputs: list[Activation], chain: bool,
+                     exact_frames: torch.Tensor | None) -> Activation:
+        layer = node.layer
+        full = all(act.full for act in inputs)
+        if full:
+            out_mask = torch.ones(inputs[0].frames, node.shape[1], node.shape[2], dtype=torch.bool)
+        else:
+            out_mask = layer.propagate([act.mask for act in inputs])  # type: ignore[union-attr]
+        if not full and self.tau < 1.0 and isinstance(layer, (Conv, Pool)) and not layer.window.pointwise:
+            out_mask = projective_field_crop(out_mask, self.tau, exact_frames)
+        store = self.stores.get(node.name)
+        threshold = self.thresholds.get(node.name, 0.0)
+        out = store.rows(int(out_mask.sum())) if store is not None and threshold == 0 else None
+        rows = layer.forward(inputs, out_mask, self.tile, out)  # type: ignore[union-attr]
+        if threshold > 0:
+            rows, out_mask, full = self._threshold(rows, out_mask, store, threshold, exact_frames, full)
+        return Activation.write(store, out_mask, rows, chain, full=full)
+
+    @staticmethod
+    def _threshold(rows: torch.Tensor, mask: torch.Tensor, store: MaterializedActivation | None, threshold: float,
+                   exact_frames: torch.Tensor | None, full: bool) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """Drop changed positions whose largest change over channels is at most ``threshold``."""
+        positions = mask.view(-1).nonzero().squeeze(1)
+        hw = mask.shape[1] * mask.shape[2]
+        reference = store.base.index_select(0, positions % hw)  # type: ignore[union-attr]
+        keep = (rows - reference).abs_().amax(dim=1) > threshold
+        if exact_frames is not None:
+            keep |= exact_frames.index_select(0, positions // hw)
+        if bool(keep.all()):
+            return rows, mask, full
+        mask = mask.clone()
+        mask.view(-1)[positions[~keep]] = False
+        return rows[keep], mask, False
+
+
+def projective_field_crop(mask: torch.Tensor, tau: float, exact_frames: torch.Tensor | None = None) -> torch.Tensor:
+    """Krypton's projective-field threshold: centre-crop each frame's changed region to at most
+    ``tau`` of the plane's height and width.
+
+    >>> import torch
+    >>> m = torch.zeros(1, 4, 10, dtype=torch.bool); m[0, 1, 1:9] = True
+    >>> projective_field_crop(m, 0.5)[0, 1].int().tolist()
+    [0, 0, 1, 1, 1, 1, 1, 0, 0, 0]
+    """
+    b, height, width = mask.shape
+    keep_rows = _centre_range(mask.any(dim=2), max(1, int(round(tau * height))))
+    keep_cols = _centre_range(mask.any(dim=1), max(1, int(round(tau * width))))
+    cropped = mask & keep_rows.unsqueeze(2) & keep_cols.unsqueeze(1)
+    if exact_frames is not None:
+        cropped = torch.where(exact_frames.view(b, 1, 1), mask, cropped)
+    return cropped
+
+
+def _centre_range(present: torch.Tensor, cap: int) -> torch.Tensor:
+    """(B, L) bool of the at most ``cap`` positions centred on each row's [first, last] true span."""
+    length = present.shape[1]
+    index = torch.arange(length)
+    first = torch.where(present, index, length).amin(dim=1)
+    last = torch.where(present, index, -1).amax(dim=1)
+    span = last - first + 1
+    start = torch.where(span > cap, first + (span - cap) // 2, first)
+    stop = torch.where(span > cap, start + cap, last + 1)
+    return (index >= start.view(-1, 1)) & (index < stop.view(-1, 1))

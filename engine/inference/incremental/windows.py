@@ -1,0 +1,211 @@
+"""Windowed layers (convolutions and pools): which outputs an update reaches, and how the
+changed outputs are computed from read-in contexts.
+
+An output position changes when its window touches a changed input position, so the
+output mask is a max-pool of the input mask with the layer's geometry (Krypton's patch
+propagation, exact rather than its upper bound, for any number of patches of any shape).
+
+The changed outputs are computed in one of two ways, whichever the work estimate favours:
+
+- tiles: the output plane is cut into ``tile`` x ``tile`` tiles; for every tile holding a
+  changed output, the read-in context (the tile's window, zero- or -inf-filled where it falls
+  in the padding) is gathered from the materialized input with the batch's update pasted in;
+  all contexts of all frames are stacked and the stock layer runs once on them with padding 0.
+- dense: the frames' full inputs are gathered and the stock layer runs on them (cheaper when
+  most of the plane changed, which deep layers see).
+
+>>> import torch
+>>> window = Window(kernel=(3, 3), stride=(2, 2), padding=(1, 1))
+>>> window.output_size(7, 5)
+(4, 3)
+>>> mask = torch.zeros(1, 7, 5, dtype=torch.bool); mask[0, 0, 0] = True
+>>> window.propagate(mask)[0].nonzero().tolist()
+[[0, 0]]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from engine.inference.incremental.activations import Activation
+
+#: How much a gathered float costs against a streamed one, and a multiply-add against a
+#: streamed float: rough CPU figures that only steer the choice between tiles and dense.
+GATHER_WEIGHT = 2.0
+MAC_WEIGHT = 0.1
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Index tables of one layer's output tiles and their read-in contexts."""
+
+    tile_h: int
+    tile_w: int
+    tiles_y: int
+    tiles_x: int
+    context_h: int
+    context_w: int
+    context_positions: torch.Tensor   # (tiles, context_h * context_w) input position, -1 in padding
+    tile_of: torch.Tensor             # (Ho * Wo,) tile of each output position
+    offset_in_tile: torch.Tensor      # (Ho * Wo,) row of the position inside its tile's output
+
+
+@dataclass
+class Window:
+    """Kernel, stride and padding of a convolution or pool (dilation 1)."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    ceil_mode: bool = False
+    _tilings: dict[tuple[int, int, int], Tiling] = field(default_factory=dict, repr=False)
+
+    @property
+    def pointwise(self) -> bool:
+        """A 1x1 window with stride 1 and no padding: output rows map one to one to input rows."""
+        return self.kernel == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        return (self._axis_size(height, 0), self._axis_size(width, 1))
+
+    def _axis_size(self, size: int, axis: int) -> int:
+        k, s, p = self.kernel[axis], self.stride[axis], self.padding[axis]
+        if not self.ceil_mode:
+            return (size + 2 * p - k) // s + 1
+        out = -(-(size + 2 * p - k) // s) + 1
+        return out - 1 if (out - 1) * s >= size + p else out
+
+    def propagate(self, mask: torch.Tensor) -> torch.Tensor:
+        """Output mask (B, Ho, Wo): outputs whose window touches a true input position."""
+        if self.pointwise:
+            return mask
+        out_h, out_w = self.output_size(mask.shape[1], mask.shape[2])
+        rows = _spread(mask, 1, self.kernel[0], self.stride[0], self.padding[0], out_h)
+        return _spread(rows, 2, self.kernel[1], self.stride[1], self.padding[1], out_w)
+
+    def tiling(self, height: int, width: int, tile: int) -> Tiling:
+        """Tiles of the output plane and the input positions of their contexts (cached per size)."""
+        key = (height, width, tile)
+        if key not in self._tilings:
+            self._tilings[key] = self._make_tiling(height, width, tile)
+        return self._tilings[key]
+
+    def _make_tiling(self, height: int, width: int, tile: int) -> Tiling:
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        out_h, out_w = self.output_size(height, width)
+        th, tw = min(tile, out_h), min(tile, out_w)
+        ny, nx = -(-out_h // th), -(-out_w // tw)
+        ch, cw = (th - 1) * sh + kh, (tw - 1) * sw + kw
+        ys = (torch.arange(ny) * th * sh - ph).view(ny, 1, 1, 1) + torch.arange(ch).view(1, 1, ch, 1)
+        xs = (torch.arange(nx) * tw * sw - pw).view(1, nx, 1, 1) + torch.arange(cw).view(1, 1, 1, cw)
+        inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+        positions = torch.where(inside, ys * width + xs, -1).reshape(ny * nx, ch * cw)
+        oy, ox = torch.arange(out_h).view(-1, 1), torch.arange(out_w).view(1, -1)
+        tile_of = ((oy // th) * nx + ox // tw).reshape(-1)
+        offset = ((oy % th) * tw + ox % tw).reshape(-1)
+        return Tiling(th, tw, ny, nx, ch, cw, positions, tile_of, offset)
+
+    def active_tiles(self, out_mask: torch.Tensor, tiling: Tiling) -> torch.Tensor:
+        """(n, 2) (frame, tile) pairs of tiles holding a changed output."""
+        b, out_h, out_w = out_mask.shape
+        th, tw, ny, nx = tiling.tile_h, tiling.tile_w, tiling.tiles_y, tiling.tiles_x
+        padded = F.pad(out_mask, (0, nx * tw - out_w, 0, ny * th - out_h))
+        return padded.view(b, ny, th, nx, tw).any(4).any(2).view(b, ny * nx).nonzero()
+
+
+def _spread(mask: torch.Tensor, axis: int, kernel: int, stride: int, padding: int, out_len: int) -> torch.Tensor:
+    """Along one axis: output i is true when any input in [i*stride - padding, ... + kernel) is."""
+    length = mask.shape[axis]
+    span = (out_len - 1) * stride + kernel
+    shape = list(mask.shape)
+    shape[axis] = max(span, padding + length)
+    padded = mask.new_zeros(shape)
+    padded.narrow(axis, padding, length).copy_(mask)
+    out = None
+    for k in range(kernel):
+        index = [slice(None)] * 3
+        index[axis] = slice(k, k + (out_len - 1) * stride + 1, stride)
+        part = padded[tuple(index)]
+        out = part.clone() if out is None else out.logical_or_(part)
+    return out  # type: ignore[return-value]
+
+
+@dataclass
+class WindowCompute:
+    """What a windowed layer runs: the stock op on a dense input and on stacked contexts."""
+
+    window: Window
+    out_channels: int
+    macs_per_position: int
+    dense: Callable[[torch.Tensor], torch.Tensor]       # (n, C, H, W) -> (n, C_out, Ho, Wo), with padding
+    on_contexts: Callable[[torch.Tensor], torch.Tensor]  # (n, C, ch, cw) -> (n, C_out, th, tw), padding 0
+    pad_row: int
+
+
+def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, tile: int,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+    """Rows (P, C_out) of the changed outputs (in ``out_mask`` row order) of a windowed layer."""
+    window = compute.window
+    b, height, width = act.mask.shape
+    out_h, out_w = out_mask.shape[1:]
+    positions = out_mask.view(-1).nonzero().squeeze(1)
+    if positions.numel() == 0:
+        return torch.empty(0, compute.out_channels) if out is None else out
+    tiling = window.tiling(height, width, tile)
+    active = window.active_tiles(out_mask, tiling)
+    frames = out_mask.view(b, -1).any(1).nonzero().squeeze(1)
+    channels = act.rows.shape[1]
+    per_output = channels + compute.out_channels + compute.macs_per_position * MAC_WEIGHT
+    dense_input_free = act.full and frames.numel() == b
+    dense_work = (0 if dense_input_free else frames.numel() * height * width * channels * GATHER_WEIGHT) \
+        + frames.numel() * out_h * out_w * per_output
+    tile_work = active.shape[0] * (tiling.context_h * tiling.context_w * channels * GATHER_WEIGHT
+                                   + tiling.tile_h * tiling.tile_w * per_output) \
+        + positions.numel() * compute.out_channels * GATHER_WEIGHT
+    if dense_work <= tile_work:
+        return _run_dense(compute, act, frames, positions, out_h * out_w, out)
+    return _run_tiles(compute, act, tiling, active, positions, out_h * out_w, out)
+
+
+def _run_dense(compute: WindowCompute, act: Activation, frames: torch.Tensor, positions: torch.Tensor,
+               out_hw: int, out: torch.Tensor | None) -> torch.Tensor:
+    b = act.frames
+    height, width = act.mask.shape[1:]
+    everything = frames.numel() == b
+    rows = act.full_rows(None if everything else frames)
+    x = rows.view(frames.numel(), height, width, -1).permute(0, 3, 1, 2)
+    y = compute.dense(x)
+    y_rows = y.permute(0, 2, 3, 1).reshape(-1, compute.out_channels)
+    if everything and positions.numel() == y_rows.shape[0]:
+        if out is None:
+            return y_rows
+        return out.copy_(y_rows)
+    slot = torch.full((b,), -1, dtype=torch.long)
+    slot[frames] = torch.arange(frames.numel())
+    select = slot.index_select(0, positions // out_hw) * out_hw + positions % out_hw
+    return torch.index_select(y_rows, 0, select, out=out) if out is not None else y_rows.index_select(0, select)
+
+
+def _run_tiles(compute: WindowCompute, act: Activation, tiling: Tiling, active: torch.Tensor,
+               positions: torch.Tensor, out_hw: int, out: torch.Tensor | None) -> torch.Tensor:
+    hw = act.hw
+    frame, tile = active[:, 0], active[:, 1]
+    context = tiling.context_positions.index_select(0, tile)
+    inside = context >= 0
+    flat = (frame.view(-1, 1) * hw + context.clamp(min=0)).view(-1)
+    index = torch.where(inside.view(-1), act.table().index_select(0, flat), compute.pad_row)
+    gathered = act.store.buffer.index_select(0, index)  # type: ignore[union-attr]
+    contexts = gathered.view(active.shape[0], tiling.context_h, tiling.context_w, -1).permute(0, 3, 1, 2)
+    y = compute.on_contexts(contexts)
+    y_rows = y.permute(0, 2, 3, 1).reshape(-1, compute.out_channels)
+    tiles = tiling.tiles_y * tiling.tiles_x
+    slot = torch.full((act.frames * tiles,), -1, dtype=torch.long)
+    slot[frame * tiles + tile] = torch.arange(active.shape[0])
+    local = positions % out_hw
+    per_tile = tiling.tile_h * tiling.tile_w
+    select = slot.index_select(0, (positions // out_hw) * tiles + tiling.tile_of.index_select(0, local)) * per_tile \
+        + tiling.offset_in_tile.index_select(0, local)
+    return torch.index_select(y_rows, 0, select, out=out) if out is not None else y_rows.index_select(0, select)
