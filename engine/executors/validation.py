@@ -5,17 +5,43 @@ Each validates its input before writing anything, and writes inside ``session.at
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from typing import Any, Sequence
 
+import pyarrow as pa
+
 from engine.catalog import catalog_name
-from engine.dialect.validation import ComputeStatistics, DropStatistics, ShowStatistics
-from engine.errors import ProgrammingError
+from engine.dialect.base import literal_value
+from engine.dialect.validation import (
+    AlterSchema,
+    ComputeStatistics,
+    DropStatistics,
+    ExportSchema,
+    ImportSchema,
+    InferSchema,
+    SchemaEdit,
+    ShowSchema,
+    ShowStatistics,
+    UpdateSchema,
+    Validate,
+)
+from engine.errors import DataError, ProgrammingError
 from engine.executors import executes
 from engine.result import Result
-from engine.settings import number
+from engine.settings import boolean, number
 from engine.validation import statistics_store as store
-from engine.validation.options import literal_option, object_name, read_options
+from engine.validation import schema_edits
+from engine.validation.inference import InferenceOptions, infer_schema
+from engine.validation.json_io import read_document, schema_document, store_document, write_document
+from engine.validation.options import literal_option, object_name, read_options, table_option, text_option
+from engine.validation.properties import environments, fraction
+from engine.validation.schema import Schema
+from engine.validation.schema_store import load_schema, save_schema, schema_versions
+from engine.validation.schema_table import schema_rows
+from engine.validation.sources import StatisticsRef, check_source, statistics_of, table_statistics
 from engine.validation.span_statistics import scan_span
+from engine.validation.schema_update import changes_table, update_schema
+from engine.validation.validation_run import References, find_anomalies
 
 _COMPUTE_OPTIONS = {
     "max_values": literal_option(number(100, 1_000_000, integer=True)),
@@ -108,3 +134,206 @@ def drop_statistics(session: Any, node: DropStatistics, params: Sequence[Any] | 
     with session.atomic():
         store.delete_statistics(session, name)
     return Result(message=f"DROP STATISTICS {name}")
+
+
+_INFER_OPTIONS = {
+    "max_domain_size": literal_option(number(0, 1_000_000, integer=True)),
+    "infer_ranges": literal_option(boolean),
+    "range_margin": literal_option(number(0, 1000)),
+    "infer_patterns": literal_option(boolean),
+    "environments": literal_option(environments),
+    "min_domain_mass": literal_option(fraction),
+}
+
+
+@executes(InferSchema)
+def infer_schema_statement(session: Any, node: InferSchema, params: Sequence[Any] | None) -> Result:
+    """``INFER [OR REPLACE] SCHEMA <name> FROM <table or statistics> [WITH (...)]``: returns the schema."""
+    session.require_writable("INFER SCHEMA")
+    name = object_name(node.this)
+    options = InferenceOptions(**read_options(node, _INFER_OPTIONS, "INFER SCHEMA"))
+    versions = schema_versions(session, name)
+    if versions and not node.args.get("replace"):
+        raise ProgrammingError(
+            f"data schema {name!r} exists (version {versions[-1]}); UPDATE SCHEMA {name} FROM <table> evolves it, "
+            f"INFER OR REPLACE SCHEMA {name} ... infers a new version from scratch")
+    source = node.args["source"]
+    with statistics_of(session, source, role="INFER SCHEMA ... FROM") as ref:
+        schema = infer_schema(session, ref.key, options)
+    with session.atomic():
+        version = save_schema(session, name, schema, statement=node.sql("mallard"), source=ref.label)
+    return Result(arrow=schema_rows(schema), message=(
+        f"INFER SCHEMA: {name} version {version}, {len(schema.columns)} columns from "
+        f"{'statistics' if ref.stored else 'table'} {ref.label}"))
+
+
+@executes(ShowSchema)
+def show_schema(session: Any, node: ShowSchema, params: Sequence[Any] | None) -> Result:
+    """``SHOW SCHEMA <name> [VERSION <n>]``: one row per column."""
+    requested = int(node.args["version"].this) if node.args.get("version") else None
+    version, schema = load_schema(session, object_name(node.this), requested)
+    return Result(arrow=schema_rows(schema), message=f"SHOW SCHEMA {object_name(node.this)} version {version}")
+
+
+_VALIDATE_OPTIONS = {"environment": text_option, "previous": table_option, "training": table_option}
+
+
+@executes(Validate)
+def validate(session: Any, node: Validate, params: Sequence[Any] | None) -> Result:
+    """``VALIDATE [STATISTICS] <target> AGAINST <schema> [VERSION <n>] [WITH (environment, previous, training)]``."""
+    schema_name = object_name(node.args["schema"])
+    requested = int(node.args["version"].this) if node.args.get("version") else None
+    version, schema = load_schema(session, schema_name, requested)
+    options = read_options(node, _VALIDATE_OPTIONS, "VALIDATE")
+    environment = _environment(schema, schema_name, options.get("environment"))
+    for role in ("previous", "training"):
+        if role in options:
+            check_source(session, options[role], role=f"VALIDATE ... WITH ({role} = ...)")
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        current = stack.enter_context(_current_statistics(session, node))
+        refs = {role: stack.enter_context(statistics_of(session, options[role], role=role))
+                for role in ("previous", "training") if role in options}
+        anomalies = find_anomalies(session, schema, References(
+            current.key, *(refs[r].key if r in refs else None for r in ("previous", "training"))), environment)
+        rows = session.sql("SELECT sum(row_count) FROM validation_spans(?)", [current.key]).fetchone()[0]
+    seconds = time.perf_counter() - started
+    if not session.read_only:
+        _record_run(session, anomalies, schema_name, version, current.label, environment,
+                    {r: refs[r].label for r in refs}, rows, seconds)
+    return Result(arrow=anomalies, message=(
+        f"VALIDATE: {anomalies.num_rows} anomalies in {current.label} ({rows} rows) against schema "
+        f"{schema_name} version {version} in {seconds:.2f} s"))
+
+
+def _current_statistics(session: Any, node: Validate) -> Any:
+    if node.args.get("statistics"):
+        name = object_name(node.this)
+        store.require_statistics(session, name)
+        return _stored(StatisticsRef(name, name, True))
+    return table_statistics(session, node.this)
+
+
+class _stored:
+    """A context manager over statistics that need no clean-up."""
+
+    def __init__(self, ref: StatisticsRef) -> None:
+        self.ref = ref
+
+    def __enter__(self) -> StatisticsRef:
+        return self.ref
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _environment(schema: Schema, name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    environment = value.upper()
+    if environment not in schema.environments:
+        declared = ", ".join(schema.environments) if schema.environments else "none"
+        raise ProgrammingError(
+            f"unknown environment {value!r}: schema {name} declares {declared}; declare it with "
+            f"ALTER SCHEMA {name} SET (environments = [...])")
+    return environment
+
+
+def _record_run(session: Any, anomalies: pa.Table, schema_name: str, version: int, target: str,
+                environment: str | None, refs: dict[str, str], rows: int, seconds: float) -> None:
+    with session.atomic():
+        run_id = session.sql("SELECT coalesce(max(run_id), 0) + 1 FROM mallard.validation_runs").fetchone()[0]
+        session.sql(
+            "INSERT INTO mallard.validation_runs (run_id, schema_name, schema_version, target, environment, previous,"
+            " training, row_count, anomaly_count, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, schema_name, version, target, environment, refs.get("previous"), refs.get("training"),
+             rows or 0, anomalies.num_rows, seconds])
+        session.register("mallard_v_found", anomalies)
+        try:
+            session.sql("INSERT INTO mallard.anomalies SELECT ?, * FROM mallard_v_found", [run_id])
+        finally:
+            session.unregister("mallard_v_found")
+
+
+@executes(AlterSchema)
+def alter_schema(session: Any, node: AlterSchema, params: Sequence[Any] | None) -> Result:
+    """``ALTER SCHEMA <name> ...``: the edited schema becomes a new version."""
+    session.require_writable("ALTER SCHEMA")
+    name = object_name(node.this)
+    version, schema = load_schema(session, name)
+    edit: SchemaEdit = node.args["edit"]
+    cleared = _apply_edit(schema, edit)
+    with session.atomic():
+        new_version = save_schema(session, name, schema, statement=node.sql("mallard"), source=f"version {version}")
+    note = f"; the type change cleared {', '.join(cleared)}" if cleared else ""
+    return Result(message=f"ALTER SCHEMA: {name} version {new_version}{note}")
+
+
+def _apply_edit(schema: Schema, edit: SchemaEdit) -> list[str]:
+    action, column = edit.args["action"], edit.args.get("column")
+    column_name = column.name if column is not None else None
+    if action == "ADD":
+        schema_edits.add_column(schema, column_name, edit.args["kind"])
+    elif action == "DROP":
+        schema_edits.drop_column(schema, column_name)
+    elif action == "SET":
+        values = {p.name: _property_value(p) for p in edit.expressions}
+        if column_name is None:
+            schema_edits.set_schema_properties(schema, values)
+        else:
+            return schema_edits.set_column_properties(schema, column_name, values)
+    elif column_name is None:
+        schema_edits.reset_schema_properties(schema, [e.name for e in edit.expressions])
+    else:
+        schema_edits.reset_column_properties(schema, column_name, [e.name for e in edit.expressions])
+    return []
+
+
+def _property_value(prop: Any) -> Any:
+    try:
+        return literal_value(prop.args["value"])
+    except ValueError as e:
+        raise DataError(f"property {prop.name}: {e}") from None
+
+
+_UPDATE_OPTIONS = {"environment": text_option, "accept_type_changes": literal_option(boolean)}
+
+
+@executes(UpdateSchema)
+def update_schema_statement(session: Any, node: UpdateSchema, params: Sequence[Any] | None) -> Result:
+    """``UPDATE SCHEMA <name> FROM <table or statistics> [WITH (environment, accept_type_changes)]``."""
+    session.require_writable("UPDATE SCHEMA")
+    name = object_name(node.this)
+    version, schema = load_schema(session, name)
+    options = read_options(node, _UPDATE_OPTIONS, "UPDATE SCHEMA")
+    environment = _environment(schema, name, options.get("environment"))
+    with statistics_of(session, node.args["source"], role="UPDATE SCHEMA ... FROM") as ref:
+        updated, changes = update_schema(session, schema, ref.key, environment,
+                                         options.get("accept_type_changes", False))
+    applied = [c for c in changes if "NOT applied" not in c.change]
+    if applied:
+        with session.atomic():
+            version = save_schema(session, name, updated, statement=node.sql("mallard"), source=ref.label)
+    return Result(arrow=changes_table(changes), message=(
+        f"UPDATE SCHEMA: {name} version {version} ({len(applied)} changes"
+        f"{', ' + str(len(changes) - len(applied)) + ' not applied' if len(applied) < len(changes) else ''})"))
+
+
+@executes(ExportSchema)
+def export_schema(session: Any, node: ExportSchema, params: Sequence[Any] | None) -> Result:
+    """``EXPORT SCHEMA <name> [VERSION <n>] TO '<file>'``."""
+    name = object_name(node.this)
+    requested = int(node.args["version"].this) if node.args.get("version") else None
+    text = schema_document(session, name, requested)
+    write_document(node.args["path"].this, text)
+    return Result(message=f"EXPORT SCHEMA: {name} to {node.args['path'].this}")
+
+
+@executes(ImportSchema)
+def import_schema(session: Any, node: ImportSchema, params: Sequence[Any] | None) -> Result:
+    """``IMPORT SCHEMA <name> FROM '<file>'``: a new version of ``<name>``."""
+    session.require_writable("IMPORT SCHEMA")
+    name = object_name(node.this)
+    path = node.args["path"].this
+    version = store_document(session, name, read_document(path), origin=path, statement=node.sql("mallard"))
+    return Result(message=f"IMPORT SCHEMA: {name} version {version} from {path}")

@@ -54,6 +54,13 @@ def environments(value: Any) -> list[str]:
     return [v.upper() for v in strings([value] if isinstance(value, str) else value)]
 
 
+def histogram_source(value: Any) -> str:
+    text = str(value).upper()
+    if text not in ("STANDARD", "QUANTILES"):
+        raise ValueError(f"expected 'STANDARD' (equal-width) or 'QUANTILES', found {value!r}")
+    return text
+
+
 def kind(value: Any) -> str:
     text = str(value).upper()
     if text not in KINDS:
@@ -97,6 +104,8 @@ COLUMN_PROPERTIES = _table(
     ("skew_normalized_abs_difference", fraction, CATEGORICAL_KINDS, "skew threshold (normalized absolute difference)"),
     ("drift_jensen_shannon_divergence", fraction, DISTRIBUTIONS, "drift comparator threshold (JSD vs previous)"),
     ("skew_jensen_shannon_divergence", fraction, DISTRIBUTIONS, "skew comparator threshold (JSD vs training)"),
+    ("jensen_shannon_histogram", histogram_source, DISTRIBUTIONS,
+     "histograms the JSD comparators compare: STANDARD (equal-width, TFDV's default) or QUANTILES"),
     ("shift_threshold", fraction, DISTRIBUTIONS, "MALLARD_NUMERIC_SHIFT threshold (JSD vs the inferred baseline)"),
     ("missing_rise_threshold", fraction, None, "MALLARD_MISSING_RISE threshold (rise of the missing fraction)"),
     ("deprecated", flag, None, "skip every check of the column"),

@@ -48,6 +48,7 @@ class ColumnSchema:
     skew_normalized_abs_difference: float | None = None
     drift_jensen_shannon_divergence: float | None = None
     skew_jensen_shannon_divergence: float | None = None
+    jensen_shannon_histogram: str | None = None
     shift_threshold: float | None = None
     missing_rise_threshold: float | None = None
     deprecated: bool = False
@@ -129,6 +130,8 @@ def _without_none(d: dict[str, Any]) -> dict[str, Any]:
 def _comparator_dict(column: ColumnSchema, prefix: str) -> dict[str, Any] | None:
     found = {tfdv: {"threshold": getattr(column, f"{prefix}_{ours}")} for ours, tfdv in _COMPARATORS.items()
              if getattr(column, f"{prefix}_{ours}") is not None}
+    if "jensen_shannon_divergence" in found and column.jensen_shannon_histogram:
+        found["jensen_shannon_divergence"]["source"] = {"type": column.jensen_shannon_histogram}
     return found or None
 
 
@@ -218,6 +221,9 @@ def _column_from_dict(document: Any, where: str) -> ColumnSchema:
         for ours, tfdv in _COMPARATORS.items():
             threshold = comparators.child(tfdv)
             values[f"{prefix}_{ours}"] = threshold.take("threshold")
+            source = threshold.child("source")
+            values["jensen_shannon_histogram"] = source.take("type") or values.get("jensen_shannon_histogram")
+            source.done()
             threshold.done()
         comparators.done()
     stage = r.take("lifecycle_stage")

@@ -60,6 +60,16 @@ CREATE OR REPLACE TEMP MACRO histogram_jsd(a, b) AS
                  histogram_bin_masses(b, histogram_boundaries(list_concat(a, b)))),
         histogram_total(a), histogram_total(b)))) END;
 
+-- Jensen-Shannon divergence of histograms a and b over fixed bins: (-inf, u1], (u1, u2], ...,
+-- (u[k], +inf) for sorted interior boundaries u.  With u the deciles of a reference (a), this is
+-- a drift measure that extreme values cannot sway (MALLARD_NUMERIC_SHIFT).
+CREATE OR REPLACE TEMP MACRO histogram_open_bin_masses(h, u) AS
+    list_concat(histogram_bin_masses(h, u), [histogram_total(h) - histogram_cdf(h, u[len(u)])]);
+CREATE OR REPLACE TEMP MACRO histogram_jsd_binned(a, b, u) AS
+    CASE WHEN histogram_total(a) > 0 AND histogram_total(b) > 0 AND len(u) > 0 THEN greatest(0.0, least(1.0, jsd_of_masses(
+        list_zip(histogram_open_bin_masses(a, u), histogram_open_bin_masses(b, u)),
+        histogram_total(a), histogram_total(b)))) END;
+
 -- The inverse of a CDF given at sorted points u (f: mass at or below, fb: mass below) at mass t;
 -- j is the first point whose f reaches t.  Linear between points, a point mass where fb < f.
 CREATE OR REPLACE TEMP MACRO cdf_inverse(u, f, fb, t, j) AS
@@ -84,6 +94,12 @@ CREATE OR REPLACE TEMP MACRO equal_width_histogram(h, lo, hi, buckets) AS
 CREATE OR REPLACE TEMP MACRO quantile_histogram(q, total) AS
     CASE WHEN q IS NULL OR len(q) < 2 THEN []
          ELSE list_transform(range(1, len(q)), lambda i: {'low': q[i], 'high': q[i + 1], 'count': total / (len(q) - 1)}) END;
+
+-- How anomaly descriptions write numbers, fractions and example values.
+CREATE OR REPLACE TEMP MACRO anomaly_number(x) AS coalesce(printf('%.6g', x::DOUBLE), 'NULL');
+CREATE OR REPLACE TEMP MACRO anomaly_percent(x) AS coalesce(printf('%.2f%%', 100 * x::DOUBLE), 'NULL');
+CREATE OR REPLACE TEMP MACRO anomaly_examples(values) AS
+    array_to_string(list_transform(values, lambda v: '''' || v || ''''), ', ');
 
 -- The partial statistics of a set: stored spans plus spans staged by this connection.
 CREATE OR REPLACE TEMP MACRO validation_spans(stats_name) AS TABLE
@@ -115,7 +131,7 @@ base AS (
            sum(inf_count)::BIGINT AS inf_count, sum(zeros)::BIGINT AS zeros,
            sum(finite * mean) / nullif(sum(finite), 0) AS mean, min(min) AS min, max(max) AS max,
            sum(length_sum)::BIGINT AS length_sum, count(*) AS column_spans,
-           bool_and(unstored_count = 0) AS all_values_stored, sum(distinct_count)::BIGINT AS span_distinct,
+           bool_and(unstored_count = 0) AS all_values_stored, sum(unstored_count)::BIGINT AS unstored_count, sum(distinct_count)::BIGINT AS span_distinct,
            list_sort(list_distinct(flatten(list(distinct_hashes))))[1:1024] AS hashes,
            flatten(list(sketch_histogram(quantiles, finite)) FILTER (WHERE finite > 0)) AS sketch
     FROM parts GROUP BY column_name
@@ -156,7 +172,7 @@ SELECT b.column_name, b.position, b.type, b.sql_type, s.spans,
             WHEN b.all_values_stored THEN coalesce(v.stored_distinct, 0)
             ELSE kmv_distinct(b.hashes, 1024) END::BIGINT AS distinct_count,
        b.length_sum / nullif(b.present, 0) AS avg_length,
-       v.top_values, b.finite, b.sketch
+       v.top_values, b.finite, b.unstored_count, b.sketch
 FROM base b CROSS JOIN spans s
 LEFT JOIN spread sp USING (column_name)
 LEFT JOIN deciles d USING (column_name)
