@@ -15,6 +15,7 @@ import pytest
 import engine
 from engine.dialect import parse_statements
 from engine.inference.functions import FEATURES, LOGITS, MODEL, OCCLUSION_MAP, PlannedFunction
+from engine.inference.occlusion import OcclusionMap
 from engine.inference.plan import scan_requests
 from engine.planner import RULES, PlanContext
 
@@ -27,7 +28,7 @@ FUNCTIONS = {
     "occlusion_map": PlannedFunction("occlusion_map", OCCLUSION_MAP),
 }
 RULE_NAMES = [rule.__name__ for rule in RULES]
-INFERENCE_RULES = ["lift_model_calls", "push_frame_predicates", "share_backbones"]
+INFERENCE_RULES = ["lift_occlusion_maps", "lift_model_calls", "push_frame_predicates", "share_backbones"]
 CASES = sorted(p for rule in INFERENCE_RULES for p in (GOLDEN / rule).glob("*.sql") if not p.name.endswith(".expected.sql"))
 
 
@@ -38,7 +39,8 @@ def plan(sql: str, upto: str) -> str:
     for rule in RULES[: RULE_NAMES.index(upto) + 1]:
         tree = rule(tree, context)
     scans = [f"-- scan {r.describe()}" for r in scan_requests(context)]
-    return "\n".join([tree.sql("duckdb", pretty=True), *scans]) + "\n"
+    occlusions = [f"-- step {s.describe()}" for s in context.steps if isinstance(s, OcclusionMap)]
+    return "\n".join([tree.sql("duckdb", pretty=True), *scans, *occlusions]) + "\n"
 
 
 def test_every_rule_is_a_module_of_its_own_with_golden_files():
@@ -79,6 +81,12 @@ def test_rules_leave_queries_without_model_calls_alone():
     ("SELECT mobilenet(c.frame) FROM traffic a", "found no table named c there"),
     ("SELECT mobilenet(frame) FROM (SELECT * FROM traffic) s", "which is a subquery, CTE or function"),
     ("WITH s AS (SELECT * FROM traffic) SELECT mobilenet(frame) FROM s", "which is a subquery, CTE or function"),
+    ("SELECT occlusion_map(mobilenet, (SELECT frame FROM traffic)) FROM traffic", "occlusion_map(...) is a table function"),
+    ("SELECT * FROM occlusion_map(mobilenet)", "takes a model and a frame query, then named options; found 1"),
+    ("SELECT * FROM occlusion_map(mobilenet, frame)", "a query of one frame"),
+    ("SELECT * FROM occlusion_map(mobilenet, (SELECT frame_mean(frame) FROM traffic))", "to select a frame column"),
+    ("SELECT * FROM occlusion_map(mobilenet, (SELECT frame FROM traffic), size => 3)", "unknown occlusion_map option 'size'"),
+    ("SELECT * FROM occlusion_map(vgg, (SELECT frame FROM traffic))", "unknown model 'vgg'"),
 ])
 def test_malformed_calls_are_programming_errors(sql, message):
     context = PlanContext(functions=FUNCTIONS)

@@ -4,16 +4,16 @@
 ``approximate`` run engine B's :class:`~engine.inference.incremental.IncrementalEngine`,
 which keeps a base frame's activations and recomputes only changed regions (exact), with
 change thresholds and frame skipping on top (approximate).  Every runner offers
-``run(frame_ids, frames) -> FrameResults`` and ``plan(frame_ids, frames) -> decisions``
+``run(frame_ids, frames) -> (FrameResults, decisions)`` and ``plan(frame_ids, frames) -> decisions``
 (what it would do, without running the network; EXPLAIN shows it).
 
 >>> import numpy as np, torch
 >>> from udfs.architectures import build
 >>> net = build("plain_cnn", num_classes=3)
 >>> runner = FullRunner(net, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
->>> results = runner.run(np.array([0, 1]), np.zeros((2, 8, 8, 3), np.uint8))
->>> results.kinds.tolist(), bool(results.macs[0] == results.macs_full[0] > 0)
-(['full', 'full'], True)
+>>> results, decisions = runner.run(np.array([0, 1]), np.zeros((2, 8, 8, 3), np.uint8))
+>>> results.kinds.tolist(), bool(results.macs[0] == results.macs_full[0] > 0), decisions[0].patches
+(['full', 'full'], True, ((0, 0, 8, 8),))
 """
 from __future__ import annotations
 
@@ -64,13 +64,15 @@ class FullRunner:
     def macs_full(self, height: int, width: int) -> int:
         return full_macs(self.network, height, width)
 
-    def run(self, frame_ids: np.ndarray, frames: np.ndarray) -> FrameResults:
+    def run(self, frame_ids: np.ndarray, frames: np.ndarray) -> tuple[FrameResults, list[FrameDecision]]:
         from udfs.models import forward_frames
 
         logits, features = forward_frames(self.network, frames, self.mean, self.std)
-        macs = [self.macs_full(frames.shape[1], frames.shape[2])] * len(frame_ids)
-        return FrameResults.from_arrays(frame_ids, logits.numpy(), features.numpy(), ["full"] * len(frame_ids),
-                                        macs, macs)
+        height, width = frames.shape[1], frames.shape[2]
+        cost = self.macs_full(height, width)
+        results = FrameResults.from_arrays(frame_ids, logits.numpy(), features.numpy(), ["full"] * len(frame_ids),
+                                           [cost] * len(frame_ids), [cost] * len(frame_ids))
+        return results, [FrameDecision(int(i), "full", cost, cost, ((0, 0, height, width),)) for i in frame_ids]
 
     def plan(self, frame_ids: np.ndarray, height: int, width: int) -> list[FrameDecision]:
         cost = self.macs_full(height, width)
@@ -88,17 +90,22 @@ class IncrementalRunner:
         if state is not None:
             self.engine.load_state_dict(state)
 
-    def run(self, frame_ids: np.ndarray, frames: np.ndarray) -> FrameResults:
+    def run(self, frame_ids: np.ndarray, frames: np.ndarray) -> tuple[FrameResults, list[FrameDecision]]:
         logits, features, stats = self.engine.run(frames, [int(i) for i in frame_ids])
-        return FrameResults.from_arrays(
+        results = FrameResults.from_arrays(
             frame_ids, logits.detach().numpy(), features.detach().numpy(), [s.kind for s in stats],
             [int(s.macs) for s in stats], [int(s.macs_full) for s in stats],
         )
+        return results, [_decision(s) for s in stats]
 
     def plan(self, frame_ids: np.ndarray, frames: np.ndarray) -> list[FrameDecision]:
-        stats = self.engine.plan(frames, [int(i) for i in frame_ids])
-        return [FrameDecision(int(s.frame_id), s.kind, int(s.macs), int(s.macs_full),
-                              tuple(tuple(int(v) for v in p) for p in s.patches)) for s in stats]
+        return [_decision(s) for s in self.engine.plan(frames, [int(i) for i in frame_ids])]
 
     def state_dict(self) -> dict[str, Any]:
         return self.engine.state_dict()
+
+
+def _decision(stats: Any) -> FrameDecision:
+    """A FrameDecision from the engine's FrameStats."""
+    patches = tuple(tuple(int(v) for v in p) for p in stats.patches)
+    return FrameDecision(int(stats.frame_id), stats.kind, int(stats.macs), int(stats.macs_full), patches)  # type: ignore[arg-type]

@@ -148,9 +148,8 @@ def execute_scan(session: Any, scan: PreparedScan) -> tuple[FrameResults, ScanSt
     if script is not None and len(computed):
         session.script_state.setdefault(SCRIPT_RESULTS, {})[_script_key(scan)] = FrameResults.concat([script, computed])
     stats.seconds = time.perf_counter() - started
-    stats.per_frame = [FrameDecision(int(i), "cached", 0, int(m)) for i, m in zip(cached.frame_ids, cached.macs_full)]
-    stats.per_frame += [FrameDecision(int(i), str(k), int(m), int(f))
-                        for i, k, m, f in zip(computed.frame_ids, computed.kinds, computed.macs, computed.macs_full)]
+    stats.per_frame += [FrameDecision(int(i), "shared", 0, int(m)) for i, m in zip(shared.frame_ids, shared.macs_full)]
+    stats.per_frame += [FrameDecision(int(i), "cached", 0, int(m)) for i, m in zip(cached.frame_ids, cached.macs_full)]
     stats.per_frame.sort(key=lambda d: d.frame_id)
     return FrameResults.concat([shared, cached, computed]), stats
 
@@ -169,7 +168,8 @@ def _compute(session: Any, scan: PreparedScan, missing: np.ndarray, cache: Resul
             ids = missing[(heights == height) & (widths == width)]
             runner = _runner(session, scan, height, width)
             for batch_ids, frames in scan.frames.batches(session, ids, height, width, scan.batch_size):
-                results = runner.run(batch_ids, frames)
+                results, decisions = runner.run(batch_ids, frames)
+                stats.per_frame += decisions
                 stats.batches += 1
                 if cache is not None and writes:
                     cache.store(results)

@@ -25,11 +25,13 @@ class PlanContext:
 Rule = Callable[[exp.Expression, PlanContext], exp.Expression]
 
 from engine.planner.lift_model_calls import lift_model_calls  # noqa: E402  (rules need PlanContext)
+from engine.planner.lift_occlusion_maps import lift_occlusion_maps  # noqa: E402
 from engine.planner.push_frame_predicates import push_frame_predicates  # noqa: E402
 from engine.planner.share_backbones import share_backbones  # noqa: E402
 
 #: The ordered rewrite rules, each in its own module of this package.
 RULES: tuple[Rule, ...] = (
+    lift_occlusion_maps,     # inference: occlusion_map(...) in FROM -> a relation computed first
     lift_model_calls,        # inference: model calls -> scan requests + lookups by frame_id
     push_frame_predicates,   # inference: WHERE/LIMIT on the frames table restrict the scans
     share_backbones,         # inference: one scan per (model, frames table): the backbone runs once

@@ -1,0 +1,189 @@
+"""EXPLAIN of queries that call models: each inference scan's plan, frame by frame.
+
+For every scan: the frames the query needs, those served from the result cache or shared
+with an earlier statement of the script, and for the rest what the mode will do: full
+inference, incremental recomputation of changed patches (with their sizes), or a skip,
+with the multiply-adds estimated against full inference.  The incremental engine decides
+without running the network (change detection and its cost model), continuing from the
+persisted base frame.  ``EXPLAIN ANALYZE`` runs the scans and reports what they did.
+
+>>> import engine, numpy as np
+>>> con = engine.connect(progress="off")
+>>> _ = con.execute("CREATE MODEL tiny FROM 'data/mobilenet_v2.pth' WITH (architecture = 'mobilenet_v2')")
+>>> _ = engine.frames_from_numpy(con, "clip", np.zeros((4, 32, 32, 3), np.uint8))
+>>> plan = explain_plans(con._session, "SELECT tiny(frame).label FROM clip WHERE frame_id < 3")[0]
+>>> plan.counts()["full"], plan.macs == plan.macs_full
+(3, True)
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from engine.dialect import parse_statements
+from engine.inference.cache import ResultCache
+from engine.inference.runners import FrameDecision, FullRunner, IncrementalRunner
+from engine.inference.scan import SCRIPT_RESULTS, InferenceScan, PreparedScan, _script_key, execute_scan
+from engine.inference.state import load_state
+from engine.planner import PlanContext, optimize
+from engine.result import Result
+
+#: Decision kinds in the order EXPLAIN lists them.
+KINDS = ("cached", "shared", "skipped", "incremental", "full")
+
+
+@dataclass
+class ScanPlan:
+    """What one inference scan does (or did, with ANALYZE) with each frame."""
+
+    scan: PreparedScan
+    decisions: list[FrameDecision]
+    analyzed: bool = False
+
+    def counts(self) -> Counter[str]:
+        return Counter(d.kind for d in self.decisions)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-adds the plan spends (cached, shared and skipped frames cost none)."""
+        return sum(d.macs for d in self.decisions)
+
+    @property
+    def macs_full(self) -> int:
+        """Multiply-adds full inference of every frame the query needs would spend."""
+        return sum(d.macs_full for d in self.decisions)
+
+    def render(self) -> str:
+        scan = self.scan
+        request = scan.request
+        counts = self.counts()
+        where = f"   ({request.predicate.sql('duckdb')})" if request.predicate is not None else ""
+        if request.limit is not None:
+            where += f"   (first {request.limit} by frame_id {request.order})"
+        lines = [
+            f"INFERENCE SCAN {scan.version.model} (version {scan.version.version}) OVER {scan.frames.name}"
+            f"{' ANALYZED' if self.analyzed else ''}",
+            f"  mode {scan.mode}{_config_text(scan)}; result cache {'on' if scan.use_cache else 'off'}"
+            f"{'' if scan.key is not None else ' (the table is not in mallard.videos)'}; outputs "
+            f"{', '.join(sorted(request.outputs))}",
+            f"  frames needed       {len(self.decisions):>7}{where}",
+            f"  from cache          {counts['cached']:>7}",
+            f"  shared              {counts['shared']:>7}   (computed by an earlier statement of this script)",
+            f"  skipped             {counts['skipped']:>7}   (unchanged since the last computed frame)",
+            f"  incremental         {counts['incremental']:>7}{_patch_text(self.decisions)}",
+            f"  full                {counts['full']:>7}",
+            f"  multiply-adds       {_giga(self.macs)} {'spent' if self.analyzed else 'estimated'} against "
+            f"{_giga(self.macs_full)} for full inference of all {len(self.decisions)} frames{_ratio(self.macs_full, self.macs)}",
+        ]
+        computed = [d for d in self.decisions if d.kind not in ("cached", "shared")]
+        if computed and len(computed) != len(self.decisions):
+            spent, full = sum(d.macs for d in computed), sum(d.macs_full for d in computed)
+            lines.append(f"  of the {len(computed)} frames to compute: {_giga(spent)} against {_giga(full)}{_ratio(full, spent)}")
+        return "\n".join(lines)
+
+
+def _config_text(scan: PreparedScan) -> str:
+    if scan.config is None:
+        return ""
+    from dataclasses import asdict
+
+    return " (" + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in asdict(scan.config).items()) + ")"
+
+
+def _patch_text(decisions: Sequence[FrameDecision]) -> str:
+    incremental = [d for d in decisions if d.kind == "incremental"]
+    if not incremental:
+        return ""
+    counts = [len(d.patches) for d in incremental]
+    areas = [sum(h * w for _, _, h, w in d.patches) for d in incremental]
+    sizes = [f"{h}x{w}" for d in incremental for _, _, h, w in d.patches]
+    common = Counter(sizes).most_common(1)[0][0] if sizes else "-"
+    return (f"   patches per frame: mean {np.mean(counts):.1f}, max {max(counts)}; changed pixels per frame: "
+            f"mean {np.mean(areas):.0f}, max {max(areas)}; most common patch {common} px")
+
+
+def _giga(macs: int) -> str:
+    return f"{macs / 1e9:.2f} G"
+
+
+def _ratio(full: int, spent: int) -> str:
+    if full == 0:
+        return ""
+    return f" ({full / spent:.2f}x fewer)" if spent else " (none spent)"
+
+
+def explain_plans(session: Any, sql: str | Any, analyze: bool = False) -> list[ScanPlan]:
+    """The plans of the inference scans of one query (text or parsed); ANALYZE runs them."""
+    node = parse_statements(sql)[0] if isinstance(sql, str) else sql
+    context = PlanContext(functions=session.functions)
+    optimize(node, context)
+    scans = [step for step in context.steps if isinstance(step, InferenceScan)]
+    for scan in scans:
+        scan.prepare(session)
+    plans = []
+    for scan in scans:
+        prepared = scan.prepare(session)
+        if analyze:
+            _, stats = execute_scan(session, prepared)
+            plans.append(ScanPlan(prepared, stats.per_frame, analyzed=True))
+        else:
+            plans.append(ScanPlan(prepared, plan_scan(session, prepared)))
+    return plans
+
+
+def plan_scan(session: Any, scan: PreparedScan) -> list[FrameDecision]:
+    """Per-frame decisions of a scan, computing nothing."""
+    wanted = scan.selection.frame_ids
+    decisions: list[FrameDecision] = []
+    shared = session.script_state.get(SCRIPT_RESULTS, {}).get(_script_key(scan)) if scan.key is not None else None
+    shared_ids = np.intersect1d(wanted, shared.frame_ids) if shared is not None else np.empty(0, np.int64)
+    if shared is not None and len(shared_ids):
+        served = shared.select(shared_ids)
+        decisions += [FrameDecision(int(i), "shared", 0, int(f)) for i, f in zip(served.frame_ids, served.macs_full)]
+    remaining = np.setdiff1d(wanted, shared_ids, assume_unique=True)
+    if scan.use_cache and scan.key is not None and len(remaining):
+        cache = ResultCache(session, scan.key)
+        cached = cache.read(cache.cached_ids(remaining), set())
+        decisions += [FrameDecision(int(i), "cached", 0, int(f)) for i, f in zip(cached.frame_ids, cached.macs_full)]
+        remaining = np.setdiff1d(remaining, cached.frame_ids, assume_unique=True)
+    decisions += _plan_computation(session, scan, remaining)
+    return sorted(decisions, key=lambda d: d.frame_id)
+
+
+def _plan_computation(session: Any, scan: PreparedScan, frame_ids: np.ndarray) -> list[FrameDecision]:
+    from engine.inference.catalog import load_network
+
+    if len(frame_ids) == 0:
+        return []
+    position = np.searchsorted(scan.selection.frame_ids, frame_ids)
+    heights, widths = scan.selection.heights[position], scan.selection.widths[position]
+    network = load_network(session, scan.version)
+    spec = scan.version.spec
+    decisions: list[FrameDecision] = []
+    for height, width in sorted(set(zip(heights.tolist(), widths.tolist()))):
+        ids = frame_ids[(heights == height) & (widths == width)]
+        if scan.mode == "full":
+            decisions += FullRunner(network, spec.mean, spec.std).plan(ids, height, width)
+            continue
+        state = load_state(session, scan.key) if scan.key is not None else None
+        runner = IncrementalRunner(network, spec.mean, spec.std, scan.mode, scan.config, state)
+        decisions += runner.plan(ids, scan.frames.read(session, ids, height, width))
+    return decisions
+
+
+def explain_statement(session: Any, node: Any, params: Sequence[Any] | None) -> Result:
+    """The executor of ``EXPLAIN [ANALYZE] <query>``: DuckDB's EXPLAIN when no model is called."""
+    inner = node.this
+    context = PlanContext(functions=session.functions)
+    rewritten = optimize(inner, context)
+    if not context.steps:
+        analyze = "ANALYZE " if node.args.get("analyze") else ""
+        return Result(query=f"EXPLAIN {analyze}{inner.sql('duckdb')}", params=params)
+    plans = explain_plans(session, inner, analyze=bool(node.args.get("analyze")))
+    rows = [("inference_scan", plan.render()) for plan in plans]
+    rows.append(("rewritten_query", rewritten.sql("duckdb", pretty=True)))
+    return Result(arrow=pa.table({"explain_key": [r[0] for r in rows], "explain_value": [r[1] for r in rows]}))
