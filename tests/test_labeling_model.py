@@ -6,7 +6,8 @@ import pytest
 
 from engine.labeling.dawid_skene import DawidSkene
 from engine.labeling.majority import MajorityVote
-from engine.labeling.matrix import CodeLayout, VotePatterns
+from engine.labeling.matrix import CodeLayout
+from engine.labeling.patterns import VotePatterns
 from engine.labeling.synthetic import SyntheticVotes, synthetic_votes
 
 
@@ -55,9 +56,9 @@ def test_same_seed_gives_identical_labels(con):
 
 def test_fitting_on_patterns_equals_fitting_on_rows():
     data = synthetic_votes(n=5_000, m=5, k=2, seed=2)
-    patterns = VotePatterns.from_rows(data.votes)
-    rows = VotePatterns(data.votes, np.ones(len(data.votes), dtype=np.int64))
-    assert len(patterns.counts) < len(rows.counts) / 10
+    patterns = VotePatterns.from_rows(data.votes, k=2)
+    rows = VotePatterns.each_row(data.votes, k=2)
+    assert len(patterns) < len(rows) / 10
     by_pattern, by_row = DawidSkene(k=2).fit(patterns), DawidSkene(k=2).fit(rows)
     assert np.allclose(by_pattern.theta, by_row.theta) and np.allclose(by_pattern.prior, by_row.prior)
     assert by_pattern.iterations == by_row.iterations
@@ -72,9 +73,9 @@ def test_abstaining_is_evidence_the_model_learns():
     for j, (on_spam, on_ham) in enumerate([(0.6, 0.02), (0.5, 0.03), (0.4, 0.05), (0.7, 0.1)]):
         fires = rng.random(len(truth)) < np.where(truth == 1, on_spam, on_ham)
         votes[:, j] = np.where(fires, 2, 0)
-    patterns = VotePatterns.from_rows(votes)
+    patterns = VotePatterns.from_rows(votes, k=2)
     fitted = DawidSkene(k=2).fit(patterns)
-    silent = np.flatnonzero((patterns.votes == 0).all(axis=1))
+    silent = np.flatnonzero(patterns.n_votes() == 0)
     assert fitted.predict_proba(patterns)[silent[0]].argmax() == 0
     assert abs(fitted.class_balance[1] - 0.2) < 0.02
     assert np.allclose(MajorityVote(k=2).fit(patterns).predict_proba(patterns)[silent[0]], [0.5, 0.5])
@@ -91,7 +92,19 @@ def test_majority_vote_ties_give_no_label(con):
 
 @pytest.mark.parametrize(("m", "k"), [(3, 2), (31, 3), (40, 7)])
 def test_vote_codes_round_trip(m, k):
+    """Votes -> 12-bit group codes -> packed BIGINT columns (as the SQL builds them) -> votes."""
     layout = CodeLayout(m, k)
     votes = np.random.default_rng(m).integers(0, k + 1, size=(50, m)).astype(np.int8)
-    codes = [sum(votes[:, j].astype(np.int64) << (layout.bits * i) for i, j in enumerate(cols)) for cols in layout.columns]
-    assert np.array_equal(layout.decode(codes), votes)
+    codes = layout.groups.encode(votes)
+    packed = [sum(codes[g].astype(np.int64) << (12 * slot) for slot, g in enumerate(column)) for column in layout.columns]
+    assert np.array_equal(layout.groups.decode(layout.group_codes(packed)), votes)
+    assert np.array_equal(VotePatterns.each_row(votes, k).votes, votes)
+
+
+def test_group_statistics_equal_dense_ones():
+    votes = np.random.default_rng(5).integers(0, 4, size=(300, 14)).astype(np.int8)
+    patterns = VotePatterns.each_row(votes, k=3)
+    assert np.array_equal(patterns.tally().T, np.stack([(votes == y + 1).sum(axis=1) for y in range(3)], axis=1))
+    weights = np.random.default_rng(6).random(300)
+    dense = np.array([[weights[votes[:, j] == v].sum() for v in range(4)] for j in range(14)])
+    assert np.allclose(patterns.marginals(weights)[:, :, 0], dense)

@@ -8,8 +8,8 @@
 - ``learned_acc``: the label model's estimate of P(vote = truth | it voted).
 
 >>> import numpy as np
->>> from engine.labeling.matrix import VotePatterns
->>> rows = VotePatterns(np.array([[1, 1], [1, 2], [0, 2]], np.int8), np.array([2, 1, 1]))
+>>> from engine.labeling.patterns import VotePatterns
+>>> rows = VotePatterns.from_rows(np.array([[1, 1], [1, 1], [1, 2], [0, 2]]), k=2)
 >>> stats = lf_analysis(["a", "b"], rows, None, ("ham", "spam"))
 >>> [(s.lf, s.polarity, s.coverage, s.overlaps, s.conflicts) for s in stats]
 [('a', ['ham'], 0.75, 0.75, 0.25), ('b', ['ham', 'spam'], 1.0, 0.75, 0.25)]
@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from engine.labeling.matrix import VotePatterns
+from engine.labeling.patterns import VotePatterns
 
 ANALYSIS_COLUMNS = ("lf", "polarity", "coverage", "overlaps", "conflicts", "correct", "incorrect", "emp_acc",
                     "learned_acc")
@@ -47,38 +47,34 @@ class LFStats:
 def lf_analysis(names: Sequence[str], patterns: VotePatterns, gold: VotePatterns | None,
                 class_texts: Sequence[str], learned: np.ndarray | None = None) -> list[LFStats]:
     """The analysis of each function (in ``names`` order) over ``patterns``."""
-    votes, counts = patterns.votes, patterns.counts.astype(np.float64)
+    counts = patterns.counts.astype(np.float64)
     n = max(counts.sum(), 1.0)
-    voted = votes > 0
-    n_voting = voted.sum(axis=1)
-    conflicted = _conflicted(votes)
+    tally = patterns.tally()
+    shared = counts * (tally.sum(axis=0) > 1.5)  # another function voted too
+    disputed = counts * ((tally > 0).sum(axis=0) > 1)  # two different classes were voted
+    by_vote = patterns.marginals(np.stack([counts, shared, disputed]))  # (m, k + 1, 3)
+    confusion = _gold_confusion(gold) if gold is not None and gold.gold is not None else None
     out = []
     for j, name in enumerate(names):
-        mine = voted[:, j]
-        polarity = [class_texts[c - 1] for c in np.unique(votes[mine, j]).tolist()]
-        stats = LFStats(
-            lf=name, polarity=polarity, coverage=float(counts[mine].sum() / n),
-            overlaps=float(counts[mine & (n_voting > 1)].sum() / n),
-            conflicts=float(counts[mine & conflicted].sum() / n),
-        )
-        if gold is not None and gold.gold is not None:
-            gold_votes = gold.votes[:, j]
-            said = gold_votes > 0
-            stats.correct = int(gold.counts[said & (gold_votes == gold.gold)].sum())
-            stats.incorrect = int(gold.counts[said & (gold_votes != gold.gold)].sum())
-            total = stats.correct + stats.incorrect
-            stats.emp_acc = stats.correct / total if total else None
+        voted = by_vote[j, 1:, :].sum(axis=0) / n
+        stats = LFStats(lf=name, polarity=[class_texts[c] for c in np.flatnonzero(by_vote[j, 1:, 0] > 0)],
+                        coverage=float(voted[0]), overlaps=float(voted[1]), conflicts=float(voted[2]))
+        if confusion is not None:
+            right = int(round(sum(confusion[j, y + 1, y] for y in range(patterns.k))))
+            said = int(round(confusion[j, 1:, :].sum()))
+            stats.correct, stats.incorrect = right, said - right
+            stats.emp_acc = right / said if said else None
         if learned is not None and np.isfinite(learned[j]):
             stats.learned_acc = float(learned[j])
         out.append(stats)
     return out
 
 
-def _conflicted(votes: np.ndarray) -> np.ndarray:
-    """Patterns with two different (non-abstain) votes."""
-    top = votes.max(axis=1)
-    low = np.where(votes > 0, votes, np.iinfo(np.int8).max).min(axis=1)
-    return (top > 0) & (low != top)
+def _gold_confusion(gold: VotePatterns) -> np.ndarray:
+    """(m, k + 1, k): gold rows by each function's vote and their gold class."""
+    assert gold.gold is not None
+    weights = np.stack([gold.counts * (gold.gold == y + 1) for y in range(gold.k)]).astype(np.float64)
+    return gold.marginals(weights)
 
 
 def analysis_arrow(stats: Sequence[LFStats]) -> pa.Table:

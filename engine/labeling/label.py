@@ -22,7 +22,8 @@ from engine.labeling.analysis import LFStats, analysis_arrow, lf_analysis
 from engine.labeling.dawid_skene import DawidSkene
 from engine.labeling.functions import resolve
 from engine.labeling.majority import MajorityVote
-from engine.labeling.matrix import LabelMatrix, VotePatterns
+from engine.labeling.matrix import LabelMatrix
+from engine.labeling.patterns import VotePatterns
 from engine.labeling.options import ANALYZE_OPTIONS, LabelOptions, label_options
 from engine.labeling.plan import VotePlan
 from engine.labeling.runs import RunRecord, record_run
@@ -95,7 +96,7 @@ def _fit_and_write(session: Any, plan: VotePlan, matrix: LabelMatrix, options: L
     record = RunRecord(
         target=target, source=plan.source, key=plan.key.name, model=options.model, classes=plan.classes,
         seed=options.seed, options_json=options.to_json(plan.classes, plan.key.name), n_rows=patterns.n_rows,
-        n_covered=int(patterns.counts[(patterns.votes > 0).any(axis=1)].sum()), n_patterns=len(patterns.counts),
+        n_covered=int(patterns.counts[patterns.n_votes() > 0].sum()), n_patterns=len(patterns),
         n_gold=n_gold, iterations=fitted.iterations, converged=fitted.converged,
         class_balance=np.asarray(fitted.class_balance),
         label_share=_label_share(session, target, plan.classes, patterns.n_rows),

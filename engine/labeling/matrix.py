@@ -1,16 +1,15 @@
 """The label matrix: every labeling function applied to every row in ONE DuckDB query.
 
-Each row's votes are packed into vote codes (``c0``, ``c1``, ... BIGINT; each labeling
-function takes a few bits: 0 abstains, ``i + 1`` votes class ``i``) and stored in a
-temporary table ``(key, c0, ..., gold)``.  The label model reads the matrix as its
-distinct vote patterns with their counts (``GROUP BY c0, ...`` in SQL): at 1M rows x 10
+Each row's votes (0 abstains, ``i + 1`` votes class i) are packed into BIGINT code columns
+(``c0``, ...: 12-bit group codes, five to a column, see :mod:`engine.labeling.patterns`) and
+stored in a temporary table ``(key, c0, ..., gold)``.  The label model reads the matrix as
+its distinct vote patterns with their counts (``GROUP BY c0, ...`` in SQL): at 1M rows x 10
 functions there are only tens of thousands.  Predictions are made per pattern and joined
 back to the rows in SQL.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -18,33 +17,38 @@ from sqlglot import exp
 
 from engine.errors import DataError, Error
 from engine.labeling.classes import LabelClasses
+from engine.labeling.patterns import GROUP_BITS, VoteGroups, VotePatterns
 from engine.labeling.table import RowKey
 
 #: Marks errors raised by the vote query itself (a vote outside the classes).
 VOTE_ERROR = "mallard-labeling:"
 
+#: Group codes (12 bits each) packed into one BIGINT column.
+GROUPS_PER_COLUMN = 5
+
 
 @dataclass(frozen=True)
 class CodeLayout:
-    """How ``m`` votes of ``k`` classes pack into BIGINT code columns.
+    """How the 12-bit group codes of ``m`` votes over ``k`` classes pack into BIGINT columns
+    (five groups a column: 30 functions a column for k <= 3).
 
     >>> layout = CodeLayout(m=40, k=3)
-    >>> layout.bits, [len(c) for c in layout.columns]
-    (2, [31, 9])
+    >>> layout.groups.bits, layout.groups.size, [len(c) for c in layout.columns]
+    (2, 6, [5, 2])
     """
 
     m: int
     k: int
 
     @property
-    def bits(self) -> int:
-        return max(1, math.ceil(math.log2(self.k + 1)))
+    def groups(self) -> VoteGroups:
+        return VoteGroups(self.m, self.k)
 
     @property
     def columns(self) -> list[list[int]]:
-        """The labeling-function positions held by each code column."""
-        per = 62 // self.bits
-        return [list(range(s, min(self.m, s + per))) for s in range(0, self.m, per)]
+        """The group numbers held by each code column."""
+        count = len(self.groups.groups)
+        return [list(range(s, min(count, s + GROUPS_PER_COLUMN))) for s in range(0, count, GROUPS_PER_COLUMN)]
 
     @property
     def names(self) -> list[str]:
@@ -52,54 +56,29 @@ class CodeLayout:
 
     def code_expressions(self, votes: Sequence[exp.Expression]) -> list[exp.Expression]:
         """One BIGINT expression per code column: the sum of ``vote << shift``."""
+        groups, bits = self.groups.groups, self.groups.bits
         out = []
-        for positions, name in zip(self.columns, self.names):
-            terms = [exp.BitwiseLeftShift(this=exp.cast(votes[j], "BIGINT"), expression=exp.Literal.number(self.bits * i))
-                     for i, j in enumerate(positions)]
+        for column, name in zip(self.columns, self.names):
+            terms = []
+            for slot, g in enumerate(column):
+                for i, j in enumerate(groups[g]):
+                    shift = GROUP_BITS * slot + bits * i
+                    terms.append(exp.BitwiseLeftShift(this=exp.cast(votes[j], "BIGINT"),
+                                                      expression=exp.Literal.number(shift)))
             total = terms[0]
             for term in terms[1:]:
                 total = exp.Add(this=total, expression=term)
             out.append(exp.alias_(total, name))
         return out
 
-    def decode(self, codes: Sequence[np.ndarray]) -> np.ndarray:
-        """The votes (patterns x m, int8: 0 abstain, i + 1 class i) of the code columns."""
-        n = len(codes[0]) if codes else 0
-        votes = np.empty((n, self.m), dtype=np.int8)
-        mask = (1 << self.bits) - 1
-        for positions, column in zip(self.columns, codes):
-            column = column.astype(np.int64, copy=False)
-            for i, j in enumerate(positions):
-                votes[:, j] = (column >> (self.bits * i)) & mask
-        return votes
-
-
-@dataclass
-class VotePatterns:
-    """Distinct vote patterns: ``votes`` (P x m, 0 abstain, i + 1 class i) and their ``counts``.
-
-    ``codes`` are the patterns' code columns, to join predictions back to the rows;
-    ``gold`` (gold patterns only) is the gold class code of each pattern.
-    """
-
-    votes: np.ndarray
-    counts: np.ndarray
-    codes: dict[str, np.ndarray] = field(default_factory=dict)
-    gold: np.ndarray | None = None
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.counts.sum())
-
-    @classmethod
-    def from_rows(cls, votes: np.ndarray) -> "VotePatterns":
-        """Patterns of a dense label matrix (rows x m, 0 abstain) - for tests and Python callers.
-
-        >>> VotePatterns.from_rows(np.array([[1, 0], [1, 0], [2, 1]])).counts.tolist()
-        [2, 1]
-        """
-        unique, counts = np.unique(np.asarray(votes, dtype=np.int8), axis=0, return_counts=True)
-        return cls(unique, counts.astype(np.int64))
+    def group_codes(self, columns: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The per-group codes held in the packed code columns."""
+        mask = (1 << GROUP_BITS) - 1
+        out = []
+        for column, values in zip(self.columns, columns):
+            values = np.asarray(values, dtype=np.int64)
+            out.extend(((values >> (GROUP_BITS * slot)) & mask).astype(np.intp) for slot in range(len(column)))
+        return out
 
 
 def vote_code(raw: exp.Expression, classes: LabelClasses, lf: str, key: exp.Expression,
@@ -142,15 +121,15 @@ class LabelMatrix:
         return exp.to_table(self.table)
 
     def patterns(self) -> VotePatterns:
-        """Distinct vote patterns over all rows, with counts (one GROUP BY in DuckDB)."""
+        """Distinct vote patterns over all rows with their counts (one GROUP BY in DuckDB), in
+        code order: DuckDB's grouping order varies between runs, and results must not."""
         names = self.layout.names
-        query = exp.select(*names, exp.alias_(exp.Count(this=exp.Star()), "n")).from_(self.ref()).group_by(*names)
+        query = (exp.select(*names, exp.alias_(exp.Count(this=exp.Star()), "n")).from_(self.ref())
+                 .group_by(*names).order_by(*names))
         data = self.session.sql(query).fetchnumpy()
-        codes = [np.asarray(data[name], dtype=np.int64) for name in names]
-        order = np.lexsort(codes[::-1])  # a canonical order: DuckDB's GROUP BY order varies between runs
-        codes = [c[order] for c in codes]
-        return VotePatterns(self.layout.decode(codes), np.asarray(data["n"], dtype=np.int64)[order],
-                            dict(zip(names, codes)))
+        columns = [np.asarray(data[name], dtype=np.int64) for name in names]
+        return VotePatterns(self.layout.group_codes(columns), np.asarray(data["n"], dtype=np.int64),
+                            self.layout.groups, join_codes=dict(zip(names, columns)))
 
     def gold_patterns(self) -> VotePatterns | None:
         """Vote patterns of the rows with a gold label, with the gold class code."""
@@ -159,11 +138,11 @@ class LabelMatrix:
         names = self.layout.names
         query = (exp.select(*names, "gold", exp.alias_(exp.Count(this=exp.Star()), "n")).from_(self.ref())
                  .where(exp.Not(this=exp.Is(this=exp.column("gold"), expression=exp.Null())))
-                 .group_by(*names, "gold"))
+                 .group_by(*names, "gold").order_by(*names, "gold"))
         data = self.session.sql(query).fetchnumpy()
-        codes = [np.asarray(data[name], dtype=np.int64) for name in names]
-        return VotePatterns(self.layout.decode(codes), np.asarray(data["n"], dtype=np.int64),
-                            gold=np.asarray(data["gold"], dtype=np.int8))
+        columns = [np.asarray(data[name], dtype=np.int64) for name in names]
+        return VotePatterns(self.layout.group_codes(columns), np.asarray(data["n"], dtype=np.int64),
+                            self.layout.groups, gold=np.asarray(data["gold"], dtype=np.int8))
 
     def drop(self) -> None:
         self.session.sql(exp.Drop(tables=[self.ref()], kind="TABLE", exists=True))

@@ -65,9 +65,9 @@ def row_key(session: Any, table: exp.Table, key: str | None) -> RowKey:
 def check_unique_key(session: Any, table: exp.Table, key: RowKey) -> int:
     """The table's row count, after checking that the key is never NULL and never repeats."""
     column = key.column()
-    query = exp.select(
-        exp.Count(this=exp.Star()), exp.Count(this=column.copy()), exp.Count(this=exp.Distinct(expressions=[column.copy()]))
-    ).from_(table.copy())
+    declared = key.name == "rowid" or _declared_unique(session, table, key.name)
+    distinct_count = exp.Count(this=exp.Star()) if declared else exp.Count(this=exp.Distinct(expressions=[column.copy()]))
+    query = exp.select(exp.Count(this=exp.Star()), exp.Count(this=column.copy()), distinct_count).from_(table.copy())
     rows, non_null, distinct = session.sql(query).fetchone()
     if non_null < rows:
         raise DataError(f"key column {key.name} of {table.sql('duckdb')} has NULLs; each row needs a key (WITH (key = ...))")
@@ -81,3 +81,14 @@ def check_unique_key(session: Any, table: exp.Table, key: RowKey) -> int:
             "choose a unique column with WITH (key = ...)"
         )
     return int(rows)
+
+
+def _declared_unique(session: Any, table: exp.Table, column: str) -> bool:
+    """Whether ``column`` alone carries a PRIMARY KEY or UNIQUE constraint (so DuckDB keeps it unique)."""
+    rows = session.sql(
+        "SELECT constraint_column_names FROM duckdb_constraints() WHERE constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
+        " AND lower(table_name) = lower(?) AND lower(schema_name) = lower(coalesce(?, current_schema()))"
+        " AND database_name = coalesce(?, current_database())",
+        [table.name, table.db or None, table.catalog or None],
+    ).fetchall()
+    return any(len(names) == 1 and names[0].lower() == column.lower() for (names,) in rows)

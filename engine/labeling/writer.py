@@ -22,7 +22,8 @@ from sqlglot import exp
 
 from engine.errors import ProgrammingError
 from engine.labeling.classes import LabelClasses
-from engine.labeling.matrix import LabelMatrix, VotePatterns
+from engine.labeling.matrix import LabelMatrix
+from engine.labeling.patterns import VotePatterns
 
 OUTPUT_COLUMNS = ("label", "probs", "n_votes", "provenance", "weight")
 
@@ -44,7 +45,7 @@ class Predictions:
             tied = np.isclose(probs, top[:, None]).sum(axis=1) > 1
             labels = np.where(tied, -1, labels)
         weight = np.where(labels >= 0, top, 0.0)
-        return cls(labels, probs, (patterns.votes > 0).sum(axis=1).astype(np.int32), weight)
+        return cls(labels, probs, patterns.n_votes(), weight)
 
     def label_share(self, counts: np.ndarray, k: int) -> np.ndarray:
         """Fraction of rows given each class."""
@@ -58,7 +59,7 @@ class Predictions:
         k = classes.k
         probs = pa.ListArray.from_arrays(pa.array(np.arange(0, len(self.labels) * k + 1, k, dtype=np.int32)),
                                          pa.array(self.probs.ravel(), type=pa.float64()))
-        columns: dict[str, Any] = {name: pa.array(code) for name, code in patterns.codes.items()}
+        columns: dict[str, Any] = {name: pa.array(code) for name, code in patterns.join_codes.items()}
         columns.update(label=label, probs=probs, n_votes=pa.array(self.n_votes), weight=pa.array(self.weight))
         return pa.table(columns)
 

@@ -1,0 +1,167 @@
+"""Distinct vote patterns, held as small per-group codes so that every statistic is a few
+table lookups and ``bincount`` calls, whatever the number of labeling functions.
+
+A vote is 0 (abstain) or ``i + 1`` (class i) and takes ``bits`` bits.  Functions are grouped
+so that a group's joint vote fits in 12 bits (6 functions for k <= 3): each pattern is then a
+handful of integers below 4096.  A per-function table ``(m, k + 1, X)`` (say, log P(vote |
+class)) becomes one ``(4096, X)`` table per group, and summing over functions is one lookup
+per group; counting votes per function (an M-step, coverage) is one ``bincount`` per group.
+
+>>> import numpy as np
+>>> patterns = VotePatterns.from_rows(np.array([[1, 0, 2], [1, 0, 2], [0, 0, 1]]), k=2)
+>>> patterns.counts.tolist(), patterns.votes.tolist()
+([1, 2], [[0, 0, 1], [1, 0, 2]])
+>>> patterns.tally().T.astype(int).tolist()   # votes per class, per pattern
+[[1, 0], [1, 1]]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+GROUP_BITS = 12
+
+
+@lru_cache(maxsize=64)
+def _digits(bits: int, width: int) -> np.ndarray:
+    """(2**(bits*width), width): the vote of each function in each joint code."""
+    codes = np.arange(1 << (bits * width))
+    mask = (1 << bits) - 1
+    return np.stack([(codes >> (bits * i)) & mask for i in range(width)], axis=1)
+
+
+@dataclass(frozen=True)
+class VoteGroups:
+    """How ``m`` functions voting over ``k`` classes are grouped into 12-bit joint codes."""
+
+    m: int
+    k: int
+
+    @property
+    def bits(self) -> int:
+        return max(1, int(self.k).bit_length())  # enough for 0..k
+
+    @property
+    def size(self) -> int:
+        """Functions per group."""
+        return max(1, GROUP_BITS // self.bits)
+
+    @property
+    def groups(self) -> list[list[int]]:
+        return [list(range(s, min(self.m, s + self.size))) for s in range(0, self.m, self.size)]
+
+    def digits(self, group: list[int]) -> np.ndarray:
+        return np.minimum(_digits(self.bits, len(group)), self.k)  # impossible digits never occur in data
+
+    def encode(self, votes: np.ndarray) -> list[np.ndarray]:
+        """Group codes of dense votes (rows x m)."""
+        out = []
+        for group in self.groups:
+            code = np.zeros(len(votes), dtype=np.intp)
+            for i, j in enumerate(group):
+                code |= np.asarray(votes[:, j], dtype=np.intp) << (self.bits * i)
+            out.append(code)
+        return out
+
+    def decode(self, codes: list[np.ndarray]) -> np.ndarray:
+        """Dense votes (patterns x m, int8) of group codes."""
+        votes = np.empty((len(codes[0]) if codes else 0, self.m), dtype=np.int8)
+        for group, code in zip(self.groups, codes):
+            votes[:, group] = self.digits(group)[code]
+        return votes
+
+    def lookup(self, codes: list[np.ndarray], per_vote: np.ndarray) -> np.ndarray:
+        """(X, P): for each pattern, the sum over functions j of ``per_vote[j, vote_j, :]``."""
+        width = per_vote.shape[2]
+        out = np.zeros((width, len(codes[0]) if codes else 0))
+        for group, code in zip(self.groups, codes):
+            digits = self.digits(group)
+            table = np.zeros((width, len(digits)))
+            for i, j in enumerate(group):
+                table += per_vote[j][digits[:, i]].T
+            for x in range(width):
+                out[x] += np.take(table[x], code)
+        return out
+
+    def marginals(self, codes: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+        """(m, k + 1, X): for each function and vote, the total of ``weights`` (X, P) over the
+        patterns where the function cast that vote."""
+        width = weights.shape[0]
+        out = np.zeros((self.m, self.k + 1, width))
+        for group, code in zip(self.groups, codes):
+            digits = self.digits(group)
+            joint = np.stack([np.bincount(code, weights=weights[x], minlength=len(digits)) for x in range(width)],
+                             axis=1)
+            for i, j in enumerate(group):
+                for x in range(width):
+                    out[j, :, x] = np.bincount(digits[:, i], weights=joint[:, x], minlength=self.k + 1)
+        return out
+
+
+@dataclass
+class VotePatterns:
+    """Distinct vote patterns: per-group ``codes`` (intp arrays) and their ``counts``.
+
+    ``join_codes`` are the packed code columns of the label-matrix table (to join predictions
+    back to rows); ``gold`` (gold patterns only) is each pattern's gold class code.
+    """
+
+    codes: list[np.ndarray]
+    counts: np.ndarray
+    groups: VoteGroups
+    join_codes: dict[str, np.ndarray] = field(default_factory=dict)
+    gold: np.ndarray | None = None
+    _tally: np.ndarray | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_rows(cls, votes: np.ndarray, k: int) -> "VotePatterns":
+        """Patterns of a dense label matrix (rows x m; 0 abstains, i + 1 votes class i)."""
+        votes = np.asarray(votes, dtype=np.int8)
+        unique, counts = np.unique(votes, axis=0, return_counts=True)
+        groups = VoteGroups(votes.shape[1], k)
+        return cls(groups.encode(unique), counts.astype(np.int64), groups)
+
+    @classmethod
+    def each_row(cls, votes: np.ndarray, k: int) -> "VotePatterns":
+        """Every row as its own pattern (count 1), in row order."""
+        votes = np.asarray(votes, dtype=np.int8)
+        groups = VoteGroups(votes.shape[1], k)
+        return cls(groups.encode(votes), np.ones(len(votes), dtype=np.int64), groups)
+
+    @property
+    def m(self) -> int:
+        return self.groups.m
+
+    @property
+    def k(self) -> int:
+        return self.groups.k
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def votes(self) -> np.ndarray:
+        """Dense votes (P x m); built on demand, for small inputs and tests."""
+        return self.groups.decode(self.codes)
+
+    def tally(self) -> np.ndarray:
+        """(k, P): how many functions voted each class in each pattern."""
+        if self._tally is None:
+            one_hot = np.zeros((self.m, self.k + 1, self.k))
+            for y in range(self.k):
+                one_hot[:, y + 1, y] = 1.0
+            self._tally = self.groups.lookup(self.codes, one_hot)
+        return self._tally
+
+    def n_votes(self) -> np.ndarray:
+        """Functions that voted on each pattern."""
+        return self.tally().sum(axis=0).round().astype(np.int32)
+
+    def marginals(self, weights: np.ndarray) -> np.ndarray:
+        return self.groups.marginals(self.codes, np.atleast_2d(weights))
