@@ -21,9 +21,9 @@ QUANTILE_BUCKETS = register_setting(
     "Buckets of each span's quantile sketch (approx_quantile at 0, 1/B, ..., 1).",
 )
 SHIFT = register_setting(
-    "validation_shift_threshold", 0.1, number(0, 1),
-    "MALLARD_NUMERIC_SHIFT: Jensen-Shannon divergence (log2) of a numeric column's decile histogram "
-    "against the statistics its schema was inferred from; 1 turns the check off.",
+    "validation_shift_threshold", 0.05, number(0, 1),
+    "MALLARD_NUMERIC_SHIFT: Jensen-Shannon divergence (log2) between a numeric column's decile histogram "
+    "and its schema's baseline, over bins cut at the baseline's deciles; 1 turns the check off.",
 )
 MISSING_RISE = register_setting(
     "validation_missing_rise_threshold", 0.02, number(0, 1),
