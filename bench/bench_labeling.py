@@ -80,7 +80,6 @@ def mallard_synthetic(db: str, m: int, k: int) -> dict[str, Any]:
 def snorkel_synthetic(db: str, m: int, k: int) -> dict[str, Any]:
     import duckdb
     import numpy as np
-    import pyarrow as pa
     import torch
     from snorkel.labeling.model import LabelModel
 

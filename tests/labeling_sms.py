@@ -4,7 +4,6 @@ and Python functions agree).  Shared by the labeling tests and bench/bench_label
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 

@@ -225,6 +225,24 @@ def test_bad_gold_labels_fail_clearly_and_write_nothing(small):
     assert "out" not in tables(small) and runs(small) == 0
 
 
+def test_statements_take_question_mark_parameters(small):
+    cur = small.execute("ADD GOLD LABELS TO t FROM (SELECT id, a AS label FROM t WHERE a IS NOT NULL AND id < ?)", [3])
+    assert cur.rowcount == 2
+    small.execute("LABEL t USING fa, fb, fc WITH (seed = ?, model = ?) INTO labels", [5, "majority"])
+    assert small.execute("SELECT seed, model, n_gold FROM mallard.label_runs").fetchone() == (5, "majority", 2)
+    with pytest.raises(engine.ProgrammingError, match="expected 1 parameter"):
+        small.execute("LABEL t USING fa, fb, fc WITH (seed = ?) INTO OR REPLACE labels", [1, 2])
+
+
+def test_a_declared_primary_key_is_trusted_and_used(con):
+    con.execute("CREATE TABLE p (msg INTEGER PRIMARY KEY, a VARCHAR, b VARCHAR, c VARCHAR)")
+    con.execute("INSERT INTO p VALUES (10, 'x', 'x', NULL), (20, 'y', 'y', 'y'), (30, NULL, 'x', 'x')")
+    for name in "abc":
+        con.execute(f"CREATE LABELING FUNCTION p{name} ON p AS {name}")
+    con.execute("LABEL p USING pa, pb, pc WITH (key = msg, model = 'majority') INTO p_labels")
+    assert con.execute("SELECT msg, label FROM p_labels ORDER BY msg").fetchall() == [(10, "x"), (20, "y"), (30, "x")]
+
+
 def test_show_label_analysis_of_a_table_no_label_run_wrote(small):
     with pytest.raises(engine.ProgrammingError, match="no LABEL run wrote t"):
         small.execute("SHOW LABEL ANALYSIS FOR t")

@@ -16,7 +16,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -41,7 +41,6 @@ class LFStats:
     incorrect: int | None = None
     emp_acc: float | None = None
     learned_acc: float | None = None
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 def lf_analysis(names: Sequence[str], patterns: VotePatterns, gold: VotePatterns | None,

@@ -90,18 +90,26 @@ class DawidSkene:
         return tally / tally.sum(axis=0)
 
     def _m_step(self, q: np.ndarray, patterns: VotePatterns) -> tuple[np.ndarray, np.ndarray]:
-        weights = q * patterns.counts  # (k, P)
-        prior = weights.sum(axis=1)
-        prior = prior / prior.sum()
-        theta = patterns.marginals(weights) + self.smoothing  # (m, k + 1, k)
+        """Counts per function, vote and class; class 0's are the totals less the others'
+        (the totals do not change between iterations), which saves one pass in k."""
+        weights = q[1:] * patterns.counts  # (k - 1, P)
+        others = weights.sum(axis=1)
+        prior = np.concatenate([[patterns.n_rows - others.sum()], others])
+        prior = np.maximum(prior, 0.0) / patterns.n_rows
+        theta = np.empty((patterns.m, self.k + 1, self.k))
+        theta[:, :, 1:] = patterns.marginals(weights)
+        theta[:, :, 0] = np.maximum(patterns.vote_totals() - theta[:, :, 1:].sum(axis=2), 0.0)
+        theta += self.smoothing
         theta /= theta.sum(axis=1, keepdims=True)
         return prior, theta
 
 
 def _posterior(log_theta: np.ndarray, log_prior: np.ndarray, patterns: VotePatterns) -> np.ndarray:
-    """(k, P): the E-step, P(class | pattern)."""
-    scores = patterns.groups.lookup(patterns.codes, log_theta)
-    scores += log_prior[:, None]
+    """(k, P): the E-step, P(class | pattern); scores are relative to class 0, so k - 1 lookups."""
+    relative = log_theta[:, :, 1:] - log_theta[:, :, :1]
+    scores = np.zeros((len(log_prior), len(patterns)))
+    scores[1:] = patterns.groups.lookup(patterns.codes, relative)
+    scores[1:] += (log_prior[1:] - log_prior[0])[:, None]
     scores -= scores.max(axis=0)
     np.exp(scores, out=scores)
     scores /= scores.sum(axis=0)

@@ -12,7 +12,7 @@ from sqlglot import exp
 
 from engine.catalog import catalog_name
 from engine.errors import ProgrammingError
-from engine.labeling.table import column_names, quote_column
+from engine.labeling.table import column_names
 from udfs.labeling import PythonLabelingFunction, python_labeling_functions
 
 
@@ -161,8 +161,3 @@ def listing(session: Any, table: exp.Table | None) -> list[tuple[str, str, str, 
         wanted = catalog_name(table)
         rows = [r for r in rows if r[1] == wanted]
     return sorted(rows)
-
-
-def quoted_columns(lf: LabelingFunction) -> list[exp.Expression]:
-    """Column references for a Python function's parameters."""
-    return [quote_column(c) for c in lf.columns()]

@@ -66,20 +66,22 @@ def label(session: Any, node: exp.Expression) -> LabelOutcome:
         )
     plan = VotePlan.prepare(session, source, lfs, options.key, options.classes, options.fault_tolerant)
     check_key_name(plan.key.name)
-    with session.atomic():
+    steps = session.progress(4, f"LABEL {source.sql('duckdb')}: apply, fit, write, record", unit="step")
+    with steps, session.atomic():
         matrix_name = f"__mallard_label_matrix_{id(plan):x}"
         applied = time.perf_counter()
         matrix = plan.apply(matrix_name)
         try:
-            return _fit_and_write(session, plan, matrix, options, target, replace, started, applied)
+            return _fit_and_write(session, plan, matrix, options, target, replace, started, applied, steps)
         finally:
             matrix.drop()
 
 
 def _fit_and_write(session: Any, plan: VotePlan, matrix: LabelMatrix, options: LabelOptions, target: exp.Table,
-                   replace: bool, started: float, applied: float) -> LabelOutcome:
+                   replace: bool, started: float, applied: float, steps: Any) -> LabelOutcome:
     patterns = matrix.patterns()
     gold = matrix.gold_patterns()
+    steps.update(1)
     fit_start = time.perf_counter()
     k = plan.classes.k
     if options.model == "majority":
@@ -88,9 +90,11 @@ def _fit_and_write(session: Any, plan: VotePlan, matrix: LabelMatrix, options: L
         model = DawidSkene(k, max_iter=options.max_iter, tol=options.tol, seed=options.seed)
     fitted = model.fit(patterns)
     predictions = Predictions.from_probs(patterns, fitted.predict_proba(patterns), ties_abstain=options.model == "majority")
+    steps.update(1)
     write_start = time.perf_counter()
     _write(session, matrix, plan, predictions, patterns, target, replace)
     done = time.perf_counter()
+    steps.update(1)
     stats = lf_analysis([lf.name for lf in plan.lfs], patterns, gold, plan.classes.texts, fitted.accuracies())
     n_gold = int(gold.counts.sum()) if gold is not None else 0
     record = RunRecord(
@@ -104,6 +108,7 @@ def _fit_and_write(session: Any, plan: VotePlan, matrix: LabelMatrix, options: L
     )
     record.total_seconds = time.perf_counter() - started
     run_id = record_run(session, record, plan.lfs, stats, plan.failures())
+    steps.update(1)
     return LabelOutcome(run_id, record, stats)
 
 

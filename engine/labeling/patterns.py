@@ -114,6 +114,7 @@ class VotePatterns:
     join_codes: dict[str, np.ndarray] = field(default_factory=dict)
     gold: np.ndarray | None = None
     _tally: np.ndarray | None = field(default=None, repr=False)
+    _totals: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def from_rows(cls, votes: np.ndarray, k: int) -> "VotePatterns":
@@ -165,3 +166,9 @@ class VotePatterns:
 
     def marginals(self, weights: np.ndarray) -> np.ndarray:
         return self.groups.marginals(self.codes, np.atleast_2d(weights))
+
+    def vote_totals(self) -> np.ndarray:
+        """(m, k + 1): rows by each function's vote (the counts' marginals)."""
+        if self._totals is None:
+            self._totals = self.marginals(self.counts.astype(np.float64))[:, :, 0]
+        return self._totals

@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlglot import exp
 
-from engine.catalog import catalog_name
 from engine.errors import Error, ProgrammingError
 from engine.labeling import gold as gold_labels
 from engine.labeling.classes import LabelClasses
@@ -128,7 +127,3 @@ def _infer_classes(session: Any, source: exp.Table, lfs: list[LabelingFunction],
     if len(texts) > 10000:
         raise ProgrammingError("the labeling functions voted more than 10000 distinct values; give WITH (classes = [...])")
     return LabelClasses.infer(texts)
-
-
-def source_name(source: exp.Table) -> str:
-    return catalog_name(source)

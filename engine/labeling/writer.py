@@ -47,11 +47,6 @@ class Predictions:
         weight = np.where(labels >= 0, top, 0.0)
         return cls(labels, probs, patterns.n_votes(), weight)
 
-    def label_share(self, counts: np.ndarray, k: int) -> np.ndarray:
-        """Fraction of rows given each class."""
-        given = self.labels >= 0
-        return np.bincount(self.labels[given], weights=counts[given], minlength=k) / max(counts.sum(), 1)
-
     def to_arrow(self, patterns: VotePatterns, classes: LabelClasses) -> pa.Table:
         indices = pa.array(self.labels.astype(np.int32), mask=self.labels < 0)
         label = pa.DictionaryArray.from_arrays(indices, pa.array(list(classes.values), type=classes.arrow_type))
