@@ -13,5 +13,6 @@ frames that barely differ.  See :class:`IncrementalEngine` and :func:`occlusion_
 """
 from engine.inference.incremental.config import FrameStats, IncrementalConfig
 from engine.inference.incremental.engine import IncrementalEngine
+from engine.inference.incremental.occlusion import occlusion_map, plot_occlusion
 
-__all__ = ["FrameStats", "IncrementalConfig", "IncrementalEngine"]
+__all__ = ["FrameStats", "IncrementalConfig", "IncrementalEngine", "occlusion_map", "plot_occlusion"]

@@ -152,9 +152,12 @@ class Activation:
             return
         if self.full:
             self.store.base.copy_(self.rows[-self.hw:])
-            return
-        last = self.table()[-self.hw:]
-        self.store.base.copy_(self.store.buffer.index_select(0, last))
+        elif self.chain:
+            self.store.base.copy_(self.store.buffer.index_select(0, self.table()[-self.hw:]))
+        else:
+            last = self.mask[-1].view(-1).nonzero().squeeze(1)
+            if last.numel():
+                self.store.base.index_copy_(0, last, self.rows[-last.numel():])
 
 
 def _inside(rows: torch.Tensor, store: MaterializedActivation) -> bool:

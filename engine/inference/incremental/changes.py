@@ -15,6 +15,7 @@ pixels outside changed blocks keep the base frame's values (the "composite" fram
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 def grid_shape(height: int, width: int, block: int) -> tuple[int, int]:
@@ -27,17 +28,18 @@ def changed_blocks(frames: np.ndarray, reference: np.ndarray, block: int, thresh
     ``frames`` is (n, H, W, 3) uint8, ``reference`` (H, W, 3) uint8 or (n, H, W, 3);
     ``threshold`` is in [0, 1] pixel units.
     """
-    diff = np.abs(frames.astype(np.int16) - reference.astype(np.int16)).max(axis=-1)
-    return block_max(diff, block) > threshold * 255
+    a, b = torch.from_numpy(np.ascontiguousarray(frames)), torch.from_numpy(np.ascontiguousarray(reference))
+    diff = (torch.maximum(a, b) - torch.minimum(a, b)).amax(dim=-1)
+    return (block_max(diff, block) > threshold * 255).numpy()
 
 
-def block_max(values: np.ndarray, block: int) -> np.ndarray:
+def block_max(values: torch.Tensor, block: int) -> torch.Tensor:
     """(n, H, W) -> (n, gh, gw): the maximum over each block (edge blocks may be partial)."""
     n, height, width = values.shape
     gh, gw = grid_shape(height, width, block)
-    padded = np.zeros((n, gh * block, gw * block), values.dtype)
-    padded[:, :height, :width] = values
-    return padded.reshape(n, gh, block, gw, block).max(axis=(2, 4))
+    if (gh * block, gw * block) != (height, width):
+        values = torch.nn.functional.pad(values, (0, gw * block - width, 0, gh * block - height))
+    return values.reshape(n, gh, block, gw, block).amax(dim=(2, 4))
 
 
 def block_mask(grid: np.ndarray, block: int, height: int, width: int) -> np.ndarray:

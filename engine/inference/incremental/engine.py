@@ -27,6 +27,7 @@ from engine.inference.incremental.activations import MaterializedActivation
 from engine.inference.incremental.config import MODES, FrameStats, IncrementalConfig
 from engine.inference.incremental.execution import BatchForward
 from engine.inference.incremental.graph import LayerGraph
+from engine.inference.incremental.layers import Add, Conv
 from engine.inference.incremental.patches import block_patches
 from engine.inference.incremental.planner import BaseFrame, ChunkPlan, plan_chunk
 
@@ -160,42 +161,52 @@ class IncrementalEngine:
         return self._graph
 
     def _thresholds(self, graph: LayerGraph) -> dict[str, float]:
+        """Approximate mode's change thresholds, on the layer outputs that are cheap to compare:
+        residual sums and convolutions that narrow the channels (projections).  Widening layers
+        inherit the stopped changes of their narrow inputs."""
         if self.mode != "approximate" or self.config.activation_threshold <= 0:
             return {}
-        return {node.name: self.config.activation_threshold for node in graph.nodes[1:]}
+        return {node.name: self.config.activation_threshold for node in graph.nodes[1:]
+                if isinstance(node.layer, Add) or (isinstance(node.layer, Conv) and
+                                                   node.layer.out_channels < node.layer.in_channels)}
 
     def _tau(self) -> float:
         return self.config.tau if self.mode == "approximate" else 1.0
 
-    def _normalize(self, frames: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(frames).to(torch.float32).div_(255.0)
-        return x.sub_(self.mean).div_(self.std)
+    def _normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 RGB (..., 3) -> normalized float."""
+        return pixels.to(torch.float32).div_(255.0).sub_(self.mean).div_(self.std)
 
     def _execute(self, plan: ChunkPlan) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        """Run the computed frames of a plan; skipped frames repeat the result before them."""
+        """Run the computed frames of a plan (incremental ones by patches, then the full ones
+        densely); skipped frames repeat the result before them."""
         assert self._forward is not None and self._graph is not None
-        computed = plan.computed()
+        incremental = [i for i, kind in enumerate(plan.kinds) if kind == "incremental"]
+        full = [i for i, kind in enumerate(plan.kinds) if kind == "full"]
+        pooled: dict[int, torch.Tensor] = {}
         macs = [0] * plan.length
-        rows: list[int] = []
+        if incremental:
+            masks = plan.input_masks(self.config.block, incremental)
+            pixels = torch.from_numpy(plan.composites[incremental])
+            rows = self._normalize(pixels[masks])
+            part, conv_macs = self._forward.run_patches(rows, masks, chain=self.mode == "exact")
+            for row, i in enumerate(incremental):
+                pooled[i], macs[i] = part[row], int(conv_macs[row]) + self._graph.head.linear_macs
+        if full:
+            part, _ = self._forward.run_dense(self._normalize(torch.from_numpy(plan.composites[full])))
+            for row, i in enumerate(full):
+                pooled[i], macs[i] = part[row], self._graph.macs_full
+        computed = sorted(pooled)
+        rows_of: list[int] = []
         logits = features = None
         if computed:
-            x = self._normalize(plan.composites[computed])
-            kinds = [plan.kinds[i] for i in computed]
-            if all(kind == "full" for kind in kinds):
-                pooled, conv_macs = self._forward.run_dense(x)
-            else:
-                exact_frames = torch.tensor([kind == "full" for kind in kinds]) if self.mode == "approximate" else None
-                pooled, conv_macs = self._forward.run_patches(x, plan.input_masks(self.config.block),
-                                                              chain=self.mode == "exact", exact_frames=exact_frames)
-            logits, features = self._graph.head(pooled)
-            for row, i in enumerate(computed):
-                macs[i] = int(conv_macs[row]) + self._graph.head.linear_macs
+            logits, features = self._graph.head(torch.stack([pooled[i] for i in computed]))
         previous = -1
         for i in range(plan.length):
-            if plan.kinds[i] != "skipped":
+            if i in pooled:
                 previous = computed.index(i)
-            rows.append(previous)
-        return self._gather(rows, logits, features) + (macs,)
+            rows_of.append(previous)
+        return self._gather(rows_of, logits, features) + (macs,)
 
     def _gather(self, rows: list[int], logits: torch.Tensor | None,
                 features: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

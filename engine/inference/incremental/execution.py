@@ -20,7 +20,7 @@ It returns the globally pooled vectors and the multiply-adds spent per frame.
 >>> pooled, macs = forward.run_dense(x)
 >>> mask = torch.zeros(2, 16, 16, dtype=torch.bool); mask[:, 2:5, 3:9] = True
 >>> x2 = x[1:].repeat(2, 1, 1, 1); x2[mask] = 0.0
->>> pooled2, macs2 = forward.run_patches(x2, mask, chain=True)
+>>> pooled2, macs2 = forward.run_patches(x2[mask], mask, chain=True)
 >>> bool((pooled2 - forward.run_dense(x2)[0]).abs().max() < 1e-5), bool((macs2 < macs).all())
 (True, True)
 """
@@ -39,14 +39,17 @@ class BatchForward:
     """The engine's materialized activations and the two ways of running a batch over them.
 
     ``thresholds`` maps a layer output name to its change threshold (approximate mode);
-    ``tau`` is the projective-field threshold; ``tile`` the output tile side of windowed layers.
+    ``tau`` is the projective-field threshold; ``tile`` the output tile side of windowed layers;
+    ``route`` forces how windowed layers compute ('tiles' or 'dense'; 'auto' picks per layer).
     """
 
-    def __init__(self, graph: LayerGraph, thresholds: Mapping[str, float], tau: float = 1.0, tile: int = 8) -> None:
+    def __init__(self, graph: LayerGraph, thresholds: Mapping[str, float], tau: float = 1.0, tile: int = 8,
+                 route: str = "auto") -> None:
         self.graph = graph
         self.thresholds = dict(thresholds)
         self.tau = tau
         self.tile = tile
+        self.route = route
         self.stores: dict[str, MaterializedActivation] = {
             node.name: MaterializedActivation(*node.shape)
             for node in graph.nodes
@@ -87,65 +90,70 @@ class BatchForward:
             store.base.copy_(y[-1].permute(1, 2, 0).reshape(store.hw, -1))
 
     # -- patches --------------------------------------------------------------------------
-    def run_patches(self, x: torch.Tensor, mask: torch.Tensor, chain: bool,
-                    exact_frames: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frames (B, H, W, 3) normalized that differ from the base (or their predecessor, with
-        ``chain``) only where ``mask`` (B, H, W) is true.  ``exact_frames`` (B,) bool marks frames
-        no threshold applies to (re-based frames in approximate mode)."""
-        b = x.shape[0]
+    def run_patches(self, rows: torch.Tensor, mask: torch.Tensor, chain: bool,
+                    advance_base: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames that differ from the base frame (or, with ``chain``, from the frame before them)
+        only where ``mask`` (B, H, W) is true; ``rows`` (P, 3) are their normalized pixels there,
+        in row-major (frame, y, x) order.  With ``advance_base`` the last frame becomes the base;
+        without, the base stays (many modified copies of one image: occlusion maps)."""
+        retire = Activation.retire if advance_base else (lambda act: None)
+        b = mask.shape[0]
         full_input = bool(mask.all())
-        rows = x.reshape(-1, 3) if full_input else x.reshape(-1, 3)[mask.view(-1)]
         acts = {"input": Activation.write(self.stores["input"], mask, rows, chain, full=full_input)}
         macs = torch.zeros(b, dtype=torch.long)
         for index, node in enumerate(self.graph.nodes[1:], start=1):
-            act = self._patch_layer(node, [acts[name] for name in node.inputs], chain, exact_frames)
-            macs += self.macs_per_frame(node, act.mask)
+            act = self._patch_layer(node, [acts[name] for name in node.inputs], chain)
+            if self.graph.macs_per_position(node):
+                macs += self.macs_per_frame(node, act.mask)
             acts[node.name] = act
             for name in node.inputs:
                 if self._last_use[name] == index:
-                    acts.pop(name).retire()
+                    retire(acts.pop(name))
         final = acts.pop(self.graph.output)
         channels, height, width = self.graph.by_name[self.graph.output].shape
         pooled = final.full_rows().view(b, height * width, channels).mean(dim=1)
-        final.retire()
+        retire(final)
         return pooled, macs
 
-    def _patch_layer(self, node: GraphNode, inputs: list[Activation], chain: bool,
-                     exact_frames: torch.Tensor | None) -> Activation:
+    def _patch_layer(self, node: GraphNode, inputs: list[Activation], chain: bool) -> Activation:
         layer = node.layer
         full = all(act.full for act in inputs)
         if full:
             out_mask = torch.ones(inputs[0].frames, node.shape[1], node.shape[2], dtype=torch.bool)
         else:
             out_mask = layer.propagate([act.mask for act in inputs])  # type: ignore[union-attr]
-        if not full and self.tau < 1.0 and isinstance(layer, (Conv, Pool)) and not layer.window.pointwise:
-            out_mask = projective_field_crop(out_mask, self.tau, exact_frames)
+            if self.tau < 1.0 and isinstance(layer, (Conv, Pool)) and not layer.window.pointwise:
+                out_mask = projective_field_crop(out_mask, self.tau)
         store = self.stores.get(node.name)
         threshold = self.thresholds.get(node.name, 0.0)
         out = store.rows(int(out_mask.sum())) if store is not None and threshold == 0 else None
-        rows = layer.forward(inputs, out_mask, self.tile, out)  # type: ignore[union-attr]
+        rows = layer.forward(inputs, out_mask, self.tile, out, self.route)  # type: ignore[union-attr]
         if threshold > 0:
-            rows, out_mask, full = self._threshold(rows, out_mask, store, threshold, exact_frames, full)
+            return _threshold(rows, out_mask, store, threshold, chain)  # type: ignore[arg-type]
         return Activation.write(store, out_mask, rows, chain, full=full)
 
-    @staticmethod
-    def _threshold(rows: torch.Tensor, mask: torch.Tensor, store: MaterializedActivation | None, threshold: float,
-                   exact_frames: torch.Tensor | None, full: bool) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """Drop changed positions whose largest change over channels is at most ``threshold``."""
-        positions = mask.view(-1).nonzero().squeeze(1)
-        hw = mask.shape[1] * mask.shape[2]
-        reference = store.base.index_select(0, positions % hw)  # type: ignore[union-attr]
-        keep = (rows - reference).abs_().amax(dim=1) > threshold
-        if exact_frames is not None:
-            keep |= exact_frames.index_select(0, positions // hw)
-        if bool(keep.all()):
-            return rows, mask, full
-        mask = mask.clone()
-        mask.view(-1)[positions[~keep]] = False
-        return rows[keep], mask, False
+
+def _threshold(rows: torch.Tensor, mask: torch.Tensor, store: MaterializedActivation, threshold: float,
+               chain: bool) -> Activation:
+    """Keep only changed positions whose largest change over channels (against the base frame)
+    exceeds ``threshold`` (CBinfer); the others keep the base frame's value."""
+    positions = mask.view(-1).nonzero().squeeze(1)
+    hw = mask.shape[1] * mask.shape[2]
+    change = store.base.index_select(0, positions % hw).sub_(rows).abs_().amax(dim=1)
+    kept = (change > threshold).nonzero().squeeze(1)
+    if kept.numel() == positions.numel():
+        act = Activation.write(store, mask, rows, chain)
+        act._positions = positions
+        return act
+    mask = torch.zeros_like(mask)
+    kept_positions = positions.index_select(0, kept)
+    mask.view(-1)[kept_positions] = True
+    act = Activation(mask, torch.index_select(rows, 0, kept, out=store.rows(kept.numel())), store, chain)
+    act._positions = kept_positions
+    return act
 
 
-def projective_field_crop(mask: torch.Tensor, tau: float, exact_frames: torch.Tensor | None = None) -> torch.Tensor:
+def projective_field_crop(mask: torch.Tensor, tau: float) -> torch.Tensor:
     """Krypton's projective-field threshold: centre-crop each frame's changed region to at most
     ``tau`` of the plane's height and width.
 
@@ -157,10 +165,7 @@ def projective_field_crop(mask: torch.Tensor, tau: float, exact_frames: torch.Te
     b, height, width = mask.shape
     keep_rows = _centre_range(mask.any(dim=2), max(1, int(round(tau * height))))
     keep_cols = _centre_range(mask.any(dim=1), max(1, int(round(tau * width))))
-    cropped = mask & keep_rows.unsqueeze(2) & keep_cols.unsqueeze(1)
-    if exact_frames is not None:
-        cropped = torch.where(exact_frames.view(b, 1, 1), mask, cropped)
-    return cropped
+    return mask & keep_rows.unsqueeze(2) & keep_cols.unsqueeze(1)
 
 
 def _centre_range(present: torch.Tensor, cap: int) -> torch.Tensor:

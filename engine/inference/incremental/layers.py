@@ -139,12 +139,12 @@ class Conv:
         )
 
     def forward(self, inputs: Sequence[Activation], out_mask: torch.Tensor, tile: int,
-                out: torch.Tensor | None) -> torch.Tensor:
+                out: torch.Tensor | None, route: str = "auto") -> torch.Tensor:
         act = inputs[0]
         if self.window.pointwise:
             rows = self._rows_product(act.rows, out)
         else:
-            rows = run_window(self._compute, act, out_mask, tile, out)
+            rows = run_window(self._compute, act, out_mask, tile, out, route)
         return self.post.apply_(rows)
 
     def _rows_product(self, x: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
@@ -225,8 +225,8 @@ class Pool:
         return (sums / means).reshape(-1)
 
     def forward(self, inputs: Sequence[Activation], out_mask: torch.Tensor, tile: int,
-                out: torch.Tensor | None) -> torch.Tensor:
-        rows = run_window(self._compute, inputs[0], out_mask, tile, out)
+                out: torch.Tensor | None, route: str = "auto") -> torch.Tensor:
+        rows = run_window(self._compute, inputs[0], out_mask, tile, out, route)
         if self.kind == "avg" and rows.numel():
             out_hw = out_mask.shape[1] * out_mask.shape[2]
             positions = out_mask.view(-1).nonzero().squeeze(1)
@@ -273,7 +273,7 @@ class Pointwise:
         pass
 
     def forward(self, inputs: Sequence[Activation], out_mask: torch.Tensor, tile: int,
-                out: torch.Tensor | None) -> torch.Tensor:
+                out: torch.Tensor | None, route: str = "auto") -> torch.Tensor:
         rows = inputs[0].rows
         rows = out.copy_(rows) if out is not None else rows.clone()
         return self.post.apply_(rows)
@@ -302,7 +302,7 @@ class Add:
         pass
 
     def forward(self, inputs: Sequence[Activation], out_mask: torch.Tensor, tile: int,
-                out: torch.Tensor | None) -> torch.Tensor:
+                out: torch.Tensor | None, route: str = "auto") -> torch.Tensor:
         a, b = inputs
         if a.full and b.full:
             rows = torch.add(a.rows, b.rows, out=out) if out is not None else a.rows + b.rows

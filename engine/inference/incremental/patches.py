@@ -55,16 +55,21 @@ def grid_rectangles(grid: np.ndarray) -> list[tuple[int, int, int, int]]:
     >>> grid_rectangles(np.array([[1, 1, 0, 1], [1, 1, 0, 0], [0, 0, 0, 1]], bool))
     [(0, 0, 2, 2), (0, 3, 1, 1), (2, 3, 1, 1)]
     """
-    open_runs: dict[tuple[int, int], list[int]] = {}
+    cells = np.asarray(grid, bool)
+    padded = np.zeros((cells.shape[0], cells.shape[1] + 2), np.int8)
+    padded[:, 1:-1] = cells
+    rows, edges = np.nonzero(np.diff(padded, axis=1))
+    by_row: dict[int, set[tuple[int, int]]] = {}
+    for index in range(0, len(rows), 2):
+        by_row.setdefault(int(rows[index]), set()).add((int(edges[index]), int(edges[index + 1])))
+    open_runs: dict[tuple[int, int], list[int]] = {}   # (start, stop) -> [top row, height]
     done: list[tuple[int, int, int, int]] = []
-    for row in range(grid.shape[0]):
-        line = np.concatenate(([False], grid[row].astype(bool), [False]))
-        edges = np.flatnonzero(line[1:] != line[:-1])
-        runs = {(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])}
+    for row, runs in by_row.items():
         for run in list(open_runs):
-            if run not in runs:
-                top, height = open_runs.pop(run)
+            top, height = open_runs[run]
+            if run not in runs or top + height != row:
                 done.append((top, run[0], height, run[1] - run[0]))
+                del open_runs[run]
         for run in runs:
             if run in open_runs:
                 open_runs[run][1] += 1

@@ -70,11 +70,11 @@ class ChunkPlan:
     def computed(self) -> list[int]:
         return [i for i, kind in enumerate(self.kinds) if kind != "skipped"]
 
-    def input_masks(self, block: int) -> torch.Tensor:
-        """(computed frames, H, W) bool: the pixels each computed frame changes."""
+    def input_masks(self, block: int, frames: list[int]) -> torch.Tensor:
+        """(len(frames), H, W) bool: the pixels each of the given frames changes."""
         height, width = self.composites.shape[1:3]
         masks = []
-        for i in self.computed():
+        for i in frames:
             grid = self.grids[i]
             if grid is None:
                 masks.append(np.ones((height, width), bool))
@@ -85,70 +85,79 @@ class ChunkPlan:
 
 def plan_chunk(frames: np.ndarray, base: BaseFrame | None, mode: str, config: IncrementalConfig,
                graph: LayerGraph) -> ChunkPlan:
-    """Decisions for a prefix of ``frames`` (one frame when there is no base yet, else all)."""
-    if base is None:
-        return ChunkPlan(["full"], [None], frames[:1].copy(), [graph.macs_full])
-    if mode == "exact":
-        return _plan_chain(frames, base, config, graph)
-    return _plan_common_base(frames, base, config, graph)
-
-
-def _plan_chain(frames: np.ndarray, base: BaseFrame, config: IncrementalConfig, graph: LayerGraph) -> ChunkPlan:
-    n = len(frames)
-    kinds: list[str] = []
-    grids: list[np.ndarray | None] = []
+    """Decisions for a prefix of ``frames``: incremental and skipped frames, then a run of full
+    frames (the chunk ends before the first frame after a full one that is not full)."""
+    plan = ChunkPlan([], [], np.empty((0, *frames.shape[1:]), np.uint8), [])
     composites: list[np.ndarray] = []
-    macs: list[int] = []
-    composite, since_full = base.composite, base.computed_since_full
-    start = 0
-    while start < n:
-        chunk_grids, chunk_composites = chain_composites(frames[start:], composite, config.block,
-                                                         config.pixel_threshold)
-        estimates = _estimate(chunk_grids, config, graph)
-        rebase = None
-        for offset, grid in enumerate(chunk_grids):
-            if not grid.any():
-                kinds.append("skipped"); grids.append(None); macs.append(0)
-                composites.append(chunk_composites[offset])
-                continue
-            if _due(since_full, config) or estimates[offset] > config.rebase_ratio * graph.macs_full:
-                rebase = start + offset
-                break
-            kinds.append("incremental"); grids.append(grid); macs.append(int(estimates[offset]))
-            composites.append(chunk_composites[offset])
+    state = base
+    position = 0
+    if state is None:
+        _append(plan, composites, "full", None, frames[0], graph.macs_full)
+        state, position = BaseFrame(frames[0], frames[0], None, None, 0), 1
+    elif mode == "exact":
+        position, state = _plan_chain(frames, state, config, graph, plan, composites)
+    else:
+        position, state = _plan_common_base(frames, state, config, graph, plan, composites)
+    if plan.kinds and plan.kinds[-1] == "full":
+        while position < len(frames) and _worth_full(frames[position], state.composite, config, graph, mode):
+            _append(plan, composites, "full", None, frames[position], graph.macs_full)
+            state = BaseFrame(frames[position], frames[position], None, None, 0)
+            position += 1
+    plan.composites = np.stack(composites)
+    return plan
+
+
+def _append(plan: ChunkPlan, composites: list[np.ndarray], kind: str, grid: np.ndarray | None,
+            composite: np.ndarray, macs: int) -> None:
+    plan.kinds.append(kind)
+    plan.grids.append(grid)
+    plan.macs.append(int(macs))
+    composites.append(composite)
+
+
+def _plan_chain(frames: np.ndarray, base: BaseFrame, config: IncrementalConfig, graph: LayerGraph,
+                plan: ChunkPlan, composites: list[np.ndarray]) -> tuple[int, BaseFrame]:
+    """Exact mode: each frame against the composite of the frame before it, up to the first full frame."""
+    grids, chained = chain_composites(frames, base.composite, config.block, config.pixel_threshold)
+    estimates = _estimate(grids, config, graph, exact=True)
+    since_full = base.computed_since_full
+    for index, grid in enumerate(grids):
+        if not grid.any():
+            _append(plan, composites, "skipped", None, chained[index], 0)
+        elif _due(since_full, config) or estimates[index] > config.rebase_ratio * graph.macs_full:
+            _append(plan, composites, "full", None, frames[index], graph.macs_full)
+            return index + 1, BaseFrame(frames[index], frames[index], None, None, 0)
+        else:
+            _append(plan, composites, "incremental", grid, chained[index], estimates[index])
             since_full += 1
-        if rebase is None:
-            break
-        kinds.append("full"); grids.append(None); macs.append(graph.macs_full)
-        composites.append(frames[rebase])
-        composite, since_full, start = frames[rebase], 0, rebase + 1
-    return ChunkPlan(kinds, grids, np.stack(composites), macs)
+    return len(frames), BaseFrame(chained[-1], frames[-1], None, None, since_full)
 
 
-def _plan_common_base(frames: np.ndarray, base: BaseFrame, config: IncrementalConfig,
-                      graph: LayerGraph) -> ChunkPlan:
+def _plan_common_base(frames: np.ndarray, base: BaseFrame, config: IncrementalConfig, graph: LayerGraph,
+                      plan: ChunkPlan, composites: list[np.ndarray]) -> tuple[int, BaseFrame]:
+    """Approximate mode: every frame against the chunk's base frame, up to the first full frame."""
     grids = changed_blocks(frames, base.composite, config.block, config.pixel_threshold)
-    estimates = _estimate(grids, config, graph)
-    kinds: list[str] = []
-    plan_grids: list[np.ndarray | None] = []
-    composites: list[np.ndarray] = []
-    macs: list[int] = []
+    estimates = _estimate(grids, config, graph, exact=False)
     last_true, last_composite, since_full = base.last_true, base.composite, base.computed_since_full
-    for frame, grid, estimate in zip(frames, grids, estimates):
+    for index, (frame, grid) in enumerate(zip(frames, grids)):
         if not grid.any() or (config.skip_threshold > 0 and
                               frame_difference(frame[None], last_true)[0] <= config.skip_threshold):
-            kinds.append("skipped"); plan_grids.append(None); macs.append(0)
-            composites.append(last_composite)
+            _append(plan, composites, "skipped", None, last_composite, 0)
             continue
-        if _due(since_full, config) or estimate > config.rebase_ratio * graph.macs_full:
-            kinds.append("full"); plan_grids.append(None); macs.append(graph.macs_full)
-            last_composite, since_full = frame, 0
-        else:
-            kinds.append("incremental"); plan_grids.append(grid); macs.append(int(estimate))
-            last_composite, since_full = paste_blocks(base.composite, frame, grid, config.block), since_full + 1
-        composites.append(last_composite)
-        last_true = frame
-    return ChunkPlan(kinds, plan_grids, np.stack(composites), macs)
+        if _due(since_full, config) or estimates[index] > config.rebase_ratio * graph.macs_full:
+            _append(plan, composites, "full", None, frame, graph.macs_full)
+            return index + 1, BaseFrame(frame, frame, None, None, 0)
+        last_composite = paste_blocks(base.composite, frame, grid, config.block)
+        _append(plan, composites, "incremental", grid, last_composite, estimates[index])
+        last_true, since_full = frame, since_full + 1
+    return len(frames), BaseFrame(last_composite, last_true, None, None, since_full)
+
+
+def _worth_full(frame: np.ndarray, reference: np.ndarray, config: IncrementalConfig, graph: LayerGraph,
+                mode: str) -> bool:
+    """Whether a frame following a full frame is itself cheaper in full."""
+    grids = changed_blocks(frame[None], reference, config.block, config.pixel_threshold)
+    return bool(_estimate(grids, config, graph, exact=mode == "exact")[0] > config.rebase_ratio * graph.macs_full)
 
 
 def _due(since_full: int, config: IncrementalConfig) -> bool:
@@ -156,7 +165,21 @@ def _due(since_full: int, config: IncrementalConfig) -> bool:
     return every is not None and since_full + 1 >= every
 
 
-def _estimate(grids: np.ndarray, config: IncrementalConfig, graph: LayerGraph) -> np.ndarray:
-    """Cost-model multiply-adds of each frame's changed blocks."""
-    masks = torch.from_numpy(block_mask(grids, config.block, graph.height, graph.width))
-    return propagated_macs(graph, masks, config.tau).numpy()
+def _estimate(grids: np.ndarray, config: IncrementalConfig, graph: LayerGraph, exact: bool) -> np.ndarray:
+    """Cost-model multiply-adds of each frame's changed blocks.
+
+    Exact mode propagates the changed positions through every layer.  Approximate mode
+    charges every layer the input's changed fraction (thresholds keep changes from spreading).
+    A frame whose changed fraction alone exceeds ``rebase_ratio`` is charged full inference
+    without propagating (propagation only grows the changed area).
+    """
+    head = graph.head.linear_macs
+    area = grids.reshape(len(grids), -1).mean(axis=1)
+    estimates = area * (graph.macs_full - head) + head
+    if exact:
+        small = np.flatnonzero(area <= config.rebase_ratio)
+        if len(small):
+            masks = torch.from_numpy(block_mask(grids[small], config.block, graph.height, graph.width))
+            estimates[small] = propagated_macs(graph, masks).numpy()
+        estimates[area > config.rebase_ratio] = graph.macs_full
+    return estimates

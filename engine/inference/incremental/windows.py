@@ -146,8 +146,11 @@ class WindowCompute:
 
 
 def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, tile: int,
-               out: torch.Tensor | None = None) -> torch.Tensor:
-    """Rows (P, C_out) of the changed outputs (in ``out_mask`` row order) of a windowed layer."""
+               out: torch.Tensor | None = None, route: str = "auto") -> torch.Tensor:
+    """Rows (P, C_out) of the changed outputs (in ``out_mask`` row order) of a windowed layer.
+
+    ``route`` is 'auto' (by the work estimate), 'tiles' or 'dense'.
+    """
     window = compute.window
     b, height, width = act.mask.shape
     out_h, out_w = out_mask.shape[1:]
@@ -165,7 +168,7 @@ def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
     tile_work = active.shape[0] * (tiling.context_h * tiling.context_w * channels * GATHER_WEIGHT
                                    + tiling.tile_h * tiling.tile_w * per_output) \
         + positions.numel() * compute.out_channels * GATHER_WEIGHT
-    if dense_work <= tile_work:
+    if route == "dense" or (route == "auto" and dense_work <= tile_work):
         return _run_dense(compute, act, frames, positions, out_h * out_w, out)
     return _run_tiles(compute, act, tiling, active, positions, out_h * out_w, out)
 
