@@ -39,6 +39,10 @@ class GraphNode:
     layer: Layer | None          # None for the input image
     inputs: list[str]
     shape: Shape = (0, 0, 0)
+    source: str = ""             # the traced node whose output this value is (after fusion: the last one)
+
+    def __post_init__(self) -> None:
+        self.source = self.source or self.name
 
     @property
     def kind(self) -> str:
@@ -162,6 +166,7 @@ class LayerGraph:
             if (isinstance(node.layer, Pointwise) and producer is not None and producer.layer is not None
                     and len(self.users[producer.name]) == 1 and producer.name != self.output):
                 _merge(producer.layer, node.layer.post)
+                producer.source = node.source
                 alias[node.name] = producer.name
                 self.users[producer.name] = self.users.get(node.name, [])
                 if node.name == self.output:
@@ -214,6 +219,13 @@ _FUNCTION_CLAMPS: dict[Any, Callable[..., tuple[float, float]]] = {
     F.hardtanh: lambda x, min_val=-1.0, max_val=1.0, *a, **k: (float(min_val), float(max_val)),
 }
 
+_FUNCTION_POOLS: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
+    "max_pool2d": (nn.MaxPool2d, ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")),
+    "_max_pool2d": (nn.MaxPool2d, ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")),
+    "avg_pool2d": (nn.AvgPool2d, ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                                  "divisor_override")),
+}
+
 
 class _Builder:
     """Walks the traced graph once, sorting nodes into spatial layers and the head."""
@@ -234,7 +246,7 @@ class _Builder:
                 if self.values:
                     raise NotSupportedError("incremental inference needs a model with one input")
                 self.values[node] = "input"
-                self.nodes.append(GraphNode("input", None, []))
+                self.nodes.append(GraphNode("input", None, [], source=node.name))
             elif node.op == "output":
                 output = node.args[0]
             elif self._spatial_args(node):
@@ -294,6 +306,10 @@ class _Builder:
             self._add(node, Add(), inputs)
         elif target in _FUNCTION_CLAMPS and len(inputs) == 1:
             self._add(node, Pointwise.clamp(*_FUNCTION_CLAMPS[target](*node.args, **node.kwargs)), inputs)
+        elif getattr(target, "__name__", "") in _FUNCTION_POOLS and len(inputs) == 1:
+            module_type, names = _FUNCTION_POOLS[target.__name__]  # type: ignore[union-attr]
+            options = {**dict(zip(names, node.args[1:])), **node.kwargs}
+            self._add(node, Pool.from_module(module_type(**options)), inputs)
         elif target is F.adaptive_avg_pool2d and _pair(node.args[1] if len(node.args) > 1 else
                                                          node.kwargs.get("output_size")) == (1, 1):
             self._global_pool(node, inputs, keepdim=True)
