@@ -10,7 +10,9 @@
    - Mallard: ``LABEL votes USING lf0, ... INTO mallard_labels`` (each lf<j> is the column);
    - Snorkel: fetch L from DuckDB, ``LabelModel.fit`` (500 epochs, as its tutorials) and
      ``predict_proba``, write the labels back to DuckDB; torch pinned to one thread.
-   Each system runs in its own subprocess so its peak resident memory (ru_maxrss) is its own.
+   Each system runs in its own subprocess so its peak resident memory (VmHWM) is its own; the
+   first run in the process (what a script pays) and the best of BENCH_REPEAT runs are both
+   reported.
 2. The SMS spam collection with the dozen functions of tests/labeling_sms.py, as SQL for
    Mallard and as Python for Snorkel's PandasLFApplier: accuracy and spam F1 of the labels
    (a tie counts as a coin flip), and the time to apply the functions (also on the
@@ -35,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 EPOCHS = 500
+#: Each side is timed this many times in its process; the best time is reported.
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 
 
 def peak_mb() -> float:
@@ -65,15 +69,18 @@ def mallard_synthetic(db: str, m: int, k: int) -> dict[str, Any]:
     for name in names:
         con.execute(f"CREATE OR REPLACE LABELING FUNCTION {name} ON votes AS {name}")
     base = rss_mb()
-    started = time.perf_counter()
-    con.execute(f"LABEL votes USING {', '.join(names)} WITH (classes = {list(range(k))}, seed = 0) "
-                "INTO OR REPLACE mallard_labels")
-    seconds = time.perf_counter() - started
+    times = []
+    for _ in range(REPEAT):
+        started = time.perf_counter()
+        con.execute(f"LABEL votes USING {', '.join(names)} WITH (classes = {list(range(k))}, seed = 0) "
+                    "INTO OR REPLACE mallard_labels")
+        times.append(time.perf_counter() - started)
     learned = [r[8] for r in con.execute("SHOW LABEL ANALYSIS FOR mallard_labels").fetchall()]
     run = con.execute("SELECT n_patterns, iterations, apply_seconds, fit_seconds, write_seconds FROM mallard.label_runs"
                       " ORDER BY run_id DESC LIMIT 1").fetchone()
     con.close()
-    return {"seconds": seconds, "learned": learned, "peak_mb": peak_mb(), "base_mb": base, "patterns": run[0],
+    return {"first": times[0], "seconds": min(times), "learned": learned, "peak_mb": peak_mb(), "base_mb": base,
+            "patterns": run[0],
             "iterations": run[1], "apply_s": run[2], "fit_s": run[3], "write_s": run[4]}
 
 
@@ -86,18 +93,21 @@ def snorkel_synthetic(db: str, m: int, k: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     con = duckdb.connect(db)
     base = rss_mb()
-    started = time.perf_counter()
-    columns = ", ".join(f"coalesce(lf{j}, -1)::TINYINT AS lf{j}" for j in range(m))
-    data = con.execute(f"SELECT id, {columns} FROM votes").fetchnumpy()
-    L = np.stack([data[f"lf{j}"] for j in range(m)], axis=1).astype(np.int64)
-    model = LabelModel(cardinality=k, verbose=False)
-    model.fit(L, n_epochs=EPOCHS, seed=0, progress_bar=False)
-    probs = model.predict_proba(L)
-    _write_labels(con, "snorkel_labels", data["id"], probs)
-    seconds = time.perf_counter() - started
-    learned = [float(a) for a in model.get_weights()]
+    times = []
+    for _ in range(REPEAT):
+        started = time.perf_counter()
+        columns = ", ".join(f"coalesce(lf{j}, -1)::TINYINT AS lf{j}" for j in range(m))
+        data = con.execute(f"SELECT id, {columns} FROM votes").fetchnumpy()
+        L = np.stack([data[f"lf{j}"] for j in range(m)], axis=1).astype(np.int64)
+        model = LabelModel(cardinality=k, verbose=False)
+        model.fit(L, n_epochs=EPOCHS, seed=0, progress_bar=False)
+        probs = model.predict_proba(L)
+        _write_labels(con, "snorkel_labels", data["id"], probs)
+        times.append(time.perf_counter() - started)
+        learned = [float(a) for a in model.get_weights()]
+        del data, L, model, probs
     con.close()
-    return {"seconds": seconds, "learned": learned, "peak_mb": peak_mb(), "base_mb": base}
+    return {"first": times[0], "seconds": min(times), "learned": learned, "peak_mb": peak_mb(), "base_mb": base}
 
 
 def _write_labels(con: Any, table: str, ids: Any, probs: Any) -> None:
@@ -238,16 +248,19 @@ def synthetic(sizes: list[int], lf_counts: list[int], ks: list[int], workdir: st
 def print_synthetic_row(row: dict[str, Any]) -> None:
     ours, theirs = row["mallard"], row["snorkel"]
     acc, err = row["accuracy"], row["learned_err"]
-    print(f"n={row['n']:>8} m={row['m']:>2} k={row['k']} | time mallard {ours['seconds']:6.2f} s "
-          f"(apply {ours['apply_s']:.2f} fit {ours['fit_s']:.2f} write {ours['write_s']:.2f}; {ours['patterns']} patterns, "
-          f"{ours['iterations']} EM iterations) snorkel {theirs['seconds']:6.2f} s -> {theirs['seconds'] / ours['seconds']:5.1f}x"
+    print(f"n={row['n']:>8} m={row['m']:>2} k={row['k']} | first run: mallard {ours['first']:6.2f} s, snorkel "
+          f"{theirs['first']:6.2f} s -> {theirs['first'] / ours['first']:5.1f}x | best of {REPEAT}: mallard "
+          f"{ours['seconds']:6.2f} s (apply {ours['apply_s']:.2f} fit {ours['fit_s']:.2f} write {ours['write_s']:.2f}; "
+          f"{ours['patterns']} patterns, {ours['iterations']} EM iterations), snorkel {theirs['seconds']:6.2f} s -> "
+          f"{theirs['seconds'] / ours['seconds']:5.1f}x"
           f" | accuracy mallard {acc['mallard_labels']:.4f} snorkel {acc['snorkel_labels']:.4f} "
           f"(diff {100 * (acc['mallard_labels'] - acc['snorkel_labels']):+.2f} points)"
           f" | learned-accuracy max error vs sample truth mallard {err['mallard']:.4f} snorkel {err['snorkel']:.4f}"
           f" (vs generating: {row['learned_err_generating']['mallard']:.4f} / {row['learned_err_generating']['snorkel']:.4f})"
           f" | peak RSS mallard {ours['peak_mb']:.0f} MB snorkel {theirs['peak_mb']:.0f} MB -> "
-          f"{ours['peak_mb'] / theirs['peak_mb']:.2f} (above import: {ours['peak_mb'] - ours['base_mb']:.0f} / "
-          f"{theirs['peak_mb'] - theirs['base_mb']:.0f} MB)", flush=True)
+          f"{ours['peak_mb'] / theirs['peak_mb']:.2f} (above the process after imports: {ours['peak_mb'] - ours['base_mb']:.0f}"
+          f" / {theirs['peak_mb'] - theirs['base_mb']:.0f} MB -> "
+          f"{(ours['peak_mb'] - ours['base_mb']) / (theirs['peak_mb'] - theirs['base_mb']):.2f})", flush=True)
 
 
 def sms(replicas: int, workdir: str) -> None:

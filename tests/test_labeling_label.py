@@ -38,7 +38,7 @@ def test_label_table_has_one_typed_row_per_input_row(small):
     described = small.execute("DESCRIBE labels").fetchall()
     assert [(r[0], r[1]) for r in described] == [
         ("id", "INTEGER"), ("label", "VARCHAR"), ("probs", "DOUBLE[]"), ("n_votes", "INTEGER"),
-        ("provenance", "VARCHAR"), ("weight", "DOUBLE")]
+        ("provenance", "ENUM('weak', 'gold')"), ("weight", "DOUBLE")]
     rows = small.execute("SELECT id, label, probs, n_votes, provenance, weight FROM labels ORDER BY id").fetchall()
     assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert [r[3] for r in rows] == [2, 3, 2, 1, 0, 3]

@@ -83,26 +83,19 @@ def _fit_and_write(session: Any, plan: VotePlan, matrix: LabelMatrix, options: L
     gold = matrix.gold_patterns()
     steps.update(1)
     fit_start = time.perf_counter()
-    k = plan.classes.k
-    if options.model == "majority":
-        model: Any = MajorityVote(k)
-    else:
-        model = DawidSkene(k, max_iter=options.max_iter, tol=options.tol, seed=options.seed)
-    fitted = model.fit(patterns)
-    predictions = Predictions.from_probs(patterns, fitted.predict_proba(patterns), ties_abstain=options.model == "majority")
+    fitted, predictions = _fit(patterns, options, plan.classes.k)
     steps.update(1)
     write_start = time.perf_counter()
     _write(session, matrix, plan, predictions, patterns, target, replace)
     done = time.perf_counter()
     steps.update(1)
     stats = lf_analysis([lf.name for lf in plan.lfs], patterns, gold, plan.classes.texts, fitted.accuracies())
-    n_gold = int(gold.counts.sum()) if gold is not None else 0
     record = RunRecord(
         target=target, source=plan.source, key=plan.key.name, model=options.model, classes=plan.classes,
         seed=options.seed, options_json=options.to_json(plan.classes, plan.key.name), n_rows=patterns.n_rows,
         n_covered=int(patterns.counts[patterns.n_votes() > 0].sum()), n_patterns=len(patterns),
-        n_gold=n_gold, iterations=fitted.iterations, converged=fitted.converged,
-        class_balance=np.asarray(fitted.class_balance),
+        n_gold=int(gold.counts.sum()) if gold is not None else 0, iterations=fitted.iterations,
+        converged=fitted.converged, class_balance=np.asarray(fitted.class_balance),
         label_share=_label_share(session, target, plan.classes, patterns.n_rows),
         apply_seconds=fit_start - applied, fit_seconds=write_start - fit_start, write_seconds=done - write_start,
     )
@@ -110,6 +103,17 @@ def _fit_and_write(session: Any, plan: VotePlan, matrix: LabelMatrix, options: L
     run_id = record_run(session, record, plan.lfs, stats, plan.failures())
     steps.update(1)
     return LabelOutcome(run_id, record, stats)
+
+
+def _fit(patterns: VotePatterns, options: LabelOptions, k: int) -> tuple[Any, Predictions]:
+    """The fitted model and its per-pattern predictions (majority vote leaves ties unlabeled)."""
+    if options.model == "majority":
+        fitted: Any = MajorityVote(k).fit(patterns)
+    else:
+        fitted = DawidSkene(k, max_iter=options.max_iter, tol=options.tol, seed=options.seed).fit(patterns)
+    predictions = Predictions.from_probs(patterns, fitted.predict_proba(patterns),
+                                         ties_abstain=options.model == "majority")
+    return fitted, predictions
 
 
 def _write(session: Any, matrix: LabelMatrix, plan: VotePlan, predictions: Predictions, patterns: VotePatterns,

@@ -8,7 +8,7 @@ The label table has one row per row of the labeled table:
 | ``label`` | the predicted class (NULL when majority vote ties) |
 | ``probs`` | DOUBLE[]: the probability of each class, in class order |
 | ``n_votes`` | how many labeling functions voted on the row |
-| ``provenance`` | ``'weak'`` (from the labeling functions) or ``'gold'`` (an expert label) |
+| ``provenance`` | ENUM: ``'weak'`` (from the labeling functions) or ``'gold'`` (an expert label) |
 | ``weight`` | a training weight: the label's probability for weak labels, 1 for gold ones |
 """
 from __future__ import annotations
@@ -26,6 +26,9 @@ from engine.labeling.matrix import LabelMatrix
 from engine.labeling.patterns import VotePatterns
 
 OUTPUT_COLUMNS = ("label", "probs", "n_votes", "provenance", "weight")
+
+#: The provenance column's type (stored as one byte a row).
+PROVENANCE = exp.DataType.build("ENUM('weak', 'gold')", dialect="duckdb")
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ def write_label_table(session: Any, matrix: LabelMatrix, target: exp.Table, key:
         exp.alias_(pick(exp.column("label", p), exp.column("label", g)), "label"),
         exp.alias_(pick(exp.column("probs", p), exp.column("probs", g)), "probs"),
         exp.alias_(exp.column("n_votes", p), "n_votes"),
-        exp.alias_(pick(exp.Literal.string("weak"), exp.Literal.string("gold")), "provenance"),
+        exp.alias_(exp.cast(pick(exp.Literal.string("weak"), exp.Literal.string("gold")), PROVENANCE), "provenance"),
         exp.alias_(pick(exp.column("weight", p), exp.cast(exp.Literal.number(1), "DOUBLE")), "weight"),
     ).from_(exp.alias_(matrix.ref(), v)).join(exp.alias_(exp.to_table(predictions), p), on=on)
     if gold_classes is not None:
