@@ -6,7 +6,7 @@ CREATE TABLE IF NOT EXISTS mallard.statistics (
     name            VARCHAR PRIMARY KEY,
     created_at      TIMESTAMP NOT NULL DEFAULT current_timestamp,
     updated_at      TIMESTAMP NOT NULL DEFAULT current_timestamp,
-    quantile_points INTEGER NOT NULL,   -- points of each span's quantile sketch (101: every percentile)
+    sketch_accuracy DOUBLE  NOT NULL,   -- relative accuracy of the numeric sketches (DDSketch's alpha)
     max_values      INTEGER NOT NULL    -- value counts kept per categorical column and span
 );
 
@@ -23,8 +23,8 @@ CREATE TABLE IF NOT EXISTS mallard.statistics_spans (
 );
 
 -- Partial aggregates of one column in one span; every field merges across spans:
--- counts add, means and M2 combine (Chan et al.), min/max take the extreme, quantile sketches
--- concatenate as equal-mass histograms, KMV hash lists keep the smallest hashes of the union.
+-- counts add, means and M2 combine (Chan et al.), min/max take the extreme, sketch bins add
+-- their counts key by key, KMV hash lists keep the smallest hashes of the union.
 CREATE TABLE IF NOT EXISTS mallard.statistics_columns (
     statistics      VARCHAR NOT NULL,
     span            INTEGER NOT NULL,
@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS mallard.statistics_columns (
     m2              DOUBLE,             -- sum of squared deviations from mean
     min             DOUBLE,
     max             DOUBLE,
-    quantiles       DOUBLE[],           -- approx_quantile at 0, 1/B, ..., 1 of the finite values
+    bins            MAP(INTEGER, BIGINT), -- the finite values' sketch: bin key -> count (see the macros)
     -- categories (STRING, BOOLEAN)
     distinct_count  BIGINT,             -- exact within the span
     length_sum      BIGINT,             -- total characters (STRING)

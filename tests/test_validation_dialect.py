@@ -13,7 +13,7 @@ CANONICAL = [
     ("COMPUTE STATISTICS FOR flights", v.ComputeStatistics),
     ("COMPUTE STATISTICS FOR main.flights AS flights_2013", v.ComputeStatistics),
     ("COMPUTE STATISTICS FOR february APPEND TO flights_2013", v.ComputeStatistics),
-    ("COMPUTE STATISTICS FOR flights AS s WITH (max_values = 500, quantile_buckets = 50)", v.ComputeStatistics),
+    ("COMPUTE STATISTICS FOR flights AS s WITH (max_values = 500)", v.ComputeStatistics),
     ("SHOW STATISTICS", v.ShowStatistics),
     ("SHOW STATISTICS flights_2013", v.ShowStatistics),
     ("DROP STATISTICS flights_2013", v.DropStatistics),

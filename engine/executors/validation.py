@@ -39,19 +39,16 @@ from engine.validation.schema import Schema
 from engine.validation.schema_store import load_schema, save_schema, schema_versions
 from engine.validation.schema_table import schema_rows
 from engine.validation.sources import StatisticsRef, check_source, statistics_of, table_statistics
-from engine.validation.span_statistics import scan_span
+from engine.validation.span_statistics import SKETCH_ACCURACY, scan_span
 from engine.validation.schema_update import changes_table, update_schema
 from engine.validation.validation_run import References, find_anomalies
 
-_COMPUTE_OPTIONS = {
-    "max_values": literal_option(number(100, 1_000_000, integer=True)),
-    "quantile_buckets": literal_option(number(10, 1000, integer=True)),
-}
+_COMPUTE_OPTIONS = {"max_values": literal_option(number(100, 1_000_000, integer=True))}
 
 
 @executes(ComputeStatistics)
 def compute_statistics(session: Any, node: ComputeStatistics, params: Sequence[Any] | None) -> Result:
-    """``COMPUTE STATISTICS FOR <table> [AS <name> | APPEND TO <name>] [WITH (max_values, quantile_buckets)]``."""
+    """``COMPUTE STATISTICS FOR <table> [AS <name> | APPEND TO <name>] [WITH (max_values = N)]``."""
     session.require_writable("COMPUTE STATISTICS")
     table = node.this
     name = object_name(node.args.get("name")) or catalog_name(table)
@@ -61,20 +58,18 @@ def compute_statistics(session: Any, node: ComputeStatistics, params: Sequence[A
         if options:
             raise ProgrammingError("COMPUTE STATISTICS ... APPEND TO takes no options: a span uses its set's sizes")
         store.require_statistics(session, name)
-        points, max_values = session.sql("SELECT quantile_points, max_values FROM mallard.statistics WHERE name = ?",
-                                         [name]).fetchone()
+        max_values = session.sql("SELECT max_values FROM mallard.statistics WHERE name = ?", [name]).fetchone()[0]
     else:
-        points = options.get("quantile_buckets", session.settings["validation_quantile_buckets"]) + 1
         max_values = options.get("max_values", session.settings["validation_max_values"])
     started = time.perf_counter()
     with store.staged(session) as key:
-        columns = scan_span(session, table, key, points, max_values)
+        columns = scan_span(session, table, key, max_values)
         if append:
             _check_same_columns(session, name, {c.name: c.kind for c in columns}, table.sql("duckdb"))
         with session.atomic():
             if not append:
                 store.delete_statistics(session, name)
-                store.create_statistics(session, name, points, max_values)
+                store.create_statistics(session, name, SKETCH_ACCURACY, max_values)
             span = store.next_span(session, name)
             store.save_span(session, key, name, span)
         rows = session.sql("SELECT row_count FROM mallard.statistics_spans WHERE statistics = ? AND span = ?",

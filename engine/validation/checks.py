@@ -151,10 +151,9 @@ SELECT column_name, 'MALLARD_NUMERIC_SHIFT', 'WARNING',
        || anomaly_number(jsd) || ' over the baseline''s deciles (median ' || anomaly_number(baseline_quantiles[6]) || ' -> '
        || anomaly_number(median) || ', mean ' || anomaly_number(baseline_mean) || ' -> ' || anomaly_number(mean) || ')',
        jsd, shift_threshold, 'MALLARD'
-FROM (SELECT *, histogram_jsd_binned(quantile_histogram(baseline_quantiles, 1000.0), quantile_histogram,
-                                      list_sort(list_distinct(baseline_quantiles[2:10]))) AS jsd
+FROM (SELECT *, histogram_jsd_to_masses(sketch, baseline_cuts, baseline_masses) AS jsd
       FROM mallard_v_columns
-      WHERE type_ok AND type IN ('INT', 'FLOAT') AND baseline_quantiles IS NOT NULL AND shift_threshold < 1
+      WHERE type_ok AND type IN ('INT', 'FLOAT') AND baseline_masses IS NOT NULL AND shift_threshold < 1
         AND NOT shift_covered)
 WHERE jsd > shift_threshold"""),
     Check("missing_rise", """

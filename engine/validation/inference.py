@@ -46,9 +46,7 @@ class InferenceOptions:
 
 def infer_schema(session: Any, statistics: str, options: InferenceOptions) -> Schema:
     """A schema inferred from the statistics ``statistics`` (a set name or staging key)."""
-    cursor = session.sql("SELECT * FROM validation_statistics(?)", [statistics])
-    names = [d[0] for d in cursor.description]
-    rows = [dict(zip(names, r)) for r in cursor.fetchall()]
+    rows = statistics_rows(session, statistics)
     values = _values(session, statistics, options.max_domain_size)
     patterns = _patterns(session, statistics)
     columns = [infer_column(row, values.get(row["column_name"]), patterns.get(row["column_name"], []), options)
@@ -62,6 +60,16 @@ def infer_schema(session: Any, statistics: str, options: InferenceOptions) -> Sc
         max_duplicate_fraction=_duplicate_allowance(session, duplicate_fraction),
         baseline={"row_count": row_count, "duplicate_fraction": duplicate_fraction},
     )
+
+
+def statistics_rows(session: Any, statistics: str) -> list[dict[str, Any]]:
+    """The merged statistics of each column, with the masses of its decile bins (a baseline)."""
+    cursor = session.sql(
+        "SELECT * EXCLUDE (sketch), decile_cuts(quantiles) AS decile_cuts,"
+        " histogram_open_bin_masses(sketch, decile_cuts(quantiles)) AS decile_masses"
+        " FROM validation_statistics(?)", [statistics])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, r)) for r in cursor.fetchall()]
 
 
 def _values(session: Any, statistics: str, limit: int) -> dict[str, list[str]]:
@@ -131,7 +139,10 @@ def _range(kind: str, low: float, high: float, margin: float) -> tuple[float, fl
 def _baseline(row: dict[str, Any]) -> dict[str, Any]:
     baseline: dict[str, Any] = {"count": row["count"], "missing_fraction": row["missing_fraction"] or 0.0}
     if row["quantiles"] is not None and row["type"] in ("INT", "FLOAT", "TIMESTAMP"):
-        baseline.update(mean=row["mean"], std_dev=row["std_dev"], quantiles=[float(q) for q in row["quantiles"]])
+        total = sum(row["decile_masses"] or []) or 1.0
+        baseline.update(mean=row["mean"], std_dev=row["std_dev"], quantiles=[float(q) for q in row["quantiles"]],
+                        decile_cuts=[float(u) for u in row["decile_cuts"] or []],
+                        decile_masses=[float(m) / total for m in row["decile_masses"] or []])
     return baseline
 
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
-from engine.validation.inference import MAX_PATTERNS, PATTERN_COVERAGE, InferenceOptions, infer_column
+from engine.validation.inference import MAX_PATTERNS, PATTERN_COVERAGE, InferenceOptions, infer_column, statistics_rows
 from engine.validation.schema import ColumnSchema, Schema
 from engine.validation.validation_run import References, find_anomalies
 
@@ -45,9 +45,7 @@ class DataFacts:
 
 
 def read_facts(session: Any, key: str) -> DataFacts:
-    cursor = session.sql("SELECT * FROM validation_statistics(?)", [key])
-    names = [d[0] for d in cursor.description]
-    columns = {r[0].lower(): dict(zip(names, r)) for r in cursor.fetchall()}
+    columns = {row["column_name"].lower(): row for row in statistics_rows(session, key)}
     values = dict(session.sql("SELECT lower(column_name), list(value ORDER BY value) FROM validation_values(?)"
                               " WHERE kind = 'value' GROUP BY ALL", [key]).fetchall())
     shapes = {name: [(s["value"], s["count"]) for s in found] for name, found in session.sql(

@@ -51,8 +51,7 @@ def statistics_of(session: Any, source: exp.Table, role: str) -> Iterator[Statis
 def table_statistics(session: Any, table: exp.Table) -> Iterator[StatisticsRef]:
     """Statistics of a table scanned now (staged, dropped at the end)."""
     with staged(session) as key:
-        scan_span(session, table, key, session.settings["validation_quantile_buckets"] + 1,
-                  session.settings["validation_max_values"])
+        scan_span(session, table, key, session.settings["validation_max_values"])
         yield StatisticsRef(key, catalog_name(table), False)
 
 

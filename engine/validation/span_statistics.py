@@ -1,11 +1,13 @@
-"""One span's partial statistics, computed by SQL in two scans and staged in temp tables.
+"""One span's partial statistics, computed by SQL in three scans and staged in temp tables.
 
 Scan 1 is one aggregate query over every column: counts, NaN/infinity/zero counts, mean,
-variance, min, max and an ``approx_quantile`` sketch (DuckDB's t-digest, streaming, so a
-table larger than memory is fine), plus the span's duplicate rows (``count(*)`` minus the
-distinct 64-bit hashes of whole rows).  Scan 2 is one ``GROUP BY GROUPING SETS`` over the
+variance, min, max and a DDSketch of the finite numbers (``histogram(sketch_key(x))``: bin ->
+count, relative accuracy 1%).  Scan 2 counts the span's duplicate rows (``count(*)`` minus
+the distinct 64-bit hashes of whole rows; on its own, as a DISTINCT aggregate next to the
+others makes DuckDB hold far more memory).  Scan 3 is one ``GROUP BY GROUPING SETS`` over the
 categorical columns: a value-count table from which SQL derives distinct counts, lengths,
-the most frequent values, value shapes and a KMV sketch of distinct hashes.
+the most frequent values, value shapes and a KMV sketch of distinct hashes.  DuckDB streams
+all three, so a table larger than memory is fine.
 
 Every partial merges across spans (see ``sql/003_validation.sql``), so adding a span never
 rescans earlier ones.  Staged rows live in ``mallard_span_*`` (temp tables, per connection)
@@ -56,12 +58,18 @@ def describe_source(session: Any, source: exp.Table) -> list[SourceColumn]:
     return columns
 
 
-def scan_span(session: Any, source: exp.Table, key: str, quantile_points: int, max_values: int) -> list[SourceColumn]:
+#: Relative accuracy of the numeric sketches (DDSketch's alpha; the macros' gamma is 1.01 / 0.99).
+SKETCH_ACCURACY = 0.01
+
+
+def scan_span(session: Any, source: exp.Table, key: str, max_values: int) -> list[SourceColumn]:
     """Stage the partial statistics of ``source`` under ``key`` (span 0); return its columns."""
     columns = describe_source(session, source)
     started = time.perf_counter()
-    with session.progress(2, f"statistics of {source.sql('duckdb')}", unit="scan") as bar:
-        _aggregate_scan(session, source, key, columns, quantile_points)
+    with session.progress(3, f"statistics of {source.sql('duckdb')}", unit="scan") as bar:
+        _aggregate_scan(session, source, key, columns)
+        bar.update(1)
+        _duplicate_scan(session, source, key, columns)
         bar.update(1)
         categorical = [c for c in columns if c.kind in CATEGORICAL_KINDS]
         if categorical:
@@ -73,19 +81,15 @@ def scan_span(session: Any, source: exp.Table, key: str, quantile_points: int, m
 
 
 # Scan 1: one aggregate row ----------------------------------------------------------------
-def _aggregate_scan(session: Any, source: exp.Table, key: str, columns: list[SourceColumn], points: int) -> None:
-    probabilities = exp.Array(expressions=[exp.Literal.number(i / (points - 1)) for i in range(points)])
-    everything = exp.func("hash", *[c.ref for c in columns])
+def _aggregate_scan(session: Any, source: exp.Table, key: str, columns: list[SourceColumn]) -> None:
     query = exp.select(
         exp.alias_(exp.Count(this=exp.Star()), "row_count"),
-        exp.alias_(exp.Sub(this=exp.Count(this=exp.Star()), expression=exp.Count(this=exp.Distinct(expressions=[everything]))),
-                   "duplicate_rows"),
-        exp.alias_(exp.Array(expressions=[_column_partial(c, probabilities, points) for c in columns]), "columns"),
+        exp.alias_(exp.Array(expressions=[_column_partial(c) for c in columns]), "columns"),
     ).from_(source.copy())
     session.sql(exp.Create(this=exp.to_table("mallard_span_aggregate"), kind="TABLE", replace=True,
                            expression=query, properties=exp.Properties(expressions=[exp.TemporaryProperty()])))
     session.sql(
-        "INSERT INTO mallard_span_rows SELECT ?, 0, ?, row_count, duplicate_rows, current_timestamp, NULL"
+        "INSERT INTO mallard_span_rows SELECT ?, 0, ?, row_count, 0, current_timestamp, NULL"
         " FROM mallard_span_aggregate", [key, catalog_name(source)])
     session.sql(
         "INSERT INTO mallard_span_columns BY NAME SELECT ? AS statistics, 0 AS span, unnest(columns, recursive := true)"
@@ -93,11 +97,19 @@ def _aggregate_scan(session: Any, source: exp.Table, key: str, columns: list[Sou
     session.sql("DROP TABLE mallard_span_aggregate")
 
 
+def _duplicate_scan(session: Any, source: exp.Table, key: str, columns: list[SourceColumn]) -> None:
+    everything = exp.func("hash", *[c.ref for c in columns])
+    count = exp.select(exp.Sub(this=exp.Count(this=exp.Star()),
+                               expression=exp.Count(this=exp.Distinct(expressions=[everything])))).from_(source.copy())
+    duplicates = session.sql(count).fetchone()[0]
+    session.sql("UPDATE mallard_span_rows SET duplicate_rows = ? WHERE statistics = ?", [duplicates, key])
+
+
 _NULL_INT = exp.cast(exp.null(), "BIGINT")
 _NULL_DOUBLE = exp.cast(exp.null(), "DOUBLE")
 
 
-def _column_partial(column: SourceColumn, probabilities: exp.Array, points: int) -> exp.Struct:
+def _column_partial(column: SourceColumn) -> exp.Struct:
     fields: dict[str, exp.Expression] = {
         "column_name": exp.Literal.string(column.name),
         "position": exp.Literal.number(column.position),
@@ -105,10 +117,10 @@ def _column_partial(column: SourceColumn, probabilities: exp.Array, points: int)
         "kind": exp.Literal.string(column.kind),
         "present": fill("count(_c)", _c=column.ref),
     }
-    fields.update(_numeric_partial(column, probabilities, points) if column.kind in NUMERIC_KINDS else {
+    fields.update(_numeric_partial(column) if column.kind in NUMERIC_KINDS else {
         "finite": _NULL_INT, "nan_count": _NULL_INT, "inf_count": _NULL_INT, "zeros": _NULL_INT,
         "mean": _NULL_DOUBLE, "m2": _NULL_DOUBLE, "min": _NULL_DOUBLE, "max": _NULL_DOUBLE,
-        "quantiles": exp.cast(exp.null(), "DOUBLE[]", dialect="duckdb"),
+        "bins": exp.cast(exp.null(), _BINS, dialect="duckdb"),
     })
     categorical = column.kind in CATEGORICAL_KINDS
     zero = exp.cast(exp.Literal.number(0), "BIGINT")
@@ -119,13 +131,17 @@ def _column_partial(column: SourceColumn, probabilities: exp.Array, points: int)
     return struct(fields)
 
 
-def _numeric_partial(column: SourceColumn, probabilities: exp.Array, points: int) -> dict[str, exp.Expression]:
+_BINS = "MAP(INTEGER, BIGINT)"
+
+
+def _numeric_partial(column: SourceColumn) -> dict[str, exp.Expression]:
     x = numeric_value(column.ref, column.kind)
     is_float = column.kind == "FLOAT"
     finite = "FILTER (WHERE isfinite(_x))" if is_float else ""
+    bin_key = "sketch_time_key" if column.kind == "TIMESTAMP" else "sketch_key"
 
     def aggregate(template: str) -> exp.Expression:
-        return fill(template.replace("{finite}", finite), _x=x, _q=probabilities)
+        return fill(template.replace("{finite}", finite).replace("{bin_key}", bin_key), _x=x)
 
     return {
         "finite": aggregate("count(_x) {finite}"),
@@ -136,14 +152,11 @@ def _numeric_partial(column: SourceColumn, probabilities: exp.Array, points: int
         "m2": aggregate("var_pop(_x) {finite} * count(_x) {finite}"),
         "min": aggregate("min(_x) {finite}"),
         "max": aggregate("max(_x) {finite}"),
-        # the sketch's end points are the exact min and max
-        "quantiles": aggregate(
-            "CASE WHEN count(_x) {finite} > 0 THEN list_concat([min(_x) {finite}],"
-            f" list_slice(approx_quantile(_x, _q) {{finite}}, 2, {points - 1}), [max(_x) {{finite}}]) END"),
+        "bins": exp.cast(aggregate("histogram({bin_key}(_x)) {finite}"), _BINS, dialect="duckdb"),
     }
 
 
-# Scan 2: value counts of the categorical columns ----------------------------------------
+# Scan 3: value counts of the categorical columns ----------------------------------------
 def _value_scan(session: Any, source: exp.Table, key: str, columns: list[SourceColumn], max_values: int) -> None:
     position = exp.Case(ifs=[exp.If(this=_grouped(c), true=exp.Literal.number(c.position)) for c in columns])
     value = exp.Case(ifs=[exp.If(this=_grouped(c), true=category_value(c.ref)) for c in columns])

@@ -44,9 +44,9 @@ def delete_statistics(session: Any, name: str) -> None:
     session.sql("DELETE FROM mallard.statistics WHERE name = ?", [name])
 
 
-def create_statistics(session: Any, name: str, quantile_points: int, max_values: int) -> None:
-    session.sql("INSERT INTO mallard.statistics (name, quantile_points, max_values) VALUES (?, ?, ?)",
-                [name, quantile_points, max_values])
+def create_statistics(session: Any, name: str, sketch_accuracy: float, max_values: int) -> None:
+    session.sql("INSERT INTO mallard.statistics (name, sketch_accuracy, max_values) VALUES (?, ?, ?)",
+                [name, sketch_accuracy, max_values])
 
 
 def save_span(session: Any, key: str, name: str, span: int) -> None:

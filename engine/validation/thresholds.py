@@ -16,10 +16,6 @@ MAX_VALUES = register_setting(
     "validation_max_values", 10000, number(100, 1_000_000, integer=True),
     "Value counts kept per categorical column and span by COMPUTE STATISTICS (merges are exact below it).",
 )
-QUANTILE_BUCKETS = register_setting(
-    "validation_quantile_buckets", 100, number(10, 1000, integer=True),
-    "Buckets of each span's quantile sketch (approx_quantile at 0, 1/B, ..., 1).",
-)
 SHIFT = register_setting(
     "validation_shift_threshold", 0.05, number(0, 1),
     "MALLARD_NUMERIC_SHIFT: Jensen-Shannon divergence (log2) between a numeric column's decile histogram "

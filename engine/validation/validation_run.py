@@ -37,7 +37,8 @@ _SCHEMA_FIELDS = pa.schema([
     ("jensen_shannon_histogram", pa.string()),
     ("shift_threshold", pa.float64()), ("shift_covered", pa.bool_()), ("missing_rise_threshold", pa.float64()),
     ("baseline_missing_fraction", pa.float64()), ("baseline_count", pa.float64()), ("baseline_mean", pa.float64()),
-    ("baseline_quantiles", pa.list_(pa.float64())),
+    ("baseline_quantiles", pa.list_(pa.float64())), ("baseline_cuts", pa.list_(pa.float64())),
+    ("baseline_masses", pa.list_(pa.float64())),
 ])
 
 
@@ -160,4 +161,6 @@ def _schema_row(c: ColumnSchema, position: int, environment: str | None, refs: R
         "baseline_count": baseline.get("count"),
         "baseline_mean": baseline.get("mean"),
         "baseline_quantiles": baseline.get("quantiles"),
+        "baseline_cuts": baseline.get("decile_cuts"),
+        "baseline_masses": baseline.get("decile_masses"),
     }

@@ -4,8 +4,12 @@
 --
 -- A histogram is a list of buckets STRUCT(low DOUBLE, high DOUBLE, count DOUBLE): mass is
 -- uniform inside a bucket, and a bucket with low = high is a point mass (TFDV's convention).
--- A span's quantile sketch (approx_quantile at 0, 1/B, ..., 1) is the histogram of B buckets
--- of equal mass between consecutive points, so merging spans is concatenating histograms.
+--
+-- Numbers are sketched with DDSketch (Masson, Rim and Lee, VLDB 2019): a value x goes to bin
+-- ceil(log_gamma |x|) (signed, with a bin of its own for 0), gamma = (1 + a) / (1 - a) for a
+-- relative accuracy a of 1%; a span's sketch is the map bin -> count that DuckDB's
+-- histogram() aggregate builds in the statistics scan, and sketches of spans merge by adding
+-- counts bin by bin, exactly.  Time (epoch seconds) uses hourly bins instead.
 
 -- Staging for statistics being computed (per connection, never written to the file): a span
 -- is computed here first; COMPUTE STATISTICS copies it into mallard.statistics_*, VALIDATE
@@ -21,18 +25,37 @@ CREATE OR REPLACE TEMP MACRO value_shape(s) AS
                    '[a-z]', 'a', 'g')
     || CASE WHEN length(s) > 64 THEN '~' ELSE '' END;
 
+-- The DDSketch bin of a number (relative accuracy 1%; |x| < 1e-9 counts as 0), the hourly bin
+-- of a time in epoch seconds, and the bounds of a bin.
+CREATE OR REPLACE TEMP MACRO sketch_key(x) AS
+    CASE WHEN NOT isfinite(x) THEN NULL WHEN abs(x) < 1e-9 THEN 0
+         ELSE (sign(x) * (ceil(ln(abs(x)) / ln(1.01 / 0.99)) + 1100))::INTEGER END;
+CREATE OR REPLACE TEMP MACRO sketch_time_key(x) AS CASE WHEN isfinite(x) THEN floor(x / 3600)::INTEGER END;
+CREATE OR REPLACE TEMP MACRO sketch_bucket_low(key, kind) AS
+    CASE WHEN kind = 'TIMESTAMP' THEN key * 3600.0
+         WHEN key = 0 THEN 0.0
+         WHEN key > 0 THEN pow(1.01 / 0.99, key - 1101)
+         ELSE -pow(1.01 / 0.99, -key - 1100) END;
+CREATE OR REPLACE TEMP MACRO sketch_bucket_high(key, kind) AS
+    CASE WHEN kind = 'TIMESTAMP' THEN (key + 1) * 3600.0
+         WHEN key = 0 THEN 0.0
+         WHEN key > 0 THEN pow(1.01 / 0.99, key - 1100)
+         ELSE -pow(1.01 / 0.99, -key - 1101) END;
+-- A sketch (bin -> count) as a histogram, its outer buckets clipped to [lo, hi].
+CREATE OR REPLACE TEMP MACRO sketch_histogram(bins, kind, lo, hi) AS
+    list_sort(list_transform(map_entries(bins), lambda e: {
+        'low': greatest(lo, sketch_bucket_low(e.key, kind)),
+        'high': least(hi, sketch_bucket_high(e.key, kind)), 'count': e.value::DOUBLE}));
+
 -- Distinct values estimated from a KMV sketch: the k smallest 64-bit hashes of the distinct
 -- values (exact when fewer than k values were seen).
 CREATE OR REPLACE TEMP MACRO kmv_distinct(hashes, k) AS
     CASE WHEN len(hashes) < k THEN len(hashes)
          ELSE round((k - 1) / (hashes[k]::DOUBLE / 18446744073709551616.0)) END;
 
--- Mass of histogram h at or below x, and strictly below x.
+-- Mass of histogram h at or below x.
 CREATE OR REPLACE TEMP MACRO histogram_cdf(h, x) AS coalesce(list_sum(list_transform(h, lambda b:
     CASE WHEN b.high <= b.low THEN CASE WHEN x >= b.low THEN b.count ELSE 0.0 END
-         ELSE b.count * greatest(0.0, least(1.0, (x - b.low) / (b.high - b.low))) END)), 0.0);
-CREATE OR REPLACE TEMP MACRO histogram_cdf_below(h, x) AS coalesce(list_sum(list_transform(h, lambda b:
-    CASE WHEN b.high <= b.low THEN CASE WHEN x > b.low THEN b.count ELSE 0.0 END
          ELSE b.count * greatest(0.0, least(1.0, (x - b.low) / (b.high - b.low))) END)), 0.0);
 
 CREATE OR REPLACE TEMP MACRO histogram_total(h) AS coalesce(list_sum(list_transform(h, lambda b: b.count)), 0.0);
@@ -40,10 +63,6 @@ CREATE OR REPLACE TEMP MACRO histogram_total(h) AS coalesce(list_sum(list_transf
 -- The sorted distinct bucket boundaries of a histogram.
 CREATE OR REPLACE TEMP MACRO histogram_boundaries(h) AS
     list_sort(list_distinct(list_concat(list_transform(h, lambda b: b.low), list_transform(h, lambda b: b.high))));
-
--- A quantile sketch of n values as a histogram of equal-mass buckets.
-CREATE OR REPLACE TEMP MACRO sketch_histogram(q, n) AS
-    list_transform(range(1, len(q)), lambda i: {'low': q[i], 'high': q[i + 1], 'count': n / (len(q) - 1)});
 
 -- Masses of h in the bins of sorted boundaries u: (-inf, u1], (u1, u2], ..., (u[k-1], u[k]].
 CREATE OR REPLACE TEMP MACRO histogram_bin_masses(h, u) AS list_transform(range(1, len(u) + 1), lambda i:
@@ -60,35 +79,17 @@ CREATE OR REPLACE TEMP MACRO histogram_jsd(a, b) AS
                  histogram_bin_masses(b, histogram_boundaries(list_concat(a, b)))),
         histogram_total(a), histogram_total(b)))) END;
 
--- Jensen-Shannon divergence of histograms a and b over fixed bins: (-inf, u1], (u1, u2], ...,
--- (u[k], +inf) for sorted interior boundaries u.  With u the deciles of a reference (a), this is
--- a drift measure that extreme values cannot sway (MALLARD_NUMERIC_SHIFT).
+-- Masses of h in the open bins (-inf, u1], (u1, u2], ..., (u[k], +inf) cut at sorted u.
 CREATE OR REPLACE TEMP MACRO histogram_open_bin_masses(h, u) AS
     list_concat(histogram_bin_masses(h, u), [histogram_total(h) - histogram_cdf(h, u[len(u)])]);
-CREATE OR REPLACE TEMP MACRO histogram_jsd_binned(a, b, u) AS
-    CASE WHEN histogram_total(a) > 0 AND histogram_total(b) > 0 AND len(u) > 0 THEN greatest(0.0, least(1.0, jsd_of_masses(
-        list_zip(histogram_open_bin_masses(a, u), histogram_open_bin_masses(b, u)),
-        histogram_total(a), histogram_total(b)))) END;
-
--- The inverse of a CDF given at sorted points u (f: mass at or below, fb: mass below) at mass t;
--- j is the first point whose f reaches t.  Linear between points, a point mass where fb < f.
-CREATE OR REPLACE TEMP MACRO cdf_inverse(u, f, fb, t, j) AS
-    CASE WHEN j > len(u) THEN u[len(u)]
-         WHEN j = 1 OR fb[j] < t THEN u[j]
-         ELSE u[j - 1] + (t - f[j - 1]) / (fb[j] - f[j - 1]) * (u[j] - u[j - 1]) END;
-CREATE OR REPLACE TEMP MACRO cdf_quantiles(u, f, fb, total, probs) AS list_transform(probs, lambda p:
-    cdf_inverse(u, f, fb, p * total, 1 + len(list_filter(f, lambda v: v < p * total * (1 - 1e-12)))));
-
--- An equal-width histogram of `buckets` buckets over [lo, hi] read off histogram h.
-CREATE OR REPLACE TEMP MACRO equal_width_histogram(h, lo, hi, buckets) AS
-    CASE WHEN lo IS NULL THEN []
-         WHEN hi <= lo THEN [{'low': lo, 'high': hi, 'count': histogram_total(h)}]
-         ELSE list_transform(range(0, buckets), lambda k: {
-             'low': lo + k * (hi - lo) / buckets,
-             'high': CASE WHEN k = buckets - 1 THEN hi ELSE lo + (k + 1) * (hi - lo) / buckets END,
-             'count': CASE WHEN k = buckets - 1 THEN histogram_total(h) ELSE histogram_cdf(h, lo + (k + 1) * (hi - lo) / buckets) END
-                      - CASE WHEN k = 0 THEN 0.0 ELSE histogram_cdf(h, lo + k * (hi - lo) / buckets) END})
-    END;
+-- Jensen-Shannon divergence between reference masses (over the open bins cut at u) and h's
+-- masses over the same bins: MALLARD_NUMERIC_SHIFT, with u the reference's deciles, so that
+-- extreme values cannot move the bins.
+CREATE OR REPLACE TEMP MACRO histogram_jsd_to_masses(h, u, masses) AS
+    CASE WHEN histogram_total(h) > 0 AND len(u) > 0 AND list_sum(masses) > 0 THEN greatest(0.0, least(1.0,
+        jsd_of_masses(list_zip(masses, histogram_open_bin_masses(h, u)), list_sum(masses), histogram_total(h)))) END;
+-- The deciles that cut a column's open bins, from its 11 quantiles (distinct interior ones).
+CREATE OR REPLACE TEMP MACRO decile_cuts(quantiles) AS list_sort(list_distinct(quantiles[2:10]));
 
 -- A quantile histogram: buckets between consecutive quantiles, equal counts (TFDV's QUANTILES).
 CREATE OR REPLACE TEMP MACRO quantile_histogram(q, total) AS
@@ -131,52 +132,85 @@ base AS (
            sum(inf_count)::BIGINT AS inf_count, sum(zeros)::BIGINT AS zeros,
            sum(finite * mean) / nullif(sum(finite), 0) AS mean, min(min) AS min, max(max) AS max,
            sum(length_sum)::BIGINT AS length_sum, count(*) AS column_spans,
-           bool_and(unstored_count = 0) AS all_values_stored, sum(unstored_count)::BIGINT AS unstored_count, sum(distinct_count)::BIGINT AS span_distinct,
-           list_sort(list_distinct(flatten(list(distinct_hashes))))[1:1024] AS hashes,
-           flatten(list(sketch_histogram(quantiles, finite)) FILTER (WHERE finite > 0)) AS sketch
+           bool_and(unstored_count = 0) AS all_values_stored, sum(unstored_count)::BIGINT AS unstored_count,
+           sum(distinct_count)::BIGINT AS span_distinct,
+           list_sort(list_distinct(flatten(list(distinct_hashes))))[1:1024] AS hashes
     FROM parts GROUP BY column_name
 ),
 spread AS (
     SELECT p.column_name, sum(p.m2 + p.finite * (p.mean - b.mean) ^ 2) AS m2
     FROM parts p JOIN base b USING (column_name) WHERE p.finite > 0 GROUP BY p.column_name
 ),
-cdf AS (
-    SELECT column_name, histogram_boundaries(sketch) AS u FROM base WHERE finite > 0
+bins AS (
+    SELECT column_name, key, sum(value)::DOUBLE AS count
+    FROM (SELECT column_name, unnest(map_entries(bins), recursive := true) FROM parts WHERE finite > 0)
+    GROUP BY column_name, key
 ),
-cdf_points AS (
-    SELECT c.column_name, c.u,
-           list_transform(c.u, lambda x: histogram_cdf(b.sketch, x)) AS f,
-           list_transform(c.u, lambda x: histogram_cdf_below(b.sketch, x)) AS fb
-    FROM cdf c JOIN base b USING (column_name)
+buckets AS (
+    SELECT s.column_name, s.count,
+           greatest(b.min, sketch_bucket_low(s.key, b.type)) AS low,
+           least(b.max, sketch_bucket_high(s.key, b.type)) AS high,
+           sum(s.count) OVER (PARTITION BY s.column_name ORDER BY sketch_bucket_low(s.key, b.type), s.key
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before,
+           sum(s.count) OVER (PARTITION BY s.column_name) AS total
+    FROM bins s JOIN base b USING (column_name)
 ),
 deciles AS (
-    SELECT column_name,
-           cdf_quantiles(u, f, fb, f[len(f)], [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]) AS q
-    FROM cdf_points
+    SELECT column_name, list(q ORDER BY p) AS q FROM (
+        SELECT c.column_name, p.p,
+               min(CASE WHEN c.high > c.low THEN c.low + (p.p * c.total - coalesce(c.before, 0)) / c.count * (c.high - c.low)
+                        ELSE c.low END) AS q
+        FROM buckets c, (SELECT unnest([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]) AS p) p
+        WHERE coalesce(c.before, 0) < p.p * c.total AND p.p * c.total <= coalesce(c.before, 0) + c.count
+        GROUP BY c.column_name, p.p)
+    GROUP BY column_name
+),
+edges AS (
+    SELECT e.column_name, list(e.f ORDER BY e.k) AS f FROM (
+        SELECT b.column_name, k.k,
+               sum(CASE WHEN c.high <= c.low THEN CASE WHEN c.low <= b.min + k.k * (b.max - b.min) / 10 THEN c.count ELSE 0 END
+                        ELSE c.count * greatest(0.0, least(1.0, (b.min + k.k * (b.max - b.min) / 10 - c.low) / (c.high - c.low)))
+                   END) AS f
+        FROM base b JOIN buckets c USING (column_name), (SELECT unnest(range(1, 10)) AS k) k
+        WHERE b.max > b.min
+        GROUP BY b.column_name, k.k) e
+    GROUP BY e.column_name
 ),
 merged_values AS (
     SELECT column_name, count(*) AS stored_distinct,
            list({'value': value, 'count': count} ORDER BY count DESC, value)[1:20] AS top_values
     FROM validation_values(stats_name) WHERE kind = 'value' GROUP BY column_name
+),
+quantile_lists AS (
+    SELECT b.column_name, CASE WHEN b.finite > 0 THEN list_concat([b.min], coalesce(d.q, []), [b.max]) END AS quantiles
+    FROM base b LEFT JOIN deciles d USING (column_name)
 )
 SELECT b.column_name, b.position, b.type, b.sql_type, s.spans,
        s.row_count AS count, b.present, s.row_count - b.present AS missing,
        (s.row_count - b.present) / nullif(s.row_count, 0) AS missing_fraction,
        b.zeros, b.nan_count, b.inf_count, b.mean, sqrt(sp.m2 / nullif(b.finite, 0)) AS std_dev,
-       b.min, d.q[6] AS median, b.max,
-       CASE WHEN d.q IS NOT NULL THEN list_concat([b.min], d.q[2:10], [b.max]) END AS quantiles,
-       equal_width_histogram(b.sketch, b.min, b.max, 10) AS histogram,
-       quantile_histogram(CASE WHEN d.q IS NOT NULL THEN list_concat([b.min], d.q[2:10], [b.max]) END, b.finite) AS quantile_histogram,
+       b.min, CASE WHEN len(q.quantiles) = 11 THEN q.quantiles[6] END AS median, b.max, q.quantiles,
+       CASE WHEN b.finite IS NULL OR b.finite = 0 THEN []
+            WHEN b.max <= b.min THEN [{'low': b.min, 'high': b.max, 'count': b.finite::DOUBLE}]
+            ELSE list_transform(range(1, 11), lambda k: {
+                'low': b.min + (k - 1) * (b.max - b.min) / 10,
+                'high': CASE WHEN k = 10 THEN b.max ELSE b.min + k * (b.max - b.min) / 10 END,
+                'count': CASE WHEN k = 10 THEN b.finite::DOUBLE ELSE e.f[k] END - CASE WHEN k = 1 THEN 0.0 ELSE e.f[k - 1] END})
+       END AS histogram,
+       quantile_histogram(q.quantiles, b.finite) AS quantile_histogram,
        CASE WHEN b.type NOT IN ('STRING', 'BOOLEAN') THEN NULL
             WHEN b.column_spans = 1 THEN b.span_distinct
             WHEN b.all_values_stored THEN coalesce(v.stored_distinct, 0)
             ELSE kmv_distinct(b.hashes, 1024) END::BIGINT AS distinct_count,
        b.length_sum / nullif(b.present, 0) AS avg_length,
-       v.top_values, b.finite, b.unstored_count, b.sketch
+       v.top_values, b.finite, b.unstored_count, coalesce(h.sketch, []) AS sketch
 FROM base b CROSS JOIN spans s
 LEFT JOIN spread sp USING (column_name)
-LEFT JOIN deciles d USING (column_name)
+LEFT JOIN quantile_lists q USING (column_name)
+LEFT JOIN edges e USING (column_name)
 LEFT JOIN merged_values v USING (column_name)
+LEFT JOIN (SELECT column_name, list({'low': low, 'high': high, 'count': count} ORDER BY low, high) AS sketch
+           FROM buckets GROUP BY column_name) h USING (column_name)
 ORDER BY b.position;
 
 -- L-infinity distance (TFDV): max over values of |p_a(v) - p_b(v)|, each side normalized by
