@@ -84,9 +84,8 @@ class FramesTable:
     def select(self, session: Any, predicate: exp.Expression | None, limit: int | None = None,
                order: str = "asc") -> Selection:
         """The frames passing ``predicate`` (over this table's columns), checked for size."""
-        query = exp.select("frame_id", "height", "width",
-                           exp.func("octet_length", exp.column(self.frame_column)).as_("bytes"))
-        query = query.from_(self.table.copy()).where(exp.column(self.frame_column).is_(exp.null()).not_())
+        query = exp.select("frame_id", "height", "width").from_(self.table.copy())
+        query = query.where(exp.column(self.frame_column).is_(exp.null()).not_())
         if predicate is not None and self.can_evaluate(predicate):
             query = query.where(predicate.copy())
         if limit is not None:
@@ -96,12 +95,10 @@ class FramesTable:
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         if len(ids) != len(np.unique(ids)):
             raise DataError(f"frames table {self.name} has duplicate frame_id values; expected one row per frame")
-        for frame_id, height, width, size in rows:
-            if height is None or width is None or size != height * width * 3:
-                raise DataError(
-                    f"frame {frame_id} of {self.name}: expected height*width*3 = "
-                    f"{(height or 0) * (width or 0) * 3} bytes for {height}x{width} RGB, found {size} bytes"
-                )
+        for frame_id, height, width in rows:
+            if height is None or width is None or height < 1 or width < 1:
+                raise DataError(f"frame {frame_id} of {self.name}: expected a positive height and width, found "
+                                f"{height}x{width}")
         return Selection(ids, np.array([r[1] for r in rows], dtype=np.int64), np.array([r[2] for r in rows], dtype=np.int64))
 
     def can_evaluate(self, predicate: exp.Expression) -> bool:
@@ -109,7 +106,11 @@ class FramesTable:
         return all(c.name.lower() in self.columns for c in predicate.find_all(exp.Column))
 
     def read(self, session: Any, frame_ids: np.ndarray, height: int, width: int) -> np.ndarray:
-        """The frames of ``frame_ids`` (ascending, all height x width) as (n, H, W, 3) uint8."""
+        """The frames of ``frame_ids`` (ascending, all height x width) as (n, H, W, 3) uint8.
+
+        DataError naming the first frame whose bytes are not height*width*3 (read here, where
+        the frames are read anyway, so selecting frames never reads their pixels).
+        """
         if len(frame_ids) == 0:
             return np.empty((0, height, width, 3), dtype=np.uint8)
         query = (
@@ -122,6 +123,13 @@ class FramesTable:
         blobs = table.column(1).combine_chunks()
         if len(blobs) != len(ids):
             raise DataError(f"frames of {self.name} changed during the scan: expected {len(ids)}, read {len(blobs)}")
+        sizes = np.diff(_offsets(blobs))
+        wrong = np.flatnonzero(sizes != height * width * 3)
+        if len(wrong):
+            raise DataError(
+                f"frame {ids[wrong[0]]} of {self.name}: expected height*width*3 = {height * width * 3} bytes for "
+                f"{height}x{width} RGB, found {sizes[wrong[0]]} bytes"
+            )
         return _pixels(blobs, len(ids), height, width)
 
     def batches(self, session: Any, frame_ids: np.ndarray, height: int, width: int,
@@ -132,18 +140,22 @@ class FramesTable:
             yield ids, self.read(session, ids, height, width)
 
 
-def _pixels(blobs: Any, n: int, height: int, width: int) -> np.ndarray:
-    """(n, H, W, 3) uint8 from an Arrow binary array of equally sized blobs, with one copy."""
+def _offsets(blobs: Any) -> np.ndarray:
+    """The value offsets of an Arrow (large) binary array."""
     import pyarrow as pa
 
-    if not pa.types.is_large_binary(blobs.type):
-        blobs = blobs.cast(pa.large_binary())
-    offsets = np.frombuffer(blobs.buffers()[1], dtype=np.int64)[blobs.offset: blobs.offset + n + 1]
+    dtype = np.int64 if pa.types.is_large_binary(blobs.type) else np.int32
+    return np.frombuffer(blobs.buffers()[1], dtype=dtype)[blobs.offset: blobs.offset + len(blobs) + 1].astype(np.int64)
+
+
+def _pixels(blobs: Any, n: int, height: int, width: int) -> np.ndarray:
+    """(n, H, W, 3) uint8 from an Arrow binary array of n blobs of height*width*3 bytes, with one copy."""
+    offsets = _offsets(blobs)
     data = np.frombuffer(blobs.buffers()[2], dtype=np.uint8)
     size = height * width * 3
-    if np.all(np.diff(offsets) == size):
+    if offsets[-1] - offsets[0] == n * size:  # contiguous, as DuckDB hands them over
         return data[offsets[0]: offsets[0] + n * size].reshape(n, height, width, 3).copy()
-    return np.stack([np.frombuffer(b.as_py(), dtype=np.uint8).reshape(height, width, 3) for b in blobs])
+    return np.stack([data[a:a + size].reshape(height, width, 3) for a in offsets[:-1]])
 
 
 def arrow_query(session: Any, query: str | exp.Expression, params: list[Any] | None = None) -> Any:

@@ -1,0 +1,193 @@
+"""SQL-level inference over video, end to end, against plain PyTorch side by side.
+
+Baseline: plain PyTorch, the same MobileNetV2 (ImageNet weights), batched full-frame
+inference at its best batch size, the same torch thread count, on the same decoded frames
+(read once from the frames table both sides use).  Mallard: ``SELECT logits(mobilenet,
+frame) FROM <clip>`` in each ``inference_mode`` with the result cache off, timed from the
+SQL call to the last fetched row.  Printed per clip and size: seconds, ratio baseline /
+Mallard, EXPLAIN's ideal multiply-add reduction, and fidelity against full inference (mean
+logit cosine, raw top-1 agreement, top-1 agreement on decisive frames, where full
+inference's top-1 probability leads the second by 0.1 or more).  Then the result cache (a
+repeated query against its first run) and backbone sharing (label plus features against
+label alone).
+
+    .venv/bin/python bench/bench_inference.py                      # vtest 795 frames at 224, the rest reduced
+    .venv/bin/python bench/bench_inference.py --frames 795 --native-frames 60 --bikes-frames 250
+
+Targets (issue 5): full within 10% of the baseline; exact at 80% or more of the ideal
+multiply-add reduction EXPLAIN reports; approximate 4x or more with cosine >= 0.995 and
+decisive top-1 >= 97%; bikes.mp4 (moving camera) at most 10% slower than the baseline; a
+cached repeat 50x faster than the first run; label plus features at most 1.1x label alone.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import engine  # noqa: E402
+from udfs.architectures import build  # noqa: E402
+
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+@dataclass
+class Fidelity:
+    cosine: float
+    top1: float
+    decisive_top1: float
+    decisive_frames: int
+
+    def __str__(self) -> str:
+        return (f"cosine {self.cosine:.4f}, top-1 {100 * self.top1:.1f}%, decisive top-1 {100 * self.decisive_top1:.1f}% "
+                f"({self.decisive_frames} decisive frames)")
+
+
+def fidelity(full: np.ndarray, other: np.ndarray) -> Fidelity:
+    """Mallard's logits against full inference's, per frame."""
+    cosine = (full * other).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(other, axis=1)
+    probabilities = torch.softmax(torch.from_numpy(full).double(), 1).numpy()
+    top2 = np.sort(probabilities, axis=1)[:, -2:]
+    decisive = (top2[:, 1] - top2[:, 0]) >= 0.1
+    agree = full.argmax(1) == other.argmax(1)
+    return Fidelity(float(cosine.mean()), float(agree.mean()),
+                    float(agree[decisive].mean()) if decisive.any() else float("nan"), int(decisive.sum()))
+
+
+# -- the baseline -----------------------------------------------------------------------------
+
+def baseline_network() -> torch.nn.Module:
+    net = build("mobilenet_v2")
+    net.load_state_dict(torch.load(ROOT / "data" / "mobilenet_v2.pth", weights_only=True))
+    return net.eval()
+
+
+def baseline(net: torch.nn.Module, frames: np.ndarray, batch: int) -> tuple[float, np.ndarray]:
+    """Plain PyTorch: normalize and run the network in batches; (seconds, logits)."""
+    out = []
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(frames), batch):
+            x = torch.from_numpy(frames[i:i + batch]).permute(0, 3, 1, 2).float().div_(255).sub_(MEAN).div_(STD)
+            out.append(net(x))
+    return time.perf_counter() - started, torch.cat(out).numpy()
+
+
+def best_batch(net: torch.nn.Module, frames: np.ndarray, sizes: tuple[int, ...] = (8, 16, 32, 64)) -> int:
+    """The baseline's fastest batch size on a sample of the frames."""
+    sample = frames[: max(sizes)]
+    baseline(net, sample[:8], 8)  # warm up
+    timings = {b: baseline(net, sample, b)[0] for b in sizes}
+    print("  baseline batch sizes: " + ", ".join(f"{b}: {t / len(sample) * 1000:.1f} ms/frame" for b, t in timings.items()))
+    return min(timings, key=timings.get)
+
+
+# -- Mallard ----------------------------------------------------------------------------------
+
+def mallard(con: engine.Connection, table: str, mode: str, limit: int, cache: bool = False) -> tuple[float, np.ndarray]:
+    """``SELECT logits(mobilenet, frame)`` in ``mode``; (seconds, logits)."""
+    con.execute(f"SET inference_mode = '{mode}'")
+    con.execute(f"SET inference_cache = {'true' if cache else 'false'}")
+    con.execute("DELETE FROM mallard.inference_state")  # every mode starts without a base frame
+    started = time.perf_counter()
+    rows = con.execute(f"SELECT logits(mobilenet, frame) FROM {table} WHERE frame_id < {int(limit)} ORDER BY frame_id"
+                       ).fetchall()
+    seconds = time.perf_counter() - started
+    return seconds, np.array([r[0] for r in rows], dtype=np.float32)
+
+
+def explained_reduction(con: engine.Connection, table: str, mode: str, limit: int) -> tuple[float, str]:
+    """EXPLAIN's ideal multiply-add reduction (full / estimated) and its decision counts."""
+    con.execute(f"SET inference_mode = '{mode}'")
+    con.execute("SET inference_cache = false")
+    con.execute("DELETE FROM mallard.inference_state")
+    plan = con.execute(f"EXPLAIN SELECT logits(mobilenet, frame) FROM {table} WHERE frame_id < {limit}").fetchall()[0][1]
+    match = re.search(r"multiply-adds +([\d.]+) G estimated against ([\d.]+) G", plan)
+    counts = dict(re.findall(r"^ +(skipped|incremental|full) +(\d+)", plan, re.M))
+    return float(match.group(2)) / float(match.group(1)), ", ".join(f"{k} {v}" for k, v in counts.items())
+
+
+def compare_modes(con: engine.Connection, net: torch.nn.Module, table: str, limit: int, title: str,
+                  modes: tuple[str, ...] = ("full", "exact", "approximate")) -> dict[str, float]:
+    """Baseline and each mode on the first ``limit`` frames of ``table``; prints one line each."""
+    frames = engine.frames_to_numpy(con, table, where=f"frame_id < {limit}")
+    print(f"\n{title}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]}, torch threads {torch.get_num_threads()}")
+    batch = best_batch(net, frames) if frames.shape[1] * frames.shape[2] <= 224 * 224 * 2 else 4
+    base_seconds, full_logits = baseline(net, frames, batch)
+    print(f"  baseline (PyTorch, batch {batch}): {base_seconds:.2f} s ({base_seconds / len(frames) * 1000:.0f} ms/frame)")
+    ratios = {}
+    for mode in modes:
+        ideal, decisions = explained_reduction(con, table, mode, limit) if mode != "full" else (1.0, "full")
+        seconds, logits = mallard(con, table, mode, limit)
+        ratios[mode] = base_seconds / seconds
+        error = float(np.abs(logits - full_logits).max())
+        extra = f"max |logit error| {error:.1e}" if mode == "full" else str(fidelity(full_logits, logits))
+        reach = f", {100 * ratios[mode] / ideal:.0f}% of EXPLAIN's ideal {ideal:.2f}x ({decisions})" if mode != "full" else ""
+        print(f"  mallard {mode:<11}: {seconds:.2f} s, baseline/mallard {ratios[mode]:.2f}x{reach}; {extra}")
+    return ratios
+
+
+def cache_and_sharing(con: engine.Connection, table: str, limit: int) -> None:
+    con.execute("SET inference_mode = 'full'")
+    con.execute("DELETE FROM mallard.inference_cache")
+    first = time_query(con, f"SELECT frame_id, mobilenet(frame).label FROM {table} WHERE frame_id < {limit}", cache=True)
+    repeat = min(time_query(con, f"SELECT frame_id, mobilenet(frame).label FROM {table} WHERE frame_id < {limit}", cache=True)
+                 for _ in range(3))
+    print(f"\nresult cache, {limit} frames: first run {first:.2f} s, repeated {repeat * 1000:.1f} ms: {first / repeat:.0f}x faster")
+    label = time_query(con, f"SELECT frame_id, mobilenet(frame).label FROM {table} WHERE frame_id < {limit}")
+    both = time_query(con, f"SELECT frame_id, mobilenet(frame).label, features(mobilenet, frame) FROM {table}"
+                           f" WHERE frame_id < {limit}")
+    print(f"sharing, {limit} frames, cache off: label alone {label:.2f} s, label + features {both:.2f} s: {both / label:.3f}x")
+
+
+def time_query(con: engine.Connection, sql: str, cache: bool = False) -> float:
+    con.execute(f"SET inference_cache = {'true' if cache else 'false'}")
+    started = time.perf_counter()
+    con.execute(sql).fetchall()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=795, help="vtest.avi frames at 224x224 (all: 795)")
+    parser.add_argument("--native-frames", type=int, default=24, help="vtest.avi frames at 768x576 (0: skip)")
+    parser.add_argument("--bikes-frames", type=int, default=250, help="bikes.mp4 frames at 224x224 (all: 250)")
+    parser.add_argument("--cache-frames", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    net = baseline_network()
+    with tempfile.TemporaryDirectory() as folder:
+        con = engine.connect(os.path.join(folder, "bench.duckdb"), autocommit=True, progress="off")
+        con.execute("CREATE MODEL mobilenet FROM ? WITH (architecture = 'mobilenet_v2', labels = ?)",
+                    [str(ROOT / "data" / "mobilenet_v2.pth"), str(ROOT / "data" / "imagenet_classes.txt")])
+        con.execute("SET inference_batch_size = 16")
+        vtest, bikes = str(ROOT / "data" / "vtest.avi"), str(ROOT / "data" / "bikes.mp4")
+        con.execute("LOAD VIDEO ? INTO traffic WITH (width = 224, height = 224)", [vtest])
+        compare_modes(con, net, "traffic", args.frames, "vtest.avi (fixed camera) at 224x224")
+        if args.bikes_frames:
+            con.execute("LOAD VIDEO ? INTO bikes WITH (width = 224, height = 224)", [bikes])
+            compare_modes(con, net, "bikes", args.bikes_frames, "bikes.mp4 (moving camera) at 224x224")
+        cache_and_sharing(con, "traffic", args.cache_frames)
+        if args.native_frames:
+            con.execute(f"LOAD VIDEO ? INTO traffic_native WITH (limit = {int(args.native_frames)})", [vtest])
+            compare_modes(con, net, "traffic_native", args.native_frames, "vtest.avi at native size")
+        con.close()
+    print(f"\nload average {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
