@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlglot import exp
 
 import engine
@@ -122,3 +124,63 @@ def test_duckdb_statements_with_our_leading_words_still_reach_duckdb(con):
     con.execute("ANALYZE labels")
     assert con.execute("SELECT twice(21)").fetchone() == (42,)
     con.execute("DROP TABLE labels")
+
+
+# Fuzzing: any arrangement of the labeling words raises only engine errors -----------------------
+
+LABELING_WORDS = [
+    "LABEL", "USING", "INTO", "OR", "REPLACE", "WITH", "(", ")", ",", "=", "CREATE", "DROP", "SHOW", "ADD", "GOLD",
+    "LABELS", "LABELING", "FUNCTION", "FUNCTIONS", "ANALYZE", "ANALYSIS", "CLASS", "BALANCE", "FOR", "ON", "AS", "TO",
+    "FROM", "IF", "EXISTS", "t", "fa", "fb", "fc", "out", "a", "id", "classes", "model", "seed", "key", "tol",
+    "max_iter", "fault_tolerant", "'majority'", "'x'", "['x', 'y']", "[0, 1]", "[[1]]", "NULL", "TRUE", "-1", "0.5",
+    "(SELECT 1 AS id, 'x' AS label)", "CASE", "WHEN", "THEN", "END", "?", ";",
+]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(LABELING_WORDS), min_size=1, max_size=14).map(" ".join))
+def test_labeling_token_soup_raises_only_engine_errors(labeling_con, sql):
+    try:
+        cursor = labeling_con.execute(sql)
+        if cursor.description is not None:
+            cursor.fetchmany(5)
+    except engine.Error:
+        pass
+
+
+@pytest.fixture(scope="module")
+def labeling_con():
+    con = engine.connect(progress="off", autocommit=True)
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1, 'x', 'x', NULL), (2, 'y', 'y', 'y'), (3, NULL, 'x', 'x'))"
+                " v(id, a, b, c)")
+    for name in "abc":
+        con.execute(f"CREATE LABELING FUNCTION f{name} ON t AS {name}")
+    yield con
+    con.close()
+
+
+OPTION_NAMES = ["classes", "model", "seed", "key", "max_iter", "tol", "fault_tolerant", "colour"]
+OPTION_VALUES = ["['x', 'y']", "['x']", "[0, 1]", "'majority'", "'label_model'", "0", "-1", "0.5", "TRUE", "id", "a",
+                 "NULL", "[[1]]", "'x'", "[]", "['y', 'x', 'y']", "1e-9"]
+VALID_OPTIONS = [("classes", "['x', 'y']"), ("model", "'majority'"), ("seed", "3"), ("key", "id"), ("max_iter", "5"),
+                 ("tol", "0.5"), ("fault_tolerant", "TRUE")]
+label_statements = st.builds(
+    lambda lfs, options, replace: (
+        f"LABEL t USING {', '.join(lfs)}"
+        + (f" WITH ({', '.join(f'{k} = {v}' for k, v in options)})" if options else "")
+        + f" INTO {'OR REPLACE ' if replace else ''}out"),
+    st.one_of(st.permutations(["fa", "fb", "fc"]), st.lists(st.sampled_from(["fa", "fb", "fc", "fz"]), min_size=1, max_size=4)),
+    st.lists(st.one_of(st.sampled_from(VALID_OPTIONS), st.tuples(st.sampled_from(OPTION_NAMES), st.sampled_from(OPTION_VALUES))),
+             max_size=3, unique_by=lambda option: option[0]),
+    st.booleans(),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(label_statements)
+def test_label_statements_with_any_options_raise_only_engine_errors(labeling_con, sql):
+    try:
+        labeling_con.execute(sql)
+    except engine.Error:
+        return
+    assert labeling_con.execute("SELECT count(*) FROM out").fetchone() == (3,)
