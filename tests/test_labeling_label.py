@@ -128,6 +128,16 @@ def test_labeling_function_catalog(con):
         con.execute("DROP LABELING FUNCTION lf_free")
 
 
+def test_functions_may_use_subqueries_and_windows_but_not_bare_aggregates(small):
+    small.execute("CREATE LABELING FUNCTION above_mean ON t AS CASE WHEN id > (SELECT avg(id) FROM t) THEN 'y' END")
+    small.execute("CREATE LABELING FUNCTION first_half ON t AS CASE WHEN id <= count(*) OVER () / 2 THEN 'x' END")
+    with pytest.raises(engine.ProgrammingError, match="expected a per-row expression, found an aggregate"):
+        small.execute("CREATE LABELING FUNCTION total ON t AS CASE WHEN count(*) > 3 THEN 'x' END")
+    small.execute("LABEL t USING above_mean, first_half, fb WITH (model = 'majority') INTO labels")
+    assert small.execute("SELECT id, label FROM labels ORDER BY id").fetchall() == [
+        (1, "x"), (2, None), (3, None), (4, "y"), (5, "y"), (6, None)]
+
+
 def test_classes_are_inferred_and_rowid_is_the_default_key(con):
     con.execute("CREATE TABLE n AS SELECT range AS x FROM range(30)")
     for name, expression in (("small", "CASE WHEN x < 10 THEN 0 END"), ("big", "CASE WHEN x >= 20 THEN 2 END"),

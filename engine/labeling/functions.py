@@ -121,7 +121,7 @@ def create_sql_function(session: Any, identifier: exp.Identifier, table: exp.Tab
         raise ProgrammingError(
             f"labeling function {name} already exists; use CREATE OR REPLACE LABELING FUNCTION to replace it"
         )
-    if expression.find(exp.AggFunc) is not None and expression.find(exp.Window) is None:
+    if _has_bare_aggregate(expression):
         raise ProgrammingError(f"labeling function {name}: expected a per-row expression, found an aggregate")
     lf = LabelingFunction(name, "sql", catalog_name(table), expression.sql("duckdb"), expression=expression)
     check_columns(session, [lf], table)
@@ -133,6 +133,16 @@ def create_sql_function(session: Any, identifier: exp.Identifier, table: exp.Tab
             [name, lf.table, lf.definition],
         )
     return name
+
+
+def _has_bare_aggregate(expression: exp.Expression) -> bool:
+    """An aggregate outside any window or subquery (``count(*)`` alone is not per row).
+
+    >>> import sqlglot
+    >>> [_has_bare_aggregate(sqlglot.parse_one(e)) for e in ("avg(x)", "avg(x) OVER ()", "x > (SELECT avg(x) FROM t)")]
+    [True, False, False]
+    """
+    return any(agg.find_ancestor(exp.Window, exp.Select, exp.Subquery) is None for agg in expression.find_all(exp.AggFunc))
 
 
 def drop_function(session: Any, identifier: exp.Identifier, if_exists: bool) -> bool:
