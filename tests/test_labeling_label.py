@@ -189,6 +189,13 @@ def test_bad_label_statements_fail_clearly_and_write_nothing(small, statement, e
     assert tables(small) == before and runs(small) == 0
 
 
+def test_an_empty_table_has_nothing_to_label(small):
+    small.execute("DELETE FROM t")
+    with pytest.raises(engine.DataError, match="LABEL: table t has no rows to label"):
+        small.execute("LABEL t USING fa, fb, fc WITH (classes = ['x', 'y']) INTO out")
+    assert "out" not in tables(small) and runs(small) == 0
+
+
 def test_label_into_an_existing_table_needs_or_replace(small):
     small.execute("CREATE TABLE out AS SELECT 42 AS answer")
     with pytest.raises(engine.ProgrammingError, match=r"table out already exists; use LABEL \.\.\. INTO OR REPLACE out"):

@@ -143,7 +143,7 @@ def test_python_functions_need_classes_and_distinct_names(sms):
         sms.execute("CREATE LABELING FUNCTION lf_free ON sms AS NULL")
     labeling_function(name="lf_a", on="sms")(lambda text: None)
     labeling_function(name="lf_b", on="sms")(lambda text: None)
-    with pytest.raises(engine.ProgrammingError, match=r"needs the classes: add WITH \(classes = \[\.\.\.\]\)"):
+    with pytest.raises(engine.ProgrammingError, match=r"need the classes given: add WITH \(classes = \[\.\.\.\]\)"):
         sms.execute("LABEL sms USING lf_free, lf_a, lf_b INTO out")
     labeling_function(name="lf_bad_column", on="sms")(lambda body: None)
     with pytest.raises(engine.ProgrammingError, match="labeling function lf_bad_column reads column body, which sms"):

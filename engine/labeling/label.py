@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.errors import ProgrammingError
+from engine.errors import DataError, ProgrammingError
 from engine.labeling.analysis import LFStats, analysis_arrow, lf_analysis
 from engine.labeling.dawid_skene import DawidSkene
 from engine.labeling.functions import resolve
@@ -66,6 +66,8 @@ def label(session: Any, node: exp.Expression) -> LabelOutcome:
         )
     plan = VotePlan.prepare(session, source, lfs, options.key, options.classes, options.fault_tolerant)
     check_key_name(plan.key.name)
+    if plan.n_rows == 0:
+        raise DataError(f"LABEL: table {source.sql('duckdb')} has no rows to label")
     steps = session.progress(4, f"LABEL {source.sql('duckdb')}: apply, fit, write, record", unit="step")
     with steps, session.atomic():
         matrix_name = f"__mallard_label_matrix_{id(plan):x}"

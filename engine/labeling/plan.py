@@ -114,8 +114,7 @@ def _infer_classes(session: Any, source: exp.Table, lfs: list[LabelingFunction],
     python = [lf.name for lf in lfs if lf.kind == "python"]
     if python:
         raise ProgrammingError(
-            f"LABEL with Python labeling functions ({', '.join(python)}) needs the classes: "
-            "add WITH (classes = [...])"
+            f"Python labeling functions ({', '.join(python)}) need the classes given: add WITH (classes = [...])"
         )
     values = exp.Array(expressions=[exp.cast(lf.expression.copy(), "VARCHAR") for lf in lfs])
     inner = exp.select(exp.alias_(exp.Unnest(expressions=[values]), "v")).from_(source.copy())
