@@ -2,7 +2,7 @@
 
 >>> config = IncrementalConfig(activation_threshold=0.02)
 >>> config.block, config.refresh
-(8, 'auto')
+(8, 16)
 >>> FrameStats(frame_id=3, kind="skipped", patches=[], macs=0, macs_full=300).saving
 1.0
 """
@@ -36,6 +36,9 @@ class IncrementalConfig:
     - ``refresh``: ``'auto'`` re-bases (runs a frame in full) only when the cost model says full
       inference is cheaper; an integer ``n`` also re-bases every ``n`` computed frames, which
       bounds the drift approximations accumulate.
+    - ``fallback_ratio``: when the incremental frames of a chunk cost on average more than this
+      fraction of full inference's multiply-adds (a moving camera), the next chunks run in full;
+      incremental inference is retried every few chunks.
 
     Both modes: ``batch_frames`` frames are computed together (one call of each layer);
     ``rebase_ratio`` is the fraction of full inference's multiply-adds above which a frame is
@@ -45,12 +48,13 @@ class IncrementalConfig:
 
     block: int = 8
     pixel_threshold: float = 8 / 255
-    activation_threshold: float = 0.0
+    activation_threshold: float = 0.1
     tau: float = 1.0
     skip_threshold: float = 0.0
-    refresh: str | int = "auto"
+    refresh: str | int = 16
     batch_frames: int = 16
     rebase_ratio: float = 0.7
+    fallback_ratio: float = 0.5
     tile: int = 8
 
     def __post_init__(self) -> None:
@@ -64,6 +68,7 @@ class IncrementalConfig:
              "'auto' or an integer >= 1"),
             ("batch_frames", isinstance(self.batch_frames, int) and self.batch_frames >= 1, "an integer >= 1"),
             ("rebase_ratio", 0 < self.rebase_ratio <= 10, "a number in (0, 10]"),
+            ("fallback_ratio", 0 < self.fallback_ratio <= 10, "a number in (0, 10]"),
             ("tile", isinstance(self.tile, int) and self.tile >= 1, "an integer >= 1"),
         )
         for name, ok, expected in checks:

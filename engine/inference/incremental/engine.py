@@ -29,7 +29,7 @@ from engine.inference.incremental.execution import BatchForward
 from engine.inference.incremental.graph import LayerGraph
 from engine.inference.incremental.layers import Add, Conv
 from engine.inference.incremental.patches import block_patches
-from engine.inference.incremental.planner import BaseFrame, ChunkPlan, plan_chunk
+from engine.inference.incremental.planner import BaseFrame, ChunkPlan, advance_cost, plan_chunk
 
 
 class IncrementalEngine:
@@ -71,7 +71,7 @@ class IncrementalEngine:
         while position < len(frames):
             plan = plan_chunk(frames[position:position + self.config.batch_frames], base, self.mode, self.config, graph)
             stats += self._stats(plan, frame_ids[position:position + plan.length], plan.macs)
-            base = self._advance(base, plan, frames[position:position + plan.length], None, None)
+            base = self._advance(base, plan, frames[position:position + plan.length], None, None, plan.macs)
             position += plan.length
         return stats
 
@@ -93,7 +93,8 @@ class IncrementalEngine:
                 logits.append(chunk_logits)
                 features.append(chunk_features)
                 computed.append(plan.composites)
-                self._base = self._advance(self._base, plan, chunk[:plan.length], chunk_logits, chunk_features)
+                self._base = self._advance(self._base, plan, chunk[:plan.length], chunk_logits, chunk_features,
+                                           macs)
                 position += plan.length
         self.computed_frames = np.concatenate(computed)
         return torch.cat(logits), torch.cat(features), stats
@@ -113,6 +114,8 @@ class IncrementalEngine:
             "base.logits": base.logits.clone(),  # type: ignore[union-attr]
             "base.features": base.features.clone(),  # type: ignore[union-attr]
             "base.computed_since_full": torch.tensor([base.computed_since_full], dtype=torch.long),
+            "base.observed_cost": torch.tensor([float("nan") if base.observed_cost is None else base.observed_cost]),
+            "base.fallback_chunks": torch.tensor([base.fallback_chunks], dtype=torch.long),
         }
         for name, store in self._forward.stores.items():
             state[f"activation.{name}"] = store.base.clone()
@@ -138,8 +141,11 @@ class IncrementalEngine:
                 raise DataError(f"incremental state: activation {name} has shape {tuple(tensor.shape)}, "
                                 f"expected {tuple(store.base.shape)}")
             store.base.copy_(tensor)
+        observed = float(state["base.observed_cost"][0])
         self._base = BaseFrame(composite, state["base.last_true"].numpy().copy(), state["base.logits"].clone(),
-                               state["base.features"].clone(), int(state["base.computed_since_full"][0]))
+                               state["base.features"].clone(), int(state["base.computed_since_full"][0]),
+                               observed_cost=None if observed != observed else observed,
+                               fallback_chunks=int(state["base.fallback_chunks"][0]))
 
     # -- internals ------------------------------------------------------------------------
     def _check(self, frames: np.ndarray, frame_ids: Sequence[int]) -> np.ndarray:
@@ -223,7 +229,7 @@ class IncrementalEngine:
         return torch.cat(parts_l), torch.cat(parts_f)
 
     def _advance(self, base: BaseFrame | None, plan: ChunkPlan, frames: np.ndarray, logits: torch.Tensor | None,
-                 features: torch.Tensor | None) -> BaseFrame | None:
+                 features: torch.Tensor | None, macs: list[int]) -> BaseFrame | None:
         """The base frame after a chunk: its last computed frame."""
         computed = plan.computed()
         if not computed:
@@ -232,12 +238,17 @@ class IncrementalEngine:
         since = base.computed_since_full if base is not None else 0
         for i in computed:
             since = 0 if plan.kinds[i] == "full" else since + 1
-        return BaseFrame(
+        advanced = BaseFrame(
             composite=plan.composites[last].copy(), last_true=frames[last].copy(),
             logits=None if logits is None else logits[last].clone(),
             features=None if features is None else features[last].clone(),
             computed_since_full=since,
+            observed_cost=None if base is None else base.observed_cost,
+            fallback_chunks=0 if base is None else base.fallback_chunks,
         )
+        if self.mode == "approximate":
+            advanced = advance_cost(advanced, plan, macs, self._graph.macs_full)  # type: ignore[union-attr]
+        return advanced
 
     def _stats(self, plan: ChunkPlan, frame_ids: Sequence[int], macs: list[int]) -> list[FrameStats]:
         assert self._graph is not None

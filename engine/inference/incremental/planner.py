@@ -27,7 +27,7 @@ For each frame of a chunk the planner decides:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
@@ -52,6 +52,12 @@ class BaseFrame:
     logits: torch.Tensor | None    # the last computed frame's results (answers for skipped frames)
     features: torch.Tensor | None
     computed_since_full: int
+    observed_cost: float | None = None   # approximate mode: mean MAC fraction of the last incremental chunk
+    fallback_chunks: int = 0             # approximate mode: chunks run in full since incremental did not pay
+
+    def rebased(self, frame: np.ndarray) -> "BaseFrame":
+        """The state after ``frame`` ran in full."""
+        return replace(self, composite=frame, last_true=frame, logits=None, features=None, computed_since_full=0)
 
 
 @dataclass
@@ -62,6 +68,7 @@ class ChunkPlan:
     grids: list[np.ndarray | None]     # changed blocks of incremental frames
     composites: np.ndarray             # (length, H, W, 3): the frames the results are computed on
     macs: list[int]                    # cost-model estimate (exact propagation; an upper bound in approximate mode)
+    fallback: bool = False             # approximate mode: the whole chunk runs in full (incremental did not pay)
 
     @property
     def length(self) -> int:
@@ -94,6 +101,9 @@ def plan_chunk(frames: np.ndarray, base: BaseFrame | None, mode: str, config: In
     if state is None:
         _append(plan, composites, "full", None, frames[0], graph.macs_full)
         state, position = BaseFrame(frames[0], frames[0], None, None, 0), 1
+    elif mode == "approximate" and _falling_back(state, config):
+        plan.fallback = True
+        position, state = _plan_fallback(frames, state, config, graph, plan, composites)
     elif mode == "exact":
         position, state = _plan_chain(frames, state, config, graph, plan, composites)
     else:
@@ -101,7 +111,7 @@ def plan_chunk(frames: np.ndarray, base: BaseFrame | None, mode: str, config: In
     if plan.kinds and plan.kinds[-1] == "full":
         while position < len(frames) and _worth_full(frames[position], state.composite, config, graph, mode):
             _append(plan, composites, "full", None, frames[position], graph.macs_full)
-            state = BaseFrame(frames[position], frames[position], None, None, 0)
+            state = state.rebased(frames[position])
             position += 1
     plan.composites = np.stack(composites)
     return plan
@@ -124,13 +134,13 @@ def _plan_chain(frames: np.ndarray, base: BaseFrame, config: IncrementalConfig, 
     for index, grid in enumerate(grids):
         if not grid.any():
             _append(plan, composites, "skipped", None, chained[index], 0)
-        elif _due(since_full, config) or estimates[index] > config.rebase_ratio * graph.macs_full:
+        elif estimates[index] > config.rebase_ratio * graph.macs_full:
             _append(plan, composites, "full", None, frames[index], graph.macs_full)
-            return index + 1, BaseFrame(frames[index], frames[index], None, None, 0)
+            return index + 1, base.rebased(frames[index])
         else:
             _append(plan, composites, "incremental", grid, chained[index], estimates[index])
             since_full += 1
-    return len(frames), BaseFrame(chained[-1], frames[-1], None, None, since_full)
+    return len(frames), replace(base, composite=chained[-1], last_true=frames[-1], computed_since_full=since_full)
 
 
 def _plan_common_base(frames: np.ndarray, base: BaseFrame, config: IncrementalConfig, graph: LayerGraph,
@@ -146,11 +156,47 @@ def _plan_common_base(frames: np.ndarray, base: BaseFrame, config: IncrementalCo
             continue
         if _due(since_full, config) or estimates[index] > config.rebase_ratio * graph.macs_full:
             _append(plan, composites, "full", None, frame, graph.macs_full)
-            return index + 1, BaseFrame(frame, frame, None, None, 0)
+            return index + 1, base.rebased(frame)
         last_composite = paste_blocks(base.composite, frame, grid, config.block)
         _append(plan, composites, "incremental", grid, last_composite, estimates[index])
         last_true, since_full = frame, since_full + 1
-    return len(frames), BaseFrame(last_composite, last_true, None, None, since_full)
+    return len(frames), replace(base, composite=last_composite, last_true=last_true, computed_since_full=since_full)
+
+
+#: Approximate mode retries incremental inference after this many chunks in full.
+RETRY_AFTER_CHUNKS = 4
+
+
+def _falling_back(base: BaseFrame, config: IncrementalConfig) -> bool:
+    """Whether the last incremental chunk cost more than ``fallback_ratio`` of full inference
+    (a moving camera) and the retry is not due yet."""
+    return base.observed_cost is not None and base.observed_cost > config.fallback_ratio and \
+        base.fallback_chunks < RETRY_AFTER_CHUNKS
+
+
+def advance_cost(base: BaseFrame, plan: ChunkPlan, macs: list[int], macs_full: int) -> BaseFrame:
+    """Approximate mode's record of what incremental inference cost, after a chunk."""
+    if plan.fallback:
+        if base.fallback_chunks + 1 >= RETRY_AFTER_CHUNKS:
+            return replace(base, observed_cost=None, fallback_chunks=0)
+        return replace(base, fallback_chunks=base.fallback_chunks + 1)
+    costs = [m / macs_full for m, kind in zip(macs, plan.kinds) if kind == "incremental"]
+    if not costs:
+        return base
+    return replace(base, observed_cost=float(np.mean(costs)), fallback_chunks=0)
+
+
+def _plan_fallback(frames: np.ndarray, base: BaseFrame, config: IncrementalConfig, graph: LayerGraph,
+                   plan: ChunkPlan, composites: list[np.ndarray]) -> tuple[int, BaseFrame]:
+    """Approximate mode when incremental inference did not pay: every frame in full (or skipped)."""
+    last_true, last_composite = base.last_true, base.composite
+    for frame in frames:
+        if config.skip_threshold > 0 and frame_difference(frame[None], last_true)[0] <= config.skip_threshold:
+            _append(plan, composites, "skipped", None, last_composite, 0)
+            continue
+        _append(plan, composites, "full", None, frame, graph.macs_full)
+        last_true = last_composite = frame
+    return len(frames), replace(base, composite=last_composite, last_true=last_true, computed_since_full=0)
 
 
 def _worth_full(frame: np.ndarray, reference: np.ndarray, config: IncrementalConfig, graph: LayerGraph,

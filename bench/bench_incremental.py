@@ -1,0 +1,310 @@
+"""The incremental inference engine against plain PyTorch full inference, side by side.
+
+Baseline: plain PyTorch, the same MobileNetV2 (data/mobilenet_v2.pth), batched full-frame
+inference at its best batch size, on the same decoded frames, with the same torch thread
+count.  Two plain-torch variants are timed: the model as it is (NCHW, the issue's baseline)
+and the strongest plain-torch form we know (batch-norm folded by torch.fx, channels-last
+memory), since the engine itself folds batch-norm and works channels-last.
+
+Printed, and written to bench/out/ (ignored by git):
+
+- vtest.avi (fixed camera), all frames at 224x224 and a subset at native 576x768: wall-time
+  ratio baseline / engine for exact and approximate mode, the ideal multiply-add reduction
+  (the cost model's sum of full over spent), the exact-mode efficiency (wall ratio over ideal
+  ratio), the largest logit error of exact mode against full inference on the frames it
+  computed on, and fidelity against full inference on the true frames (mean logit cosine,
+  top-1 agreement on decisive frames where full inference's top-1 leads by 0.1 in
+  probability, raw top-1 agreement);
+- a sweep of every approximation knob around the defaults, and the speed/fidelity Pareto plot
+  (bench/out/incremental_pareto.png);
+- bikes.mp4 (moving camera): what the engine decides and its overhead over the baseline;
+- an occlusion map (patch 16, stride 4) of a 224x224 frame: incremental against naive batched
+  re-inference, ratio and largest error.
+
+    .venv/bin/python bench/bench_incremental.py                 # everything (about 15-25 minutes)
+    .venv/bin/python bench/bench_incremental.py --frames 200 --native-frames 12 --no-sweep --no-occlusion
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.inference.incremental import IncrementalConfig, IncrementalEngine, occlusion_map  # noqa: E402
+from engine.video import decode_frames  # noqa: E402
+from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD, build  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+
+@dataclass
+class Fidelity:
+    cosine: float
+    decisive_top1: float
+    top1: float
+    decisive_frames: int
+
+    def __str__(self) -> str:
+        return (f"cos {self.cosine:.4f}  decisive top-1 {100 * self.decisive_top1:.1f}% "
+                f"({self.decisive_frames} frames)  raw top-1 {100 * self.top1:.1f}%")
+
+
+def fidelity(full: torch.Tensor, other: torch.Tensor) -> Fidelity:
+    """Logits against full inference's on the true frames."""
+    cosine = torch.nn.functional.cosine_similarity(full, other, dim=1)
+    top2 = torch.softmax(full.double(), dim=1).topk(2, dim=1).values
+    decisive = (top2[:, 0] - top2[:, 1]) >= 0.1
+    agree = full.argmax(1) == other.argmax(1)
+    return Fidelity(float(cosine.mean()), float(agree[decisive].float().mean()) if decisive.any() else 1.0,
+                    float(agree.float().mean()), int(decisive.sum()))
+
+
+def normalize(frames: np.ndarray) -> torch.Tensor:
+    return (torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255) - MEAN) / STD
+
+
+def model() -> torch.nn.Module:
+    network = build("mobilenet_v2")
+    network.load_state_dict(torch.load(ROOT / "data" / "mobilenet_v2.pth", weights_only=True))
+    return network.eval()
+
+
+class Baseline:
+    """Batched full inference in plain PyTorch, at its best batch size."""
+
+    def __init__(self, network: torch.nn.Module, variant: str) -> None:
+        self.variant = variant
+        if variant == "nchw":
+            self.network, self.layout = network, torch.contiguous_format
+        else:
+            from torch.fx.experimental.optimization import fuse
+
+            self.network = fuse(copy.deepcopy(network)).to(memory_format=torch.channels_last)
+            self.layout = torch.channels_last
+        self.batch = 16
+
+    def __call__(self, frames: np.ndarray) -> torch.Tensor:
+        with torch.inference_mode():
+            return torch.cat([self.network(normalize(frames[i:i + self.batch]).contiguous(memory_format=self.layout))
+                              for i in range(0, len(frames), self.batch)])
+
+    def tune(self, frames: np.ndarray, sizes: tuple[int, ...] = (8, 16, 32)) -> None:
+        timings = {}
+        for size in sizes:
+            self.batch = size
+            self(frames[:size])
+            timings[size] = timed(lambda: self(frames), repeat=1)[0]
+        self.batch = min(timings, key=timings.get)  # type: ignore[arg-type]
+
+
+def timed(run: Callable[[], object], repeat: int = 1) -> tuple[float, object]:
+    """Best wall time of ``repeat`` runs, and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = run()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def run_engine(network: torch.nn.Module, frames: np.ndarray, mode: str, config: IncrementalConfig):  # type: ignore[no-untyped-def]
+    engine = IncrementalEngine(network, IMAGENET_MEAN, IMAGENET_STD, mode, config)
+    logits, _, stats = engine.run(frames, list(range(len(frames))))
+    return logits, stats, engine.computed_frames
+
+
+def ideal(stats) -> float:  # type: ignore[no-untyped-def]
+    return sum(s.macs_full for s in stats) / max(1, sum(s.macs for s in stats))
+
+
+def kinds(stats) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    counts: dict[str, int] = {}
+    for s in stats:
+        counts[s.kind] = counts.get(s.kind, 0) + 1
+    return counts
+
+
+def clip_report(name: str, network: torch.nn.Module, frames: np.ndarray, repeat: int,
+                approximate: IncrementalConfig) -> dict:
+    """Baselines, exact and approximate mode on one clip; all timed in this run."""
+    baselines = {variant: Baseline(network, variant) for variant in ("nchw", "fused_channels_last")}
+    for baseline in baselines.values():
+        baseline.tune(frames[:64])
+    times: dict[str, float] = {}
+    truth = None
+    for variant, baseline in baselines.items():
+        times[variant], logits = timed(lambda b=baseline: b(frames), repeat)
+        truth = logits if variant == "nchw" else truth
+    results: dict[str, dict] = {}
+    for mode, config in (("exact", IncrementalConfig()), ("approximate", approximate)):
+        run_engine(network, frames[:8], mode, config)                     # warm the kernels
+        seconds, (logits, stats, computed) = timed(lambda m=mode, c=config: run_engine(network, frames, m, c), repeat)
+        entry = {
+            "seconds": seconds, "ideal": ideal(stats), "kinds": kinds(stats),
+            "vs_nchw": times["nchw"] / seconds, "vs_fused": times["fused_channels_last"] / seconds,
+            "fidelity": asdict(fidelity(truth, logits)),  # type: ignore[arg-type]
+        }
+        if mode == "exact":
+            entry["max_error_vs_computed_frames"] = float((Baseline(network, "nchw")(computed) - logits).abs().max())
+        results[mode] = entry
+    report = {"clip": name, "frames": len(frames), "size": list(frames.shape[1:3]),
+              "baseline_seconds": times, "batch": {k: b.batch for k, b in baselines.items()}, **results}
+    print_clip(report)
+    return report
+
+
+def print_clip(report: dict) -> None:
+    frames, (h, w) = report["frames"], report["size"]
+    base = report["baseline_seconds"]
+    print(f"\n== {report['clip']}: {frames} frames at {h}x{w}, torch threads {torch.get_num_threads()}")
+    print(f"  baseline plain torch NCHW          {base['nchw']:8.2f} s  ({1000 * base['nchw'] / frames:.1f} ms/frame, "
+          f"batch {report['batch']['nchw']})")
+    print(f"  baseline fused BN + channels-last  {base['fused_channels_last']:8.2f} s  "
+          f"({1000 * base['fused_channels_last'] / frames:.1f} ms/frame, batch {report['batch']['fused_channels_last']})")
+    for mode in ("exact", "approximate"):
+        r = report[mode]
+        line = (f"  {mode:<11} {r['seconds']:8.2f} s  x{r['vs_nchw']:.2f} vs NCHW  x{r['vs_fused']:.2f} vs fused-CL  "
+                f"ideal MAC x{r['ideal']:.2f}  {r['kinds']}")
+        print(line)
+        if mode == "exact":
+            print(f"              efficiency (wall/ideal) {r['vs_nchw'] / r['ideal']:.2f} vs NCHW, "
+                  f"{r['vs_fused'] / r['ideal']:.2f} vs fused-CL; max |logit error| on computed frames "
+                  f"{r['max_error_vs_computed_frames']:.2e}")
+        print(f"              {Fidelity(**r['fidelity'])}")
+
+
+SWEEPS: dict[str, tuple] = {
+    "activation_threshold": (0.0, 0.05, 0.1, 0.15, 0.2, 0.3),
+    "refresh": ("auto", 32, 16, 8),
+    "batch_frames": (4, 8, 16),
+    "skip_threshold": (0.0, 2e-5, 1e-4, 3e-4),
+    "tau": (1.0, 0.9, 0.75),
+    "pixel_threshold": (4 / 255, 8 / 255, 16 / 255),
+}
+
+
+def sweep(network: torch.nn.Module, frames: np.ndarray, truth: torch.Tensor, baseline_seconds: float,
+          defaults: IncrementalConfig) -> list[dict]:
+    """Each approximation knob varied around the defaults: speed against fidelity."""
+    rows = []
+    for knob, values in SWEEPS.items():
+        for value in values:
+            config = replace(defaults, **{knob: value})
+            seconds, (logits, stats, _) = timed(lambda c=config: run_engine(network, frames, "approximate", c))
+            f = fidelity(truth, logits)
+            row = {"knob": knob, "value": value, "speedup": baseline_seconds / seconds, "ideal": ideal(stats),
+                   **asdict(f), "default": value == getattr(defaults, knob)}
+            rows.append(row)
+            print(f"  {knob:<20} {str(value):<10} x{row['speedup']:.2f}  ideal x{row['ideal']:.2f}  {f}"
+                  + ("  (default)" if row["default"] else ""))
+    return rows
+
+
+def plot_pareto(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for knob in SWEEPS:
+        points = [(r["speedup"], r["cosine"], r["value"]) for r in rows if r["knob"] == knob]
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=knob)
+        for x, y, value in points:
+            ax.annotate(str(round(value, 5)) if isinstance(value, float) else str(value), (x, y), fontsize=7)
+    ax.axhline(0.995, color="grey", linestyle="--", linewidth=1, label="fidelity bar (cos 0.995)")
+    ax.set_xlabel("speedup over plain torch (NCHW), wall time")
+    ax.set_ylabel("mean logit cosine vs full inference")
+    ax.set_title("vtest.avi 224x224, approximate mode: each knob around the defaults")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def bikes_report(network: torch.nn.Module, frames: np.ndarray, repeat: int, approximate: IncrementalConfig) -> dict:
+    baseline = Baseline(network, "nchw")
+    baseline.tune(frames[:64])
+    base_seconds, truth = timed(lambda: baseline(frames), repeat)
+    report = {"frames": len(frames), "baseline_seconds": base_seconds}
+    print(f"\n== bikes.mp4 (moving camera): {len(frames)} frames at 224x224; baseline {base_seconds:.2f} s")
+    for mode, config in (("exact", IncrementalConfig()), ("approximate", approximate)):
+        seconds, (logits, stats, _) = timed(lambda m=mode, c=config: run_engine(network, frames, m, c), repeat)
+        report[mode] = {"seconds": seconds, "overhead": seconds / base_seconds - 1, "kinds": kinds(stats),
+                        "fidelity": asdict(fidelity(truth, logits))}  # type: ignore[arg-type]
+        print(f"  {mode:<11} {seconds:.2f} s  overhead {100 * (seconds / base_seconds - 1):+.1f}%  {kinds(stats)}  "
+              f"{fidelity(truth, logits)}")  # type: ignore[arg-type]
+    return report
+
+
+def occlusion_report(network: torch.nn.Module, image: np.ndarray) -> dict:
+    network(normalize(image[None]))
+    inc_seconds, fast = timed(lambda: occlusion_map(network, IMAGENET_MEAN, IMAGENET_STD, image, 16, 4))
+    naive_seconds, slow = timed(lambda: occlusion_map(network, IMAGENET_MEAN, IMAGENET_STD, image, 16, 4,
+                                                      method="naive"))
+    error = float(np.abs(fast - slow).max())  # type: ignore[operator]
+    print(f"\n== occlusion map, 224x224, patch 16, stride 4 ({fast.shape[0]}x{fast.shape[1]} positions): "  # type: ignore[union-attr]
+          f"incremental {inc_seconds:.1f} s, naive batched {naive_seconds:.1f} s, x{naive_seconds / inc_seconds:.2f}, "
+          f"max |difference| {error:.1e}")
+    return {"incremental_seconds": inc_seconds, "naive_seconds": naive_seconds,
+            "ratio": naive_seconds / inc_seconds, "max_error": error}
+
+
+def decode(name: str, limit: int | None, size: tuple[int, int] | None) -> np.ndarray:
+    width, height = (size[1], size[0]) if size else (None, None)
+    return np.stack([f for _, f in decode_frames(str(ROOT / "data" / name), width=width, height=height, limit=limit)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=795, help="vtest frames at 224x224")
+    parser.add_argument("--native-frames", type=int, default=48, help="vtest frames at native 576x768")
+    parser.add_argument("--bikes-frames", type=int, default=250)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1, help="best of this many runs for the main figures")
+    parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--no-occlusion", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    OUT.mkdir(parents=True, exist_ok=True)
+    network = model()
+    approximate = IncrementalConfig()
+    print(f"approximate-mode defaults: {asdict(approximate)}")
+    results: dict = {"threads": args.threads, "approximate_defaults": asdict(approximate)}
+
+    frames = decode("vtest.avi", args.frames, (224, 224))
+    results["vtest_224"] = clip_report("vtest.avi", network, frames, args.repeat, approximate)
+    if not args.no_sweep:
+        print("\n== knob sweep (approximate mode, vtest.avi 224x224; speedup vs plain torch NCHW)")
+        truth = Baseline(network, "nchw")(frames)
+        base_seconds = results["vtest_224"]["baseline_seconds"]["nchw"]
+        rows = sweep(network, frames, truth, base_seconds, approximate)
+        results["sweep"] = rows
+        plot_pareto(rows, OUT / "incremental_pareto.png")
+        print(f"  Pareto plot: {OUT / 'incremental_pareto.png'}")
+    if args.native_frames:
+        native = decode("vtest.avi", args.native_frames, None)
+        results["vtest_native"] = clip_report("vtest.avi (native)", network, native, 1, approximate)
+    if args.bikes_frames:
+        bikes = decode("bikes.mp4", args.bikes_frames, (224, 224))
+        results["bikes_224"] = bikes_report(network, bikes, args.repeat, approximate)
+    if not args.no_occlusion:
+        results["occlusion"] = occlusion_report(network, frames[min(100, len(frames) - 1)])
+    (OUT / "incremental.json").write_text(json.dumps(results, indent=1, default=str))
+    print(f"\nall figures: {OUT / 'incremental.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Approximate mode on real clips: the fidelity bar on vtest.avi with the default knobs, what
+each knob does, and the fallback to full inference on the moving camera of bikes.mp4."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from engine.inference.incremental import IncrementalConfig, IncrementalEngine
+from engine.video import decode_frames
+from tests.conftest import data_file
+from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD, build
+
+MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
+
+
+@pytest.fixture(scope="module")
+def mobilenet() -> nn.Module:
+    model = build("mobilenet_v2")
+    model.load_state_dict(torch.load(data_file("mobilenet_v2.pth"), weights_only=True))
+    return model.eval()
+
+
+def clip(name: str, limit: int) -> np.ndarray:
+    return np.stack([f for _, f in decode_frames(str(data_file(name)), width=224, height=224, limit=limit)])
+
+
+@pytest.fixture(scope="module")
+def vtest() -> np.ndarray:
+    return clip("vtest.avi", 64)
+
+
+@pytest.fixture(scope="module")
+def truth(mobilenet: nn.Module, vtest: np.ndarray) -> torch.Tensor:
+    return full_logits(mobilenet, vtest)
+
+
+def full_logits(model: nn.Module, frames: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)
+    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        return torch.cat([model(x[i:i + 16]) for i in range(0, len(x), 16)])
+
+
+def fidelity(full: torch.Tensor, other: torch.Tensor) -> tuple[float, float, float]:
+    """Mean logit cosine, top-1 agreement on decisive frames, raw top-1 agreement."""
+    cosine = torch.nn.functional.cosine_similarity(full, other, dim=1).mean().item()
+    top2 = torch.softmax(full.double(), dim=1).topk(2, dim=1).values
+    decisive = (top2[:, 0] - top2[:, 1]) >= 0.1
+    agree = full.argmax(1) == other.argmax(1)
+    return cosine, agree[decisive].float().mean().item(), agree.float().mean().item()
+
+
+def run(model: nn.Module, frames: np.ndarray, config: IncrementalConfig, mode: str = "approximate"):  # type: ignore[no-untyped-def]
+    engine = IncrementalEngine(model, MEAN, STD, mode, config)
+    logits, features, stats = engine.run(frames, list(range(len(frames))))
+    return logits, stats
+
+
+def spent(stats) -> float:  # type: ignore[no-untyped-def]
+    return sum(s.macs for s in stats) / sum(s.macs_full for s in stats)
+
+
+def test_default_knobs_meet_the_fidelity_bar_on_vtest(mobilenet: nn.Module, vtest: np.ndarray,
+                                                      truth: torch.Tensor) -> None:
+    logits, stats = run(mobilenet, vtest, IncrementalConfig())
+    cosine, decisive_top1, raw_top1 = fidelity(truth, logits)
+    assert cosine >= 0.995
+    assert decisive_top1 >= 0.97
+    assert raw_top1 > 0.8
+    assert spent(stats) < 0.5                      # at least 2x fewer multiply-adds than full inference
+    assert {s.kind for s in stats} >= {"full", "incremental"}
+
+
+def test_each_knob_trades_work_for_fidelity(mobilenet: nn.Module, vtest: np.ndarray, truth: torch.Tensor) -> None:
+    frames = vtest[:24]
+    base = IncrementalConfig()
+    exact_logits, _ = run(mobilenet, frames, base, mode="exact")
+    results = {name: run(mobilenet, frames, replace(base, **change)) for name, change in {
+        "default": {}, "loose": {"activation_threshold": 0.3}, "no_threshold": {"activation_threshold": 0.0},
+        "tau": {"tau": 0.5}, "skip": {"skip_threshold": 1e-3}, "refresh": {"refresh": 4},
+    }.items()}
+    work = {name: spent(stats) for name, (_, stats) in results.items()}
+    cos = {name: fidelity(truth[:24], logits)[0] for name, (logits, _) in results.items()}
+    assert work["loose"] < work["default"] < work["no_threshold"]
+    assert cos["loose"] < cos["default"]
+    assert work["tau"] < work["default"]
+    skipped = [s.kind for s in results["skip"][1]].count("skipped")
+    assert skipped > 0 and work["skip"] < work["default"]
+    assert [s.kind for s in results["refresh"][1]].count("full") > [s.kind for s in results["default"][1]].count("full")
+    assert fidelity(truth[:24], exact_logits)[0] > cos["loose"]
+
+
+def test_plan_of_approximate_mode(mobilenet: nn.Module, vtest: np.ndarray) -> None:
+    engine = IncrementalEngine(mobilenet, MEAN, STD, "approximate")
+    planned = engine.plan(vtest[:20], list(range(20)))
+    _, _, stats = engine.run(vtest[:20], list(range(20)))
+    assert [s.kind for s in planned] == [s.kind for s in stats]
+    # the plan charges each layer the changed fraction of the input: no more than the run spent
+    # before thresholds, and the run never spends more than full inference
+    assert all(s.macs <= s.macs_full for s in stats)
+
+
+@pytest.mark.parametrize("mode", ["exact", "approximate"])
+def test_moving_camera_falls_back_to_full_inference(mobilenet: nn.Module, mode: str) -> None:
+    frames = clip("bikes.mp4", 40)
+    logits, stats = run(mobilenet, frames, IncrementalConfig(), mode=mode)
+    kinds = [s.kind for s in stats]
+    assert kinds.count("full") >= 0.75 * len(kinds), kinds
+    truth = full_logits(mobilenet, frames)
+    full = [i for i, kind in enumerate(kinds) if kind == "full"]
+    assert (logits[full] - truth[full]).abs().max() < 1e-4   # full frames are full inference
