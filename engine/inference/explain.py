@@ -91,7 +91,10 @@ def _config_text(scan: PreparedScan) -> str:
         return ""
     from dataclasses import asdict
 
-    return " (" + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in asdict(scan.config).items()) + ")"
+    from engine.inference.settings import APPROXIMATE_ONLY
+
+    values = {k: v for k, v in asdict(scan.config).items() if scan.mode != "exact" or k not in APPROXIMATE_ONLY}
+    return " (" + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()) + ")"
 
 
 def _patch_text(decisions: Sequence[FrameDecision]) -> str:

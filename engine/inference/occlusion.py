@@ -5,7 +5,9 @@ hides each position, as batched incremental inference).
 
 The relation has one row per patch position: ``row``, ``col`` (heatmap indices), ``y``,
 ``x`` (top-left pixel of the patch), ``value`` (probability drop), and ``class_id``,
-``label`` of the target class.
+``label`` of the target class.  Options: ``patch``, ``stride``, ``target`` (class id or
+label; default the frame's top-1), ``method`` ('incremental' or 'naive') and ``tau`` (Krypton's
+projective-field threshold for approximate maps; 1 = exact).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from sqlglot import exp
 from engine.errors import DataError, ProgrammingError
 
 #: Options of occlusion_map and their defaults.
-OCCLUSION_OPTIONS = {"patch": 16, "stride": 4, "target": None, "method": "incremental"}
+OCCLUSION_OPTIONS = {"patch": 16, "stride": 4, "target": None, "method": "incremental", "tau": 1.0}
 METHODS = ("incremental", "naive")
 
 
@@ -57,12 +59,13 @@ def compute_occlusion_map(session: Any, step: OcclusionMap) -> pa.Table:
         raise DataError(f"occlusion_map patch {options['patch']} is larger than the {image.shape[0]}x{image.shape[1]} frame")
     target = _target(options["target"], spec)
     network = load_network(session, version)
-    heatmap = np.asarray(occlusion_map(network, spec.mean, spec.std, image, patch=options["patch"],
-                                       stride=options["stride"], target=target, method=options["method"]))
-    if target is None:
+    if target is None:  # the frame's top-1 class
         from udfs.models import forward_frames
 
         target = int(forward_frames(network, image[None], spec.mean, spec.std)[0].argmax())
+    heatmap = np.asarray(occlusion_map(network, spec.mean, spec.std, image, patch=options["patch"],
+                                       stride=options["stride"], target=target, method=options["method"],
+                                       tau=float(options["tau"])))
     rows, cols = np.indices(heatmap.shape)
     stride = options["stride"]
     n = heatmap.size
@@ -80,6 +83,9 @@ def _options(given: dict[str, Any]) -> dict[str, Any]:
         value = options[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise DataError(f"occlusion_map option {name}: expected a positive whole number, found {value!r}")
+    tau = options["tau"]
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 < tau <= 1:
+        raise DataError(f"occlusion_map option tau: expected a number in (0, 1], found {tau!r}")
     if options["method"] not in METHODS:
         raise DataError(f"occlusion_map option method: expected one of {', '.join(METHODS)}, found {options['method']!r}")
     return options
@@ -109,5 +115,6 @@ def _frame(session: Any, step: OcclusionMap) -> np.ndarray:
         raise DataError(f"occlusion_map expects its frame query to return one frame, found {len(rows)} rows")
     blob, height, width = rows[0]
     if not isinstance(blob, (bytes, bytearray, memoryview)):
-        raise ProgrammingError(f"occlusion_map expects a frame (BLOB) from its frame query, found {type(blob).__name__}")
+        raise ProgrammingError(f"occlusion_map expects its frame query to select a frame (BLOB), found a "
+                               f"{type(blob).__name__} value")
     return frame_to_numpy(bytes(blob), int(height), int(width)).copy()

@@ -54,14 +54,14 @@ def mode_key(mode: str, config: Any) -> str:
         return mode
     values = {k: v for k, v in asdict(config).items() if k not in _PERFORMANCE_ONLY}
     if mode == "exact":
-        values = {k: v for k, v in values.items() if k not in _APPROXIMATE_ONLY}
+        values = {k: v for k, v in values.items() if k not in APPROXIMATE_ONLY}
     return f"{mode}:{json.dumps(values, sort_keys=True, default=str)}"
 
 
 #: Knobs that change how fast results come, not what they are (not part of the cache key).
 _PERFORMANCE_ONLY = ("batch_frames", "tile")
 #: Knobs exact mode ignores.
-_APPROXIMATE_ONLY = ("activation_threshold", "tau", "skip_threshold")
+APPROXIMATE_ONLY = ("activation_threshold", "tau", "skip_threshold")
 
 
 #: Setting names of IncrementalConfig fields whose name alone would be unclear.
@@ -78,6 +78,8 @@ _KNOB_DESCRIPTIONS = {
                       "this (NoScope); 0 turns it off.",
     "refresh": "Base-frame refresh: 'auto' (re-base when full inference is cheaper) or every N computed frames.",
     "rebase_ratio": "Compute a frame in full when incremental work would exceed this fraction of full inference.",
+    "fallback_ratio": "When incremental frames cost on average more than this fraction of full inference (a moving "
+                      "camera), run the next frames in full, retrying incremental inference now and then.",
     "tile": "Side of the output tiles in which the incremental engine gathers read-in context.",
 }
 
