@@ -25,10 +25,10 @@ CREATE OR REPLACE TEMP MACRO value_shape(s) AS
                    '[a-z]', 'a', 'g')
     || CASE WHEN length(s) > 64 THEN '~' ELSE '' END;
 
--- The DDSketch bin of a number (relative accuracy 1%; |x| < 1e-9 counts as 0), the hourly bin
--- of a time in epoch seconds, and the bounds of a bin.
+-- The DDSketch bin of a finite number (relative accuracy 1%; |x| < 1e-9 counts as 0), the
+-- hourly bin of a time in epoch seconds, and the bounds of a bin.
 CREATE OR REPLACE TEMP MACRO sketch_key(x) AS
-    CASE WHEN NOT isfinite(x) THEN NULL WHEN abs(x) < 1e-9 THEN 0
+    CASE WHEN abs(x) < 1e-9 THEN 0
          ELSE (sign(x) * (ceil(ln(abs(x)) / ln(1.01 / 0.99)) + 1100))::INTEGER END;
 CREATE OR REPLACE TEMP MACRO sketch_time_key(x) AS CASE WHEN isfinite(x) THEN floor(x / 3600)::INTEGER END;
 CREATE OR REPLACE TEMP MACRO sketch_bucket_low(key, kind) AS
