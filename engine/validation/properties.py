@@ -3,8 +3,8 @@ column kinds they apply to.  ``ALTER SCHEMA`` and JSON import check values throu
 
 >>> COLUMN_PROPERTIES["min_fraction"].parse(0.5)
 0.5
->>> COLUMN_PROPERTIES["drift_l_infinity"].kinds
-frozenset({'BOOLEAN', 'STRING'})
+>>> sorted(COLUMN_PROPERTIES["drift_l_infinity"].kinds)
+['BOOLEAN', 'STRING']
 """
 from __future__ import annotations
 

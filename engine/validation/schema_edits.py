@@ -3,6 +3,7 @@
 >>> from engine.validation.schema import ColumnSchema, Schema
 >>> schema = Schema(columns=[ColumnSchema(name="carrier", type="STRING")])
 >>> set_column_properties(schema, "carrier", {"drift_l_infinity": 0.1, "not_in_environment": ["serving"]})
+[]
 >>> schema.columns[0].drift_l_infinity, schema.environments
 (0.1, ['SERVING'])
 >>> set_column_properties(schema, "carrier", {"drift_jensen_shannon_divergence": 0.1})

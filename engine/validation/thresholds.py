@@ -4,9 +4,10 @@ applies to every schema whose field is unset, at validation time.
 
 >>> import engine
 >>> con = engine.connect()
->>> con.execute("SET validation_shift_threshold = 0.2").execute(
-...     "SELECT value FROM (SHOW MALLARD SETTINGS) WHERE name = 'validation_shift_threshold'").fetchone()
-('0.2',)
+>>> settings = {row[0]: row[1] for row in con.execute("SET validation_shift_threshold = 0.2")
+...             .execute("SHOW MALLARD SETTINGS").fetchall()}
+>>> settings["validation_shift_threshold"], settings["validation_duplicate_threshold"]
+('0.2', '0.001')
 """
 from __future__ import annotations
 
