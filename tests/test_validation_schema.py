@@ -268,6 +268,8 @@ def test_export_and_import_round_trip(orders: engine.Connection, tmp_path: Path)
     ('{"feature": [{"name": "x", "type": "DECIMAL"}]}', "feature 'x'.type: expected a type among INT"),
     ('{"feature": [{"name": "x", "type": "INT", "presence": {"min_fraction": 3}}]}', "min_fraction: expected a fraction"),
     ('{"feature": [{"name": "x", "type": "INT"}, {"name": "X", "type": "INT"}]}', "column 'x' appears twice"),
+    ('{"feature": [{"name": "x", "type": "INT", "drift_comparator": {"infinity_norm": {"threshold": 0.1}}}]}',
+     "drift_l_infinity applies to BOOLEAN, STRING columns, the column is INT"),
 ])
 def test_import_rejects_bad_documents(con: engine.Connection, tmp_path: Path, text: str, match: str) -> None:
     path = tmp_path / "bad.json"

@@ -5,7 +5,7 @@ Each validates its input before writing anything, and writes inside ``session.at
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from typing import Any, Sequence
 
 import pyarrow as pa
@@ -189,8 +189,9 @@ def validate(session: Any, node: Validate, params: Sequence[Any] | None) -> Resu
         current = stack.enter_context(_current_statistics(session, node))
         refs = {role: stack.enter_context(statistics_of(session, options[role], role=role))
                 for role in ("previous", "training") if role in options}
-        anomalies = find_anomalies(session, schema, References(
-            current.key, *(refs[r].key if r in refs else None for r in ("previous", "training"))), environment)
+        keys = References(current=current.key, previous=refs["previous"].key if "previous" in refs else None,
+                          training=refs["training"].key if "training" in refs else None)
+        anomalies = find_anomalies(session, schema, keys, environment)
         rows = session.sql("SELECT sum(row_count) FROM validation_spans(?)", [current.key]).fetchone()[0]
     seconds = time.perf_counter() - started
     if not session.read_only:
@@ -202,24 +203,12 @@ def validate(session: Any, node: Validate, params: Sequence[Any] | None) -> Resu
 
 
 def _current_statistics(session: Any, node: Validate) -> Any:
+    """Stored statistics (VALIDATE STATISTICS) as they are, or the table's, computed now."""
     if node.args.get("statistics"):
         name = object_name(node.this)
         store.require_statistics(session, name)
-        return _stored(StatisticsRef(name, name, True))
+        return nullcontext(StatisticsRef(name, name, True))
     return table_statistics(session, node.this)
-
-
-class _stored:
-    """A context manager over statistics that need no clean-up."""
-
-    def __init__(self, ref: StatisticsRef) -> None:
-        self.ref = ref
-
-    def __enter__(self) -> StatisticsRef:
-        return self.ref
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def _environment(schema: Schema, name: str, value: str | None) -> str | None:

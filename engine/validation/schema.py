@@ -240,6 +240,11 @@ def _column_from_dict(document: Any, where: str) -> ColumnSchema:
     checked = {k: _checked(COLUMN_PROPERTIES, k, v, where) for k, v in values.items() if k != "name"}
     if checked.get("type") is None:
         raise DataError(f"schema JSON: {where} has no type")
+    for key, value in checked.items():
+        kinds = COLUMN_PROPERTIES[key].kinds
+        if value not in (None, False) and kinds is not None and checked["type"] not in kinds:
+            raise DataError(f"schema JSON: {where}: {key} applies to {', '.join(sorted(kinds))} columns, "
+                            f"the column is {checked['type']}")
     column = ColumnSchema(name=name, type=checked.pop("type"), sql_type=sql_type if isinstance(sql_type, str) else None,
                           baseline=baseline if isinstance(baseline, dict) else None)
     return replace(column, **{k: v for k, v in checked.items() if v is not None})
