@@ -196,6 +196,15 @@ def test_an_empty_table_has_nothing_to_label(small):
     assert "out" not in tables(small) and runs(small) == 0
 
 
+def test_a_view_needs_a_key_column(small):
+    small.execute("CREATE VIEW keyless AS SELECT a, b, c FROM t")
+    with pytest.raises(engine.ProgrammingError, match=r"keyless has no column named id and no rowid \(it is a view\)"):
+        small.execute("LABEL keyless USING fa, fb, fc INTO out")
+    small.execute("CREATE VIEW keyed AS SELECT id AS msg, a, b, c FROM t")
+    small.execute("LABEL keyed USING fa, fb, fc WITH (key = msg) INTO out")
+    assert small.execute("SELECT count(*) FROM out").fetchone() == (6,)
+
+
 def test_label_into_an_existing_table_needs_or_replace(small):
     small.execute("CREATE TABLE out AS SELECT 42 AS answer")
     with pytest.raises(engine.ProgrammingError, match=r"table out already exists; use LABEL \.\.\. INTO OR REPLACE out"):

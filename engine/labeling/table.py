@@ -49,7 +49,7 @@ def row_key(session: Any, table: exp.Table, key: str | None) -> RowKey:
     types = column_types(session, table)
     by_lower = {name.lower(): name for name in types}
     if key is not None:
-        if key.lower() == "rowid" and "rowid" not in by_lower:
+        if key.lower() == "rowid" and "rowid" not in by_lower and _has_rowid(session, table):
             return RowKey("rowid", "BIGINT")
         if key.lower() not in by_lower:
             raise ProgrammingError(
@@ -59,7 +59,21 @@ def row_key(session: Any, table: exp.Table, key: str | None) -> RowKey:
         return RowKey(name, types[name])
     if "id" in by_lower:
         return RowKey(by_lower["id"], types[by_lower["id"]])
+    if not _has_rowid(session, table):
+        raise ProgrammingError(
+            f"{table.sql('duckdb')} has no column named id and no rowid (it is a view); name its key column "
+            f"with WITH (key = ...) (its columns: {', '.join(types)})"
+        )
     return RowKey("rowid", "BIGINT")
+
+
+def _has_rowid(session: Any, table: exp.Table) -> bool:
+    """Base tables have DuckDB's rowid; views do not."""
+    try:
+        session.sql(exp.select("rowid").from_(table.copy()).limit(0))
+    except ProgrammingError:
+        return False
+    return True
 
 
 def check_unique_key(session: Any, table: exp.Table, key: RowKey) -> int:
