@@ -134,22 +134,27 @@ _BINS = "MAP(INTEGER, BIGINT)"
 
 
 def _numeric_partial(column: SourceColumn) -> dict[str, exp.Expression]:
-    x = numeric_value(column.ref, column.kind)
+    # integers aggregate as they are (no casts per row); other kinds as DOUBLE, floats finite only
+    x = column.ref if column.kind == "INT" else numeric_value(column.ref, column.kind)
     is_float = column.kind == "FLOAT"
     finite = "FILTER (WHERE isfinite(_x))" if is_float else ""
 
     def aggregate(template: str) -> exp.Expression:
         return fill(template.replace("{finite}", finite), _x=x)
 
+    def as_double(template: str) -> exp.Expression:
+        return exp.cast(aggregate(template), "DOUBLE")
+
+    zero = exp.cast(exp.Literal.number(0), "BIGINT")
     return {
         "finite": aggregate("count(_x) {finite}"),
-        "nan_count": aggregate("count(*) FILTER (WHERE isnan(_x))") if is_float else exp.cast(exp.Literal.number(0), "BIGINT"),
-        "inf_count": aggregate("count(*) FILTER (WHERE isinf(_x))") if is_float else exp.cast(exp.Literal.number(0), "BIGINT"),
+        "nan_count": aggregate("count(*) FILTER (WHERE isnan(_x))") if is_float else zero,
+        "inf_count": aggregate("count(*) FILTER (WHERE isinf(_x))") if is_float else zero,
         "zeros": aggregate("count(*) FILTER (WHERE _x = 0)"),
-        "mean": aggregate("avg(_x) {finite}"),
-        "m2": aggregate("var_pop(_x) {finite} * count(_x) {finite}"),
-        "min": aggregate("min(_x) {finite}"),
-        "max": aggregate("max(_x) {finite}"),
+        "mean": as_double("avg(_x) {finite}"),
+        "m2": as_double("var_pop(_x) {finite} * count(_x) {finite}"),
+        "min": as_double("min(_x) {finite}"),
+        "max": as_double("max(_x) {finite}"),
         "bins": exp.cast(exp.null(), _BINS, dialect="duckdb"),  # filled by scan 3
     }
 
