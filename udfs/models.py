@@ -30,11 +30,15 @@ from torch import nn
 
 
 def normalize_frames(frames: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """(n, H, W, 3) uint8 -> (n, 3, H, W) float32, scaled to [0, 1] and normalized per channel."""
+    """(n, H, W, 3) uint8 -> (n, 3, H, W) float32, scaled to [0, 1] and normalized per channel.
+
+    The tensor keeps the pixels' channels-last layout (a permuted view, as plain PyTorch code
+    over HWC frames has it): convolutions then run channels-last, which is faster on CPUs.
+    """
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
     m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    return x.sub_(m).div_(s).contiguous()
+    return x.sub_(m).div_(s)
 
 
 def forward_frames(network: nn.Module, frames: np.ndarray, mean: Sequence[float],

@@ -11,7 +11,7 @@ persisted base frame.  ``EXPLAIN ANALYZE`` runs the scans and reports what they 
 >>> con = engine.connect(progress="off")
 >>> _ = con.execute("CREATE MODEL tiny FROM 'data/mobilenet_v2.pth' WITH (architecture = 'mobilenet_v2')")
 >>> _ = engine.frames_from_numpy(con, "clip", np.zeros((4, 32, 32, 3), np.uint8))
->>> plan = explain_plans(con._session, "SELECT tiny(frame).label FROM clip WHERE frame_id < 3")[0]
+>>> plan = explain_plans(con, "SELECT tiny(frame).label FROM clip WHERE frame_id < 3")[0]
 >>> plan.counts()["full"], plan.macs == plan.macs_full
 (3, True)
 """
@@ -119,8 +119,10 @@ def _ratio(full: int, spent: int) -> str:
     return f" ({full / spent:.2f}x fewer)" if spent else " (none spent)"
 
 
-def explain_plans(session: Any, sql: str | Any, analyze: bool = False) -> list[ScanPlan]:
-    """The plans of the inference scans of one query (text or parsed); ANALYZE runs them."""
+def explain_plans(con: Any, sql: str | Any, analyze: bool = False) -> list[ScanPlan]:
+    """The plans of the inference scans of one query (text or parsed) on a connection (or its
+    session), one decision per frame; ``analyze=True`` runs the scans and reports what they did."""
+    session = getattr(con, "_session", con)
     node = parse_statements(sql)[0] if isinstance(sql, str) else sql
     context = PlanContext(functions=session.functions)
     optimize(node, context)
