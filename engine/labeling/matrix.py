@@ -124,11 +124,12 @@ class LabelMatrix:
         """Distinct vote patterns over all rows with their counts (one GROUP BY in DuckDB), in
         code order: DuckDB's grouping order varies between runs, and results must not."""
         names = self.layout.names
-        query = (exp.select(*names, exp.alias_(exp.Count(this=exp.Star()), "n")).from_(self.ref())
-                 .group_by(*names).order_by(*names))
+        query = exp.select(*names, exp.alias_(exp.Count(this=exp.Star()), "n")).from_(self.ref()).group_by(*names)
         data = self.session.sql(query).fetchnumpy()
         columns = [np.asarray(data[name], dtype=np.int64) for name in names]
-        return VotePatterns(self.layout.group_codes(columns), np.asarray(data["n"], dtype=np.int64),
+        order = np.lexsort(columns[::-1])
+        columns = [c[order] for c in columns]
+        return VotePatterns(self.layout.group_codes(columns), np.asarray(data["n"], dtype=np.int64)[order],
                             self.layout.groups, join_codes=dict(zip(names, columns)))
 
     def gold_patterns(self) -> VotePatterns | None:
