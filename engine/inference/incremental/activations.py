@@ -74,8 +74,10 @@ class Activation:
         self.store = store
         self.chain = chain
         self.full = full
+        self.dense: torch.Tensor | None = None     # every position of every frame (B*H*W, C), when known
         self._positions: torch.Tensor | None = None
         self._table: torch.Tensor | None = None
+        self._counts: torch.Tensor | None = None
 
     @classmethod
     def write(cls, store: MaterializedActivation | None, mask: torch.Tensor, rows: torch.Tensor, chain: bool,
@@ -106,9 +108,12 @@ class Activation:
 
     def counts(self) -> torch.Tensor:
         """Rows per frame (B,)."""
-        if self.full:
-            return torch.full((self.frames,), self.hw, dtype=torch.long)
-        return self.mask.view(self.frames, -1).sum(1)
+        if self._counts is None:
+            if self.full:
+                self._counts = torch.full((self.frames,), self.hw, dtype=torch.long)
+            else:
+                self._counts = self.mask.view(self.frames, -1).sum(1)
+        return self._counts
 
     def table(self) -> torch.Tensor:
         """For every (frame, position): the buffer row holding that frame's value (B*H*W,)."""
@@ -141,6 +146,9 @@ class Activation:
         """Every position of the given frames (all by default), as rows (n*H*W, C)."""
         if self.full and frames is None:
             return self.rows
+        if self.dense is not None:
+            return self.dense if frames is None else \
+                self.dense.view(self.frames, self.hw, -1).index_select(0, frames).view(-1, self.dense.shape[1])
         if frames is None:
             return self.store.buffer.index_select(0, self.table())  # type: ignore[union-attr]
         index = self.table().view(self.frames, self.hw).index_select(0, frames).view(-1)

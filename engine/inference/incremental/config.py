@@ -55,7 +55,7 @@ class IncrementalConfig:
     batch_frames: int = 16
     rebase_ratio: float = 0.7
     fallback_ratio: float = 0.5
-    tile: int = 8
+    tile: int = 4
 
     def __post_init__(self) -> None:
         checks = (

@@ -193,9 +193,9 @@ class IncrementalEngine:
         macs = [0] * plan.length
         if incremental:
             masks = plan.input_masks(self.config.block, incremental)
-            pixels = torch.from_numpy(plan.composites[incremental])
-            rows = self._normalize(pixels[masks])
-            part, conv_macs = self._forward.run_patches(rows, masks, chain=self.mode == "exact")
+            dense = self._normalize(torch.from_numpy(plan.composites[incremental]))
+            part, conv_macs = self._forward.run_patches(dense[masks], masks, chain=self.mode == "exact",
+                                                        dense_input=dense.view(-1, 3))
             for row, i in enumerate(incremental):
                 pooled[i], macs[i] = part[row], int(conv_macs[row]) + self._graph.head.linear_macs
         if full:

@@ -65,8 +65,6 @@ class BatchForward:
         last[self.graph.output] = len(self.graph.nodes)
         return last
 
-    def macs_per_frame(self, node: GraphNode, mask: torch.Tensor) -> torch.Tensor:
-        return mask.view(mask.shape[0], -1).sum(1) * self.graph.macs_per_position(node)
 
     # -- dense ----------------------------------------------------------------------------
     def run_dense(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,21 +88,24 @@ class BatchForward:
             store.base.copy_(y[-1].permute(1, 2, 0).reshape(store.hw, -1))
 
     # -- patches --------------------------------------------------------------------------
-    def run_patches(self, rows: torch.Tensor, mask: torch.Tensor, chain: bool,
-                    advance_base: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def run_patches(self, rows: torch.Tensor, mask: torch.Tensor, chain: bool, advance_base: bool = True,
+                    dense_input: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames that differ from the base frame (or, with ``chain``, from the frame before them)
         only where ``mask`` (B, H, W) is true; ``rows`` (P, 3) are their normalized pixels there,
         in row-major (frame, y, x) order.  With ``advance_base`` the last frame becomes the base;
-        without, the base stays (many modified copies of one image: occlusion maps)."""
+        without, the base stays (many modified copies of one image: occlusion maps).  ``dense_input``
+        (B*H*W, 3), the frames' every normalized pixel, spares the first layer its gathers."""
         retire = Activation.retire if advance_base else (lambda act: None)
         b = mask.shape[0]
         full_input = bool(mask.all())
         acts = {"input": Activation.write(self.stores["input"], mask, rows, chain, full=full_input)}
-        macs = torch.zeros(b, dtype=torch.long)
+        acts["input"].dense = dense_input
+        counts, costs = [], []
         for index, node in enumerate(self.graph.nodes[1:], start=1):
             act = self._patch_layer(node, [acts[name] for name in node.inputs], chain)
             if self.graph.macs_per_position(node):
-                macs += self.macs_per_frame(node, act.mask)
+                counts.append(act.counts())
+                costs.append(self.graph.macs_per_position(node))
             acts[node.name] = act
             for name in node.inputs:
                 if self._last_use[name] == index:
@@ -113,6 +114,7 @@ class BatchForward:
         channels, height, width = self.graph.by_name[self.graph.output].shape
         pooled = final.full_rows().view(b, height * width, channels).mean(dim=1)
         retire(final)
+        macs = torch.stack(counts, dim=1) @ torch.tensor(costs) if counts else torch.zeros(b, dtype=torch.long)
         return pooled, macs
 
     def _patch_layer(self, node: GraphNode, inputs: list[Activation], chain: bool) -> Activation:
@@ -124,13 +126,19 @@ class BatchForward:
             out_mask = layer.propagate([act.mask for act in inputs])  # type: ignore[union-attr]
             if self.tau < 1.0 and isinstance(layer, (Conv, Pool)) and not layer.window.pointwise:
                 out_mask = projective_field_crop(out_mask, self.tau)
+        same_mask = out_mask is inputs[0].mask
         store = self.stores.get(node.name)
         threshold = self.thresholds.get(node.name, 0.0)
-        out = store.rows(int(out_mask.sum())) if store is not None and threshold == 0 else None
+        out = None
+        if store is not None and threshold == 0:
+            out = store.rows(inputs[0].rows.shape[0] if same_mask else int(out_mask.sum()))
         rows = layer.forward(inputs, out_mask, self.tile, out, self.route)  # type: ignore[union-attr]
         if threshold > 0:
             return _threshold(rows, out_mask, store, threshold, chain)  # type: ignore[arg-type]
-        return Activation.write(store, out_mask, rows, chain, full=full)
+        act = Activation.write(store, out_mask, rows, chain, full=full)
+        if same_mask:
+            act._positions, act._counts = inputs[0]._positions, inputs[0]._counts
+        return act
 
 
 def _threshold(rows: torch.Tensor, mask: torch.Tensor, store: MaterializedActivation, threshold: float,

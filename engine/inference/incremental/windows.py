@@ -32,10 +32,14 @@ import torch.nn.functional as F
 
 from engine.inference.incremental.activations import Activation
 
-#: How much a gathered float costs against a streamed one, and a multiply-add against a
-#: streamed float: rough CPU figures that only steer the choice between tiles and dense.
+#: How much a gathered float costs against a streamed one, a multiply-add against a streamed
+#: float, and the index arithmetic of one gathered context row (in floats): rough CPU figures
+#: that only steer the choice between tiles and dense.
 GATHER_WEIGHT = 2.0
 MAC_WEIGHT = 0.1
+ROW_INDEX_COST = 32
+#: A stock layer on many small contexts costs this many times more per output than on full frames.
+TILE_COMPUTE_FACTOR = 1.5
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,8 @@ def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
                out: torch.Tensor | None = None, route: str = "auto") -> torch.Tensor:
     """Rows (P, C_out) of the changed outputs (in ``out_mask`` row order) of a windowed layer.
 
-    ``route`` is 'auto' (by the work estimate), 'tiles' or 'dense'.
+    ``tile`` is the largest tile side tried (halves of it down to 2 are tried too);
+    ``route`` is 'auto' (the least estimated work), 'tiles' or 'dense'.
     """
     window = compute.window
     b, height, width = act.mask.shape
@@ -157,20 +162,32 @@ def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
     positions = out_mask.view(-1).nonzero().squeeze(1)
     if positions.numel() == 0:
         return torch.empty(0, compute.out_channels) if out is None else out
-    tiling = window.tiling(height, width, tile)
-    active = window.active_tiles(out_mask, tiling)
     frames = out_mask.view(b, -1).any(1).nonzero().squeeze(1)
     channels = act.rows.shape[1]
     per_output = channels + compute.out_channels + compute.macs_per_position * MAC_WEIGHT
-    dense_input_free = act.full and frames.numel() == b
+    dense_input_free = (act.full and frames.numel() == b) or act.dense is not None
     dense_work = (0 if dense_input_free else frames.numel() * height * width * channels * GATHER_WEIGHT) \
         + frames.numel() * out_h * out_w * per_output
-    tile_work = active.shape[0] * (tiling.context_h * tiling.context_w * channels * GATHER_WEIGHT
-                                   + tiling.tile_h * tiling.tile_w * per_output) \
-        + positions.numel() * compute.out_channels * GATHER_WEIGHT
-    if route == "dense" or (route == "auto" and dense_work <= tile_work):
+    best = None
+    if route != "dense" and not (act.full and route == "auto"):
+        for side in _tile_sides(tile):
+            tiling = window.tiling(height, width, side)
+            active = window.active_tiles(out_mask, tiling)
+            work = active.shape[0] * (tiling.context_h * tiling.context_w * (channels + ROW_INDEX_COST) * GATHER_WEIGHT
+                                      + tiling.tile_h * tiling.tile_w * per_output * TILE_COMPUTE_FACTOR)
+            if best is None or work < best[0]:
+                best = (work, tiling, active)
+    if best is None or (route == "auto" and dense_work <= best[0] + positions.numel() * compute.out_channels):
         return _run_dense(compute, act, frames, positions, out_h * out_w, out)
-    return _run_tiles(compute, act, tiling, active, positions, out_h * out_w, out)
+    return _run_tiles(compute, act, best[1], best[2], positions, out_h * out_w, out)
+
+
+def _tile_sides(tile: int) -> list[int]:
+    """The tile sides tried: ``tile`` and its halves down to 2."""
+    sides = [tile]
+    while sides[-1] // 2 >= 2:
+        sides.append(sides[-1] // 2)
+    return sides
 
 
 def _run_dense(compute: WindowCompute, act: Activation, frames: torch.Tensor, positions: torch.Tensor,
