@@ -6,7 +6,8 @@
 1. Synthetic label matrices with known truth (conditionally independent functions,
    accuracies 0.55-0.95, coverages 0.1-0.6, seeded) stored as a DuckDB table
    ``votes(id, lf0, ...)`` (class index, NULL abstains), for 10 and 30 functions, k = 2 and 3,
-   and each size.  Timed end to end, from the table to the written label table:
+   and each size, ``id`` its declared primary key.  Timed end to end, from the table to the
+   written label table:
    - Mallard: ``LABEL votes USING lf0, ... INTO mallard_labels`` (each lf<j> is the column);
    - Snorkel: fetch L from DuckDB, ``LabelModel.fit`` (500 epochs, as its tutorials) and
      ``predict_proba``, write the labels back to DuckDB; torch pinned to one thread.
@@ -222,7 +223,9 @@ def synthetic(sizes: list[int], lf_counts: list[int], ks: list[int], workdir: st
                 db = os.path.join(workdir, f"synthetic_{n}_{m}_{k}.duckdb")
                 setup = duckdb.connect(db)
                 setup.register("votes_arrow", data.to_arrow())
-                setup.execute("CREATE TABLE votes AS SELECT * FROM votes_arrow")
+                columns = ", ".join(f"lf{j} BIGINT" for j in range(m))
+                setup.execute(f"CREATE TABLE votes (id BIGINT PRIMARY KEY, {columns})")  # a keyed label matrix
+                setup.execute("INSERT INTO votes SELECT * FROM votes_arrow")
                 setup.register("truth_arrow", pa.table({"id": np.arange(n), "y": data.truth.astype(np.int64)}))
                 setup.execute("CREATE TABLE truth AS SELECT * FROM truth_arrow")
                 setup.close()
