@@ -1,11 +1,13 @@
 """One span's partial statistics, computed by SQL in three scans and staged in temp tables.
 
-Scan 1 is one aggregate query over every column: counts, NaN/infinity/zero counts, mean,
-variance, min and max.  Scan 2 counts the span's duplicate rows (``count(*)`` minus the
-distinct 64-bit hashes of whole rows).  Scan 3 is one ``GROUP BY GROUPING SETS`` over every
-string column's values and every number's DDSketch bin (``sketch_key(x)``, relative accuracy
-1%): from its counts SQL derives the numeric sketches (bin -> count), distinct counts,
-lengths, the most frequent values, value shapes and a KMV sketch of distinct hashes.
+Scan 1 is one aggregate query over every column: counts and, for floats, times and booleans,
+NaN/infinity/zero counts, mean, variance, min and max.  Scan 2 counts the span's duplicate rows
+(``count(*)`` minus the distinct 64-bit hashes of whole rows).  Scan 3 is one ``GROUP BY
+GROUPING SETS`` over every string column's values, every integer column's values and every
+other number's DDSketch bin (``sketch_key(x)``, relative accuracy 1%): from its counts SQL
+derives the integers' exact mean, variance, min, max and zeros, the numeric sketches (bin ->
+count), distinct counts, lengths, the most frequent values, value shapes and a KMV sketch of
+distinct hashes.
 DuckDB streams all three, so a table larger than memory is fine.  (Three scans rather than
 one: a DISTINCT aggregate, or a histogram() aggregate, next to the others made DuckDB hold
 about 1 GB at 5M rows; apart, each stays near 200 MB.)
@@ -16,6 +18,7 @@ under a caller-chosen key until :mod:`engine.validation.statistics_store` saves 
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -116,11 +119,16 @@ def _column_partial(column: SourceColumn) -> exp.Struct:
         "kind": exp.Literal.string(column.kind),
         "present": fill("count(_c)", _c=column.ref),
     }
-    fields.update(_numeric_partial(column) if column.kind in NUMERIC_KINDS else {
-        "finite": _NULL_INT, "nan_count": _NULL_INT, "inf_count": _NULL_INT, "zeros": _NULL_INT,
-        "mean": _NULL_DOUBLE, "m2": _NULL_DOUBLE, "min": _NULL_DOUBLE, "max": _NULL_DOUBLE,
-        "bins": exp.cast(exp.null(), _BINS, dialect="duckdb"),
-    })
+    if counted_integers(column):
+        fields.update(_integer_placeholders())
+    elif column.kind in NUMERIC_KINDS:
+        fields.update(_numeric_partial(column))
+    else:
+        fields.update({
+            "finite": _NULL_INT, "nan_count": _NULL_INT, "inf_count": _NULL_INT, "zeros": _NULL_INT,
+            "mean": _NULL_DOUBLE, "m2": _NULL_DOUBLE, "min": _NULL_DOUBLE, "max": _NULL_DOUBLE,
+            "bins": exp.cast(exp.null(), _BINS, dialect="duckdb"),
+        })
     categorical = column.kind in CATEGORICAL_KINDS
     zero = exp.cast(exp.Literal.number(0), "BIGINT")
     fields["distinct_count"] = zero if categorical else _NULL_INT
@@ -131,6 +139,22 @@ def _column_partial(column: SourceColumn) -> exp.Struct:
 
 
 _BINS = "MAP(INTEGER, BIGINT)"
+
+
+#: Integer types whose values fit a BIGINT.
+_SMALL_INT = re.compile(r"^(U?(TINYINT|SMALLINT|INTEGER)|BIGINT|INT\d*)$")
+
+
+def counted_integers(column: SourceColumn) -> bool:
+    """Integer columns are summarized from scan 3's exact value counts, not aggregated in scan 1."""
+    return column.kind == "INT" and bool(_SMALL_INT.match(column.sql_type.upper()))
+
+
+def _integer_placeholders() -> dict[str, exp.Expression]:
+    zero = exp.cast(exp.Literal.number(0), "BIGINT")
+    return {"finite": zero, "nan_count": zero, "inf_count": zero, "zeros": zero, "mean": _NULL_DOUBLE,
+            "m2": _NULL_DOUBLE, "min": _NULL_DOUBLE, "max": _NULL_DOUBLE,
+            "bins": exp.cast(exp.null(), _BINS, dialect="duckdb")}
 
 
 def _numeric_partial(column: SourceColumn) -> dict[str, exp.Expression]:
@@ -168,6 +192,7 @@ def _count_scan(session: Any, source: exp.Table, key: str, columns: list[SourceC
                            expression=_count_query(source, keys),
                            properties=exp.Properties(expressions=[exp.TemporaryProperty()])))
     session.sql(_STORE_BINS, [key])
+    session.sql(_SUMMARIZE_INTEGERS, [key])
     session.sql(_RANK_VALUES)
     session.sql(_SUMMARIZE_VALUES, [max_values, KMV_SIZE, key])
     session.sql(_STORE_VALUES, [key, key, max_values])
@@ -177,7 +202,8 @@ def _count_scan(session: Any, source: exp.Table, key: str, columns: list[SourceC
 
 
 def _count_query(source: exp.Table, keys: list[tuple[str, exp.Expression, int, str]]) -> exp.Select:
-    """``GROUP BY GROUPING SETS ((v0), (b1), ...)`` over the keys, as rows (position, role, value, bin, count)."""
+    """``GROUP BY GROUPING SETS ((v0), (b1), ...)`` over the keys, as rows (position, role, value, bin,
+    number, count)."""
     inner = exp.select(*[exp.alias_(expression, alias) for alias, expression, _, _ in keys]).from_(source.copy())
 
     def pick(values: dict[str, exp.Expression], empty_type: str) -> exp.Expression:
@@ -191,22 +217,28 @@ def _count_query(source: exp.Table, keys: list[tuple[str, exp.Expression, int, s
         exp.alias_(pick({a: exp.Literal.string(r) for a, _, _, r in keys}, "VARCHAR"), "role"),
         exp.alias_(pick({a: exp.column(a) for a, _, _, r in keys if r == "value"}, "VARCHAR"), "value"),
         exp.alias_(pick({a: exp.column(a) for a, _, _, r in keys if r == "bin"}, "INTEGER"), "bin"),
+        exp.alias_(pick({a: exp.column(a) for a, _, _, r in keys if r == "number"}, "BIGINT"), "number"),
         exp.alias_(exp.Count(this=exp.Star()), "count"),
     ).from_(inner.subquery()).group_by(exp.GroupingSets(
         expressions=[exp.Tuple(expressions=[exp.column(alias)]) for alias, _, _, _ in keys]))
     return exp.select("*").from_(counts.subquery()).where(
-        "(role = 'value' AND value IS NOT NULL) OR (role = 'bin' AND bin IS NOT NULL)")
+        "(role = 'value' AND value IS NOT NULL) OR (role = 'bin' AND bin IS NOT NULL)"
+        " OR (role = 'number' AND number IS NOT NULL)")
 
 
 def _count_keys(columns: list[SourceColumn]) -> list[tuple[str, exp.Expression, int, str]]:
-    """(alias, expression, position, role) of what scan 3 counts: string values, number bins."""
+    """(alias, expression, position, role) of what scan 3 counts: string values, number bins, and
+    the integers themselves (binned after counting: a logarithm per distinct value, not per row)."""
     keys = []
     for c in columns:
         if c.kind in CATEGORICAL_KINDS:
             keys.append((f"v{c.position}", category_value(c.ref), c.position, "value"))
-        if c.kind in NUMERIC_KINDS:
+        if counted_integers(c):
+            keys.append((f"n{c.position}", exp.cast(c.ref, "BIGINT"), c.position, "number"))
+        elif c.kind in NUMERIC_KINDS:
             keys.append((f"b{c.position}", _bin_key(c), c.position, "bin"))
     return keys
+
 
 
 def _bin_key(column: SourceColumn) -> exp.Expression:
@@ -223,8 +255,25 @@ _STORE_BINS = """
 UPDATE mallard_span_columns AS c
 SET bins = m.bins
 FROM (SELECT position, map_from_entries(list((bin, count)))::MAP(INTEGER, BIGINT) AS bins
-      FROM mallard_span_counts WHERE role = 'bin' GROUP BY position) AS m
+      FROM (SELECT position, bin, count FROM mallard_span_counts WHERE role = 'bin'
+            UNION ALL
+            SELECT position, sketch_key(number::DOUBLE) AS bin, sum(count)::BIGINT AS count
+            FROM mallard_span_counts WHERE role = 'number' GROUP BY position, sketch_key(number::DOUBLE))
+      GROUP BY position) AS m
 WHERE c.statistics = $1 AND c.position = m.position
+"""
+
+_SUMMARIZE_INTEGERS = """
+UPDATE mallard_span_columns AS c
+SET finite = s.finite, zeros = s.zeros, mean = s.mean, m2 = s.m2, min = s.min, max = s.max
+FROM (SELECT n.position, sum(n.count)::BIGINT AS finite,
+             coalesce(sum(n.count) FILTER (WHERE n.number = 0), 0)::BIGINT AS zeros, any_value(m.mean) AS mean,
+             sum(n.count * (n.number - m.mean) ^ 2) AS m2, min(n.number)::DOUBLE AS min, max(n.number)::DOUBLE AS max
+      FROM mallard_span_counts n
+      JOIN (SELECT position, sum(number::DOUBLE * count) / sum(count) AS mean
+            FROM mallard_span_counts WHERE role = 'number' GROUP BY position) m USING (position)
+      WHERE n.role = 'number' GROUP BY n.position) AS s
+WHERE c.statistics = $1 AND c.position = s.position
 """
 
 _RANK_VALUES = """
