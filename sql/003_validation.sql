@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS mallard.validation_runs (
 
 CREATE TABLE IF NOT EXISTS mallard.anomalies (
     run_id      BIGINT  NOT NULL,
+    ordinal     BIGINT  NOT NULL,       -- the order VALIDATE returned it in
     column_name VARCHAR,                -- NULL for dataset-level anomalies
     anomaly     VARCHAR NOT NULL,       -- TFDV's kind (e.g. SCHEMA_MISSING_COLUMN) or MALLARD_*
     severity    VARCHAR NOT NULL,       -- ERROR or WARNING

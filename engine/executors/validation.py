@@ -8,7 +8,6 @@ import time
 from contextlib import ExitStack, nullcontext
 from typing import Any, Sequence
 
-import pyarrow as pa
 
 from engine.catalog import catalog_name
 from engine.dialect.base import literal_value
@@ -37,11 +36,11 @@ from engine.validation.options import literal_option, object_name, read_options,
 from engine.validation.properties import environments, fraction
 from engine.validation.schema import Schema
 from engine.validation.schema_store import load_schema, save_schema, schema_versions
-from engine.validation.schema_table import schema_rows
+from engine.validation.schema_table import schema_query
 from engine.validation.sources import StatisticsRef, check_source, statistics_of, table_statistics
 from engine.validation.span_statistics import SKETCH_ACCURACY, scan_span
 from engine.validation.schema_update import changes_table, update_schema
-from engine.validation.validation_run import References, find_anomalies
+from engine.validation.validation_run import FOUND, References, SchemaVersion, find_anomalies, found_query
 
 _COMPUTE_OPTIONS = {"max_values": literal_option(number(100, 1_000_000, integer=True))}
 
@@ -157,7 +156,7 @@ def infer_schema_statement(session: Any, node: InferSchema, params: Sequence[Any
         schema = infer_schema(session, ref.key, options)
     with session.atomic():
         version = save_schema(session, name, schema, statement=node.sql("mallard"), source=ref.label)
-    return Result(arrow=schema_rows(schema), message=(
+    return Result(query=schema_query(), params=[name, version], message=(
         f"INFER SCHEMA: {name} version {version}, {len(schema.columns)} columns from "
         f"{'statistics' if ref.stored else 'table'} {ref.label}"))
 
@@ -166,8 +165,9 @@ def infer_schema_statement(session: Any, node: InferSchema, params: Sequence[Any
 def show_schema(session: Any, node: ShowSchema, params: Sequence[Any] | None) -> Result:
     """``SHOW SCHEMA <name> [VERSION <n>]``: one row per column."""
     requested = int(node.args["version"].this) if node.args.get("version") else None
-    version, schema = load_schema(session, object_name(node.this), requested)
-    return Result(arrow=schema_rows(schema), message=f"SHOW SCHEMA {object_name(node.this)} version {version}")
+    name = object_name(node.this)
+    version, _ = load_schema(session, name, requested)
+    return Result(query=schema_query(), params=[name, version], message=f"SHOW SCHEMA {name} version {version}")
 
 
 _VALIDATE_OPTIONS = {"environment": text_option, "previous": table_option, "training": table_option}
@@ -191,14 +191,14 @@ def validate(session: Any, node: Validate, params: Sequence[Any] | None) -> Resu
                 for role in ("previous", "training") if role in options}
         keys = References(current=current.key, previous=refs["previous"].key if "previous" in refs else None,
                           training=refs["training"].key if "training" in refs else None)
-        anomalies = find_anomalies(session, schema, keys, environment)
+        anomalies = find_anomalies(session, SchemaVersion(schema_name, version, schema), keys, environment)
         rows = session.sql("SELECT sum(row_count) FROM validation_spans(?)", [current.key]).fetchone()[0]
     seconds = time.perf_counter() - started
     if not session.read_only:
-        _record_run(session, anomalies, schema_name, version, current.label, environment,
+        _record_run(session, len(anomalies), schema_name, version, current.label, environment,
                     {r: refs[r].label for r in refs}, rows, seconds)
-    return Result(arrow=anomalies, message=(
-        f"VALIDATE: {anomalies.num_rows} anomalies in {current.label} ({rows} rows) against schema "
+    return Result(query=found_query(), message=(
+        f"VALIDATE: {len(anomalies)} anomalies in {current.label} ({rows} rows) against schema "
         f"{schema_name} version {version} in {seconds:.2f} s"))
 
 
@@ -223,20 +223,17 @@ def _environment(schema: Schema, name: str, value: str | None) -> str | None:
     return environment
 
 
-def _record_run(session: Any, anomalies: pa.Table, schema_name: str, version: int, target: str,
+def _record_run(session: Any, found: int, schema_name: str, version: int, target: str,
                 environment: str | None, refs: dict[str, str], rows: int, seconds: float) -> None:
+    """Keep the run and its anomalies (from mallard_v_found) in the catalog."""
     with session.atomic():
         run_id = session.sql("SELECT coalesce(max(run_id), 0) + 1 FROM mallard.validation_runs").fetchone()[0]
         session.sql(
             "INSERT INTO mallard.validation_runs (run_id, schema_name, schema_version, target, environment, previous,"
             " training, row_count, anomaly_count, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, schema_name, version, target, environment, refs.get("previous"), refs.get("training"),
-             rows or 0, anomalies.num_rows, seconds])
-        session.register("mallard_v_found", anomalies)
-        try:
-            session.sql("INSERT INTO mallard.anomalies SELECT ?, * FROM mallard_v_found", [run_id])
-        finally:
-            session.unregister("mallard_v_found")
+             rows or 0, found, seconds])
+        session.sql(f"INSERT INTO mallard.anomalies SELECT ? AS run_id, * FROM {FOUND}", [run_id])
 
 
 @executes(AlterSchema)
@@ -292,7 +289,7 @@ def update_schema_statement(session: Any, node: UpdateSchema, params: Sequence[A
     options = read_options(node, _UPDATE_OPTIONS, "UPDATE SCHEMA")
     environment = _environment(schema, name, options.get("environment"))
     with statistics_of(session, node.args["source"], role="UPDATE SCHEMA ... FROM") as ref:
-        updated, changes = update_schema(session, schema, ref.key, environment,
+        updated, changes = update_schema(session, SchemaVersion(name, version, schema), ref.key, environment,
                                          options.get("accept_type_changes", False))
     applied = [c for c in changes if "NOT applied" not in c.change]
     if applied:

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from engine.validation.inference import MAX_PATTERNS, PATTERN_COVERAGE, InferenceOptions, infer_column, statistics_rows
 from engine.validation.schema import ColumnSchema, Schema
-from engine.validation.validation_run import References, find_anomalies
+from engine.validation.validation_run import References, SchemaVersion, find_anomalies
 
 CHANGE_SCHEMA = pa.schema([("column_name", pa.string()), ("anomaly", pa.string()), ("change", pa.string()),
                            ("before", pa.string()), ("after", pa.string())])
@@ -56,12 +56,12 @@ def read_facts(session: Any, key: str) -> DataFacts:
     return DataFacts(columns, values, shapes, rows or 0, duplicates or 0)
 
 
-def update_schema(session: Any, schema: Schema, key: str, environment: str | None,
+def update_schema(session: Any, target: SchemaVersion, key: str, environment: str | None,
                   accept_type_changes: bool) -> tuple[Schema, list[Change]]:
-    """A relaxed copy of ``schema`` that the statistics ``key`` conform to, and the changes made."""
-    anomalies = find_anomalies(session, schema, References(key), environment).to_pylist()
+    """A relaxed copy of the schema that the statistics ``key`` conform to, and the changes made."""
+    anomalies = find_anomalies(session, target, References(key), environment)
     facts = read_facts(session, key)
-    updated = schema.copy()
+    updated = target.schema.copy()
     changes: list[Change] = []
     for anomaly in anomalies:
         rule = _RULES.get(anomaly["anomaly"])

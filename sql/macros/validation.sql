@@ -213,6 +213,61 @@ LEFT JOIN (SELECT column_name, list({'low': low, 'high': high, 'count': count} O
            FROM buckets GROUP BY column_name) h USING (column_name)
 ORDER BY b.position;
 
+-- A data schema version as a table, one row per column, read from its JSON document in
+-- mallard.schemas (schema_version NULL: the latest).  SHOW SCHEMA shows its first columns;
+-- VALIDATE reads the thresholds and baselines.
+CREATE OR REPLACE TEMP MACRO validation_schema(schema_name, schema_version) AS TABLE
+WITH document AS (
+    SELECT json_transform(body, '{"feature":[{"name":"VARCHAR","type":"VARCHAR","presence":{"min_fraction":"DOUBLE","min_count":"BIGINT"},"string_domain":{"value":["VARCHAR"]},"distribution_constraints":{"min_domain_mass":"DOUBLE"},"int_domain":{"min":"DOUBLE","max":"DOUBLE","disallow_nan":"BOOLEAN","disallow_inf":"BOOLEAN"},"float_domain":{"min":"DOUBLE","max":"DOUBLE","disallow_nan":"BOOLEAN","disallow_inf":"BOOLEAN"},"unique_constraints":{"min":"BIGINT","max":"BIGINT"},"in_environment":["VARCHAR"],"not_in_environment":["VARCHAR"],"drift_comparator":{"infinity_norm":{"threshold":"DOUBLE"},"normalized_abs_difference":{"threshold":"DOUBLE"},"jensen_shannon_divergence":{"threshold":"DOUBLE","source":{"type":"VARCHAR"}}},"skew_comparator":{"infinity_norm":{"threshold":"DOUBLE"},"normalized_abs_difference":{"threshold":"DOUBLE"},"jensen_shannon_divergence":{"threshold":"DOUBLE","source":{"type":"VARCHAR"}}},"lifecycle_stage":"VARCHAR","mallard":{"sql_type":"VARCHAR","value_patterns":{"pattern":["VARCHAR"],"max_off_pattern_fraction":"DOUBLE"},"shift_threshold":"DOUBLE","missing_rise_threshold":"DOUBLE","baseline":{"count":"DOUBLE","missing_fraction":"DOUBLE","mean":"DOUBLE","quantiles":["DOUBLE"],"decile_cuts":["DOUBLE"],"decile_masses":["DOUBLE"]}}}]}') AS doc
+    FROM mallard.schemas
+    WHERE name = schema_name
+      AND version = coalesce(schema_version, (SELECT max(version) FROM mallard.schemas WHERE name = schema_name))
+),
+features AS (
+    SELECT unnest(doc.feature) AS f, generate_subscripts(doc.feature, 1) - 1 AS position FROM document
+),
+flat AS (
+    SELECT position, f.name AS column_name, f.type AS type, f.mallard.sql_type AS sql_type,
+           coalesce(f.presence.min_fraction, 0.0) AS min_fraction, coalesce(f.presence.min_count, 0) AS min_count,
+           f.string_domain.value AS domain,
+           CASE WHEN f.string_domain.value IS NOT NULL THEN coalesce(f.distribution_constraints.min_domain_mass, 1.0) END
+               AS min_domain_mass,
+           coalesce(f.int_domain.min, f.float_domain.min) AS min, coalesce(f.int_domain.max, f.float_domain.max) AS max,
+           coalesce(f.float_domain.disallow_nan, f.int_domain.disallow_nan, false) AS disallow_nan,
+           coalesce(f.float_domain.disallow_inf, f.int_domain.disallow_inf, false) AS disallow_inf,
+           f.unique_constraints.min AS unique_min, f.unique_constraints.max AS unique_max,
+           f.mallard.value_patterns.pattern AS patterns,
+           f.mallard.value_patterns.max_off_pattern_fraction AS max_off_pattern_fraction,
+           coalesce(f.in_environment, []) AS in_environment, coalesce(f.not_in_environment, []) AS not_in_environment,
+           f.drift_comparator.infinity_norm.threshold AS drift_l_infinity,
+           f.skew_comparator.infinity_norm.threshold AS skew_l_infinity,
+           f.drift_comparator.normalized_abs_difference.threshold AS drift_normalized_abs_difference,
+           f.skew_comparator.normalized_abs_difference.threshold AS skew_normalized_abs_difference,
+           f.drift_comparator.jensen_shannon_divergence.threshold AS drift_jensen_shannon_divergence,
+           f.skew_comparator.jensen_shannon_divergence.threshold AS skew_jensen_shannon_divergence,
+           coalesce(f.drift_comparator.jensen_shannon_divergence.source.type,
+                    f.skew_comparator.jensen_shannon_divergence.source.type) AS jensen_shannon_histogram,
+           f.mallard.shift_threshold AS shift_threshold, f.mallard.missing_rise_threshold AS missing_rise_threshold,
+           coalesce(f.lifecycle_stage = 'DEPRECATED', false) AS deprecated,
+           f.mallard.baseline.count AS baseline_count, f.mallard.baseline.missing_fraction AS baseline_missing_fraction,
+           f.mallard.baseline.mean AS baseline_mean, f.mallard.baseline.quantiles AS baseline_quantiles,
+           f.mallard.baseline.decile_cuts AS baseline_cuts, f.mallard.baseline.decile_masses AS baseline_masses
+    FROM features
+)
+SELECT *,
+       nullif(concat_ws(', ',
+           'l_infinity <= ' || printf('%g', drift_l_infinity),
+           'normalized_abs_difference <= ' || printf('%g', drift_normalized_abs_difference),
+           'jensen_shannon_divergence <= ' || printf('%g', drift_jensen_shannon_divergence)
+               || coalesce(' (' || lower(jensen_shannon_histogram) || ' histograms)', '')), '') AS drift_comparator,
+       nullif(concat_ws(', ',
+           'l_infinity <= ' || printf('%g', skew_l_infinity),
+           'normalized_abs_difference <= ' || printf('%g', skew_normalized_abs_difference),
+           'jensen_shannon_divergence <= ' || printf('%g', skew_jensen_shannon_divergence)
+               || coalesce(' (' || lower(jensen_shannon_histogram) || ' histograms)', '')), '') AS skew_comparator
+FROM flat
+ORDER BY position;
+
 -- L-infinity distance (TFDV): max over values of |p_a(v) - p_b(v)|, each side normalized by
 -- its own count of present values; and TFDV's normalized absolute difference
 -- max |count_a(v) - count_b(v)| / (present_a + present_b).  One row per categorical column.
