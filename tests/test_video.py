@@ -161,6 +161,8 @@ def test_load_is_part_of_the_open_transaction(db_path):
     assert "clip" not in table_names(con)
     con.execute(f"LOAD VIDEO '{data_file('carphone.mp4')}' INTO clip WITH (limit = 5)")
     con.commit()
+    con.execute(f"LOAD OR REPLACE VIDEO '{data_file('carphone.mp4')}' INTO clip WITH (limit = 5)")
+    con.commit()
     con.close()
     with engine.connect(db_path, read_only=True) as again:
         assert again.execute("SELECT count(*) FROM clip").fetchone() == (5,)

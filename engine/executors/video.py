@@ -74,6 +74,8 @@ def write_frames_table(session: Any, target: exp.Table, info: VideoInfo, batches
     started = time.perf_counter()
     if session.in_transaction:
         with session.atomic():
+            if replace:
+                _drop_frames_table(session, target)
             _create_frames_table(session, target)
             count = _append_frames(session, target, batches, total, desc, commit_each=False)
             _publish(session, target, target, info, count, every, width, height, replace, started)
@@ -95,6 +97,12 @@ def write_frames_table(session: Any, target: exp.Table, info: VideoInfo, batches
     finally:
         session.sql("SET checkpoint_threshold = ?", [threshold])
     return count
+
+
+def _drop_frames_table(session: Any, table: exp.Table) -> None:
+    """Drop a table being replaced, and its catalog row."""
+    session.sql(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True))
+    session.sql("DELETE FROM mallard.videos WHERE table_name = ?", [catalog_name(table)])
 
 
 def _create_frames_table(session: Any, table: exp.Table) -> None:
@@ -125,12 +133,11 @@ def _publish(session: Any, source: exp.Table, target: exp.Table, info: VideoInfo
     if count == 0:
         raise DataError(f"expected video frames in {info.path}, decoded none")
     name = catalog_name(target)
-    if replace:
-        session.sql(exp.Drop(tables=[target.copy()], kind="TABLE", exists=True))
-        session.sql("DELETE FROM mallard.videos WHERE table_name = ?", [name])
-    elif source != target and session.table_exists(target):
-        raise ProgrammingError(f"table {target.sql('duckdb')} already exists (created while loading)")
     if source != target:
+        if replace:
+            _drop_frames_table(session, target)
+        elif session.table_exists(target):
+            raise ProgrammingError(f"table {target.sql('duckdb')} already exists (created while loading)")
         session.sql(exp.Alter(this=source.copy(), kind="TABLE",
                               actions=[exp.AlterRename(this=exp.Table(this=target.this.copy()))]))
     stamps = session.sql(exp.select("min(ts)", "max(ts)").from_(target.copy())).fetchone()
