@@ -57,6 +57,12 @@ def prepare(workdir: Path, copies: int) -> tuple[Path, Path]:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike getrusage's maxrss it does not carry
+    over the parent's peak across fork and exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
