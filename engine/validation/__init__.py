@@ -4,8 +4,10 @@ computed by SQL (``sql/macros/validation.sql``) over mergeable per-span statisti
 Modules, one idea each: :mod:`column_kinds` (types), :mod:`span_statistics` (one span's
 scans), :mod:`statistics_store` and :mod:`schema_store` (the catalog), :mod:`sources`
 (statistics or a table), :mod:`schema` and :mod:`properties` (the schema model and its
-JSON), :mod:`inference`, :mod:`checks` (the anomaly queries), :mod:`validation_run`,
-:mod:`schema_edits` (ALTER SCHEMA), :mod:`schema_update` (UPDATE SCHEMA), :mod:`json_io`.
+JSON), :mod:`schema_table` (a schema as rows), :mod:`inference`, :mod:`checks` (the anomaly
+queries), :mod:`validation_run`, :mod:`schema_edits` (ALTER SCHEMA), :mod:`schema_update`
+(UPDATE SCHEMA), :mod:`json_io`, :mod:`thresholds` (settings), :mod:`options` and
+:mod:`sql_templates` (reading statements, writing SQL).
 """
 from __future__ import annotations
 
