@@ -122,6 +122,12 @@ def test_aggregates_subqueries_and_parameters(con):
     assert 0 < n < BIKES_FRAMES
 
 
+def test_create_table_as_and_insert_select(con):
+    con.execute("CREATE TABLE labels AS SELECT frame_id, mobilenet(frame).label AS label FROM traffic WHERE frame_id < 3")
+    con.execute("INSERT INTO labels SELECT frame_id, mobilenet(frame).label FROM bikes WHERE frame_id < 2")
+    assert con.execute("SELECT count(*), count(label) FROM labels").fetchone() == (5, 5)
+
+
 def test_synthetic_frames_of_any_size(con):
     rng = np.random.default_rng(5)
     pixels = rng.integers(0, 256, (4, 48, 72, 3), dtype=np.uint8)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +54,16 @@ class ScanStats:
     macs_full: int = 0       # what full inference of the computed frames would cost
     batches: int = 0         # network calls
     seconds: float = 0.0
+    network_seconds: float = 0.0  # of which in the network (full) or the incremental engine
     per_frame: list[FrameDecision] = field(default_factory=list, repr=False)
+
+    def count(self, computed: FrameResults) -> None:
+        """Add up what the computed frames were and cost."""
+        self.computed = len(computed)
+        self.full = int(np.sum(computed.kinds == "full"))
+        self.incremental = int(np.sum(computed.kinds == "incremental"))
+        self.skipped = int(np.sum(computed.kinds == "skipped"))
+        self.macs, self.macs_full = int(computed.macs.sum()), int(computed.macs_full.sum())
 
 
 @dataclass(frozen=True)
@@ -161,14 +171,16 @@ def _compute(session: Any, scan: PreparedScan, missing: np.ndarray, cache: Resul
     position = np.searchsorted(scan.selection.frame_ids, missing)
     heights, widths = scan.selection.heights[position], scan.selection.widths[position]
     desc = f"{scan.version.model} over {scan.frames.name} ({scan.mode})"
-    with _maybe_atomic(session, writes), session.progress(len(missing), desc, unit="frame") as bar:
+    with session.atomic() if writes else nullcontext(), session.progress(len(missing), desc, unit="frame") as bar:
         if writes:
             forget_replaced_video(session, scan.frames.name, scan.key.video_key)  # type: ignore[union-attr]
         for height, width in sorted(set(zip(heights.tolist(), widths.tolist()))):
             ids = missing[(heights == height) & (widths == width)]
             runner = _runner(session, scan, height, width)
             for batch_ids, frames in scan.frames.batches(session, ids, height, width, scan.batch_size):
+                started = time.perf_counter()
                 results, decisions = runner.run(batch_ids, frames)
+                stats.network_seconds += time.perf_counter() - started
                 stats.per_frame += decisions
                 stats.batches += 1
                 if cache is not None and writes:
@@ -179,12 +191,8 @@ def _compute(session: Any, scan: PreparedScan, missing: np.ndarray, cache: Resul
                 save_state(session, _state_key(scan), json.dumps(_config_dict(scan.config)), runner.state_dict(),
                            last_frame_id=int(ids[-1]))
     computed = FrameResults.concat(parts)
-    stats.computed = len(computed)
-    stats.full = int(np.sum(computed.kinds == "full"))
-    stats.incremental = int(np.sum(computed.kinds == "incremental"))
-    stats.skipped = int(np.sum(computed.kinds == "skipped"))
-    stats.macs, stats.macs_full = int(computed.macs.sum()), int(computed.macs_full.sum())
-    session.state[BACKBONE_FRAMES] = session.state.get(BACKBONE_FRAMES, 0) + len(computed)
+    stats.count(computed)
+    session.state[BACKBONE_FRAMES] = session.state.get(BACKBONE_FRAMES, 0) + stats.computed - stats.skipped
     return computed
 
 
@@ -219,19 +227,3 @@ def _script_results(session: Any, scan: PreparedScan) -> FrameResults | None:
         return None
     shared = session.script_state.setdefault(SCRIPT_RESULTS, {})
     return shared.get(_script_key(scan), FrameResults.empty())
-
-
-class _maybe_atomic:
-    """``session.atomic()`` when the scan writes, else nothing."""
-
-    def __init__(self, session: Any, writes: bool) -> None:
-        self.context = session.atomic() if writes else None
-
-    def __enter__(self) -> None:
-        if self.context is not None:
-            self.context.__enter__()
-
-    def __exit__(self, *exc: Any) -> Any:
-        if self.context is not None:
-            return self.context.__exit__(*exc)
-        return None
