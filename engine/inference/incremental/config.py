@@ -2,7 +2,7 @@
 
 >>> config = IncrementalConfig(activation_threshold=0.02)
 >>> config.block, config.refresh
-(8, 16)
+(8, 8)
 >>> FrameStats(frame_id=3, kind="skipped", patches=[], macs=0, macs_full=300).saving
 1.0
 """
@@ -48,13 +48,13 @@ class IncrementalConfig:
 
     block: int = 8
     pixel_threshold: float = 8 / 255
-    activation_threshold: float = 0.1
+    activation_threshold: float = 0.13
     tau: float = 1.0
     skip_threshold: float = 0.0
-    refresh: str | int = 16
+    refresh: str | int = 8
     batch_frames: int = 16
     rebase_ratio: float = 0.7
-    fallback_ratio: float = 0.5
+    fallback_ratio: float = 0.6
     tile: int = 4
 
     def __post_init__(self) -> None:

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from engine.errors import DataError, ProgrammingError
-from engine.inference.incremental.activations import MaterializedActivation
 from engine.inference.incremental.config import MODES, FrameStats, IncrementalConfig
 from engine.inference.incremental.execution import BatchForward
 from engine.inference.incremental.graph import LayerGraph
@@ -221,11 +220,14 @@ class IncrementalEngine:
         parts_l, parts_f = [], []
         for row in rows:
             if row < 0:
-                if base is None or base.logits is None:
+                if base is None or base.logits is None or base.features is None:
                     raise DataError("a skipped frame has no computed frame before it")
-                parts_l.append(base.logits.view(1, -1)); parts_f.append(base.features.view(1, -1))  # type: ignore[union-attr]
+                parts_l.append(base.logits.view(1, -1))
+                parts_f.append(base.features.view(1, -1))
             else:
-                parts_l.append(logits[row:row + 1]); parts_f.append(features[row:row + 1])  # type: ignore[index]
+                assert logits is not None and features is not None
+                parts_l.append(logits[row:row + 1])
+                parts_f.append(features[row:row + 1])
         return torch.cat(parts_l), torch.cat(parts_f)
 
     def _advance(self, base: BaseFrame | None, plan: ChunkPlan, frames: np.ndarray, logits: torch.Tensor | None,
@@ -266,5 +268,3 @@ class IncrementalEngine:
             stats.append(FrameStats(int(frame_id), kind, patches, int(macs[i]), self._graph.macs_full))
         return stats
 
-
-__all__ = ["IncrementalEngine", "MaterializedActivation"]

@@ -126,6 +126,8 @@ class BatchForward:
             out_mask = layer.propagate([act.mask for act in inputs])  # type: ignore[union-attr]
             if self.tau < 1.0 and isinstance(layer, (Conv, Pool)) and not layer.window.pointwise:
                 out_mask = projective_field_crop(out_mask, self.tau)
+            # deep layers often change everywhere: then rows are whole frames and need no index tables
+            full = isinstance(layer, (Conv, Pool)) and not layer.window.pointwise and bool(out_mask.all())
         same_mask = out_mask is inputs[0].mask
         store = self.stores.get(node.name)
         threshold = self.thresholds.get(node.name, 0.0)

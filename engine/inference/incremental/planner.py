@@ -108,11 +108,9 @@ def plan_chunk(frames: np.ndarray, base: BaseFrame | None, mode: str, config: In
         position, state = _plan_chain(frames, state, config, graph, plan, composites)
     else:
         position, state = _plan_common_base(frames, state, config, graph, plan, composites)
-    if plan.kinds and plan.kinds[-1] == "full":
-        while position < len(frames) and _worth_full(frames[position], state.composite, config, graph, mode):
-            _append(plan, composites, "full", None, frames[position], graph.macs_full)
-            state = state.rebased(frames[position])
-            position += 1
+    if plan.kinds and plan.kinds[-1] == "full" and position < len(frames):
+        for frame in frames[position:position + _full_run(frames[position - 1:], config, graph, mode)]:
+            _append(plan, composites, "full", None, frame, graph.macs_full)
     plan.composites = np.stack(composites)
     return plan
 
@@ -164,7 +162,7 @@ def _plan_common_base(frames: np.ndarray, base: BaseFrame, config: IncrementalCo
 
 
 #: Approximate mode retries incremental inference after this many chunks in full.
-RETRY_AFTER_CHUNKS = 4
+RETRY_AFTER_CHUNKS = 2
 
 
 def _falling_back(base: BaseFrame, config: IncrementalConfig) -> bool:
@@ -199,11 +197,12 @@ def _plan_fallback(frames: np.ndarray, base: BaseFrame, config: IncrementalConfi
     return len(frames), replace(base, composite=last_composite, last_true=last_true, computed_since_full=0)
 
 
-def _worth_full(frame: np.ndarray, reference: np.ndarray, config: IncrementalConfig, graph: LayerGraph,
-                mode: str) -> bool:
-    """Whether a frame following a full frame is itself cheaper in full."""
-    grids = changed_blocks(frame[None], reference, config.block, config.pixel_threshold)
-    return bool(_estimate(grids, config, graph, exact=mode == "exact")[0] > config.rebase_ratio * graph.macs_full)
+def _full_run(frames: np.ndarray, config: IncrementalConfig, graph: LayerGraph, mode: str) -> int:
+    """How many frames after ``frames[0]`` (computed in full) are each cheaper in full against
+    the one before them (estimated in one batch)."""
+    grids = changed_blocks(frames[1:], frames[:-1], config.block, config.pixel_threshold)
+    worth = _estimate(grids, config, graph, exact=mode == "exact") > config.rebase_ratio * graph.macs_full
+    return len(worth) if worth.all() else int(np.argmin(worth))
 
 
 def _due(since_full: int, config: IncrementalConfig) -> bool:

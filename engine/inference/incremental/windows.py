@@ -24,6 +24,8 @@ The changed outputs are computed in one of two ways, whichever the work estimate
 """
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -40,6 +42,9 @@ MAC_WEIGHT = 0.1
 ROW_INDEX_COST = 32
 #: A stock layer on many small contexts costs this many times more per output than on full frames.
 TILE_COMPUTE_FACTOR = 1.5
+#: Every this many calls a windowed layer re-measures the route it does not prefer.
+EXPLORE_EVERY = 50
+_SECONDS_PER_WORK: dict[tuple, dict[str, float]] = {}
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,29 @@ class WindowCompute:
     dense: Callable[[torch.Tensor], torch.Tensor]       # (n, C, H, W) -> (n, C_out, Ho, Wo), with padding
     on_contexts: Callable[[torch.Tensor], torch.Tensor]  # (n, C, ch, cw) -> (n, C_out, th, tw), padding 0
     pad_row: int
+    signature: tuple = ()       # what the layer computes, for sharing measurements between engines
+    calls: int = 0
+
+    @property
+    def seconds_per_work(self) -> dict[str, float]:
+        """Measured seconds per unit of estimated work, per route (shared by layers of one signature)."""
+        return _SECONDS_PER_WORK.setdefault(self.signature or (id(self),), {})
+
+    def choose(self, works: dict[str, float]) -> str:
+        """The route with the least predicted time: estimated work times the measured seconds per
+        unit of work of that route on this layer (each route is tried once first, and the other
+        one now and then, so the measurements follow the machine)."""
+        self.calls += 1
+        untried = [r for r in sorted(works, key=works.get) if r not in self.seconds_per_work]  # type: ignore[arg-type]
+        if untried:
+            return untried[0]
+        ranked = sorted(works, key=lambda r: works[r] * self.seconds_per_work[r])
+        return ranked[-1] if self.calls % EXPLORE_EVERY == 0 else ranked[0]
+
+    def measured(self, route: str, work: float, seconds: float) -> None:
+        rate = seconds / max(work, 1.0)
+        previous = self.seconds_per_work.get(route)
+        self.seconds_per_work[route] = rate if previous is None else 0.7 * previous + 0.3 * rate
 
 
 def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, tile: int,
@@ -154,7 +182,7 @@ def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
     """Rows (P, C_out) of the changed outputs (in ``out_mask`` row order) of a windowed layer.
 
     ``tile`` is the largest tile side tried (halves of it down to 2 are tried too);
-    ``route`` is 'auto' (the least estimated work), 'tiles' or 'dense'.
+    ``route`` is 'auto' (the least predicted time, see :meth:`WindowCompute.choose`), 'tiles' or 'dense'.
     """
     window = compute.window
     b, height, width = act.mask.shape
@@ -177,9 +205,31 @@ def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
                                       + tiling.tile_h * tiling.tile_w * per_output * TILE_COMPUTE_FACTOR)
             if best is None or work < best[0]:
                 best = (work, tiling, active)
-    if best is None or (route == "auto" and dense_work <= best[0] + positions.numel() * compute.out_channels):
+    if best is None or route == "dense":
         return _run_dense(compute, act, frames, positions, out_h * out_w, out)
-    return _run_tiles(compute, act, best[1], best[2], positions, out_h * out_w, out)
+    if route == "tiles":
+        return _run_tiles(compute, act, best[1], best[2], positions, out_h * out_w, out)
+    works = {"dense": dense_work, "tiles": best[0] + positions.numel() * compute.out_channels}
+    chosen = compute.choose(works)
+    start = time.perf_counter()
+    if chosen == "dense":
+        rows = _run_dense(compute, act, frames, positions, out_h * out_w, out)
+    else:
+        rows = _run_tiles(compute, act, best[1], best[2], positions, out_h * out_w, out)
+    compute.measured(chosen, works[chosen], time.perf_counter() - start)
+    return rows
+
+
+def bucket(count: int) -> int:
+    """``count`` rounded up to one of four sizes per octave (at most 25% more).
+
+    >>> [bucket(n) for n in (1, 5, 100, 101, 1000)]
+    [1, 5, 112, 112, 1024]
+    """
+    if count <= 4:
+        return count
+    step = 2 ** (math.floor(math.log2(count)) - 2)
+    return -(-count // step) * step
 
 
 def _tile_sides(tile: int) -> list[int]:
@@ -217,8 +267,11 @@ def _run_tiles(compute: WindowCompute, act: Activation, tiling: Tiling, active: 
     inside = context >= 0
     flat = (frame.view(-1, 1) * hw + context.clamp(min=0)).view(-1)
     index = torch.where(inside.view(-1), act.table().index_select(0, flat), compute.pad_row)
+    stacked = bucket(active.shape[0])
+    if stacked > active.shape[0]:     # padding contexts: a few stack sizes keep the stock kernels' plans cached
+        index = torch.cat([index, torch.full(((stacked - active.shape[0]) * context.shape[1],), compute.pad_row)])
     gathered = act.store.buffer.index_select(0, index)  # type: ignore[union-attr]
-    contexts = gathered.view(active.shape[0], tiling.context_h, tiling.context_w, -1).permute(0, 3, 1, 2)
+    contexts = gathered.view(stacked, tiling.context_h, tiling.context_w, -1).permute(0, 3, 1, 2)
     y = compute.on_contexts(contexts)
     y_rows = y.permute(0, 2, 3, 1).reshape(-1, compute.out_channels)
     tiles = tiling.tiles_y * tiling.tiles_x
