@@ -119,6 +119,7 @@ def test_plan_predicts_run_without_changing_state(mobilenet: nn.Module, vtest_fr
     before = eng.state_dict()
     planned = eng.plan(vtest_frames[3:], list(range(3, 12)))
     assert eng.plan(vtest_frames[3:], list(range(3, 12))) == planned
+    assert eng.plan(np.zeros((2, 64, 64, 3), np.uint8), [0, 1])[0].kind == "full"   # another size: no base
     torch.testing.assert_close(eng.state_dict(), before, rtol=0, atol=0, equal_nan=True)
     _, _, stats = eng.run(vtest_frames[3:], list(range(3, 12)))
     assert [(s.frame_id, s.kind, s.patches) for s in stats] == [(s.frame_id, s.kind, s.patches) for s in planned]

@@ -51,7 +51,8 @@ class IncrementalEngine:
         self.mode = mode
         self.config = config or IncrementalConfig()
         self.computed_frames: np.ndarray | None = None
-        self._graph: LayerGraph | None = None
+        self._graph: LayerGraph | None = None          # the graph of the frames being run
+        self._graphs: dict[tuple[int, int], LayerGraph] = {}
         self._forward: BatchForward | None = None
         self._base: BaseFrame | None = None
 
@@ -59,8 +60,10 @@ class IncrementalEngine:
     def plan(self, frames_uint8: np.ndarray, frame_ids: Sequence[int]) -> list[FrameStats]:
         """Decisions and estimated multiply-adds per frame, without running the CNN.
 
-        Continues from the engine's current base frame and leaves it unchanged.  In approximate
-        mode the estimate ignores activation thresholds (an upper bound).
+        Continues from the engine's current base frame and leaves it unchanged.  Exact mode's
+        estimate is the cost model on the propagated patches (what ``run`` reports); approximate
+        mode charges every layer the input's changed fraction, since how far changes spread
+        past the thresholds is only known by running.
         """
         frames = self._check(frames_uint8, frame_ids)
         graph = self._graph_for(frames.shape[1], frames.shape[2])
@@ -68,9 +71,10 @@ class IncrementalEngine:
         stats: list[FrameStats] = []
         position = 0
         while position < len(frames):
-            plan = plan_chunk(frames[position:position + self.config.batch_frames], base, self.mode, self.config, graph)
-            stats += self._stats(plan, frame_ids[position:position + plan.length], plan.macs)
-            base = self._advance(base, plan, frames[position:position + plan.length], None, None, plan.macs)
+            chunk = frames[position:position + self.config.batch_frames]
+            plan = plan_chunk(chunk, base, self.mode, self.config, graph)
+            stats += self._stats(plan, frame_ids[position:position + plan.length], plan.macs, graph)
+            base = self._advance(base, plan, chunk[:plan.length], None, None, plan.macs, graph)
             position += plan.length
         return stats
 
@@ -78,7 +82,7 @@ class IncrementalEngine:
                                                                                  list[FrameStats]]:
         """Logits (n, classes), features (n, F) and what was done, for frames (n, H, W, 3) uint8."""
         frames = self._check(frames_uint8, frame_ids)
-        graph = self._graph_for(frames.shape[1], frames.shape[2])
+        graph = self._activate(frames.shape[1], frames.shape[2])
         if not self._fits(frames):
             self._base = None
         logits, features, stats, computed = [], [], [], []
@@ -88,12 +92,12 @@ class IncrementalEngine:
                 chunk = frames[position:position + self.config.batch_frames]
                 plan = plan_chunk(chunk, self._base, self.mode, self.config, graph)
                 chunk_logits, chunk_features, macs = self._execute(plan)
-                stats += self._stats(plan, frame_ids[position:position + plan.length], macs)
+                stats += self._stats(plan, frame_ids[position:position + plan.length], macs, graph)
                 logits.append(chunk_logits)
                 features.append(chunk_features)
                 computed.append(plan.composites)
                 self._base = self._advance(self._base, plan, chunk[:plan.length], chunk_logits, chunk_features,
-                                           macs)
+                                           macs, graph)
                 position += plan.length
         self.computed_frames = np.concatenate(computed)
         return torch.cat(logits), torch.cat(features), stats
@@ -126,7 +130,7 @@ class IncrementalEngine:
             self._base = None
             return
         composite = state["base.composite"].numpy().copy()
-        self._graph_for(composite.shape[0], composite.shape[1])
+        self._activate(composite.shape[0], composite.shape[1])
         assert self._forward is not None
         expected = {f"activation.{name}" for name in self._forward.stores}
         found = {key for key in state if key.startswith("activation.")}
@@ -159,11 +163,19 @@ class IncrementalEngine:
         return self._base is not None and self._base.composite.shape == frames.shape[1:]
 
     def _graph_for(self, height: int, width: int) -> LayerGraph:
-        if self._graph is None or (self._graph.height, self._graph.width) != (height, width):
-            self._graph = LayerGraph.trace(self.model, height, width)
-            self._forward = BatchForward(self._graph, self._thresholds(self._graph), self._tau(), self.config.tile)
+        """The traced layer graph for frames of this size (no effect on the base frame)."""
+        if (height, width) not in self._graphs:
+            self._graphs[(height, width)] = LayerGraph.trace(self.model, height, width)
+        return self._graphs[(height, width)]
+
+    def _activate(self, height: int, width: int) -> LayerGraph:
+        """Run frames of this size: a new size starts over without a base frame."""
+        graph = self._graph_for(height, width)
+        if self._graph is not graph:
+            self._graph = graph
+            self._forward = BatchForward(graph, self._thresholds(graph), self._tau(), self.config.tile)
             self._base = None
-        return self._graph
+        return graph
 
     def _thresholds(self, graph: LayerGraph) -> dict[str, float]:
         """Approximate mode's change thresholds, on the layer outputs that are cheap to compare:
@@ -231,7 +243,7 @@ class IncrementalEngine:
         return torch.cat(parts_l), torch.cat(parts_f)
 
     def _advance(self, base: BaseFrame | None, plan: ChunkPlan, frames: np.ndarray, logits: torch.Tensor | None,
-                 features: torch.Tensor | None, macs: list[int]) -> BaseFrame | None:
+                 features: torch.Tensor | None, macs: list[int], graph: LayerGraph) -> BaseFrame | None:
         """The base frame after a chunk: its last computed frame."""
         computed = plan.computed()
         if not computed:
@@ -249,12 +261,12 @@ class IncrementalEngine:
             fallback_chunks=0 if base is None else base.fallback_chunks,
         )
         if self.mode == "approximate":
-            advanced = advance_cost(advanced, plan, macs, self._graph.macs_full)  # type: ignore[union-attr]
+            advanced = advance_cost(advanced, plan, macs, graph.macs_full)
         return advanced
 
-    def _stats(self, plan: ChunkPlan, frame_ids: Sequence[int], macs: list[int]) -> list[FrameStats]:
-        assert self._graph is not None
-        height, width = self._graph.height, self._graph.width
+    def _stats(self, plan: ChunkPlan, frame_ids: Sequence[int], macs: list[int],
+               graph: LayerGraph) -> list[FrameStats]:
+        height, width = graph.height, graph.width
         stats = []
         for i, frame_id in enumerate(frame_ids[:plan.length]):
             kind = plan.kinds[i]
@@ -265,6 +277,6 @@ class IncrementalEngine:
                 patches = []
             else:
                 patches = block_patches(grid, self.config.block, height, width)
-            stats.append(FrameStats(int(frame_id), kind, patches, int(macs[i]), self._graph.macs_full))
+            stats.append(FrameStats(int(frame_id), kind, patches, int(macs[i]), graph.macs_full))
         return stats
 
