@@ -168,7 +168,7 @@ def test_bad_statistics_statements_write_nothing(flights_db: engine.Connection) 
     with pytest.raises(engine.DataError, match="max_values"):
         con.execute("COMPUTE STATISTICS FOR narrower AS n WITH (max_values = 0)")
     assert con.execute("SELECT count(*) FROM mallard.statistics_columns").fetchone()[0] == before
-    assert con.execute("SELECT count(*) FROM mallard_span_columns").fetchone()[0] == 0
+    assert not [t for (t,) in con.execute("SHOW TABLES").fetchall() if t.startswith("mallard")]
     assert [r[0] for r in con.execute("SELECT name FROM mallard.statistics ORDER BY 1").fetchall()] == \
         sorted(r[0] for r in con.execute("SELECT DISTINCT statistics FROM mallard.statistics_spans").fetchall())
 

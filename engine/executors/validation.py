@@ -39,8 +39,9 @@ from engine.validation.schema_store import load_schema, save_schema, schema_vers
 from engine.validation.schema_table import schema_query
 from engine.validation.sources import StatisticsRef, check_source, statistics_of, table_statistics
 from engine.validation.span_statistics import SKETCH_ACCURACY, scan_span
-from engine.validation.schema_update import changes_table, update_schema
-from engine.validation.validation_run import FOUND, References, SchemaVersion, find_anomalies, found_query
+from engine.validation.schema_update import CHANGE_COLUMNS, update_schema
+from engine.validation.row_lists import column_lists, rows_query
+from engine.validation.validation_run import ANOMALY_COLUMNS, References, SchemaVersion, find_anomalies
 
 _COMPUTE_OPTIONS = {"max_values": literal_option(number(100, 1_000_000, integer=True))}
 
@@ -195,9 +196,9 @@ def validate(session: Any, node: Validate, params: Sequence[Any] | None) -> Resu
         rows = session.sql("SELECT sum(row_count) FROM validation_spans(?)", [current.key]).fetchone()[0]
     seconds = time.perf_counter() - started
     if not session.read_only:
-        _record_run(session, len(anomalies), schema_name, version, current.label, environment,
+        _record_run(session, anomalies, schema_name, version, current.label, environment,
                     {r: refs[r].label for r in refs}, rows, seconds)
-    return Result(query=found_query(), message=(
+    return Result(query=rows_query(ANOMALY_COLUMNS), params=column_lists(anomalies, ANOMALY_COLUMNS), message=(
         f"VALIDATE: {len(anomalies)} anomalies in {current.label} ({rows} rows) against schema "
         f"{schema_name} version {version} in {seconds:.2f} s"))
 
@@ -223,17 +224,21 @@ def _environment(schema: Schema, name: str, value: str | None) -> str | None:
     return environment
 
 
-def _record_run(session: Any, found: int, schema_name: str, version: int, target: str,
+def _record_run(session: Any, anomalies: list[dict[str, Any]], schema_name: str, version: int, target: str,
                 environment: str | None, refs: dict[str, str], rows: int, seconds: float) -> None:
-    """Keep the run and its anomalies (from mallard_v_found) in the catalog."""
+    """Keep the run and its anomalies in the catalog."""
     with session.atomic():
         run_id = session.sql("SELECT coalesce(max(run_id), 0) + 1 FROM mallard.validation_runs").fetchone()[0]
         session.sql(
             "INSERT INTO mallard.validation_runs (run_id, schema_name, schema_version, target, environment, previous,"
             " training, row_count, anomaly_count, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, schema_name, version, target, environment, refs.get("previous"), refs.get("training"),
-             rows or 0, found, seconds])
-        session.sql(f"INSERT INTO mallard.anomalies SELECT ? AS run_id, * FROM {FOUND}", [run_id])
+             rows or 0, len(anomalies), seconds])
+        if anomalies:
+            numbered = [{"ordinal": i, **a} for i, a in enumerate(anomalies, start=1)]
+            columns = (("ordinal", "BIGINT"), *ANOMALY_COLUMNS)
+            session.sql(f"INSERT INTO mallard.anomalies SELECT ?::BIGINT, * FROM ({rows_query(columns)})",
+                        [run_id, *column_lists(numbered, columns)])
 
 
 @executes(AlterSchema)
@@ -295,7 +300,8 @@ def update_schema_statement(session: Any, node: UpdateSchema, params: Sequence[A
     if applied:
         with session.atomic():
             version = save_schema(session, name, updated, statement=node.sql("mallard"), source=ref.label)
-    return Result(arrow=changes_table(changes), message=(
+    return Result(query=rows_query(CHANGE_COLUMNS), params=column_lists([c.__dict__ for c in changes], CHANGE_COLUMNS),
+                  message=(
         f"UPDATE SCHEMA: {name} version {version} ({len(applied)} changes"
         f"{', ' + str(len(changes) - len(applied)) + ' not applied' if len(applied) < len(changes) else ''})"))
 

@@ -5,7 +5,7 @@ schema's JSON document in ``mallard.schemas`` with DuckDB's ``json_transform``; 
 readable from plain SQL too: ``SELECT * FROM validation_schema('flights_schema', NULL)``.
 
 >>> schema_query()[:40]
-'SELECT column_name, type, sql_type, min_f'
+'SELECT column_name, type, sql_type, min_'
 """
 from __future__ import annotations
 

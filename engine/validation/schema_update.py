@@ -11,14 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import pyarrow as pa
-
 from engine.validation.inference import MAX_PATTERNS, PATTERN_COVERAGE, InferenceOptions, infer_column, statistics_rows
 from engine.validation.schema import ColumnSchema, Schema
 from engine.validation.validation_run import References, SchemaVersion, find_anomalies
 
-CHANGE_SCHEMA = pa.schema([("column_name", pa.string()), ("anomaly", pa.string()), ("change", pa.string()),
-                           ("before", pa.string()), ("after", pa.string())])
+#: The columns of UPDATE SCHEMA's result.
+CHANGE_COLUMNS = (("column_name", "VARCHAR"), ("anomaly", "VARCHAR"), ("change", "VARCHAR"),
+                  ("before", "VARCHAR"), ("after", "VARCHAR"))
 
 
 @dataclass
@@ -70,10 +69,6 @@ def update_schema(session: Any, target: SchemaVersion, key: str, environment: st
             if change is not None:
                 changes.append(Change(anomaly["column_name"], anomaly["anomaly"], *change))
     return updated, changes
-
-
-def changes_table(changes: list[Change]) -> pa.Table:
-    return pa.Table.from_pylist([c.__dict__ for c in changes], schema=CHANGE_SCHEMA)
 
 
 # The rules: (schema, column name, facts, accept_type_changes) -> (change, before, after) ---------

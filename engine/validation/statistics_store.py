@@ -11,7 +11,13 @@ from typing import Any, Iterator
 
 from engine.errors import Error, ProgrammingError
 
-_STAGING = ("mallard_span_rows", "mallard_span_columns", "mallard_span_values")
+#: Staging table -> (the catalog table it mirrors, the macro that reads both).
+_STAGING = {
+    "mallard_span_rows": ("mallard.statistics_spans", "validation_spans"),
+    "mallard_span_columns": ("mallard.statistics_columns", "validation_partials"),
+    "mallard_span_values": ("mallard.statistics_values", "validation_partial_values"),
+}
+_DEPTH = "validation_staging_depth"
 
 
 def statistics_exists(session: Any, name: str) -> bool:
@@ -62,13 +68,43 @@ def save_span(session: Any, key: str, name: str, span: int) -> None:
 
 @contextmanager
 def staged(session: Any) -> Iterator[str]:
-    """A fresh staging key; whatever was staged under it is discarded at the end."""
+    """A fresh staging key for statistics computed but not stored.
+
+    The staging tables are temp tables that live only while some statement stages into them
+    (so they never show in SHOW TABLES); rows staged under the key are discarded at the end.
+    """
     key = f"__staged_{uuid.uuid4().hex}"
+    depth = session.state.get(_DEPTH, 0)
+    if depth == 0:
+        _open_staging(session)
+    session.state[_DEPTH] = depth + 1
     try:
         yield key
     finally:
+        session.state[_DEPTH] -= 1
         try:
             for table in _STAGING:
                 session.sql(f"DELETE FROM {table} WHERE statistics = ?", [key])
+            if session.state[_DEPTH] == 0:
+                _close_staging(session)
         except Error:
-            pass  # the failed statement's transaction is aborted; rolling it back drops the rows
+            pass  # the failed statement's transaction is aborted; its rollback undoes the staging
+
+
+def _open_staging(session: Any) -> None:
+    for table, (stored, macro) in _STAGING.items():
+        session.sql(f"CREATE TEMP TABLE IF NOT EXISTS {table} AS SELECT * FROM {stored} LIMIT 0")
+        session.sql(_partial_macro(macro, stored, table))
+
+
+def _close_staging(session: Any) -> None:
+    for table, (stored, macro) in _STAGING.items():
+        session.sql(_partial_macro(macro, stored, None))
+        session.sql(f"DROP TABLE IF EXISTS {table}")
+
+
+def _partial_macro(macro: str, stored: str, staging: str | None) -> str:
+    """The macro reading a set's partial rows: stored ones, and staged ones while staging is open."""
+    union = f" UNION ALL SELECT * FROM {staging} WHERE statistics = stats_name" if staging else ""
+    return (f"CREATE OR REPLACE TEMP MACRO {macro}(stats_name) AS TABLE"
+            f" SELECT * FROM {stored} WHERE statistics = stats_name{union}")

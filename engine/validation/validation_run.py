@@ -1,6 +1,6 @@
-"""One validation: lay out the relations the checks read, run every check as one SQL query
-(a UNION ALL of :data:`engine.validation.checks.CHECKS`), and keep the anomalies in the temp
-table ``mallard_v_found`` (ordered by ``ordinal``) for the statement's result.
+"""One validation: lay out the relations the checks read (temp tables, dropped at the end), run
+every check as one SQL query (a UNION ALL of :data:`engine.validation.checks.CHECKS`), and hand
+back the anomalies in order.
 
 Nothing crosses from Python but parameters: the schema's columns come from its stored JSON
 (``validation_schema(name, version)``), each threshold resolved against the session's settings.
@@ -14,9 +14,9 @@ from typing import Any, Iterator
 from engine.validation.checks import CHECKS
 from engine.validation.schema import Schema
 
-ANOMALY_COLUMNS = ("column_name", "anomaly", "severity", "description", "measured", "threshold", "source")
-#: The anomalies of the last VALIDATE (or UPDATE SCHEMA) of this connection, in order.
-FOUND = "mallard_v_found"
+#: The columns of an anomaly row and their types.
+ANOMALY_COLUMNS = (("column_name", "VARCHAR"), ("anomaly", "VARCHAR"), ("severity", "VARCHAR"),
+                   ("description", "VARCHAR"), ("measured", "DOUBLE"), ("threshold", "DOUBLE"), ("source", "VARCHAR"))
 
 
 @dataclass(frozen=True)
@@ -38,23 +38,16 @@ class SchemaVersion:
 
 
 def find_anomalies(session: Any, target: SchemaVersion, refs: References, environment: str | None) -> list[dict[str, Any]]:
-    """Validate ``refs.current`` against ``target``; the anomalies are left in ``mallard_v_found``
-    (``ordinal`` plus ANOMALY_COLUMNS) and returned as dicts."""
+    """The anomalies of ``refs.current`` against ``target``, in order, as dicts (ANOMALY_COLUMNS)."""
+    names = [name for name, _ in ANOMALY_COLUMNS]
     with _relations(session, target, refs, environment):
         checks = [c.sql for c in CHECKS if c.needs is None or getattr(refs, c.needs) is not None]
         union = "\nUNION ALL\n".join(f"({sql.strip()})" for sql in checks)
-        session.sql(
-            f"CREATE OR REPLACE TEMP TABLE {FOUND} AS"
-            f" SELECT row_number() OVER (ORDER BY a.column_name IS NOT NULL, o.position, a.anomaly, a.description)"
-            f" AS ordinal, a.* FROM ({union}) AS a({', '.join(ANOMALY_COLUMNS)})"
-            " LEFT JOIN mallard_v_order o ON o.key = lower(a.column_name)")
-    rows = session.sql(f"SELECT {', '.join(ANOMALY_COLUMNS)} FROM {FOUND} ORDER BY ordinal").fetchall()
-    return [dict(zip(ANOMALY_COLUMNS, row)) for row in rows]
-
-
-def found_query() -> str:
-    """SQL returning the last validation's anomalies, in order."""
-    return f"SELECT {', '.join(ANOMALY_COLUMNS)} FROM {FOUND} ORDER BY ordinal"
+        rows = session.sql(
+            f"SELECT a.* FROM ({union}) AS a({', '.join(names)})"
+            " LEFT JOIN mallard_v_order o ON o.key = lower(a.column_name)"
+            " ORDER BY a.column_name IS NOT NULL, o.position, a.anomaly, a.description").fetchall()
+    return [dict(zip(names, row)) for row in rows]
 
 
 @contextmanager

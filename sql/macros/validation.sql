@@ -11,13 +11,6 @@
 -- histogram() aggregate builds in the statistics scan, and sketches of spans merge by adding
 -- counts bin by bin, exactly.  Time (epoch seconds) uses hourly bins instead.
 
--- Staging for statistics being computed (per connection, never written to the file): a span
--- is computed here first; COMPUTE STATISTICS copies it into mallard.statistics_*, VALIDATE
--- reads it in place and drops it.
-CREATE TEMP TABLE IF NOT EXISTS mallard_span_rows AS SELECT * FROM mallard.statistics_spans LIMIT 0;
-CREATE TEMP TABLE IF NOT EXISTS mallard_span_columns AS SELECT * FROM mallard.statistics_columns LIMIT 0;
-CREATE TEMP TABLE IF NOT EXISTS mallard_span_values AS SELECT * FROM mallard.statistics_values LIMIT 0;
-
 -- The shape of a string: digits become 9, capitals A, small letters a (first 64 characters).
 -- value_shape('2013-01-01T10:00:00Z') = '9999-99-99A99:99:99A'
 CREATE OR REPLACE TEMP MACRO value_shape(s) AS
@@ -102,16 +95,15 @@ CREATE OR REPLACE TEMP MACRO anomaly_percent(x) AS coalesce(printf('%.2f%%', 100
 CREATE OR REPLACE TEMP MACRO anomaly_examples(values) AS
     array_to_string(list_transform(values, lambda v: '''' || v || ''''), ', ');
 
--- The partial statistics of a set: stored spans plus spans staged by this connection.
+-- The partial statistics of a set.  While a statement computes statistics it has not stored
+-- (VALIDATE of a table, say), engine.validation.statistics_store stages them in temp tables
+-- (mallard_span_*) and redefines these three macros to read those too, until it drops them.
 CREATE OR REPLACE TEMP MACRO validation_spans(stats_name) AS TABLE
-    SELECT * FROM mallard.statistics_spans WHERE statistics = stats_name
-    UNION ALL SELECT * FROM mallard_span_rows WHERE statistics = stats_name;
+    SELECT * FROM mallard.statistics_spans WHERE statistics = stats_name;
 CREATE OR REPLACE TEMP MACRO validation_partials(stats_name) AS TABLE
-    SELECT * FROM mallard.statistics_columns WHERE statistics = stats_name
-    UNION ALL SELECT * FROM mallard_span_columns WHERE statistics = stats_name;
+    SELECT * FROM mallard.statistics_columns WHERE statistics = stats_name;
 CREATE OR REPLACE TEMP MACRO validation_partial_values(stats_name) AS TABLE
-    SELECT * FROM mallard.statistics_values WHERE statistics = stats_name
-    UNION ALL SELECT * FROM mallard_span_values WHERE statistics = stats_name;
+    SELECT * FROM mallard.statistics_values WHERE statistics = stats_name;
 
 -- Merged value counts (kind 'value') and value-shape counts (kind 'pattern') of a set, ranked.
 CREATE OR REPLACE TEMP MACRO validation_values(stats_name) AS TABLE
