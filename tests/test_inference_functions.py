@@ -70,6 +70,10 @@ def test_filters_on_the_frames_table_restrict_the_frames_scanned(con):
                        " ORDER BY frame_id DESC LIMIT 3 OFFSET 1").fetchall()
     assert [r[0] for r in rows] == [28, 27, 26]
     assert last_scans(con)[0].frames == 4  # frames 26..29
+    rows = con.execute("WITH t AS (SELECT ? AS label) SELECT frame_id, mobilenet(frame).label = (SELECT label FROM t)"
+                       " FROM traffic WHERE frame_id >= ? AND frame_id < ? ORDER BY 1", ["car", 10, 13]).fetchall()
+    assert [r[0] for r in rows] == [10, 11, 12]
+    assert last_scans(con)[0].frames == 3  # bound parameters restrict the scan too
 
 
 def test_label_and_features_run_the_backbone_once(con):

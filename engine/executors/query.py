@@ -12,7 +12,7 @@ from engine.result import Result
 
 def run_planned_query(session: Any, node: exp.Expression, params: Sequence[Any] | None, text: str) -> Result:
     """Execute ``node`` (parsed from ``text``) after planning it."""
-    context = PlanContext(functions=session.functions)
+    context = PlanContext(functions=session.functions, info={"params": params})  # rules may read bound values
     rewritten = optimize(node, context)
     for step in context.steps:
         step.run(session)

@@ -119,12 +119,12 @@ def _ratio(full: int, spent: int) -> str:
     return f" ({full / spent:.2f}x fewer)" if spent else " (none spent)"
 
 
-def explain_plans(con: Any, sql: str | Any, analyze: bool = False) -> list[ScanPlan]:
+def explain_plans(con: Any, sql: str | Any, analyze: bool = False, params: Sequence[Any] | None = None) -> list[ScanPlan]:
     """The plans of the inference scans of one query (text or parsed) on a connection (or its
     session), one decision per frame; ``analyze=True`` runs the scans and reports what they did."""
     session = getattr(con, "_session", con)
     node = parse_statements(sql)[0] if isinstance(sql, str) else sql
-    context = PlanContext(functions=session.functions)
+    context = PlanContext(functions=session.functions, info={"params": params})
     optimize(node, context)
     scans = [step for step in context.steps if isinstance(step, InferenceScan)]
     for scan in scans:
@@ -183,12 +183,12 @@ def _plan_computation(session: Any, scan: PreparedScan, frame_ids: np.ndarray) -
 def explain_statement(session: Any, node: Any, params: Sequence[Any] | None) -> Result:
     """The executor of ``EXPLAIN [ANALYZE] <query>``: DuckDB's EXPLAIN when no model is called."""
     inner = node.this
-    context = PlanContext(functions=session.functions)
+    context = PlanContext(functions=session.functions, info={"params": params})
     rewritten = optimize(inner, context)
     if not context.steps:
         analyze = "ANALYZE " if node.args.get("analyze") else ""
         return Result(query=f"EXPLAIN {analyze}{inner.sql('duckdb')}", params=params)
-    plans = explain_plans(session, inner, analyze=bool(node.args.get("analyze")))
+    plans = explain_plans(session, inner, analyze=bool(node.args.get("analyze")), params=params)
     rows = [("inference_scan", plan.render()) for plan in plans]
     rows.append(("rewritten_query", rewritten.sql("duckdb", pretty=True)))
     return Result(arrow=pa.table({"explain_key": [r[0] for r in rows], "explain_value": [r[1] for r in rows]}))

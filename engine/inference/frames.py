@@ -62,7 +62,10 @@ class FramesTable:
     @classmethod
     def resolve(cls, session: Any, table: exp.Table, frame_column: str, caller: str) -> "FramesTable":
         """Check that ``table`` is a frames table and ``frame_column`` its BLOB frame column."""
-        name = catalog_name(table)
+        plain = table.copy()
+        if (plain.db or "").lower() == "main" and not plain.catalog:
+            plain.set("db", None)  # main.traffic is traffic, as LOAD VIDEO records it
+        name = catalog_name(plain)
         types = _column_types(session, table)
         if not types:
             raise ProgrammingError(f"{caller}(...): table {table.sql('duckdb')} does not exist")

@@ -1,8 +1,8 @@
 """Rule: restrict each inference scan to the frames the query can use.
 
 Conjuncts of the WHERE clause that read only the frames table's own columns (no
-subqueries, parameters, aggregates, windows or random values) are copied into the scan
-request, so the scan computes only frames that can pass the filter.  When the whole WHERE
+subqueries, unbound parameters, aggregates, windows or random values) are copied into the
+scan request, so the scan computes only frames that can pass the filter.  When the whole WHERE
 is pushed and the SELECT reads only the frames table ordered by ``frame_id`` with a
 literal LIMIT, the limit is pushed too.  Rows the scan did not compute cannot pass the
 query's own WHERE, so no result changes.
@@ -31,19 +31,53 @@ _UNPUSHABLE = (exp.Subquery, exp.Exists, exp.Placeholder, exp.Parameter, exp.Agg
 
 
 def push_frame_predicates(expression: exp.Expression, context: Any) -> exp.Expression:
-    """Fill each scan request's ``predicate`` (and ``limit``) from its SELECT."""
-    for request in scan_requests(context):
-        if request.scope is not None:
-            _push(request)
+    """Fill each scan request's ``predicate`` (and ``limit``) from its SELECT.
+
+    With positional parameters bound (``context.info['params']``), a ``?`` in a pushed
+    conjunct is replaced by its value in the scan's copy (the query keeps its ``?``).
+    """
+    requests = [r for r in scan_requests(context) if r.scope is not None]
+    if not requests:
+        return expression
+    values = bound_values(expression, context.info.get("params"))
+    for request in requests:
+        _push(request, values)
     return expression
 
 
-def _push(request: ScanRequest) -> None:
+def bound_values(expression: exp.Expression, params: Any) -> dict[int, exp.Expression]:
+    """id(placeholder node) -> its bound value as a literal, for positional ``?`` parameters.
+
+    A ``?`` binds by its position in the statement's text; the rewritten statement DuckDB
+    runs is the tree's SQL, so positions are read from that text (tree order is not text
+    order: a CTE's ``?`` comes first in the text, last in the tree).
+    """
+    holders = [h for h in expression.find_all(exp.Placeholder) if not h.this]
+    if not holders or not isinstance(params, (list, tuple)) or len(params) != len(holders):
+        return {}
+    for index, holder in enumerate(holders):
+        holder.set("this", f"mallard_parameter_{index}_")
+    try:
+        text = expression.sql("duckdb")
+    finally:
+        for holder in holders:
+            holder.set("this", None)
+    order = sorted(range(len(holders)), key=lambda i: text.index(f"mallard_parameter_{i}_"))
+    values = {}
+    for position, index in enumerate(order):
+        try:
+            values[id(holders[index])] = exp.convert(params[position])
+        except ValueError:
+            continue  # a value SQL literals cannot express stays a parameter (not pushed)
+    return values
+
+
+def _push(request: ScanRequest, values: dict[int, exp.Expression]) -> None:
     scope: exp.Select = request.scope
     alias = request.table.alias_or_name.lower()
     single = len(scope_sources(scope)) == 1
     where = scope.args.get("where")
-    conjuncts = list(_conjuncts(where.this)) if where is not None else []
+    conjuncts = [_bind(c, values) for c in _conjuncts(where.this)] if where is not None else []
     pushed = [_unqualified(c) for c in conjuncts if _pushable(c, alias, single)]
     request.predicate = exp.and_(*pushed) if pushed else None
     if len(pushed) == len(conjuncts) and single:
@@ -60,6 +94,17 @@ def _conjuncts(condition: exp.Expression) -> Iterator[exp.Expression]:
         yield from _conjuncts(condition.this)
     else:
         yield condition
+
+
+def _bind(condition: exp.Expression, values: dict[int, exp.Expression]) -> exp.Expression:
+    """A copy of ``condition`` with its bound ``?`` replaced by their values (if all are bound)."""
+    holders = list(condition.find_all(exp.Placeholder))
+    if not holders or not all(id(h) in values for h in holders):
+        return condition
+    copy = condition.copy()
+    for holder, original in zip(copy.find_all(exp.Placeholder), holders):
+        holder.replace(values[id(original)].copy())
+    return copy
 
 
 def _pushable(condition: exp.Expression, alias: str, single: bool) -> bool:
