@@ -31,10 +31,27 @@ def load_state(session: Any, key: CacheKey) -> dict[str, "torch.Tensor"] | None:
 
 def save_state(session: Any, key: CacheKey, config: str, state: dict[str, "torch.Tensor"],
                last_frame_id: int | None) -> None:
-    """Replace the state saved for ``key``."""
-    session.sql(
-        "INSERT OR REPLACE INTO mallard.inference_state (model, version, video_key, table_name, mode_key, config,"
-        " state, last_frame_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
-        [key.model, key.version, key.video_key, key.table_name, key.mode_key, config, to_safetensors(state),
-         last_frame_id],
-    )
+    """Replace the state saved for ``key``.
+
+    The bytes go in through an Arrow table: DuckDB binds a large BLOB parameter about 7x
+    slower (the state of MobileNetV2 at 768x576 is about 160 MB).
+    """
+    import pyarrow as pa
+
+    row = pa.table({
+        "model": [key.model], "version": pa.array([key.version], pa.int32()), "video_key": [key.video_key],
+        "table_name": [key.table_name], "mode_key": [key.mode_key], "config": [config],
+        "state": pa.array([to_safetensors(state)], pa.large_binary()),
+        "last_frame_id": pa.array([last_frame_id], pa.int64()),
+    })
+    session.register(_ROW, row)
+    try:
+        session.sql(
+            f"INSERT OR REPLACE INTO mallard.inference_state (model, version, video_key, table_name, mode_key, config,"
+            f" state, last_frame_id, updated_at) SELECT *, current_timestamp FROM {_ROW}"
+        )
+    finally:
+        session.unregister(_ROW)
+
+
+_ROW = "__mallard_state_row"
