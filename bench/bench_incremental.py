@@ -253,15 +253,22 @@ def bikes_report(network: torch.nn.Module, frames: np.ndarray, repeat: int, appr
     baseline.tune(frames[:64])
     base_seconds, truth = timed(lambda: baseline(frames), repeat)
     base_cpu = LAST_CPU[0]
-    report = {"frames": len(frames), "baseline_seconds": base_seconds, "baseline_cpu_seconds": base_cpu}
-    print(f"\n== bikes.mp4 (moving camera): {len(frames)} frames at 224x224; baseline {base_seconds:.2f} s")
+    fused = Baseline(network, "fused_channels_last")
+    fused.tune(frames[:64])
+    fused_seconds, _ = timed(lambda: fused(frames), repeat)
+    report = {"frames": len(frames), "baseline_seconds": base_seconds, "baseline_cpu_seconds": base_cpu,
+              "fused_channels_last_seconds": fused_seconds}
+    print(f"\n== bikes.mp4 (moving camera): {len(frames)} frames at 224x224; baseline NCHW {base_seconds:.2f} s, "
+          f"fused BN + channels-last {fused_seconds:.2f} s")
     for mode, config in (("exact", IncrementalConfig()), ("approximate", approximate)):
         seconds, (logits, stats, _) = timed(lambda m=mode, c=config: run_engine(network, frames, m, c), repeat)
         report[mode] = {"seconds": seconds, "overhead": seconds / base_seconds - 1, "kinds": kinds(stats),
+                        "overhead_vs_fused": seconds / fused_seconds - 1,
                         "cpu_overhead": LAST_CPU[0] / base_cpu - 1,
                         "fidelity": asdict(fidelity(truth, logits))}  # type: ignore[arg-type]
         print(f"  {mode:<11} {seconds:.2f} s  overhead {100 * (seconds / base_seconds - 1):+.1f}% "
-              f"(CPU {100 * (LAST_CPU[0] / base_cpu - 1):+.1f}%)  {kinds(stats)}  "
+              f"(CPU {100 * (LAST_CPU[0] / base_cpu - 1):+.1f}%), vs fused-CL {100 * (seconds / fused_seconds - 1):+.1f}%  "
+              f"{kinds(stats)}  "
               f"{fidelity(truth, logits)}")  # type: ignore[arg-type]
     return report
 
@@ -271,13 +278,16 @@ def occlusion_report(network: torch.nn.Module, image: np.ndarray) -> dict:
     inc_seconds, fast = timed(lambda: occlusion_map(network, IMAGENET_MEAN, IMAGENET_STD, image, 16, 4))
     naive_seconds, slow = timed(lambda: occlusion_map(network, IMAGENET_MEAN, IMAGENET_STD, image, 16, 4,
                                                       method="naive"))
+    fused = Baseline(network, "fused_channels_last").network
+    fused_seconds, _ = timed(lambda: occlusion_map(fused, IMAGENET_MEAN, IMAGENET_STD, image, 16, 4, method="naive"))
     error = float(np.abs(fast - slow).max())  # type: ignore[operator]
     rows, cols = fast.shape  # type: ignore[union-attr]
     print(f"\n== occlusion map, 224x224, patch 16, stride 4 ({rows}x{cols} positions): "
-          f"incremental {inc_seconds:.1f} s, naive batched {naive_seconds:.1f} s, x{naive_seconds / inc_seconds:.2f}, "
+          f"incremental {inc_seconds:.1f} s, naive batched {naive_seconds:.1f} s (x{naive_seconds / inc_seconds:.2f}), "
+          f"naive with fused BN + channels-last {fused_seconds:.1f} s (x{fused_seconds / inc_seconds:.2f}), "
           f"max |difference| {error:.1e}")
-    return {"incremental_seconds": inc_seconds, "naive_seconds": naive_seconds,
-            "ratio": naive_seconds / inc_seconds, "max_error": error}
+    return {"incremental_seconds": inc_seconds, "naive_seconds": naive_seconds, "naive_fused_seconds": fused_seconds,
+            "ratio": naive_seconds / inc_seconds, "ratio_vs_fused": fused_seconds / inc_seconds, "max_error": error}
 
 
 def decode(name: str, limit: int | None, size: tuple[int, int] | None) -> np.ndarray:

@@ -162,7 +162,7 @@ def _plan_common_base(frames: np.ndarray, base: BaseFrame, config: IncrementalCo
 
 
 #: Approximate mode retries incremental inference after this many chunks in full.
-RETRY_AFTER_CHUNKS = 2
+RETRY_AFTER_CHUNKS = 8
 
 
 def _falling_back(base: BaseFrame, config: IncrementalConfig) -> bool:
