@@ -202,7 +202,8 @@ def main() -> None:
         vtest, bikes = str(ROOT / "data" / "vtest.avi"), str(ROOT / "data" / "bikes.mp4")
         con.execute("LOAD VIDEO ? INTO traffic WITH (width = 224, height = 224)", [vtest])
         modes = tuple(args.modes.split(","))
-        compare_modes(con, net, "traffic", args.frames, "vtest.avi (fixed camera) at 224x224", modes, args.repeat)
+        if args.frames:
+            compare_modes(con, net, "traffic", args.frames, "vtest.avi (fixed camera) at 224x224", modes, args.repeat)
         if args.bikes_frames:
             con.execute("LOAD VIDEO ? INTO bikes WITH (width = 224, height = 224)", [bikes])
             compare_modes(con, net, "bikes", args.bikes_frames, "bikes.mp4 (moving camera) at 224x224", modes, args.repeat)
