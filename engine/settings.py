@@ -6,8 +6,9 @@ like DuckDB's ``SET``; ``engine.connect(..., name=value)`` sets them at connect 
 
 >>> import engine
 >>> con = engine.connect(progress="off")
->>> con.execute("SET progress = 'on'").execute("SHOW MALLARD SETTINGS").fetchall()[0][:2]
-('progress', 'on')
+>>> rows = con.execute("SET progress = 'on'").execute("SHOW MALLARD SETTINGS").fetchall()
+>>> [row[:2] for row in rows if row[0] == "progress"]
+[('progress', 'on')]
 """
 from __future__ import annotations
 

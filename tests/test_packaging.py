@@ -35,3 +35,17 @@ def test_wheel_carries_sql_and_runs_when_installed(tmp_path):
     module, sql_dir, version = run.stdout.split()
     assert module.startswith(str(target)) and sql_dir == str(target / "engine" / "sql")
     assert int(version) == len(sql_files)
+
+
+def test_import_and_plain_sql_do_not_import_torch():
+    """torch costs about a second and 300 MB: only model work (CREATE MODEL, model functions) loads it."""
+    code = ("import sys, engine\n"
+            "con = engine.connect()\n"
+            "con.execute(\"LOAD VIDEO 'data/carphone.mp4' INTO clip WITH (limit = 2)\")\n"
+            "assert con.execute('SELECT count(*), max(frame_mean(frame)) > 0 FROM clip').fetchone() == (2, True)\n"
+            "con.execute('SHOW MODELS').fetchall()\n"
+            "print('torch' in sys.modules)\n"
+            "con.execute(\"CREATE MODEL m FROM 'data/mobilenet_v2.pth' WITH (architecture = 'mobilenet_v2')\")\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]

@@ -75,5 +75,10 @@ def prepare_connection(session: Any) -> None:
         preparer(session)
 
 
+#: Modules that declare no SQL function and need torch: imported where they are used (CREATE
+#: MODEL, model functions), so that ``import engine`` stays light (torch costs ~1 s and ~300 MB).
+_ON_DEMAND = frozenset({"architectures", "models"})
+
 for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+    if _module.name not in _ON_DEMAND:
+        importlib.import_module(f"{__name__}.{_module.name}")

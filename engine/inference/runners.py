@@ -55,7 +55,8 @@ def full_macs(network: "nn.Module", height: int, width: int) -> int:
 
 @dataclass
 class FullRunner:
-    """Full inference, batched: what plain PyTorch does."""
+    """Full inference, batched: what plain PyTorch does, on the network with batch-norm folded
+    into its convolutions and channels-last weights (:func:`udfs.models.inference_network`)."""
 
     network: "nn.Module"
     mean: Sequence[float]
@@ -65,9 +66,9 @@ class FullRunner:
         return full_macs(self.network, height, width)
 
     def run(self, frame_ids: np.ndarray, frames: np.ndarray) -> tuple[FrameResults, list[FrameDecision]]:
-        from udfs.models import forward_frames
+        from udfs.models import forward_frames, inference_network
 
-        logits, features = forward_frames(self.network, frames, self.mean, self.std)
+        logits, features = forward_frames(inference_network(self.network), frames, self.mean, self.std)
         height, width = frames.shape[1], frames.shape[2]
         cost = self.macs_full(height, width)
         results = FrameResults.from_arrays(frame_ids, logits.numpy(), features.numpy(), ["full"] * len(frame_ids),

@@ -6,13 +6,30 @@ approximate mode also stops small activation changes, crops projective fields an
 frames that barely differ.  See :class:`IncrementalEngine` and :func:`occlusion_map`.
 
 >>> import numpy as np
+>>> from engine.inference.incremental import IncrementalEngine
 >>> from udfs.architectures import build
->>> engine = IncrementalEngine(build("plain_cnn", num_classes=3), (0.5,) * 3, (0.5,) * 3, "exact")
->>> engine.plan(np.zeros((2, 16, 16, 3), np.uint8), [0, 1])[1].kind
+>>> incremental = IncrementalEngine(build("plain_cnn", num_classes=3), (0.5,) * 3, (0.5,) * 3, "exact")
+>>> incremental.plan(np.zeros((2, 16, 16, 3), np.uint8), [0, 1])[1].kind
 'skipped'
 """
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from engine.inference.incremental.config import FrameStats, IncrementalConfig
-from engine.inference.incremental.engine import IncrementalEngine
-from engine.inference.incremental.occlusion import occlusion_map, plot_occlusion
 
 __all__ = ["FrameStats", "IncrementalConfig", "IncrementalEngine", "occlusion_map", "plot_occlusion"]
+
+#: Names whose modules need torch, imported on first use so that reading the settings'
+#: configuration (done by ``import engine``) does not import torch.
+_LAZY = {"IncrementalEngine": "engine", "occlusion_map": "occlusion", "plot_occlusion": "occlusion"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
