@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import engine
 from engine.shell import format_table, statement_complete
 from tests.conftest import ROOT, data_file
 
@@ -80,4 +81,12 @@ def test_demo_runs_end_to_end(tmp_path):
     result = run("demo", "--db", str(tmp_path / "demo.duckdb"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "LOAD VIDEO: 795 frames of 224x224 from vtest.avi" in result.stdout
+    assert "CREATE MODEL: mobilenet version 1 (mobilenet_v2, 1000 classes)" in result.stdout
+    plan = result.stdout.split("INFERENCE SCAN mobilenet (version 1) OVER traffic")[1]
+    assert "frames needed           200" in plan and "incremental" in plan
     assert "Done in" in result.stdout
+    with engine.connect(str(tmp_path / "demo.duckdb"), read_only=True) as con:
+        # the repeated query was served from the cache: 100 full results, plus the 200 exact ones
+        rows = con.execute("SELECT split_part(mode_key, ':', 1), count(*) FROM mallard.inference_cache"
+                           " GROUP BY 1 ORDER BY 1").fetchall()
+        assert rows == [("exact", 200), ("full", 100)]
