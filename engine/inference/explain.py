@@ -79,6 +79,9 @@ class ScanPlan:
             f"  multiply-adds       {_giga(self.macs)} {'spent' if self.analyzed else 'estimated'} against "
             f"{_giga(self.macs_full)} for full inference of all {len(self.decisions)} frames{_ratio(self.macs_full, self.macs)}",
         ]
+        if scan.mode == "approximate" and not self.analyzed:
+            lines.append("  (approximate mode: an optimistic estimate; where the activation thresholds stop changes is"
+                         " known only when running: EXPLAIN ANALYZE reports the multiply-adds spent)")
         computed = [d for d in self.decisions if d.kind not in ("cached", "shared")]
         if computed and len(computed) != len(self.decisions):
             spent, full = sum(d.macs for d in computed), sum(d.macs_full for d in computed)
