@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import engine
@@ -32,6 +33,28 @@ def build_clips_database(path: Path) -> Path:
 def copy_database(source: Path, target: Path) -> Path:
     shutil.copy(source, target)
     return target
+
+
+# Fixtures of the inference test modules, which import them by name: `clips` is built once per
+# module, every test gets its own copy (`db`) and an autocommit connection to it (`con`).
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    return build_clips_database(tmp_path_factory.mktemp("clips") / "clips.duckdb")
+
+
+@pytest.fixture
+def db(clips, tmp_path):
+    return copy_database(clips, tmp_path / "db.duckdb")
+
+
+@pytest.fixture
+def con(db):
+    connection = engine.connect(db, autocommit=True, progress="off")
+    try:
+        yield connection
+    finally:
+        connection.close()
 
 
 _NETWORK: list[torch.nn.Module] = []

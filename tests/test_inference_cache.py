@@ -7,28 +7,10 @@ import pytest
 
 import engine
 from tests.conftest import data_file
-from tests.inference_clips import build_clips_database, copy_database, last_scans
+from tests.inference_clips import last_scans
+from tests.inference_clips import clips, con, db  # noqa: F401  (fixtures)
 
 QUERY = "SELECT frame_id, mobilenet(frame).label, mobilenet(frame).score FROM traffic WHERE frame_id < {n} ORDER BY 1"
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory):
-    return build_clips_database(tmp_path_factory.mktemp("clips") / "clips.duckdb")
-
-
-@pytest.fixture
-def db(clips, tmp_path):
-    return copy_database(clips, tmp_path / "db.duckdb")
-
-
-@pytest.fixture
-def con(db):
-    connection = engine.connect(db, autocommit=True, progress="off")
-    try:
-        yield connection
-    finally:
-        connection.close()
 
 
 def cache_rows(con, where: str = "true") -> int:

@@ -7,21 +7,8 @@ import pytest
 
 import engine
 from engine.inference import backbone_frames
-from tests.inference_clips import BIKES_FRAMES, build_clips_database, copy_database, last_scans, reference
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory):
-    return build_clips_database(tmp_path_factory.mktemp("clips") / "clips.duckdb")
-
-
-@pytest.fixture
-def con(clips, tmp_path):
-    connection = engine.connect(copy_database(clips, tmp_path / "db.duckdb"), autocommit=True, progress="off")
-    try:
-        yield connection
-    finally:
-        connection.close()
+from tests.inference_clips import BIKES_FRAMES, last_scans, reference
+from tests.inference_clips import clips, con, db  # noqa: F401  (fixtures)
 
 
 def cache_rows(con) -> int:

@@ -11,28 +11,10 @@ import pytest
 import engine
 from engine.inference import backbone_frames
 from engine.inference.incremental import IncrementalConfig, IncrementalEngine
-from tests.inference_clips import build_clips_database, copy_database, last_scans, reference, reference_network
+from tests.inference_clips import last_scans, reference, reference_network
+from tests.inference_clips import clips, con, db  # noqa: F401  (fixtures)
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory):
-    return build_clips_database(tmp_path_factory.mktemp("clips") / "clips.duckdb")
-
-
-@pytest.fixture
-def db(clips, tmp_path):
-    return copy_database(clips, tmp_path / "db.duckdb")
-
-
-@pytest.fixture
-def con(db):
-    connection = engine.connect(db, autocommit=True, progress="off")
-    try:
-        yield connection
-    finally:
-        connection.close()
 
 
 def synthetic_clip(n: int = 6, size: int = 160) -> tuple[np.ndarray, list[tuple[int, int]]]:

@@ -180,19 +180,24 @@ class MallardParserMixin:
         """``WITH (name = value, ...)`` if it comes next, else an empty list."""
         if not self._match(TokenType.WITH):  # type: ignore[attr-defined]
             return []
+        return self.parse_properties(f"WITH in {after}", "option", "WITH options")
+
+    def parse_properties(self, after: str, noun: str = "option", where: str = "WITH options") -> list[exp.Property]:
+        """``(name = value, ...)``: names lower-cased, values any expression; ``noun`` and
+        ``where`` name them in error messages (``Expected = after option width``)."""
         if not self._match(TokenType.L_PAREN):  # type: ignore[attr-defined]
-            self.raise_error(f"Expected ( after WITH in {after}, found {self.found()}")  # type: ignore[attr-defined]
+            self.raise_error(f"Expected ( after {after}, found {self.found()}")  # type: ignore[attr-defined]
         options: list[exp.Property] = []
         while True:
-            name = self.expect_name("an option name", after="WITH (")
+            name = self.expect_name(f"an {noun} name" if noun[0] in "aeiou" else f"a {noun} name", after=f"{after} (")
             if not self._match(TokenType.EQ):  # type: ignore[attr-defined]
-                self.raise_error(f"Expected = after option {name.name}, found {self.found()}")  # type: ignore[attr-defined]
+                self.raise_error(f"Expected = after {noun} {name.name}, found {self.found()}")  # type: ignore[attr-defined]
             value = self._parse_bitwise()  # type: ignore[attr-defined]
             if value is None:
-                self.raise_error(f"Expected a value for option {name.name}, found {self.found()}")  # type: ignore[attr-defined]
+                self.raise_error(f"Expected a value for {noun} {name.name}, found {self.found()}")  # type: ignore[attr-defined]
             options.append(exp.Property(this=exp.var(name.name.lower()), value=value))
             if self._match(TokenType.COMMA):  # type: ignore[attr-defined]
                 continue
             if self._match(TokenType.R_PAREN):  # type: ignore[attr-defined]
                 return options
-            self.raise_error(f"Expected , or ) in WITH options, found {self.found()}")  # type: ignore[attr-defined]
+            self.raise_error(f"Expected , or ) in {where}, found {self.found()}")  # type: ignore[attr-defined]

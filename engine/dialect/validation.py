@@ -255,7 +255,7 @@ def _schema_edit(p: MallardParserMixin) -> SchemaEdit | None:
 
 def _set_or_reset(p: MallardParserMixin, column: exp.Identifier | None, after: str) -> SchemaEdit:
     if p._match(TokenType.SET):  # type: ignore[attr-defined]
-        return SchemaEdit(action="SET", column=column, expressions=_properties(p, after=f"{after} SET"))
+        return SchemaEdit(action="SET", column=column, expressions=p.parse_properties(f"{after} SET", "property", "SET (...)"))
     if p.match_words("RESET"):
         if not p._match(TokenType.L_PAREN):  # type: ignore[attr-defined]
             p.raise_error(f"Expected ( after {after} RESET, found {p.found()}")  # type: ignore[attr-defined]
@@ -265,26 +265,6 @@ def _set_or_reset(p: MallardParserMixin, column: exp.Identifier | None, after: s
         return SchemaEdit(action="RESET", column=column, expressions=[exp.var(n.name.lower()) for n in names])
     p.raise_error(f"Expected SET (...) or RESET (...) after {after}, found {p.found()}")  # type: ignore[attr-defined]
     raise AssertionError("unreachable")
-
-
-def _properties(p: MallardParserMixin, after: str) -> list[exp.Property]:
-    """``(name = value, ...)`` after SET: the grammar of WITH options."""
-    if not p._match(TokenType.L_PAREN):  # type: ignore[attr-defined]
-        p.raise_error(f"Expected ( after {after}, found {p.found()}")  # type: ignore[attr-defined]
-    properties: list[exp.Property] = []
-    while True:
-        name = p.expect_name("a property name", after=f"{after} (")
-        if not p._match(TokenType.EQ):  # type: ignore[attr-defined]
-            p.raise_error(f"Expected = after property {name.name}, found {p.found()}")  # type: ignore[attr-defined]
-        value = p._parse_bitwise()  # type: ignore[attr-defined]
-        if value is None:
-            p.raise_error(f"Expected a value for property {name.name}, found {p.found()}")  # type: ignore[attr-defined]
-        properties.append(exp.Property(this=exp.var(name.name.lower()), value=value))
-        if p._match(TokenType.COMMA):  # type: ignore[attr-defined]
-            continue
-        if p._match(TokenType.R_PAREN):  # type: ignore[attr-defined]
-            return properties
-        p.raise_error(f"Expected , or ) in SET (...), found {p.found()}")  # type: ignore[attr-defined]
 
 
 class UpdateSchema(Statement):
