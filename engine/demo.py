@@ -14,7 +14,7 @@ from typing import Sequence
 
 import engine
 from sqlglot import exp
-from engine.shell import format_table
+from engine.shell import EXPLAIN_COLUMNS, format_explain, format_table
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("Load the clip: decode with PyAV, resize to 224x224, one transaction",
@@ -80,8 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"-- {title}\n{sql};")
             step = time.perf_counter()
             cursor = con.execute(sql)
-            if cursor.description is not None and [d[0] for d in cursor.description] == ["explain_key", "explain_value"]:
-                print("\n".join(value for key, value in cursor.fetchall() if key != "rewritten_query"))
+            if cursor.description is not None and [d[0] for d in cursor.description] == EXPLAIN_COLUMNS:
+                print(format_explain([row for row in cursor.fetchall() if row[0] != "rewritten_query"]))
             elif cursor.description is not None:
                 print(format_table([d[0] for d in cursor.description], cursor.fetchall()))
             else:

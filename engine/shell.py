@@ -63,6 +63,20 @@ def format_table(names: Sequence[str], rows: Sequence[Sequence[Any]], total: int
     return "\n".join(lines)
 
 
+EXPLAIN_COLUMNS = ["explain_key", "explain_value"]
+
+
+def format_explain(rows: Sequence[Sequence[Any]]) -> str:
+    r"""EXPLAIN output (DuckDB's, or Mallard's inference plans) printed whole, not as table cells.
+
+    >>> print(format_explain([("physical_plan", "PROJECTION\n  SEQ_SCAN")]))
+    -- physical_plan
+    PROJECTION
+      SEQ_SCAN
+    """
+    return "\n".join(f"-- {key}\n{value}" for key, value in rows)
+
+
 class Shell:
     """Runs SQL text against one connection and prints what happened."""
 
@@ -95,7 +109,9 @@ class Shell:
         return True
 
     def _show(self, cursor: engine.Cursor) -> None:
-        if cursor.description is not None:
+        if cursor.description is not None and [d[0] for d in cursor.description] == EXPLAIN_COLUMNS:
+            print(format_explain(cursor.fetchall()), file=self.out)
+        elif cursor.description is not None:
             names = [d[0] for d in cursor.description]
             rows = cursor.fetchmany(MAX_ROWS)
             rest = len(cursor.fetchall()) if len(rows) == MAX_ROWS else 0

@@ -25,6 +25,15 @@ def test_dash_c_runs_statements_and_prints_aligned_tables():
     assert result.stdout.splitlines() == ["n  | s", "---+-----", " 1 | a", "22 | NULL", "(2 rows)"]
 
 
+def test_explain_prints_plans_whole():
+    result = run("-c", "CREATE TABLE t AS SELECT range AS x FROM range(10); EXPLAIN SELECT sum(x) FROM t")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "-- physical_plan" in lines and "…" not in result.stdout
+    assert any("SEQ_SCAN" in line.upper().replace(" ", "_") or "TABLE_SCAN" in line.upper().replace(" ", "_")
+               for line in lines), result.stdout
+
+
 def test_errors_print_one_line_without_traceback_and_fail():
     result = run("-c", "SELECT * FROM nowhere")
     assert result.returncode == 1
