@@ -8,11 +8,17 @@ sizes or baselines installed in venvs of their own).
 
     .venv/bin/python bench/run_all.py                       # everything (about an hour on 2 cores)
     .venv/bin/python bench/run_all.py fastpath video_load   # a selection
-    .venv/bin/python bench/run_all.py --quick               # reduced sizes (a few minutes)
+    .venv/bin/python bench/run_all.py --quick               # reduced sizes (about 2 minutes)
+
+The validation benchmark's baselines (TFDV, Great Expectations, whylogs) need venvs of their
+own (their pins conflict with Mallard's); pass their interpreters through the environment
+(``TFDV_PYTHON``, ``GX_PYTHON``, ``WHYLOGS_PYTHON``; RESULTS.md has the commands that make
+them), or they are reported as not run.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -47,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         full, quick = BENCHMARKS[name]
         command = [sys.executable, str(BENCH / f"bench_{name}.py"), *(quick if args.quick else full)]
+        if name == "validation":
+            for tool in ("tfdv", "gx", "whylogs"):
+                if os.environ.get(f"{tool.upper()}_PYTHON"):
+                    command += [f"--{tool}-python", os.environ[f"{tool.upper()}_PYTHON"]]
         print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)
         started = time.perf_counter()
         with open(out / f"{name}.log", "w") as log:
