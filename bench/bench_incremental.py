@@ -208,22 +208,31 @@ SWEEPS: dict[str, tuple] = {
 }
 
 
+#: Native size (576x768): the activation threshold and tau pushed further, alone and together.
+NATIVE_SWEEP: tuple[dict, ...] = (
+    {}, {"activation_threshold": 0.2}, {"activation_threshold": 0.3}, {"activation_threshold": 0.5},
+    {"tau": 0.8}, {"activation_threshold": 0.3, "tau": 0.8}, {"activation_threshold": 0.5, "tau": 0.8},
+)
+
+
 def sweep(network: torch.nn.Module, frames: np.ndarray, truth: torch.Tensor, baseline_seconds: float,
-          baseline_cpu: float, defaults: IncrementalConfig) -> list[dict]:
-    """Each approximation knob varied around the defaults: speed against fidelity."""
+          baseline_cpu: float, defaults: IncrementalConfig, grid: tuple[dict, ...] | None = None) -> list[dict]:
+    """Each approximation knob varied around the defaults (or the configurations of ``grid``,
+    overrides of the defaults): speed against fidelity."""
     rows = []
-    for knob, values in SWEEPS.items():
-        for value in values:
-            config = replace(defaults, **{knob: value})
-            seconds, (logits, stats, _) = timed(lambda c=config: run_engine(network, frames, "approximate", c))
-            f = fidelity(truth, logits)
-            row = {"knob": knob, "value": value, "speedup": baseline_seconds / seconds, "ideal": ideal(stats),
-                   "cpu_speedup": baseline_cpu / LAST_CPU[0],
-                   **asdict(f), "default": value == getattr(defaults, knob)}
-            rows.append(row)
-            print(f"  {knob:<20} {str(value):<10} x{row['speedup']:.2f} (CPU x{row['cpu_speedup']:.2f})  "
-                  f"ideal x{row['ideal']:.2f}  {f}"
-                  + ("  (default)" if row["default"] else ""))
+    points = grid if grid is not None else tuple({knob: value} for knob, values in SWEEPS.items() for value in values)
+    for overrides in points:
+        knob = ", ".join(overrides) or "defaults"
+        value = next(iter(overrides.values())) if len(overrides) == 1 else ", ".join(map(str, overrides.values())) or "-"
+        config = replace(defaults, **overrides)
+        seconds, (logits, stats, _) = timed(lambda c=config: run_engine(network, frames, "approximate", c))
+        f = fidelity(truth, logits)
+        row = {"knob": knob, "value": value, "speedup": baseline_seconds / seconds, "ideal": ideal(stats),
+               "cpu_speedup": baseline_cpu / LAST_CPU[0],
+               **asdict(f), "default": all(v == getattr(defaults, k) for k, v in overrides.items())}
+        rows.append(row)
+        print(f"  {knob:<32} {str(value):<10} x{row['speedup']:.2f} (CPU x{row['cpu_speedup']:.2f})  "
+              f"ideal x{row['ideal']:.2f}  {kinds(stats)}  {f}" + ("  (default)" if row["default"] else ""))
     return rows
 
 
@@ -305,6 +314,8 @@ def main() -> None:
     parser.add_argument("--sweep-frames", type=int, default=300, help="vtest frames for the knob sweep")
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--no-occlusion", action="store_true")
+    parser.add_argument("--native-sweep", type=int, default=0, metavar="N",
+                        help="also sweep threshold and tau on the first N frames at native size (0: no)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -328,6 +339,16 @@ def main() -> None:
     if args.native_frames:
         native = decode("vtest.avi", args.native_frames, None)
         results["vtest_native"] = clip_report("vtest.avi (native)", network, native, 1, approximate)
+    if args.native_sweep:
+        native = decode("vtest.avi", args.native_sweep, None)
+        print(f"\n== native-size sweep (approximate mode, first {len(native)} frames of vtest.avi at 576x768; "
+              "speedup vs plain torch NCHW, batch 4)")
+        baseline = Baseline(network, "nchw")
+        baseline.batch = 4
+        base_seconds, truth = timed(lambda: baseline(native))
+        run_engine(network, native[:4], "approximate", approximate)   # warm the kernels
+        results["native_sweep"] = sweep(network, native, truth, base_seconds, LAST_CPU[0], approximate,  # type: ignore[arg-type]
+                                        NATIVE_SWEEP)
     if args.bikes_frames:
         bikes = decode("bikes.mp4", args.bikes_frames, (224, 224))
         results["bikes_224"] = bikes_report(network, bikes, args.repeat, approximate)
