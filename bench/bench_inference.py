@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sqlglot import exp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -203,12 +204,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeat", type=int, default=1, help="alternating runs per mode (fastest kept)")
     parser.add_argument("--modes", default="full,exact,approximate")
+    parser.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
+                        help="a Mallard setting for the whole run, e.g. inference_change_threshold=0.5 (repeatable)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     net = baseline_network()
     with tempfile.TemporaryDirectory() as folder:
         con = engine.connect(os.path.join(folder, "bench.duckdb"), autocommit=True, progress="off")
+        for assignment in args.set:
+            name, _, value = assignment.partition("=")
+            if not re.fullmatch(r"[a-z_]+", name):
+                parser.error(f"--set expects SETTING=VALUE, found {assignment!r}")
+            literal = exp.Literal.number(value) if re.fullmatch(r"[0-9.eE+-]+", value) else exp.Literal.string(value)
+            con.execute(f"SET {name} = {literal.sql('duckdb')}")
+            print(f"SET {name} = {literal.sql('duckdb')}")
         con.execute("CREATE MODEL mobilenet FROM ? WITH (architecture = 'mobilenet_v2', labels = ?)",
                     [str(ROOT / "data" / "mobilenet_v2.pth"), str(ROOT / "data" / "imagenet_classes.txt")])
         vtest, bikes = str(ROOT / "data" / "vtest.avi"), str(ROOT / "data" / "bikes.mp4")
