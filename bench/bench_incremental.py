@@ -31,7 +31,7 @@ import copy
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -43,43 +43,14 @@ sys.path.insert(0, str(ROOT))
 
 from engine.inference.incremental import FrameStats, IncrementalConfig, IncrementalEngine, occlusion_map  # noqa: E402
 from engine.video import decode_frames  # noqa: E402
-from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD, build  # noqa: E402
+from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from common import MEAN, STD, Fidelity, fidelity, imagenet_mobilenet  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
-MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-
-
-@dataclass
-class Fidelity:
-    cosine: float
-    decisive_top1: float
-    top1: float
-    decisive_frames: int
-
-    def __str__(self) -> str:
-        return (f"cos {self.cosine:.4f}  decisive top-1 {100 * self.decisive_top1:.1f}% "
-                f"({self.decisive_frames} frames)  raw top-1 {100 * self.top1:.1f}%")
-
-
-def fidelity(full: torch.Tensor, other: torch.Tensor) -> Fidelity:
-    """Logits against full inference's on the true frames."""
-    cosine = torch.nn.functional.cosine_similarity(full, other, dim=1)
-    top2 = torch.softmax(full.double(), dim=1).topk(2, dim=1).values
-    decisive = (top2[:, 0] - top2[:, 1]) >= 0.1
-    agree = full.argmax(1) == other.argmax(1)
-    return Fidelity(float(cosine.mean()), float(agree[decisive].float().mean()) if decisive.any() else 1.0,
-                    float(agree.float().mean()), int(decisive.sum()))
 
 
 def normalize(frames: np.ndarray) -> torch.Tensor:
     return (torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255) - MEAN) / STD
-
-
-def model() -> torch.nn.Module:
-    network = build("mobilenet_v2")
-    network.load_state_dict(torch.load(ROOT / "data" / "mobilenet_v2.pth", weights_only=True))
-    return network.eval()
 
 
 class Baseline:
@@ -319,7 +290,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
-    network = model()
+    network = imagenet_mobilenet()
     approximate = IncrementalConfig()
     print(f"approximate-mode defaults: {asdict(approximate)}")
     results: dict = {"threads": args.threads, "approximate_defaults": asdict(approximate)}

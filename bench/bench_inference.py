@@ -27,7 +27,6 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,42 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import engine  # noqa: E402
-from udfs.architectures import build  # noqa: E402
-
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-
-
-@dataclass
-class Fidelity:
-    cosine: float
-    top1: float
-    decisive_top1: float
-    decisive_frames: int
-
-    def __str__(self) -> str:
-        return (f"cosine {self.cosine:.4f}, top-1 {100 * self.top1:.1f}%, decisive top-1 {100 * self.decisive_top1:.1f}% "
-                f"({self.decisive_frames} decisive frames)")
-
-
-def fidelity(full: np.ndarray, other: np.ndarray) -> Fidelity:
-    """Mallard's logits against full inference's, per frame."""
-    cosine = (full * other).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(other, axis=1)
-    probabilities = torch.softmax(torch.from_numpy(full).double(), 1).numpy()
-    top2 = np.sort(probabilities, axis=1)[:, -2:]
-    decisive = (top2[:, 1] - top2[:, 0]) >= 0.1
-    agree = full.argmax(1) == other.argmax(1)
-    return Fidelity(float(cosine.mean()), float(agree.mean()),
-                    float(agree[decisive].mean()) if decisive.any() else float("nan"), int(decisive.sum()))
+from common import MEAN, STD, fidelity, imagenet_mobilenet  # noqa: E402
 
 
 # -- the baseline -----------------------------------------------------------------------------
-
-def baseline_network() -> torch.nn.Module:
-    net = build("mobilenet_v2")
-    net.load_state_dict(torch.load(ROOT / "data" / "mobilenet_v2.pth", weights_only=True))
-    return net.eval()
-
 
 def baseline(net: torch.nn.Module, frames: np.ndarray, batch: int) -> tuple[float, np.ndarray]:
     """Plain PyTorch: normalize and run the network in batches; (seconds, logits)."""
@@ -209,7 +176,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    net = baseline_network()
+    net = imagenet_mobilenet()
     with tempfile.TemporaryDirectory() as folder:
         con = engine.connect(os.path.join(folder, "bench.duckdb"), autocommit=True, progress="off")
         for assignment in args.set:

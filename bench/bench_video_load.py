@@ -71,7 +71,7 @@ def breakdown(path: str, folder: str, width: int = 224, height: int = 224) -> No
         con = duckdb.connect(db)
         con.execute(f"SET force_compression = '{compression}'")
         con.execute("SET checkpoint_threshold = '1000 GiB'")
-        first = batches[0]
+        first = batches[0]  # read by DuckDB's replacement scan, as `batch` below
         con.execute("CREATE TABLE frames AS SELECT * FROM first LIMIT 0")
         for batch in batches:
             con.execute("INSERT INTO frames SELECT * FROM batch")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -19,6 +19,17 @@ def data_file(name: str) -> Path:
     if not path.exists():
         pytest.fail(f"{path} is missing: run `make data` (scripts/fetch_data.sh) first")
     return path
+
+
+def imagenet_mobilenet() -> Any:
+    """torchvision's ImageNet MobileNetV2 (data/mobilenet_v2.pth) in a fresh plain-torch model, in eval mode."""
+    import torch
+
+    from udfs.architectures import build
+
+    model = build("mobilenet_v2")
+    model.load_state_dict(torch.load(data_file("mobilenet_v2.pth"), weights_only=True))
+    return model.eval()
 
 
 @pytest.fixture

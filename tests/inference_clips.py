@@ -11,8 +11,7 @@ import pytest
 import torch
 
 import engine
-from tests.conftest import data_file
-from udfs.architectures import build
+from tests.conftest import data_file, imagenet_mobilenet
 
 TRAFFIC_FRAMES = 40
 BIKES_FRAMES = 20
@@ -63,9 +62,7 @@ _NETWORK: list[torch.nn.Module] = []
 def reference_network() -> torch.nn.Module:
     """The ImageNet MobileNetV2, loaded with plain torch (no Mallard code in the way)."""
     if not _NETWORK:
-        net = build("mobilenet_v2")
-        net.load_state_dict(torch.load(data_file("mobilenet_v2.pth"), weights_only=True))
-        _NETWORK.append(net.eval())
+        _NETWORK.append(imagenet_mobilenet())
     return _NETWORK[0]
 
 

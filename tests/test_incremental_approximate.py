@@ -11,17 +11,15 @@ from torch import nn
 
 from engine.inference.incremental import FrameStats, IncrementalConfig, IncrementalEngine
 from engine.video import decode_frames
-from tests.conftest import data_file
-from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD, build
+from tests.conftest import data_file, imagenet_mobilenet
+from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD
 
 MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
 
 
 @pytest.fixture(scope="module")
 def mobilenet() -> nn.Module:
-    model = build("mobilenet_v2")
-    model.load_state_dict(torch.load(data_file("mobilenet_v2.pth"), weights_only=True))
-    return model.eval()
+    return imagenet_mobilenet()
 
 
 def clip(name: str, limit: int) -> np.ndarray:

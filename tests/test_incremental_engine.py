@@ -14,7 +14,7 @@ from torch import nn
 import engine
 from engine.errors import DataError, ProgrammingError
 from engine.inference.incremental import FrameStats, IncrementalConfig, IncrementalEngine
-from tests.conftest import data_file
+from tests.conftest import data_file, imagenet_mobilenet
 from tests.test_incremental_layers import randomize_batch_norms
 from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD, build
 
@@ -23,9 +23,7 @@ MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
 
 @pytest.fixture(scope="module")
 def mobilenet() -> nn.Module:
-    model = build("mobilenet_v2")
-    model.load_state_dict(torch.load(data_file("mobilenet_v2.pth"), weights_only=True))
-    return model.eval()
+    return imagenet_mobilenet()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from torch import fx, nn
 from engine.errors import NotSupportedError
 from engine.inference.incremental.execution import BatchForward
 from engine.inference.incremental.graph import LayerGraph
-from tests.conftest import data_file
+from tests.conftest import imagenet_mobilenet
 from udfs.architectures import build
 
 TOLERANCE = 1e-5
@@ -174,10 +174,8 @@ def test_every_layer_of_small_architectures_is_exact(architecture: str) -> None:
 
 
 def test_every_layer_of_mobilenet_v2_is_exact_on_an_odd_frame() -> None:
-    model = build("mobilenet_v2")
-    model.load_state_dict(torch.load(data_file("mobilenet_v2.pth"), weights_only=True))
     # 52 convolutions deep, values up to ~30: float32 rounding of folded batch-norm reaches 1e-5
-    check_every_layer(model.eval(), 69, 53, chain=True, tolerance=1e-4)
+    check_every_layer(imagenet_mobilenet(), 69, 53, chain=True, tolerance=1e-4)
 
 
 def test_unsupported_layers_are_named() -> None:

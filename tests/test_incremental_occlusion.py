@@ -5,11 +5,10 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 import pytest
-import torch
 
 from engine.errors import DataError, ProgrammingError
 from engine.inference.incremental import occlusion_map, plot_occlusion
-from tests.conftest import data_file
+from tests.conftest import data_file, imagenet_mobilenet
 from tests.test_incremental_layers import randomize_batch_norms
 from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD, build
 
@@ -25,9 +24,7 @@ def image() -> np.ndarray:
 
 
 def test_incremental_equals_naive_on_mobilenet(image: np.ndarray) -> None:
-    model = build("mobilenet_v2")
-    model.load_state_dict(torch.load(data_file("mobilenet_v2.pth"), weights_only=True))
-    model.eval()
+    model = imagenet_mobilenet()
     fast = occlusion_map(model, IMAGENET_MEAN, IMAGENET_STD, image, patch=16, stride=8, batch_size=16)
     slow = occlusion_map(model, IMAGENET_MEAN, IMAGENET_STD, image, patch=16, stride=8, method="naive")
     assert fast.shape == ((64 - 16) // 8 + 1, (72 - 16) // 8 + 1)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from engine.validation.inference import MAX_PATTERNS, PATTERN_COVERAGE, InferenceOptions, infer_column, statistics_rows
-from engine.validation.schema import ColumnSchema, Schema
+from engine.validation.schema import Schema
 from engine.validation.validation_run import References, SchemaVersion, find_anomalies
 
 #: The columns of UPDATE SCHEMA's result.
