@@ -28,7 +28,8 @@ import engine
 from engine.video import frames_batch
 
 
-def pyav_alone(path: str, width: int | None, height: int | None) -> int:
+def pyav_alone(path: str, width: int | None, height: int | None, keep: list[np.ndarray] | None = None) -> int:
+    """Decode every frame to RGB (resized when asked); the count, and the frames in ``keep`` if given."""
     count = 0
     with av.open(path) as container:
         stream = container.streams.video[0]
@@ -36,7 +37,9 @@ def pyav_alone(path: str, width: int | None, height: int | None) -> int:
         for frame in container.decode(stream):
             if width is not None:
                 frame = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA")
-            frame.to_ndarray(format="rgb24")
+            pixels = frame.to_ndarray(format="rgb24")
+            if keep is not None:
+                keep.append(pixels)
             count += 1
     return count
 
@@ -53,13 +56,8 @@ def mallard_load(path: str, width: int | None, height: int | None, folder: str) 
 def breakdown(path: str, folder: str, width: int = 224, height: int = 224) -> None:
     """Decoding alone versus DuckDB writing the decoded frames alone (no decoding)."""
     started = time.perf_counter()
-    pixels = []
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            frame = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA")
-            pixels.append(frame.to_ndarray(format="rgb24"))
+    pixels: list[np.ndarray] = []
+    pyav_alone(path, width, height, keep=pixels)
     decode = time.perf_counter() - started
     frames = np.stack(pixels)
     batches = [frames_batch(i, [float(j) for j in range(i, min(i + 64, len(frames)))], frames[i:i + 64], path)
