@@ -1,0 +1,1 @@
+"""Training in the database (placeholder docstring, completed below)."""

@@ -1,0 +1,156 @@
+"""The architectures training builds from scratch: ``mlp`` for numeric columns, ``small_cnn``
+and ``tiny_cnn`` for images, in plain torch and without batch norm (group norm instead), so
+that pipelined, spilled, data-parallel and model-hopping training compute exactly what plain
+training computes.
+
+Each network follows the model contract of :mod:`udfs.models`: ``forward_features(x)`` gives
+the penultimate vector and ``classifier`` maps it to logits.  It is also a *sequence of
+layers* (:func:`training_layers`): ``features`` in order, then ``classifier``, which is what
+GPipe cuts into stages and Hydra into shards.
+
+:data:`REGISTRY_ENTRIES` holds them as :class:`udfs.architectures.Architecture` rows, to be
+merged into ``udfs.architectures.ARCHITECTURES`` (so the catalog builds trained versions by
+name).  Built by name alone (``factory(num_classes=...)``), ``mlp`` takes its input width
+from the weights it is loaded with (a lazy first layer).
+
+>>> import torch
+>>> net = build_network("small_cnn", num_classes=10)
+>>> net(torch.zeros(2, 3, 28, 28)).shape, net.forward_features(torch.zeros(2, 3, 28, 28)).shape
+(torch.Size([2, 10]), torch.Size([2, 128]))
+>>> mlp = build_network("mlp", num_classes=2, in_features=5)
+>>> [name for name, _ in training_layers(mlp)]
+['features.0', 'features.1', 'features.2', 'features.3', 'classifier']
+>>> fresh = build_network("mlp", num_classes=2)            # as the catalog builds it
+>>> fresh.load_state_dict(mlp.state_dict())
+<All keys matched successfully>
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from torch import nn
+
+from engine.errors import NotSupportedError, ProgrammingError
+
+
+class LayeredClassifier(nn.Module):
+    """``features`` (an ``nn.Sequential`` ending in the penultimate vector), then ``classifier``."""
+
+    def __init__(self, features: nn.Sequential, classifier: nn.Module) -> None:
+        super().__init__()
+        self.features = features
+        self.classifier = classifier
+
+    def forward_features(self, x):  # type: ignore[no-untyped-def]
+        return self.features(x)
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        return self.classifier(self.features(x))
+
+    def training_layers(self) -> list[tuple[str, nn.Module]]:
+        """The layers in the order forward runs them, by state-dict prefix."""
+        return [(f"features.{n}", m) for n, m in self.features.named_children()] + [("classifier", self.classifier)]
+
+
+def mlp(num_classes: int = 2, in_features: int | None = None, hidden: tuple[int, ...] = (128, 64)) -> nn.Module:
+    """Linear-ReLU layers of widths ``hidden``, then a linear classifier.  Without
+    ``in_features`` the first layer is lazy: it takes its width from the weights loaded into it."""
+    layers: list[nn.Module] = []
+    width = in_features
+    for size in hidden:
+        layers += [nn.Linear(width, size) if width is not None else nn.LazyLinear(size), nn.ReLU()]
+        width = size
+    return LayeredClassifier(nn.Sequential(*layers), nn.Linear(width, num_classes))  # type: ignore[arg-type]
+
+
+def small_cnn(num_classes: int = 10) -> nn.Module:
+    """Two conv-groupnorm-ReLU-maxpool stages (16, 32 channels), pooled to 7x7, a 128-wide
+    hidden layer and a linear classifier: about 0.2M parameters; any input size."""
+    features = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.GroupNorm(4, 16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.GroupNorm(8, 32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(),
+    )
+    return LayeredClassifier(features, nn.Linear(128, num_classes))
+
+
+def tiny_cnn(num_classes: int = 10) -> nn.Module:
+    """Three stride-2 conv-groupnorm-ReLU layers (8, 16, 32 channels) and global pooling:
+    NoScope's specialized model, about 30x fewer multiply-adds than MobileNetV2 at 224x224."""
+    features = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.GroupNorm(2, 8), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.GroupNorm(4, 16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.GroupNorm(8, 32), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )
+    return LayeredClassifier(features, nn.Linear(32, num_classes))
+
+
+@dataclass(frozen=True)
+class TrainingArchitecture:
+    """A built-in architecture of training: what input it takes and how it is built."""
+
+    name: str
+    kind: str                            # 'numeric' (feature vectors) or 'image' (HWC frames)
+    factory: Callable[..., nn.Module]
+    description: str
+
+
+#: The built-ins, by name (one table; the lead merges :data:`REGISTRY_ENTRIES` into udfs').
+BUILT_INS: dict[str, TrainingArchitecture] = {
+    "mlp": TrainingArchitecture("mlp", "numeric", mlp, "linear-ReLU layers over numeric columns"),
+    "small_cnn": TrainingArchitecture("small_cnn", "image", small_cnn, "two conv-groupnorm stages, 0.2M parameters"),
+    "tiny_cnn": TrainingArchitecture("tiny_cnn", "image", tiny_cnn, "three stride-2 convs: a specialized model"),
+}
+
+
+def _registry_entries() -> dict[str, Any]:
+    from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD, Architecture
+
+    return {name: Architecture(name, spec.factory, None, IMAGENET_MEAN, IMAGENET_STD, 10 if spec.kind == "image" else 2)
+            for name, spec in BUILT_INS.items()}
+
+
+#: The built-ins as rows of ``udfs.architectures.ARCHITECTURES`` (input size: any).
+REGISTRY_ENTRIES: dict[str, Any] = _registry_entries()
+
+
+def architecture_kind(name: str) -> str:
+    """'numeric' or 'image': what the architecture ``name`` takes (registered ones take images)."""
+    from udfs.architectures import ARCHITECTURES
+
+    spec = BUILT_INS.get(name)
+    if spec is not None:
+        return spec.kind
+    if name in ARCHITECTURES:
+        return "image"
+    known = sorted(set(BUILT_INS) | set(ARCHITECTURES))
+    raise ProgrammingError(f"unknown architecture {name!r}; known architectures: {', '.join(known)}")
+
+
+def build_network(name: str, num_classes: int, *, in_features: int | None = None,
+                  hidden: tuple[int, ...] = (128, 64)) -> nn.Module:
+    """A fresh network of architecture ``name`` (a built-in of training, or one registered
+    with ``@architecture``), in training mode; initialized from torch's current RNG state."""
+    from udfs.architectures import build
+
+    kind = architecture_kind(name)
+    if name == "mlp":
+        return mlp(num_classes, in_features=in_features, hidden=hidden)
+    if name in BUILT_INS:
+        return BUILT_INS[name].factory(num_classes=num_classes)
+    assert kind == "image"
+    return build(name, num_classes=num_classes).train()
+
+
+def training_layers(network: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The network as a sequence of layers (GPipe's stages and Hydra's shards cut it);
+    NotSupportedError for a network that does not declare one."""
+    layers = getattr(network, "training_layers", None)
+    if layers is None:
+        raise NotSupportedError(
+            f"{type(network).__name__} does not declare its layer sequence (training_layers()); pipelining and "
+            f"spilling need one: use {', '.join(sorted(BUILT_INS))}"
+        )
+    return list(layers())
