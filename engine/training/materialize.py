@@ -101,7 +101,8 @@ class TrainingData:
 def materialize(relation: duckdb.DuckDBPyRelation, spec: DataSpec, options: TrainingOptions, folder: str,
                 label_run: LabelRun | None = None,
                 cancel: Callable[[], bool] | None = None) -> TrainingData:
-    """Stream the query's rows into partition files under ``folder``; check every value."""
+    """Stream the query's rows into partition files under ``folder``; check every value.
+    The relation's connection must have no unfinished result (:func:`engine.training.source.settle`)."""
     ordered = _ordered_relation(relation, spec, options)
     classes = _known_classes(spec, options, label_run)
     writer = _PartitionWriter(folder, options.partitions, spec)
@@ -120,21 +121,31 @@ def materialize(relation: duckdb.DuckDBPyRelation, spec: DataSpec, options: Trai
     return writer.finish(classes, spec, label_run)
 
 
-def _ordered_relation(relation: duckdb.DuckDBPyRelation, spec: DataSpec, options: TrainingOptions) -> Any:
-    def col(name: str) -> exp.Expression:
-        return exp.column(name, quoted=True)
+def _col(name: str) -> exp.Expression:
+    return exp.column(name, quoted=True)
 
-    used = [col(c) for c in spec.inputs + tuple(c for c in (spec.label, spec.probs, spec.weight) if c)]
-    columns: list[exp.Expression] = [_input_expression(spec, col)]
+
+def data_columns(spec: DataSpec) -> list[exp.Expression]:
+    """The columns read, under Mallard's names: ``__x`` (the image BLOB, or the features as
+    one FLOAT[]), ``__h``/``__w`` (images), ``__label`` (VARCHAR or BIGINT), ``__probs``,
+    ``__weight``."""
+    columns: list[exp.Expression] = [_input_expression(spec, _col)]
     if spec.kind == "image":
-        columns += [exp.alias_(col("height"), "__h"), exp.alias_(col("width"), "__w")]
+        columns += [exp.alias_(_col("height"), "__h"), exp.alias_(_col("width"), "__w")]
     if spec.label is not None:
         kind = "VARCHAR" if spec.label_type == "text" else "BIGINT"
-        columns.append(exp.alias_(exp.cast(col(spec.label), kind), "__label"))
+        columns.append(exp.alias_(exp.cast(_col(spec.label), kind), "__label"))
     if spec.probs is not None:
-        columns.append(exp.alias_(exp.cast(col(spec.probs), "DOUBLE[]"), "__probs"))
+        columns.append(exp.alias_(exp.cast(_col(spec.probs), "DOUBLE[]"), "__probs"))
     if spec.weight is not None:
-        columns.append(exp.alias_(exp.cast(col(spec.weight), "FLOAT"), "__weight"))
+        columns.append(exp.alias_(exp.cast(_col(spec.weight), "FLOAT"), "__weight"))
+    return columns
+
+
+def _ordered_relation(relation: duckdb.DuckDBPyRelation, spec: DataSpec, options: TrainingOptions) -> Any:
+    col = _col
+    used = [col(c) for c in spec.inputs + tuple(c for c in (spec.label, spec.probs, spec.weight) if c)]
+    columns = data_columns(spec)
     columns.append(exp.alias_(exp.func("hash", *used), "__hash"))
     columns.append(exp.alias_(col(spec.key) if spec.key else exp.func("hash", *used), "__k"))
     first = relation.project(", ".join(c.sql("duckdb") for c in columns))
@@ -176,6 +187,15 @@ def _known_classes(spec: DataSpec, options: TrainingOptions, label_run: LabelRun
             "give classes = [...] in the order of the probabilities"
         )
     return None
+
+
+def check_batch_inputs(batch: pa.RecordBatch, spec: DataSpec) -> tuple[int, ...]:
+    """The input shape of a batch of :func:`data_columns`; DataError for NULLs or uneven sizes."""
+    x = batch.column("__x")
+    if x.null_count:
+        raise DataError(f"the input column{'s' if len(spec.inputs) > 1 else ''} "
+                        f"{', '.join(spec.inputs)} hold NULL in some row: filter or coalesce it")
+    return _image_shape(batch, spec.inputs[0]) if spec.kind == "image" else _feature_shape(x, spec.inputs)
 
 
 class _PartitionWriter:
@@ -224,14 +244,7 @@ class _PartitionWriter:
         return batch
 
     def _check_inputs(self, batch: pa.RecordBatch) -> None:
-        x = batch.column("__x")
-        if x.null_count:
-            raise DataError(f"the input column{'s' if len(self.spec.inputs) > 1 else ''} "
-                            f"{', '.join(self.spec.inputs)} hold NULL in some row: filter or coalesce it")
-        if self.spec.kind == "image":
-            shape = _image_shape(batch, self.spec.inputs[0])
-        else:
-            shape = _feature_shape(x, self.spec.inputs)
+        shape = check_batch_inputs(batch, self.spec)
         if self.shape is None:
             self.shape = shape
         elif shape != self.shape:

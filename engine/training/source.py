@@ -69,6 +69,16 @@ def source_relation(duck: duckdb.DuckDBPyConnection, query_sql: str, rows: Any =
         raise translate(e) from e
 
 
+def settle(duck: duckdb.DuckDBPyConnection) -> None:
+    """Leave no unfinished result on the connection before streaming a relation (DuckDB
+    refuses to stream while one is open): catalog look-ups that read one row leave theirs.
+    The statement owns the connection (its executor has detached its cursors, as
+    ``Session.quiesce`` does), so what is discarded is finished work."""
+    abort = getattr(duck, "abort", None)
+    if abort is not None:
+        abort()
+
+
 def column_types(relation: duckdb.DuckDBPyRelation) -> dict[str, str]:
     """Column name -> DuckDB type name, in the query's order."""
     return {name: str(kind) for name, kind in zip(relation.columns, relation.types)}
@@ -191,11 +201,11 @@ def find_label_run(duck: duckdb.DuckDBPyConnection, query_sql: str | None) -> La
     if not tables:
         return None
     exists = duck.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'mallard' AND "
-                          "table_name = 'label_runs' AND database_name = current_database()").fetchone()[0]
+                          "table_name = 'label_runs' AND database_name = current_database()").fetchall()[0][0]
     if not exists:
         return None
-    row = duck.execute(
+    rows = duck.execute(
         "SELECT run_id, target_table, classes, label_type FROM mallard.label_runs WHERE list_contains(?, target_table)"
         " ORDER BY run_id DESC LIMIT 1", [tables],
-    ).fetchone()
-    return None if row is None else LabelRun(int(row[0]), row[1], tuple(row[2]), row[3])
+    ).fetchall()
+    return LabelRun(int(rows[0][0]), rows[0][1], tuple(rows[0][2]), rows[0][3]) if rows else None

@@ -27,8 +27,8 @@ model is a generator that pauses after every shard.
 Traceback (most recent call last):
 ...
 engine.errors.DataError: device_memory = 1.0 MiB is smaller than layer features.10 (Linear), which needs 3.1 MiB for its parameters, gradients and optimizer state; give at least 3.1 MiB
->>> [len(s.layers) for s in plan_shards(training_layers(net), config, budget=4 << 20, frozen=set())]
-[11, 2]
+>>> [len(s.layers) for s in plan_shards(training_layers(net), config, budget=3200 << 10, frozen=set())]
+[10, 3]
 """
 from __future__ import annotations
 
