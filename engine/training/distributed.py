@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from engine.training.options import Configuration
-from engine.training.processes import WorkerPool, decode, encode, threads_per_worker, worker_entry
+from engine.training.processes import WorkerPool, decode, encode, threads_per_worker
 from engine.training.progress import TrainingProgress
 from engine.training.trainer import EpochMetrics, ModelRun, Reporter, Setup, TrainedConfiguration
 
@@ -65,11 +65,12 @@ def train_data_parallel(configuration: Configuration, setup: Setup, workers: int
     rendezvous = os.path.join(setup.data.folder, "rendezvous")
     weights = os.path.join(setup.data.folder, "data_parallel.safetensors")
     threads = threads_per_worker(workers)
-    arguments = [(setup.to_json(), json.dumps(asdict(configuration)), rank, workers, rendezvous, weights, threads)
+    arguments = [{"setup_json": setup.to_json(), "configuration_json": json.dumps(asdict(configuration)),
+                  "rank": rank, "world": workers, "rendezvous": rendezvous, "weights": weights, "threads": threads}
                  for rank in range(workers)]
     history: list[EpochMetrics] = []
     started = time.perf_counter()
-    pool = WorkerPool(data_parallel_process, arguments)
+    pool = WorkerPool("data_parallel", arguments)
     try:
         finished_workers = 0
         for _, message in pool.messages(reporter.check):
@@ -90,15 +91,9 @@ def train_data_parallel(configuration: Configuration, setup: Setup, workers: int
                                 extra={"workers": workers})
 
 
-def data_parallel_process(connection: Any, setup_json: str, configuration_json: str, rank: int, world: int,
-                          rendezvous: str, weights: str, threads: int) -> None:
-    """One data-parallel worker's process."""
-    worker_entry(connection, lambda c: _train(c, setup_json, configuration_json, rank, world, rendezvous, weights),
-                 threads)
-
-
-def _train(connection: Any, setup_json: str, configuration_json: str, rank: int, world: int, rendezvous: str,
-           weights: str) -> None:
+def serve_data_parallel(connection: Any, setup_json: str, configuration_json: str, rank: int, world: int,
+                        rendezvous: str, weights: str) -> None:
+    """One data-parallel worker: trains its slices of every batch, then waits to be stopped."""
     import torch.distributed as dist
     from safetensors.torch import save_file
 

@@ -30,7 +30,7 @@ from engine.errors import InternalError
 from engine.training.batches import partition_order
 from engine.training.grid import ranking_key
 from engine.training.options import Configuration
-from engine.training.processes import WorkerPool, threads_per_worker, worker_entry
+from engine.training.processes import WorkerPool, threads_per_worker
 from engine.training.progress import TrainingProgress
 from engine.training.trainer import EpochMetrics, ModelRun, Reporter, Setup, TrainedConfiguration
 
@@ -122,7 +122,8 @@ def train_hopper(configurations: Sequence[Configuration], setup: Setup, workers:
     accounting = _Accounting(workers)
     epoch_totals: dict[int, list[float]] = {m: [0.0, 0, 0.0] for m in paths}
     seconds = {m: 0.0 for m in paths}
-    pool = WorkerPool(hopper_process, [(setup.to_json(), threads_per_worker(workers)) for _ in range(workers)])
+    pool = WorkerPool("hopper", [{"setup_json": setup.to_json(), "threads": threads_per_worker(workers)}
+                                 for _ in range(workers)])
     try:
         idle = set(range(workers))
 
@@ -198,12 +199,8 @@ class _Accounting:
 
 # The worker side ---------------------------------------------------------------------
 
-def hopper_process(connection: Any, setup_json: str, threads: int) -> None:
-    """A hopper worker's process: runs the visits it is sent until told to stop."""
-    worker_entry(connection, lambda c: _visits(c, setup_json), threads)
-
-
-def _visits(connection: Any, setup_json: str) -> None:
+def serve_visits(connection: Any, setup_json: str) -> None:
+    """A hopper worker: runs the visits it is sent until told to stop."""
     from safetensors.torch import load_file, save_file
 
     from engine.training.processes import decode, encode

@@ -1,9 +1,11 @@
-"""Worker processes: started with ``spawn`` (a fresh interpreter: no DuckDB connection, no
-forked threads), talked to through pipes in JSON (never pickle), stopped cleanly.
+"""Worker processes: each a fresh interpreter (``python -m engine.training.worker``, so no
+DuckDB connection, no forked threads, and no re-import of the caller's script), talking to
+the statement's process over a socket pair in JSON (never pickle), stopped cleanly.
 
-A worker that fails sends its error's class name and message before it exits; the pool
-raises the same :mod:`engine.errors` class in the statement's process.  A cancel check or an
-interrupt terminates every worker.
+The first message a worker receives names its *role* (:data:`engine.training.worker.ROLES`)
+and its arguments.  A worker that fails sends its error's class name and message before it
+exits; the pool raises the same :mod:`engine.errors` class in the statement's process.  A
+cancel check or an interrupt terminates every worker.
 
 >>> encode({"type": "done", "loss": 0.5}), decode(b'{"type": "stop"}')
 (b'{"type": "done", "loss": 0.5}', {'type': 'stop'})
@@ -11,11 +13,13 @@ interrupt terminates every worker.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import multiprocessing.connection
 import os
-import signal
+import socket
+import subprocess
+import sys
 import traceback
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import engine.errors as errors
@@ -35,20 +39,30 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-class WorkerPool:
-    """``len(arguments)`` processes running ``target(connection, *arguments[i])``."""
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding the engine package
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
 
-    def __init__(self, target: Callable[..., None], arguments: list[tuple[Any, ...]]) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.connections: list[Any] = []
-        self.processes: list[Any] = []
+
+class WorkerPool:
+    """One worker process per entry of ``arguments``, each in ``role``."""
+
+    def __init__(self, role: str, arguments: list[dict[str, Any]]) -> None:
+        self.connections: list[multiprocessing.connection.Connection] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
         try:
             for args in arguments:
-                parent, child = context.Pipe()
-                process = context.Process(target=target, args=(child, *args), daemon=True)
-                process.start()
-                child.close()
-                self.connections.append(parent)
+                ours, theirs = socket.socketpair()
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "engine.training.worker", str(theirs.fileno())],
+                    pass_fds=[theirs.fileno()], env=_environment(), stdin=subprocess.DEVNULL,
+                )
+                theirs.close()
+                connection = multiprocessing.connection.Connection(ours.detach())
+                connection.send_bytes(encode({"role": role, "arguments": args}))
+                self.connections.append(connection)
                 self.processes.append(process)
         except BaseException:
             self.terminate()
@@ -63,15 +77,13 @@ class WorkerPool:
         index = {id(c): i for i, c in enumerate(self.connections)}
         while True:
             check()
-            ready = multiprocessing.connection.wait(self.connections, timeout=timeout)
-            for connection in ready:
+            for connection in multiprocessing.connection.wait(self.connections, timeout=timeout):
                 worker = index[id(connection)]
                 try:
-                    message = decode(connection.recv_bytes())
+                    message = decode(connection.recv_bytes())  # type: ignore[union-attr]
                 except (EOFError, OSError):
-                    raise OperationalError(
-                        f"training worker {worker} ended unexpectedly (exit code {self.processes[worker].exitcode})"
-                    ) from None
+                    code = self.processes[worker].wait(timeout=5)
+                    raise OperationalError(f"training worker {worker} ended unexpectedly (exit code {code})") from None
                 if message.get("type") == "error":
                     raise rebuild_error(message)
                 yield worker, message
@@ -84,16 +96,19 @@ class WorkerPool:
             except (OSError, ValueError):
                 pass
         for process in self.processes:
-            process.join(timeout=10)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
         self.terminate()
 
     def terminate(self) -> None:
         """End every worker now (cancel, interrupt, error)."""
         for process in self.processes:
-            if process.is_alive():
-                process.terminate()
+            if process.poll() is None:
+                process.kill()
         for process in self.processes:
-            process.join(timeout=5)
+            process.wait()
         for connection in self.connections:
             connection.close()
         self.processes, self.connections = [], []
@@ -108,20 +123,10 @@ def rebuild_error(message: dict[str, Any]) -> errors.Error:
     return OperationalError(f"a training worker failed: {message.get('kind')}: {text}\n{message.get('trace', '')}")
 
 
-def worker_entry(connection: Any, body: Callable[[Any], None], threads: int) -> None:
-    """Run ``body(connection)`` in a worker: Ctrl-C is the statement's to handle, errors are
-    sent back before the worker exits."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import torch
-
-    torch.set_num_threads(threads)
+def report_failure(connection: Any, error: BaseException) -> None:
+    """Send ``error`` to the statement's process (a worker's last message)."""
     try:
-        body(connection)
-    except BaseException as e:  # noqa: BLE001 - every failure goes back to the statement
-        try:
-            connection.send_bytes(encode({"type": "error", "kind": type(e).__name__, "message": str(e),
-                                          "trace": "".join(traceback.format_exc(limit=6))}))
-        except OSError:
-            pass
-    finally:
-        connection.close()
+        connection.send_bytes(encode({"type": "error", "kind": type(error).__name__, "message": str(error),
+                                      "trace": "".join(traceback.format_exc(limit=6))}))
+    except OSError:
+        pass
