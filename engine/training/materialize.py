@@ -103,6 +103,7 @@ def materialize(relation: duckdb.DuckDBPyRelation, spec: DataSpec, options: Trai
                 cancel: Callable[[], bool] | None = None) -> TrainingData:
     """Stream the query's rows into partition files under ``folder``; check every value.
     The relation's connection must have no unfinished result (:func:`engine.training.source.settle`)."""
+    os.makedirs(folder, exist_ok=True)
     ordered = _ordered_relation(relation, spec, options)
     classes = _known_classes(spec, options, label_run)
     writer = _PartitionWriter(folder, options.partitions, spec)
