@@ -303,14 +303,14 @@ class SpilledRun:
 
     def predict(self, x: torch.Tensor) -> Steps:
         """Logits of ``x``, a shard at a time, without gradients."""
-        self.network.eval()
-        with torch.no_grad():
-            for shard in self.shards:
+        for shard in self.shards:  # grad mode is set per shard: other models run between the yields
+            self.network.eval()
+            with torch.no_grad():
                 params, _ = self._load(shard, training=False)
                 x = self._run(shard, params, x)
-                self.arena.release()
-                yield
-        self.network.train()
+            self.network.train()
+            self.arena.release()
+            yield
         return x
 
     def with_own_rng(self) -> Any:
