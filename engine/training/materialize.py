@@ -214,7 +214,7 @@ class _PartitionWriter:
         self.train_seen = 0
         self.dropped = 0
         self.fingerprint_rows = 0
-        self.hash_sum = np.uint64(0)
+        self.hash_sum = 0
         self.labels: set[Any] = set()
         self.shape: tuple[int, ...] | None = None
         self.stats: Any = None
@@ -226,7 +226,7 @@ class _PartitionWriter:
         self._check_inputs(batch)
         self.fingerprint_rows += batch.num_rows
         hashes = batch.column("__hash").to_numpy(zero_copy_only=False).astype(np.uint64)
-        self.hash_sum = np.uint64(self.hash_sum + np.sum(hashes, dtype=np.uint64))
+        self.hash_sum = (self.hash_sum + int(np.sum(hashes, dtype=np.uint64))) % (1 << 64)  # wraps around
         if "__label" in batch.schema.names:
             self.labels.update(pc.unique(batch.column("__label")).to_pylist())
         held = batch.column("__holdout").to_numpy(zero_copy_only=False)
@@ -320,7 +320,7 @@ class _PartitionWriter:
             partitions=tuple(f"partition_{p}.arrow" for p in range(self.count)), partition_rows=tuple(self.rows),
             holdout="holdout.arrow" if self.holdout_writer is not None else None, holdout_rows=self.holdout_rows,
             has_label=spec.label is not None, has_probs=spec.probs is not None, has_weight=spec.weight is not None,
-            mean=mean, std=std, fingerprint=Fingerprint(self.fingerprint_rows, f"{int(self.hash_sum):016x}"),
+            mean=mean, std=std, fingerprint=Fingerprint(self.fingerprint_rows, f"{self.hash_sum:016x}"),
             dropped_rows=self.dropped, label_run=label_run.run_id if label_run else None, inputs=spec.inputs,
         )
 
