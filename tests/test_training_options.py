@@ -81,3 +81,13 @@ def test_every_option_is_documented():
     missing = [name for name in OPTIONS if f"`{name}`" not in text]
     assert not missing, f"options missing from docs/training.md: {missing}"
     assert set(GRID_OPTIONS) <= set(OPTIONS)
+
+
+def test_importing_the_package_and_parsing_options_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, engine.training; engine.training.parse_options({'architecture': 'mlp'}); "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

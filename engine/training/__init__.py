@@ -19,9 +19,9 @@ The executor of the statement calls, in order::
 
 Importing this package does not import torch (the names below load on first use).
 
->>> import sys, engine.training
->>> "torch" in sys.modules or engine.training.parse_options({"architecture": "mlp"}).configurations[0].lr
-0.01
+>>> import engine.training
+>>> engine.training.parse_options({"architecture": "mlp", "lr": [0.1, 0.01]}).is_grid
+True
 """
 from __future__ import annotations
 
