@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "inference": ([], ["--frames", "64", "--native-frames", "0", "--bikes-frames", "32", "--cache-frames", "32"]),
     "incremental": ([], ["--frames", "64", "--native-frames", "0", "--bikes-frames", "0", "--no-sweep",
                          "--no-occlusion"]),
+    "training": ([], ["--quick"]),
 }
 
 

@@ -7,14 +7,18 @@ runs, all within one device arena.  Either way a configuration's weights depend 
 own options and the data, never on the others or on the schedule.
 
 Successive halving (off by default): with reduction factor ``eta`` and ``n``
-configurations, the grid is cut at epochs ``E // eta**(s-i)`` (``s = floor(log_eta n)``)
-to the best ``ceil(n / eta**(i+1))`` by held-out accuracy; the others stop and keep the
-metrics they reached.
+configurations, the grid is cut after epoch ``max(i + 1, E // eta**(s-i))`` (``s =
+floor(log_eta n)``, ``i = 0..s-1``, rungs before the last epoch only) to the best
+``ceil(n / eta**(i+1))`` by held-out accuracy; the others stop and keep the metrics they
+reached.  Eight configurations and eight epochs: 4 after epoch 1, 2 after epoch 2, 1 after
+epoch 4 (20 epochs of work instead of 64).
 
 >>> rung_survivors(epochs=8, configurations=8, eta=2)
 {1: 4, 2: 2, 4: 1}
 >>> rung_survivors(epochs=4, configurations=8, eta=2)
-{1: 2, 2: 1}
+{1: 4, 2: 2, 3: 1}
+>>> rung_survivors(epochs=2, configurations=8, eta=2)
+{1: 4}
 >>> rung_survivors(epochs=4, configurations=8, eta=0)
 {}
 """
@@ -48,7 +52,7 @@ def rung_survivors(epochs: int, configurations: int, eta: int) -> dict[int, int]
     survivors: dict[int, int] = {}
     count = configurations
     for i in range(levels):
-        rung = max(1, epochs // eta ** (levels - i))
+        rung = max(i + 1, epochs // eta ** (levels - i))  # distinct rungs, even when epochs are few
         count = math.ceil(count / eta)
         if rung >= epochs:
             break
@@ -116,5 +120,7 @@ def _result(run: Any, seconds: float, arena: Any) -> TrainedConfiguration:
         from engine.training.pipeline import expected_bubble
 
         result.extra.update(pipeline_stages=len(run.pipeline.stages), bubble=run.pipeline.bubble(),
-                            expected_bubble=expected_bubble(len(run.pipeline.stages), run.pipeline.micro_batches))
+                            expected_bubble=expected_bubble(len(run.pipeline.stages), run.pipeline.micro_batches),
+                            stage_balance=run.pipeline.balance_efficiency(),
+                            stages=[",".join(names) for names in run.pipeline.stage_names])
     return result

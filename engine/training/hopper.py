@@ -219,7 +219,7 @@ def serve_visits(connection: Any, setup_json: str) -> None:
         configuration = Configuration(**message["configuration"])
         run = runs.get(configuration.index)
         if run is None:
-            if len(runs) >= 4:
+            if len(runs) >= max(setup.configurations, 1) or len(runs) >= 64:  # networks kept built, bounded
                 runs.pop(next(iter(runs)))
             run = runs[configuration.index] = ModelRun(configuration, setup, rotation=configuration.index)
         run.load_portable_state(load_file(message["state"]))

@@ -5,6 +5,8 @@ is its rows' summed loss over the whole batch's row count, so the accumulated gr
 the batch's), and activations inside a stage re-materialized in the backward pass
 (``torch.utils.checkpoint``): only the stage boundaries are kept.
 
+Stages are balanced by the measured time of each layer's forward and backward pass (on a
+probe micro-batch; multiply-adds misjudge the memory-bound layers: group norm, ReLU, pooling).
 This machine has one device, so the stages run one after another; each forward and backward
 task is timed, and the *bubble* is measured on the timeline those tasks make when each stage
 has a device of its own (a task starts when its input is ready and its device is free):
@@ -14,8 +16,8 @@ has a device of its own (a task starts when its input is ready and its device is
 >>> from engine.training.architectures import build_network
 >>> net = build_network("small_cnn", num_classes=10)
 >>> pipe = Pipeline(net, stages=2, micro_batches=4, sample_shape=(3, 28, 28))
->>> [len(s) for s in pipe.stages], round(expected_bubble(2, 4), 3)
-([4, 9], 0.2)
+>>> len(pipe.stages), sum(len(s) for s in pipe.stages), round(expected_bubble(2, 4), 3)
+(2, 13, 0.2)
 >>> loss = pipe.step(torch.randn(8, 3, 28, 28), torch.randint(0, 10, (8,)), None, rows=8)
 >>> 0 <= pipe.bubble() < 1
 True
@@ -42,7 +44,8 @@ def expected_bubble(stages: int, micro_batches: int) -> float:
 
 
 def layer_costs(layers: list[tuple[str, nn.Module]], sample_shape: tuple[int, ...]) -> list[int]:
-    """Multiply-adds of each layer on one input row (element-wise layers: their outputs)."""
+    """Multiply-adds of each layer on one input row (element-wise layers: their outputs); an
+    estimate of cost that needs no run (the stages themselves are balanced by measured time)."""
     costs = []
     x = torch.zeros((1, *sample_shape), device="meta")
     with torch.no_grad():
@@ -69,7 +72,28 @@ def layer_costs(layers: list[tuple[str, nn.Module]], sample_shape: tuple[int, ..
     return costs
 
 
-def balance(costs: list[int], stages: int) -> list[tuple[int, int]]:
+def layer_times(layers: list[tuple[str, nn.Module]], sample_shape: tuple[int, ...], rows: int,
+                repeats: int = 3) -> list[float]:
+    """Measured seconds of each layer's forward and backward pass on ``rows`` rows (the best
+    of ``repeats``), on copies of the layers (the network's gradients are not touched)."""
+    times = []
+    x = torch.randn((rows, *sample_shape))
+    for _, layer in layers:
+        probe = copy.deepcopy(layer)
+        best = float("inf")
+        for _ in range(repeats):
+            inp = x.detach().requires_grad_()
+            started = time.perf_counter()
+            out = probe(inp)
+            out.backward(torch.ones_like(out))
+            best = min(best, time.perf_counter() - started)
+        times.append(best)
+        with torch.no_grad():
+            x = probe(x)
+    return times
+
+
+def balance(costs: list[float], stages: int) -> list[tuple[int, int]]:
     """Cut ``costs`` into ``stages`` consecutive non-empty runs minimizing the largest run's sum."""
     n = len(costs)
     prefix = np.concatenate([[0], np.cumsum(costs)])
@@ -125,11 +149,15 @@ class Pipeline:
         layers = training_layers(network)
         if stages > len(layers):
             raise DataError(f"pipeline_stages = {stages}, but the network has only {len(layers)} layers to cut")
-        bounds = balance(layer_costs(layers, sample_shape), stages)
+        rows = 8  # a typical micro-batch
+        costs = layer_times(layers, sample_shape, rows) if stages > 1 else [1.0] * len(layers)
+        bounds = balance(costs, stages)
         self.stages = [nn.Sequential(*[m for _, m in layers[a:b]]) for a, b in bounds]
         self.stage_names = [[n for n, _ in layers[a:b]] for a, b in bounds]
         self.micro_batches = micro_batches
         self.timelines: list[StepTimeline] = []
+        self.stage_seconds = np.zeros(len(self.stages))  # forward and backward work per stage, all steps
+        self._tasks: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}  # micro-batches -> task times per step
 
     def step(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, rows: int) -> float:
         """Forward and backward of one batch through the stages; accumulates the parameters'
@@ -163,12 +191,24 @@ class Pipeline:
             backward[k, m] = time.perf_counter() - started
         self.timelines.append(StepTimeline(k_count, m_count, float(forward.sum() + backward.sum()),
                                            pipeline_makespan(forward, backward)))
+        self.stage_seconds += forward.sum(1) + backward.sum(1)
+        self._tasks.setdefault(m_count, []).append((forward, backward))
         return total
 
+    def balance_efficiency(self) -> float:
+        """Mean over largest stage work: 1 for balanced stages (then the bubble is GPipe's)."""
+        return float(self.stage_seconds.mean() / self.stage_seconds.max()) if self.stage_seconds.max() else 1.0
+
     def bubble(self) -> float:
-        """Measured bubble fraction over the steps so far: idle device time over all device time."""
-        busy = sum(t.busy for t in self.timelines)
-        capacity = sum(t.stages * t.makespan for t in self.timelines)
+        """Measured bubble fraction over the steps so far: idle device time over all device time,
+        on the timeline of each task's median time over the steps (a task the machine preempted
+        once does not stretch the schedule)."""
+        busy = capacity = 0.0
+        for steps in self._tasks.values():
+            forward = np.median(np.stack([f for f, _ in steps]), axis=0)
+            backward = np.median(np.stack([b for _, b in steps]), axis=0)
+            busy += len(steps) * float(forward.sum() + backward.sum())
+            capacity += len(steps) * len(self.stages) * pipeline_makespan(forward, backward)
         return 1.0 - busy / capacity if capacity else 0.0
 
 
