@@ -72,6 +72,7 @@ class TrainingOutcome:
 
     @property
     def best_result(self) -> Any:
+        """The best configuration's result."""
         return self.results[self.best]
 
     def architecture(self, result: Any) -> str:

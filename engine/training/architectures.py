@@ -43,9 +43,11 @@ class LayeredClassifier(nn.Module):
         self.classifier = classifier
 
     def forward_features(self, x):  # type: ignore[no-untyped-def]
+        """The penultimate vector of ``x``."""
         return self.features(x)
 
     def forward(self, x):  # type: ignore[no-untyped-def]
+        """Logits of ``x``."""
         return self.classifier(self.features(x))
 
     def training_layers(self) -> list[tuple[str, nn.Module]]:

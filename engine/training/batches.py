@@ -110,6 +110,7 @@ class PartitionReader:
         return out
 
     def close(self) -> None:
+        """Release the memory map."""
         self._views = []
         self._source.close()
 

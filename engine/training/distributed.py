@@ -44,9 +44,11 @@ class DataParallelRun(ModelRun):
         self.parallel = DistributedDataParallel(self.network, device_ids=device_ids)
 
     def rows_to_read(self, index: np.ndarray) -> tuple[np.ndarray, int]:
+        """This worker's slice of a batch's rows, and the batch's row count."""
         return np.array_split(index, self.world)[self.rank], len(index)
 
     def step(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, rows: int) -> Any:
+        """One step on this worker's slice; DDP averages the gradients over the workers."""
         from engine.training.objective import row_losses
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -109,6 +111,7 @@ def serve_data_parallel(connection: Any, setup_json: str, configuration_json: st
         run = DataParallelRun(configuration, setup, rank, world)
 
         def send_progress(progress: TrainingProgress) -> None:
+            """Forward a progress report to the statement's process."""
             connection.send_bytes(encode({"type": "progress", "progress": asdict(progress)}))
 
         reporter = Reporter(progress=send_progress if rank == 0 else None)

@@ -65,9 +65,11 @@ class HopperSchedule:
         self.history: dict[int, list[Any]] = {m: [] for m in self.plans}
 
     def owner(self, partition: int) -> int:
+        """The worker holding ``partition``."""
         return partition % self.workers
 
     def remaining(self, model: int) -> int:
+        """Visits ``model`` has still to make."""
         return len(self.plans[model]) - self.position[model]
 
     def _blocked(self, model: int) -> bool:
@@ -102,6 +104,7 @@ class HopperSchedule:
             self.active = set(keep)
 
     def finished(self) -> bool:
+        """True when every active model has made its visits."""
         return not self.busy and all(self.remaining(m) == 0 for m in self.active)
 
 
@@ -128,6 +131,7 @@ def train_hopper(configurations: Sequence[Configuration], setup: Setup, workers:
         idle = set(range(workers))
 
         def dispatch() -> None:
+            """Give every idle worker a visit, if one can run there now."""
             for worker in sorted(idle):
                 visit = schedule.next_for(worker)
                 if visit is not None:
@@ -185,6 +189,7 @@ class _Accounting:
         self.where: dict[int, int] = {}
 
     def assign(self, worker: int, model: int, size: int) -> None:
+        """Count a visit of ``model`` on ``worker`` (a hop when the model was elsewhere)."""
         self.visits[worker] += 1
         if self.where.get(model) != worker:
             self.hops[worker] += 1
@@ -192,6 +197,7 @@ class _Accounting:
         self.where[model] = worker
 
     def summary(self, dataset_bytes: int) -> dict[str, Any]:
+        """The accounting, per worker, as plain values."""
         return {"workers": len(self.visits), "visits": self.visits, "hops": self.hops,
                 "model_bytes_received": self.state_bytes, "data_bytes_read": self.data_bytes,
                 "dataset_bytes": dataset_bytes}
@@ -210,6 +216,7 @@ def serve_visits(connection: Any, setup_json: str) -> None:
     runs: dict[int, ModelRun] = {}
 
     def send_progress(progress: TrainingProgress) -> None:
+        """Forward a progress report to the statement's process."""
         connection.send_bytes(encode({"type": "progress", "progress": asdict(progress)}))
 
     while True:

@@ -40,6 +40,7 @@ class CatalogSession:
         self.duck = duck
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        """Run one statement; DuckDB's errors become engine errors."""
         try:
             return self.duck.execute(query, params) if params else self.duck.execute(query)
         except duckdb.Error as e:

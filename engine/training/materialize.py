@@ -84,13 +84,16 @@ class TrainingData:
         return int(np.prod(self.input_shape)) * (1 if self.kind == "image" else 4)
 
     def path(self, name: str) -> str:
+        """The path of file ``name`` of the materialized data."""
         return os.path.join(self.folder, name)
 
     def to_json(self) -> str:
+        """JSON for worker processes."""
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> "TrainingData":
+        """The inverse of :meth:`to_json`."""
         values = json.loads(text)
         values["fingerprint"] = Fingerprint(**values["fingerprint"])
         for key in ("input_shape", "classes", "partitions", "partition_rows", "mean", "std", "inputs"):
@@ -220,6 +223,7 @@ class _PartitionWriter:
         self.stats: Any = None
 
     def add(self, batch: pa.RecordBatch) -> None:
+        """Check a batch of rows and append it to the held-out file or the partitions."""
         batch = self._keep_labeled(batch)
         if batch.num_rows == 0:
             return
@@ -294,12 +298,14 @@ class _PartitionWriter:
             self.stats = sums if self.stats is None else self.stats + sums
 
     def close(self) -> None:
+        """Write what is buffered and close every file."""
         for p in range(len(self.writers)):
             self._flush(p)
         for w in self.writers + ([self.holdout_writer] if self.holdout_writer is not None else []):
             w.close()
 
     def finish(self, classes: tuple[Any, ...] | None, spec: DataSpec, label_run: LabelRun | None) -> TrainingData:
+        """The materialized data's description, once every row is written."""
         if self.train_seen == 0:
             raise DataError(
                 f"the training query gave no training rows ({self.fingerprint_rows} rows with a label, "

@@ -120,6 +120,7 @@ class TrainingOptions:
 
     @property
     def is_grid(self) -> bool:
+        """True when there is more than one configuration."""
         return len(self.configurations) > 1
 
     @property

@@ -54,6 +54,7 @@ def layer_costs(layers: list[tuple[str, nn.Module]], sample_shape: tuple[int, ..
             meta = copy.deepcopy(layer).to("meta")
 
             def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+                """Add a leaf module's cost to the layer's."""
                 nonlocal total
                 if isinstance(module, nn.Conv2d):
                     kh, kw = module.kernel_size

@@ -27,10 +27,12 @@ from engine.errors import OperationalError
 
 
 def encode(message: dict[str, Any]) -> bytes:
+    """A message as JSON bytes."""
     return json.dumps(message).encode()
 
 
 def decode(data: bytes) -> dict[str, Any]:
+    """The message in JSON bytes."""
     return json.loads(data.decode())
 
 
@@ -69,6 +71,7 @@ class WorkerPool:
             raise
 
     def send(self, worker: int, message: dict[str, Any]) -> None:
+        """Send ``message`` to ``worker``."""
         self.connections[worker].send_bytes(encode(message))
 
     def messages(self, check: Callable[[], None], timeout: float = 0.2) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -120,6 +120,7 @@ class DeviceArena:
         self.peak_bytes = 0
 
     def take(self, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
+        """A float32 tensor of ``shape`` carved out of the block."""
         numel = int(np.prod(shape)) if len(shape) else 1
         if (self.used + numel) * _FLOAT > self.budget:
             raise OperationalError(f"device arena of {format_bytes(self.budget)} exhausted (a shard was planned too large)")
@@ -130,9 +131,11 @@ class DeviceArena:
         return tensor
 
     def release(self) -> None:
+        """Empty the block (every tensor taken is dead by now)."""
         self.used = 0
 
     def contains(self, tensor: torch.Tensor) -> bool:
+        """True when ``tensor``'s data lies in this memory."""
         start = self.block.data_ptr()
         return start <= tensor.data_ptr() < start + self.budget
 
@@ -166,10 +169,12 @@ class SpillStore:
             offset += n
 
     def contains(self, tensor: torch.Tensor) -> bool:
+        """True when ``tensor``'s data lies in this memory."""
         start = self.flat.data_ptr()
         return start <= tensor.data_ptr() < start + self.flat.numel() * _FLOAT
 
     def close(self) -> None:
+        """Delete the store (and its file)."""
         self.tensors = {}
         self.flat = torch.empty(0)
         if self.array is not None:
@@ -269,6 +274,7 @@ class SpilledRun:
 
     # The steps of the training loop ---------------------------------------------------
     def rows_to_read(self, index: np.ndarray) -> tuple[np.ndarray, int]:
+        """Every row of the batch (one process)."""
         return index, len(index)
 
     def step(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, rows: int) -> Steps:
@@ -314,13 +320,15 @@ class SpilledRun:
         return x
 
     def with_own_rng(self) -> Any:
-        from engine.training.trainer import _RngStream
+        """Run with this model's own random stream."""
+        from engine.training.trainer import RngStream
 
-        return _RngStream(self)
+        return RngStream(self)
 
     def final_state(self) -> dict[str, torch.Tensor]:
         """The trained weights (copied out of the store)."""
         return {k: v.detach().to("cpu").clone() for k, v in self.network.state_dict().items()}
 
     def close(self) -> None:
+        """Delete the store (and its file)."""
         self.store.close()

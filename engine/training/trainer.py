@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Generator, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Generator
 
 import numpy as np
 import torch
@@ -67,21 +67,25 @@ class Setup:
     @classmethod
     def of(cls, data: TrainingData, options: TrainingOptions, parent_architecture: str | None = None,
            parent_weights: str | None = None) -> "Setup":
+        """The setup of a run's materialized data and options."""
         return cls(data, options.hidden, options.freeze, options.pipeline_stages, options.micro_batches,
                    options.device_memory, options.device, parent_architecture, parent_weights,
                    len(options.configurations))
 
     @property
     def num_classes(self) -> int:
+        """Number of classes."""
         return len(self.data.classes)
 
     def to_json(self) -> str:
+        """JSON for worker processes."""
         values = asdict(self)
         values["data"] = self.data.to_json()
         return json.dumps(values)
 
     @classmethod
     def from_json(cls, text: str) -> "Setup":
+        """The inverse of :meth:`to_json`."""
         values = json.loads(text)
         values["data"] = TrainingData.from_json(values["data"])
         values["hidden"], values["freeze"] = tuple(values["hidden"]), tuple(values["freeze"])
@@ -131,6 +135,7 @@ class Reporter:
 
     def report(self, index: int, configurations: int, epoch: int, epochs: int, done: int,
                data: TrainingData, loss: float) -> None:
+        """Call the progress callback with the figures so far."""
         if self.progress is None:
             return
         elapsed = max(time.perf_counter() - self._started, 1e-9)
@@ -212,17 +217,20 @@ class ModelRun:
         return tensors
 
     def load_portable_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Take the state :meth:`portable_state` gave (after a hop)."""
         self.network.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("network.")})
         self.optimizer.state.clear()
         load_optimizer_tensors(self.optimizer, self.network, tensors)
         self.rng = tensors["rng"].clone()
 
-    def with_own_rng(self) -> "_RngStream":
+    def with_own_rng(self) -> "RngStream":
         """Run with this model's own random stream (dropout draws the same numbers wherever it runs)."""
-        return _RngStream(self)
+        return RngStream(self)
 
 
-class _RngStream:
+class RngStream:
+    """Context: torch's random stream is the run's (``run.rng``) inside, the caller's outside."""
+
     def __init__(self, run: Any) -> None:
         self.run = run
 
@@ -450,6 +458,7 @@ class TrainedConfiguration:
 
     @property
     def final(self) -> EpochMetrics:
+        """The last epoch's metrics."""
         return self.history[-1]
 
     def metrics(self) -> dict[str, Any]:
@@ -463,14 +472,3 @@ def finished(run: Any, seconds: float) -> TrainedConfiguration:
     """The result of a run that has stopped training."""
     return TrainedConfiguration(run.configuration, run.final_state(), list(run.history), seconds,
                                 run.stopped_early, run.bytes_read)
-
-
-def with_seed(configuration: Configuration, seed: int) -> Configuration:
-    """The configuration with another seed (for tests comparing runs)."""
-    return replace(configuration, seed=seed)
-
-
-def iterate_epochs(run: Any, reporter: Reporter) -> Iterator[EpochMetrics]:
-    """Train ``run`` epoch by epoch, yielding each epoch's metrics."""
-    for epoch in range(len(run.history), run.configuration.epochs):
-        yield drain(epoch_steps(run, epoch, reporter), run)
