@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 import pytest
 
 import engine
