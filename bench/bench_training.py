@@ -118,6 +118,7 @@ def plain_loop(data: Any, partitions: list[tuple[torch.Tensor, torch.Tensor]], h
     network = build_network("small_cnn", num_classes=len(data.classes))
     optimizer = torch.optim.Adam(network.parameters(), lr=configuration.lr)
     for epoch in range(configuration.epochs):
+        started = time.perf_counter()
         network.train()
         for p in partition_order(configuration.seed, epoch, len(partitions)):
             x_all, y_all = partitions[p]
@@ -130,7 +131,8 @@ def plain_loop(data: Any, partitions: list[tuple[torch.Tensor, torch.Tensor]], h
         with torch.no_grad():
             x, y = holdout
             correct = sum(int((network(x[i:i + 1024]).argmax(1) == y[i:i + 1024]).sum()) for i in range(0, len(y), 1024))
-        print(f"    plain epoch {epoch + 1}: held-out accuracy {correct / len(y):.4f}", flush=True)
+        print(f"    plain epoch {epoch + 1}: held-out accuracy {correct / len(y):.4f} ({time.perf_counter() - started:.1f} s)",
+              flush=True)
     return {k: v.detach().clone() for k, v in network.state_dict().items()}
 
 
@@ -156,7 +158,9 @@ def part_fashion(args: argparse.Namespace) -> None:
         outcome = train(duck, "SELECT id, frame, height, width, label FROM fashion", options)
         times["mallard"].append(time.perf_counter() - started)
         for m in outcome.best_result.history:
-            print(f"    mallard epoch {m.epoch}: held-out accuracy {m.val_accuracy:.4f}", flush=True)
+            print(f"    mallard epoch {m.epoch}: held-out accuracy {m.val_accuracy:.4f} ({m.seconds:.1f} s)", flush=True)
+        print(f"    mallard: {outcome.materialize_seconds:.1f} s reading the query into partitions, "
+              f"{times['mallard'][-1]:.1f} s in all; plain: {times['plain'][-1]:.1f} s", flush=True)
     plain_s, mallard_s = min(times["plain"]), min(times["mallard"])
     mine = test_accuracy(outcome.best_result.state, "small_cnn", data.classes, data.mean, data.std, images, labels)
     theirs = test_accuracy(plain_state, "small_cnn", data.classes, data.mean, data.std, images, labels)

@@ -69,6 +69,7 @@ class TrainingOutcome:
     schedule: dict[str, Any]
     wall_seconds: float
     parent: ParentModel | None = None
+    materialize_seconds: float = 0.0     # of wall_seconds: reading the query into partitions
 
     @property
     def best_result(self) -> Any:
@@ -119,7 +120,9 @@ def train(duck: duckdb.DuckDBPyConnection, query_sql: str, options: TrainingOpti
     folder = tempfile.mkdtemp(prefix="mallard_training_")
     try:
         settle(duck)
+        reading = time.perf_counter()
         data = materialize(relation, spec, options, folder, label_run, cancel)
+        reading = time.perf_counter() - reading
         parent_weights = None
         if parent is not None:
             data = dataclasses.replace(data, mean=parent.spec.mean, std=parent.spec.std)
@@ -132,7 +135,7 @@ def train(duck: duckdb.DuckDBPyConnection, query_sql: str, options: TrainingOpti
         from engine.training.grid import best_configuration
 
         return TrainingOutcome(query_sql, options, data, tuple(results), best_configuration(results), strategy,
-                               schedule, time.perf_counter() - started, parent)
+                               schedule, time.perf_counter() - started, parent, reading)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
