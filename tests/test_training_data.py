@@ -166,3 +166,25 @@ def test_the_label_run_a_query_reads_is_found(tmp_path):
         assert run.target_table == "t_labels" and data.label_run == run.run_id
         assert data.classes == ("yes", "no")  # the LABEL run's order, not sorted
         assert data.has_weight and not data.has_label
+
+
+def test_a_majority_vote_tie_has_no_label_but_trains_on_its_probabilities(tmp_path):
+    with engine.connect(progress="off", autocommit=True) as con:
+        con.execute("""
+            CREATE TABLE t AS SELECT range AS id, range % 4 AS x FROM range(40);
+            CREATE LABELING FUNCTION g1 ON t AS CASE WHEN x = 0 THEN 'no' WHEN x = 1 THEN 'yes' END;
+            CREATE LABELING FUNCTION g2 ON t AS CASE WHEN x < 2 THEN 'yes' END;
+            LABEL t USING g1, g2 WITH (classes = ['no', 'yes'], model = 'majority') INTO ties;
+        """)
+        duck = con.duckdb_connection
+        assert duck.execute("SELECT count(*) FROM ties WHERE label IS NULL AND n_votes = 2").fetchone()[0] == 10
+        opts = parse_options({"architecture": "mlp", "probs": "probs", "holdout": 0.0, "partitions": 1})
+        query = "SELECT t.id, t.x, l.label, l.probs FROM t JOIN ties l USING (id)"
+        rel = source_relation(duck, query)
+        settle(duck)
+        from engine.training.source import find_label_run
+
+        data = materialize(rel, resolve_data(rel, opts), opts, str(tmp_path), find_label_run(duck, query))
+        with PartitionReader(data, data.partitions[0]) as reader:
+            batch = reader.take(np.arange(reader.rows))
+        assert data.has_label and reader.rows == 40 and set(batch.labels.tolist()) <= {0, 1}

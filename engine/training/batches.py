@@ -82,8 +82,8 @@ class PartitionReader:
         self.rows = table.num_rows
         self._views = [fixed_width_view(chunk, data.input_shape, data.kind) for chunk in table.column("__x").chunks]
         self._starts = np.cumsum([0] + [len(v) for v in self._views])[:-1]
-        self.labels = _class_ids(table, data) if data.has_label else None
         self.probs = _probabilities(table, data) if data.has_probs else None
+        self.labels = _class_ids(table, data, self.probs) if data.has_label else None
         self.weight = table.column("__weight").to_numpy().astype(np.float32) if data.has_weight else None
         if self.labels is None and self.probs is not None:
             self.labels = self.probs.argmax(1).astype(np.int64)
@@ -121,11 +121,18 @@ class PartitionReader:
         self.close()
 
 
-def _class_ids(table: pa.Table, data: TrainingData) -> np.ndarray:
-    ids = pc.index_in(table.column("__label"), value_set=pa.array(list(data.classes)))
-    if ids.null_count:
+def _class_ids(table: pa.Table, data: TrainingData, probs: np.ndarray | None) -> np.ndarray:
+    """Class ids of the labels; with probabilities as the target, a missing label (a LABEL tie)
+    counts as their most likely class."""
+    column = table.column("__label")
+    ids = pc.index_in(column, value_set=pa.array(list(data.classes)))
+    if ids.null_count > column.null_count or (column.null_count and probs is None):
         raise DataError(f"a label of this partition is not one of the classes {list(data.classes)!r}")
-    return ids.to_numpy().astype(np.int64)
+    values = ids.to_numpy(zero_copy_only=False)
+    if column.null_count:
+        missing = np.asarray(pc.is_null(ids).to_numpy(zero_copy_only=False))
+        values = np.where(missing, probs.argmax(1), np.nan_to_num(values.astype(np.float64), nan=0))  # type: ignore[union-attr]
+    return values.astype(np.int64)
 
 
 def _probabilities(table: pa.Table, data: TrainingData) -> np.ndarray:

@@ -232,7 +232,7 @@ class _PartitionWriter:
         hashes = batch.column("__hash").to_numpy(zero_copy_only=False).astype(np.uint64)
         self.hash_sum = (self.hash_sum + int(np.sum(hashes, dtype=np.uint64))) % (1 << 64)  # wraps around
         if "__label" in batch.schema.names:
-            self.labels.update(pc.unique(batch.column("__label")).to_pylist())
+            self.labels.update(v for v in pc.unique(batch.column("__label")).to_pylist() if v is not None)
         held = batch.column("__holdout").to_numpy(zero_copy_only=False)
         stored = batch.select([n for n in batch.schema.names if n in ("__x", "__label", "__probs", "__weight")])
         if held.any():
