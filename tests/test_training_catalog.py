@@ -68,6 +68,7 @@ def test_a_grid_becomes_versions_with_their_lineage(duck):
     assert run == [(sum(outcome.data.partition_rows), outcome.data.holdout_rows, "numeric", ["a", "b", "v"], [4], 2, 1, True)]
     history = training_history(duck, "yes_no")
     assert [(h[0], h[1]) for h in history] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert rows(duck, "SELECT * FROM training_history('YES_NO')") == history  # the SQL macro
     assert history[1][2:5] == (best.final.train_loss, best.final.val_loss, best.final.val_accuracy)
 
 
