@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import duckdb
 
 from engine.errors import DataError, ProgrammingError, translate
+
+if TYPE_CHECKING:
+    from engine.training.api import TrainingOutcome
 
 
 class CatalogSession:
@@ -65,7 +68,8 @@ def check_target(duck: duckdb.DuckDBPyConnection, name: str, replace: bool) -> s
     return check_model_name(CatalogSession(duck), name, replace)
 
 
-def record(duck: duckdb.DuckDBPyConnection, model_name: str, outcome: Any, replace: bool = False) -> RecordedModel:
+def record(duck: duckdb.DuckDBPyConnection, model_name: str, outcome: "TrainingOutcome",
+           replace: bool = False) -> RecordedModel:
     """Store every configuration of ``outcome`` as a version of ``model_name`` (the best one
     current) with its lineage.  Runs in the caller's transaction: it neither begins nor commits."""
     from engine.inference.catalog import add_version
