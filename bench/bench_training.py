@@ -217,9 +217,12 @@ def part_grid(args: argparse.Namespace) -> None:
     line("model hopping: data bytes each worker reads (its partitions)", str(s["data_bytes_read"]))
     line("model hopping: model-state bytes each worker receives", str(s["model_bytes_received"]))
     configs, epochs = len(hop.results), args.grid_epochs
-    line("shipping data: bytes each worker receives (dataset once)", f"{s['dataset_bytes']}")
-    line("shipping data per epoch: bytes per worker (its configurations)",
+    line("shipping data instead: bytes each worker receives, the dataset once", f"{s['dataset_bytes']}")
+    line("shipping data instead, streamed: per worker, its configurations x epochs",
          f"{s['dataset_bytes'] * configs // s['workers'] * epochs}")
+    per_hop = sum(s["model_bytes_received"]) / max(sum(s["hops"]), 1)
+    line("model state per hop (bytes); hops per model and epoch", f"{per_hop:.0f}; "
+         f"{sum(s['hops']) / (configs * epochs):.1f}")
 
 
 # Spilling ---------------------------------------------------------------------------------

@@ -119,7 +119,6 @@ def train_hopper(configurations: Sequence[Configuration], setup: Setup, workers:
     paths = {c.index: os.path.join(folder, f"model_{c.index}.safetensors") for c in configurations}
     for c in configurations:
         save_file(ModelRun(c, setup, rotation=c.index).portable_state(), paths[c.index])
-    state_bytes = {m: os.path.getsize(p) for m, p in paths.items()}
     schedule = HopperSchedule(configurations, len(setup.data.partitions), workers, survivors)
     by_index = {c.index: c for c in configurations}
     accounting = _Accounting(workers)
@@ -136,7 +135,7 @@ def train_hopper(configurations: Sequence[Configuration], setup: Setup, workers:
                 visit = schedule.next_for(worker)
                 if visit is not None:
                     idle.discard(worker)
-                    accounting.assign(worker, visit.model, state_bytes[visit.model])
+                    accounting.assign(worker, visit.model, os.path.getsize(paths[visit.model]))
                     pool.send(worker, {"type": "visit", "configuration": asdict(by_index[visit.model]),
                                        "state": paths[visit.model], **asdict(visit)})
 
