@@ -413,14 +413,19 @@ def part_distill(args: argparse.Namespace) -> None:
         "width": teacher.column("width"), "label": teacher.column("label"),
         "probs": pa.array(list(soft), pa.list_(pa.float64()))}))
     majority = max(classes, key=lambda c: int((labels[even] == c).sum()))
+    duck.execute("ALTER TABLE teacher ADD COLUMN question VARCHAR")  # NoScope's kind: one yes/no question
+    duck.execute("UPDATE teacher SET question = CASE WHEN label = ? THEN 'yes' ELSE 'no' END", [majority])
     line(f"classes among the even frames' labels; decisive odd frames", f"{len(classes)}; {int(decisive[odd].sum())} of {int(odd.sum())}")
     line("baseline: always the even frames' most frequent label", f"agreement {float((labels[odd] == majority).mean()):.4f}")
     frames = np.stack([np.frombuffer(f, dtype=np.uint8).reshape(224, 224, 3) for f in teacher.column("frame").to_pylist()])
     speeds = {"MobileNetV2": _ms_per_frame(imagenet_mobilenet(), frames[odd], (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
+    share = float((labels[odd] == majority).mean())
+    line(f"yes/no question 'is it {majority}?': baseline (the commoner answer)", f"agreement {max(share, 1 - share):.4f}")
     for architecture in ("tiny_cnn", "small_cnn"):
-        for target, extra in (("labels", {}), ("soft outputs", {"probs": "probs", "classes": classes})):
-            query = "SELECT frame_id, frame, height, width, " + ("probs" if extra else "label") + \
-                    " FROM teacher WHERE frame_id % 2 = 0"
+        for target, extra in (("labels", {}), ("soft outputs", {"probs": "probs", "classes": classes}),
+                              ("yes/no answers", {"label": "question"})):
+            column = "probs" if "probs" in extra else ("question" if "label" in extra else "label")
+            query = f"SELECT frame_id, frame, height, width, {column} FROM teacher WHERE frame_id % 2 = 0"
             started = time.perf_counter()
             outcome = train(duck, query, parse_options({"architecture": architecture, "epochs": args.distill_epochs,
                                                         "optimizer": "adam", "lr": 0.003, "batch_size": 16,
@@ -433,7 +438,8 @@ def part_distill(args: argparse.Namespace) -> None:
                 predicted = torch.cat([student(normalize_frames(frames[odd][i:i + 32], outcome.data.mean, outcome.data.std)
                                                .contiguous()).argmax(1) for i in range(0, int(odd.sum()), 32)])
             names = np.array(outcome.data.labels)[predicted.numpy()]
-            agree = names == labels[odd]
+            truth = labels[odd] if "label" not in extra else np.where(labels[odd] == majority, "yes", "no")
+            agree = names == truth
             line(f"{architecture} on the teacher's {target} ({seconds:.0f} s): agreement, on decisive frames",
                  f"{agree.mean():.4f}, {agree[decisive[odd]].mean():.4f}")
         speeds[architecture] = _ms_per_frame(student, frames[odd], outcome.data.mean, outcome.data.std)
