@@ -148,14 +148,33 @@ def _probabilities(table: pa.Table, data: TrainingData) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, k)
 
 
+def frames_to_input(frames: np.ndarray, mean: Any, std: Any) -> "torch.Tensor":
+    """(n, H, W, 3) uint8 frames -> contiguous (n, 3, H, W) float32, scaled to [0, 1] and
+    normalized per channel: the values of :func:`udfs.models.normalize_frames`, bit for bit,
+    but laid out NCHW before the arithmetic (element-wise arithmetic on the permuted view is
+    5 to 10 times slower, and far slower still with two threads on a busy machine).
+
+    >>> import numpy as np
+    >>> from udfs.models import normalize_frames
+    >>> frames = np.random.default_rng(0).integers(0, 256, (4, 5, 6, 3), dtype=np.uint8)
+    >>> bool((frames_to_input(frames, (0.5, 0.4, 0.3), (0.2, 0.3, 0.4))
+    ...       == normalize_frames(frames, (0.5, 0.4, 0.3), (0.2, 0.3, 0.4))).all())
+    True
+    """
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).contiguous().to(torch.float32).div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return x.sub_(m).div_(s)
+
+
 def to_tensors(raw: RawBatch, data: TrainingData, device: str = "cpu") -> Batch:
     """Normalize the input (as model functions over frames do) and move the batch to ``device``."""
     import torch
 
     if data.kind == "image":
-        from udfs.models import normalize_frames
-
-        x = normalize_frames(raw.x, data.mean, data.std).contiguous()
+        x = frames_to_input(raw.x, data.mean, data.std)
     else:
         mean = torch.tensor(data.mean, dtype=torch.float32)
         std = torch.tensor(data.std, dtype=torch.float32)

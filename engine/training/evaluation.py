@@ -119,9 +119,9 @@ def _inputs(batch: pa.RecordBatch, spec: Any, signature: ModelSignature) -> Any:
         if model_spec.input_size is not None and tuple(model_spec.input_size) != tuple(shape[:2]):
             raise DataError(f"model {signature.model} takes {model_spec.input_size[0]}x{model_spec.input_size[1]} "
                             f"images, the query gives {shape[0]}x{shape[1]}")
-        from udfs.models import normalize_frames
+        from engine.training.batches import frames_to_input
 
-        return normalize_frames(np.array(view), model_spec.mean, model_spec.std).contiguous()
+        return frames_to_input(view, model_spec.mean, model_spec.std)
     if len(model_spec.mean) != shape[0]:
         raise DataError(f"model {signature.model} takes {len(model_spec.mean)} features "
                         f"({', '.join(signature.inputs)}), the query gives {shape[0]}")
