@@ -59,8 +59,16 @@ def catalog_version(duck: duckdb.DuckDBPyConnection) -> int:
 
 
 def migrate(duck: duckdb.DuckDBPyConnection, read_only: bool = False) -> int:
-    """Bring the catalog to :data:`CATALOG_VERSION` in one transaction; return the version."""
-    version = catalog_version(duck)
+    """Bring the catalog to :data:`CATALOG_VERSION` in one transaction; return the version.
+
+    A catalog DuckDB cannot read (a system table replaced by something else) is an
+    OperationalError saying so, never DuckDB's own exception."""
+    try:
+        version = catalog_version(duck)
+    except duckdb.Error as e:
+        raise OperationalError(
+            f"this database's Mallard catalog (schema mallard) cannot be read: {translate(e)}; "
+            "was a mallard.* table dropped or replaced outside Mallard?") from e
     if version > CATALOG_VERSION:
         raise OperationalError(
             f"this database's catalog is version {version}, newer than this Mallard understands "

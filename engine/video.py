@@ -218,5 +218,5 @@ def frames_from_numpy(con: Any, table: str, frames: np.ndarray | Sequence[np.nda
         target = exp.to_table(table)
     except Exception as e:  # sqlglot's parse errors for a malformed name
         raise ProgrammingError(f"expected a table name, found {table!r}") from e
-    return write_frames_table(con._session, target, info, batches, replace=replace, every=1,
+    return write_frames_table(con.session, target, info, batches, replace=replace, every=1,
                               width=w, height=h, total=n)

@@ -5,7 +5,8 @@ import pytest
 from sqlglot import exp
 
 import engine
-from engine.dialect import STATEMENTS, parse_statements, split_statements
+from engine.dialect import parse_statements, split_statements
+from engine.registry import STATEMENTS
 from engine.dialect.core import ResetSetting, SetSetting, ShowSettings
 from engine.dialect.video import LoadVideo
 from engine.router import Router, statement_kind
@@ -116,13 +117,16 @@ def test_router_sends_plain_sql_to_duckdb_and_ours_to_the_parser():
 
 
 def test_fast_path_does_not_parse_plain_sql(con, monkeypatch):
-    import engine.cursor as cursor_module
+    import sqlglot
+
+    import engine.dialect as dialect
 
     def no_parse(*args, **kwargs):
         raise AssertionError("plain SQL must not be parsed")
 
-    monkeypatch.setattr(cursor_module, "parse_in_script", no_parse)
-    monkeypatch.setattr(cursor_module, "statement_spans", no_parse)
+    monkeypatch.setattr(dialect, "parse_in_script", no_parse)
+    monkeypatch.setattr(dialect, "statement_spans", no_parse)
+    monkeypatch.setattr(sqlglot, "parse", no_parse)
     assert con.execute("SELECT ? * 2", [21]).fetchone() == (42,)
 
 

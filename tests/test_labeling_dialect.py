@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 from sqlglot import exp
 
 import engine
-from engine.dialect import STATEMENTS, parse_statements
+from engine.dialect import parse_statements
+from engine.registry import STATEMENTS
 from engine.dialect.labeling import (AddGoldLabels, AnalyzeLabelingFunctions, CreateLabelingFunction,
                                      DropLabelingFunction, Label, ShowClassBalance, ShowLabelAnalysis,
                                      ShowLabelingFunctions)

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 import engine
-from engine.dialect import STATEMENTS, split_statements
-from engine.settings import SETTINGS
+from engine.dialect import split_statements
+from engine.registry import SETTINGS, STATEMENTS, builtin_functions
 from tests.conftest import ROOT
-from udfs import SCALAR_FUNCTIONS
 from udfs.architectures import ARCHITECTURES
 
 README = (ROOT / "README.md").read_text()
@@ -86,7 +85,7 @@ def test_sql_blocks_of_each_section_run(workdir, title, monkeypatch):
 def test_every_statement_setting_and_function_is_documented():
     missing = [f"statement {cls.NAME}" for cls in STATEMENTS if not cls.NAME or cls.NAME not in README]
     missing += [f"setting {name}" for name in SETTINGS if f"`{name}`" not in README]
-    missing += [f"function {name}" for name in SCALAR_FUNCTIONS if f"{name}(" not in README]
+    missing += [f"function {f.name}" for f in builtin_functions() if f"{f.name}(" not in README]
     missing += [f"architecture {name}" for name in ARCHITECTURES
                 if not name.startswith("tiny_") and f"'{name}'" not in README and f"`{name}`" not in README]
     assert not missing, f"README does not document: {', '.join(missing)}"

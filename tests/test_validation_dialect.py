@@ -71,7 +71,7 @@ def test_every_statement_has_a_name() -> None:
     ("COMPUTE STATISTICS FOR t APPEND s", "Expected TO after APPEND, found 's' (line 1, column 33)"),
     ("INFER SCHEMA s flights", "Expected FROM after INFER SCHEMA <name>, found 'flights' (line 1, column 16)"),
     ("INFER SCHEMA FROM t", "Expected FROM after INFER SCHEMA <name>, found 't' (line 1, column 19)"),
-    ("VALIDATE t WITH s", "Expected AGAINST after VALIDATE <table>, found 'WITH' (line 1, column 12)"),
+    ("VALIDATE t WITH s", "Expected AGAINST after VALIDATE <table or query>, found 'WITH' (line 1, column 12)"),
     ("VALIDATE t\n  AGAINST", "Expected a schema name after AGAINST, found the end of the statement (line 2, column 10)"),
     ("VALIDATE t AGAINST s VERSION x", "Expected a version number after AGAINST <schema> VERSION, found 'x' (line 1, column 30)"),
     ("ALTER SCHEMA s ALTER COLUMN c SET domain", "Expected ( after ALTER COLUMN c SET, found 'domain' (line 1, column 35)"),

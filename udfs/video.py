@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from udfs import scalar_function
+from engine.extensions import ScalarFunction
 
 
 def _pixels(value: pa.Scalar) -> np.ndarray | None:
@@ -18,14 +18,12 @@ def _pixels(value: pa.Scalar) -> np.ndarray | None:
     return None if buffer is None else np.frombuffer(buffer, dtype=np.uint8)
 
 
-@scalar_function(parameters=["BLOB"], returns="DOUBLE", vectorized=True)
 def frame_mean(frames: pa.Array) -> pa.Array:
     """Mean pixel value of each frame (NULL for NULL)."""
     out = [None if (p := _pixels(v)) is None or p.size == 0 else float(p.mean(dtype=np.float64)) for v in frames]
     return pa.array(out, pa.float64())
 
 
-@scalar_function(parameters=["BLOB", "BLOB"], returns="DOUBLE", vectorized=True)
 def frame_diff(a: pa.Array, b: pa.Array) -> pa.Array:
     """Mean absolute pixel difference of two equally sized frames (NULL if either is NULL)."""
     out: list[float | None] = []
@@ -38,3 +36,10 @@ def frame_diff(a: pa.Array, b: pa.Array) -> pa.Array:
             raise ValueError(f"frame_diff: expected frames of equal size, found {pa_.size} and {pb.size} bytes")
         out.append(float(np.abs(pa_.astype(np.int16) - pb.astype(np.int16)).mean()) if pa_.size else 0.0)
     return pa.array(out, pa.float64())
+
+
+#: The frame functions, as SQL declares them.
+FRAME_FUNCTIONS: tuple[ScalarFunction, ...] = (
+    ScalarFunction("frame_mean", frame_mean, ("BLOB",), "DOUBLE", vectorized=True),
+    ScalarFunction("frame_diff", frame_diff, ("BLOB", "BLOB"), "DOUBLE", vectorized=True),
+)

@@ -4,27 +4,18 @@
 """
 from __future__ import annotations
 
-import re
-from typing import Any
-
+from sqlglot.generator import Generator
 from sqlglot.tokens import TokenType
 
-from engine.dialect.base import MallardParserMixin, Statement
-from engine.settings import SETTINGS
+from engine.dialect.base import MallardParserBase, Statement
 
 
-def _settings_route(verb: str) -> str:
-    names = "|".join(re.escape(n) for n in sorted(SETTINGS, key=len, reverse=True))
-    return rf"{verb}\s+(?:SESSION\s+|LOCAL\s+)?(?:{names})\b"
-
-
-def _setting_name(p: MallardParserMixin) -> str | None:
-    p.match_words("SESSION") or p.match_words("LOCAL")
-    curr = p._curr
-    if not curr or curr.text.lower() not in SETTINGS:
-        return None
-    p._advance()  # type: ignore[attr-defined]
-    return curr.text.lower()
+def _setting_name(p: MallardParserBase) -> str:
+    """The setting name the prefix's ``{setting}`` slot stands before (checked by the parser)."""
+    token = p.current()
+    assert token is not None
+    p.advance()
+    return token.text.lower()
 
 
 class SetSetting(Statement):
@@ -35,64 +26,56 @@ class SetSetting(Statement):
     "SET progress = 'off'"
     """
 
-    NAME = "SET"
-    FIRST = "SET"
+    PREFIX = "SET {setting}"
     arg_types = {"this": True, "value": True}
 
     @classmethod
-    def route(cls) -> str:
-        return _settings_route("SET")
-
-    @classmethod
-    def parse(cls, p: MallardParserMixin) -> "SetSetting | None":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "SetSetting":
         name = _setting_name(p)
-        if name is None:
-            return None
-        if not (p._match(TokenType.EQ) or p.match_words("TO")):  # type: ignore[attr-defined]
-            p.raise_error(f"Expected = or TO after SET {name}, found {p.found()}")  # type: ignore[attr-defined]
-        value = p._parse_bitwise()  # type: ignore[attr-defined]
+        if not (p.match_token(TokenType.EQ) or p.match_words("TO")):
+            p.fail(f"Expected = or TO after SET {name}, found {p.found()}")
+        value = p.parse_value()
         if value is None:
-            p.raise_error(f"Expected a value for SET {name}, found {p.found()}")  # type: ignore[attr-defined]
+            p.fail(f"Expected a value for SET {name}, found {p.found()}")
         return cls(this=name, value=value)
 
-    def to_sql(self, g: Any) -> str:
+    def to_sql(self, g: Generator) -> str:
         return f"SET {self.this} = {g.sql(self, 'value')}"
 
 
 class ResetSetting(Statement):
-    """``RESET <mallard setting>`` back to its default."""
+    """``RESET <mallard setting>`` back to its default.
 
-    NAME = "RESET"
-    FIRST = "RESET"
+    >>> from engine.dialect import parse_statements
+    >>> parse_statements("reset progress")[0].sql("mallard")
+    'RESET progress'
+    """
+
+    PREFIX = "RESET {setting}"
     arg_types = {"this": True}
 
     @classmethod
-    def route(cls) -> str:
-        return _settings_route("RESET")
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "ResetSetting":
+        return cls(this=_setting_name(p))
 
-    @classmethod
-    def parse(cls, p: MallardParserMixin) -> "ResetSetting | None":
-        name = _setting_name(p)
-        return None if name is None else cls(this=name)
-
-    def to_sql(self, g: Any) -> str:
+    def to_sql(self, g: Generator) -> str:
         return f"RESET {self.this}"
 
 
 class ShowSettings(Statement):
-    """``SHOW MALLARD SETTINGS``: name, value, default and description of each setting."""
+    """``SHOW MALLARD SETTINGS``: name, value, default and description of each setting.
 
-    NAME = "SHOW MALLARD SETTINGS"
-    FIRST = "SHOW"
-    ROUTE = r"SHOW\s+MALLARD\s+SETTINGS\b"
+    >>> from engine.dialect import parse_statements
+    >>> parse_statements("show mallard settings")[0].sql("mallard")
+    'SHOW MALLARD SETTINGS'
+    """
+
+    PREFIX = "SHOW MALLARD SETTINGS"
     arg_types: dict[str, bool] = {}
 
     @classmethod
-    def parse(cls, p: MallardParserMixin) -> "ShowSettings | None":
-        if not p.match_words("MALLARD"):
-            return None
-        p.expect_words("SETTINGS", after="SHOW MALLARD")
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "ShowSettings":
         return cls()
 
-    def to_sql(self, g: Any) -> str:
+    def to_sql(self, g: Generator) -> str:
         return "SHOW MALLARD SETTINGS"

@@ -4,31 +4,25 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
 from engine.catalog import STAGING_PREFIX, catalog_name
-from engine.dialect.base import bind_parameters, literal_value, option_dict
 from engine.dialect.video import LoadVideo
 from engine.errors import DataError, ProgrammingError
-from engine.executors import executes
+from engine.options import read_options
 from engine.prefetch import prefetch
-from engine.result import Result
+from engine.statement_result import StatementResult
 from engine.video import FRAMES_DDL, VideoInfo, decode_frames, frames_batch, probe
 
-OPTIONS = {"width", "height", "every", "limit", "batch_frames"}
-
-
-@executes(LoadVideo)
-def load_video(session: Any, node: LoadVideo, params: Sequence[Any] | None) -> Result:
+def load_video(session: Any, node: LoadVideo) -> StatementResult:
     """``LOAD [OR REPLACE] VIDEO '<path>' INTO <table> [WITH (width, height, every, limit)]``."""
-    node = bind_parameters(node, params)
     if not isinstance(node.this, exp.Literal) or not node.this.is_string:
         raise ProgrammingError(f"expected the video path as a string, found {node.this.sql()}")
-    options = _options(node)
+    options = read_options(node)
     path = os.path.abspath(node.this.name)
     target: exp.Table = node.args["into"]
     replace = bool(node.args.get("replace"))
@@ -51,7 +45,7 @@ def load_video(session: Any, node: LoadVideo, params: Sequence[Any] | None) -> R
     n = write_frames_table(session, target, info, prefetch(batches), replace=replace, every=every,
                            width=width, height=height, total=expected, desc=f"LOAD VIDEO {os.path.basename(path)}")
     seconds = time.perf_counter() - started
-    return Result(rowcount=n, message=(
+    return StatementResult(rowcount=n, message=(
         f"LOAD VIDEO: {n} frames of {width}x{height} from {os.path.basename(path)} into "
         f"{target.sql('duckdb')} in {seconds:.2f} s ({n / seconds:.0f} frames/s)"
     ))
@@ -169,25 +163,6 @@ def _batches(frames: Iterator[tuple[float, np.ndarray]], size: int, width: int, 
         first_id += len(stamps)
         if len(stamps) < size:
             return
-
-
-def _options(node: LoadVideo) -> dict[str, int]:
-    raw = option_dict(node)
-    unknown = set(raw) - OPTIONS
-    if unknown:
-        raise ProgrammingError(
-            f"unknown LOAD VIDEO option {sorted(unknown)[0]!r}; expected one of {', '.join(sorted(OPTIONS))}"
-        )
-    options: dict[str, int] = {}
-    for key, value_node in raw.items():
-        try:
-            value = literal_value(value_node)
-        except ValueError:
-            value = value_node.sql()
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise DataError(f"LOAD VIDEO option {key}: expected a positive whole number, found {value!r}")
-        options[key] = value
-    return options
 
 
 def _output_size(info: VideoInfo, width: int | None, height: int | None) -> tuple[int, int]:

@@ -9,7 +9,7 @@ reloaded with other content get another video key, and their table's old rows go
 >>> import engine, numpy as np
 >>> from engine.inference.results import FrameResults
 >>> con = engine.connect()
->>> cache = ResultCache(con._session, CacheKey("m", 1, "v0", "clip", "full"))
+>>> cache = ResultCache(con.session, CacheKey("m", 1, "v0", "clip", "full"))
 >>> cache.store(FrameResults.from_arrays([0, 1], np.eye(2, dtype=np.float32), np.ones((2, 3), np.float32),
 ...                                      ["full"] * 2, [5, 5], [5, 5]))
 >>> cache.cached_ids(np.array([0, 1, 2])).tolist()

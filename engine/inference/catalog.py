@@ -8,9 +8,9 @@ metrics).  Training and serving add versions through :func:`add_version` too.
 >>> net = build("plain_cnn", num_classes=3)
 >>> spec = ModelSpec("plain_cnn", num_classes=3, input_size=None, mean=(0.5, 0.5, 0.5),
 ...                  std=(0.25, 0.25, 0.25), labels=("cat", "dog", "owl"))
->>> add_version(con._session, "pets", spec, net.state_dict(), source=None, created_by="CREATE MODEL")
+>>> add_version(con.session, "pets", spec, net.state_dict(), source=None, created_by="CREATE MODEL")
 1
->>> current_version(con._session, "pets").labels
+>>> current_version(con.session, "pets").labels
 ('cat', 'dog', 'owl')
 """
 from __future__ import annotations

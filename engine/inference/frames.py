@@ -12,8 +12,8 @@ not found after LOAD OR REPLACE loads other content.
 >>> engine.frames_from_numpy(con, "clip", np.zeros((3, 4, 6, 3), dtype=np.uint8))
 3
 >>> from sqlglot import exp
->>> frames = FramesTable.resolve(con._session, exp.to_table("clip"), "frame", "m")
->>> frames.select(con._session, None).frame_ids.tolist(), frames.video_key is not None
+>>> frames = FramesTable.resolve(con.session, exp.to_table("clip"), "frame", "m")
+>>> frames.select(con.session, None).frame_ids.tolist(), frames.video_key is not None
 ([0, 1, 2], True)
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ scans (see ``engine/planner``).
 
 >>> import engine
 >>> con = engine.connect()
->>> sorted(planned_functions(con._session))
+>>> sorted(planned_functions(con.session))
 ['features', 'logits', 'occlusion_map']
 """
 from __future__ import annotations
@@ -39,11 +39,3 @@ def planned_functions(session: Any) -> dict[str, PlannedFunction]:
     for name in model_names(session):
         found[name] = PlannedFunction(name, MODEL)
     return found
-
-
-def register_planned_functions() -> None:
-    """Add :func:`planned_functions` to the session's planned-function sources (once)."""
-    from engine.session import PLANNED_FUNCTION_SOURCES
-
-    if planned_functions not in PLANNED_FUNCTION_SOURCES:
-        PLANNED_FUNCTION_SOURCES.append(planned_functions)

@@ -1,11 +1,13 @@
-"""The inference scan: one model over one frames table, the step the planner puts before a
-rewritten query.
+"""The inference scan: one model over one frames table, a step of a planned query
+(:class:`engine.planner.steps.ScanStep`).
 
-It validates everything first (model, frames table, frame sizes), then serves each frame
-it needs from the statement script's shared results, from the result cache, or computes
-it (in frame_id order, batched, in the session's ``inference_mode``), storing new results
-and the incremental engine's state in one transaction.  The results are exposed to the
-rewritten query as an Arrow relation named by the scan request.
+:meth:`PreparedScan.prepare` validates everything first (model, frames table, frame sizes)
+without writing.  :func:`serve_plan` decides, for each frame the scan needs, whether it is
+served from the statement script's shared results, from the result cache, or computed:
+execution (:func:`execute_scan`) and ``EXPLAIN`` both call it.  Computed frames run in
+frame_id order, batched, in the session's ``inference_mode``; new results and the
+incremental engine's state are stored in one transaction.  :func:`scan_relation` gives the
+results as the Arrow relation the rewritten query reads.
 """
 from __future__ import annotations
 
@@ -16,13 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from engine.errors import DataError
 from engine.inference.cache import CacheKey, ResultCache, forget_replaced_video
 from engine.inference.catalog import ModelVersion, load_network, require_model
 from engine.inference.frames import FramesTable, Selection
-from engine.inference.plan import ScanRequest
 from engine.inference.results import FrameResults, relation
+from engine.planner.annotations import ScanRequest
 from engine.inference.runners import FrameDecision, FullRunner, IncrementalRunner
 from engine.inference.settings import incremental_config, mode_key
 from engine.inference.state import load_state, save_state
@@ -111,33 +114,33 @@ def _check_sizes(version: ModelVersion, frames: FramesTable, selection: Selectio
         )
 
 
-@dataclass
-class InferenceScan:
-    """The plan step of one scan request (see the module docstring).
+@dataclass(frozen=True)
+class ServePlan:
+    """Where each frame a scan needs comes from (frame ids ascending in each part)."""
 
-    ``siblings`` are the scans of the same statement: the first to run validates them all,
-    so bad input in any of them fails the statement before anything is computed or written.
-    """
+    shared: FrameResults        # computed by an earlier statement of the same script
+    cached: np.ndarray          # frame ids stored in the result cache
+    missing: np.ndarray         # frame ids to compute now
 
-    request: ScanRequest
-    siblings: list["InferenceScan"] = field(default_factory=list, repr=False, compare=False)
-    prepared: PreparedScan | None = field(default=None, repr=False, compare=False)
-    stats: ScanStats | None = None
 
-    def prepare(self, session: Any) -> PreparedScan:
-        if self.prepared is None:
-            self.prepared = PreparedScan.prepare(session, self.request)
-        return self.prepared
+def serve_plan(session: Any, scan: PreparedScan) -> ServePlan:
+    """Which frames are shared, cached or to compute (reads no cached values)."""
+    wanted = scan.selection.frame_ids
+    script = _script_results(session, scan)
+    shared = script.select(wanted) if script is not None else FrameResults.empty()
+    remaining = np.setdiff1d(wanted, shared.frame_ids, assume_unique=True)
+    cached = ResultCache(session, scan.key).cached_ids(remaining) if scan.use_cache and scan.key is not None \
+        else np.empty(0, np.int64)
+    return ServePlan(shared, cached, np.setdiff1d(remaining, cached, assume_unique=True))
 
-    def run(self, session: Any) -> None:
-        for sibling in self.siblings:
-            sibling.prepare(session)
-        scan = self.prepare(session)
-        results, self.stats = execute_scan(session, scan)
-        session.register(self.request.relation, relation(results, self.request.outputs, scan.version.spec.label))
-        history = session.state.setdefault(STATS, [])
-        history.append(self.stats)
-        del history[:-100]
+
+def scan_relation(session: Any, scan: PreparedScan) -> pa.Table:
+    """Run the scan and give its results as the relation the rewritten query joins by frame_id."""
+    results, stats = execute_scan(session, scan)
+    history = session.state.setdefault(STATS, [])
+    history.append(stats)
+    del history[:-100]
+    return relation(results, scan.request.outputs, scan.version.spec.label)
 
 
 def execute_scan(session: Any, scan: PreparedScan) -> tuple[FrameResults, ScanStats]:
@@ -145,14 +148,11 @@ def execute_scan(session: Any, scan: PreparedScan) -> tuple[FrameResults, ScanSt
     started = time.perf_counter()
     stats = ScanStats(scan.version.model, scan.version.version, scan.frames.name, scan.mode,
                       frames=len(scan.selection))
-    wanted = scan.selection.frame_ids
+    served = serve_plan(session, scan)
+    shared, missing = served.shared, served.missing
     script = _script_results(session, scan)
-    shared = script.select(wanted) if script is not None else FrameResults.empty()
-    remaining = np.setdiff1d(wanted, shared.frame_ids, assume_unique=True)
     cache = ResultCache(session, scan.key) if scan.use_cache and scan.key is not None else None
-    cached_ids = cache.cached_ids(remaining) if cache is not None else np.empty(0, np.int64)
-    cached = cache.read(cached_ids, scan.request.outputs) if cache is not None else FrameResults.empty()
-    missing = np.setdiff1d(remaining, cached_ids, assume_unique=True)
+    cached = cache.read(served.cached, scan.request.outputs) if cache is not None else FrameResults.empty()
     stats.shared, stats.cached = len(shared), len(cached)
     computed = _compute(session, scan, missing, cache, stats) if len(missing) else FrameResults.empty()
     if script is not None and len(computed):

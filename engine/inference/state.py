@@ -5,8 +5,8 @@
 >>> from engine.inference.cache import CacheKey
 >>> con = engine.connect()
 >>> key = CacheKey("m", 1, "v0", "clip", "exact:{}")
->>> save_state(con._session, key, "{}", {"base": torch.ones(2, 2)}, last_frame_id=7)
->>> load_state(con._session, key)["base"].sum().item()
+>>> save_state(con.session, key, "{}", {"base": torch.ones(2, 2)}, last_frame_id=7)
+>>> load_state(con.session, key)["base"].sum().item()
 4.0
 """
 from __future__ import annotations

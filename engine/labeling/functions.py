@@ -13,7 +13,7 @@ from sqlglot import exp
 from engine.catalog import catalog_name
 from engine.errors import ProgrammingError
 from engine.labeling.table import column_names
-from udfs.labeling import PythonLabelingFunction, python_labeling_functions
+from engine.extensions import PythonLabelingFunction, session_labeling_functions as python_labeling_functions
 
 
 @dataclass(frozen=True)

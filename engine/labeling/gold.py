@@ -10,13 +10,12 @@ from typing import Any
 from sqlglot import exp
 
 from engine.catalog import catalog_name
-from engine.dialect.base import literal_value, option_dict
+from engine.options import read_options
 from engine.errors import DataError, ProgrammingError
 from engine.labeling.classes import LabelClasses
 from engine.labeling.matrix import VOTE_ERROR
 from engine.labeling.table import RowKey, column_names, quote_column, require_table, row_key
 
-GOLD_OPTIONS = ("key", "label")
 _GOLD = exp.to_table("mallard.gold_labels")
 
 
@@ -64,7 +63,7 @@ def add_gold_labels(session: Any, table: exp.Table, source: exp.Expression, opti
     """Check and store gold labels for ``table`` from ``source`` (a table or subquery); returns how many."""
     session.require_writable("ADD GOLD LABELS")
     require_table(session, table, "ADD GOLD LABELS")
-    options = _options(options_node)
+    options = read_options(options_node)
     key = row_key(session, table, options.get("key"))
     label_column = options.get("label", "label")
     rows = _gold_rows(session, source, key.name, label_column)
@@ -86,20 +85,6 @@ def add_gold_labels(session: Any, table: exp.Table, source: exp.Expression, opti
             expression=insert,
         ))
     return int(session.sql(exp.select(exp.Count(this=exp.Star())).from_(exp.alias_(rows.copy(), "gold_rows"))).fetchone()[0])
-
-
-def _options(node: exp.Expression) -> dict[str, str]:
-    raw = option_dict(node)
-    unknown = sorted(set(raw) - set(GOLD_OPTIONS))
-    if unknown:
-        raise ProgrammingError(f"unknown ADD GOLD LABELS option {unknown[0]!r}; expected one of {', '.join(GOLD_OPTIONS)}")
-    out = {}
-    for name, value in raw.items():
-        text = value.name if isinstance(value, (exp.Column, exp.Identifier)) else literal_value(value)
-        if not isinstance(text, str) or not text:
-            raise DataError(f"ADD GOLD LABELS option {name}: expected a column name, found {value.sql()}")
-        out[name] = text
-    return out
 
 
 def _gold_rows(session: Any, source: exp.Expression, key: str, label: str) -> exp.Subquery:

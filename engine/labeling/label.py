@@ -24,7 +24,7 @@ from engine.labeling.functions import resolve
 from engine.labeling.majority import MajorityVote
 from engine.labeling.matrix import LabelMatrix
 from engine.labeling.patterns import VotePatterns
-from engine.labeling.options import ANALYZE_OPTIONS, LabelOptions, label_options
+from engine.labeling.options import LabelOptions, label_options
 from engine.labeling.plan import VotePlan
 from engine.labeling.runs import RunRecord, record_run
 from engine.labeling.table import require_table
@@ -49,7 +49,7 @@ def label(session: Any, node: exp.Expression) -> LabelOutcome:
     source: exp.Table = node.this
     target: exp.Table = node.args["into"]
     replace = bool(node.args.get("replace"))
-    options = label_options(node, "LABEL")
+    options = label_options(node)
     session.require_writable("LABEL")
     require_table(session, source, "LABEL")
     if target.sql("duckdb").lower() == source.sql("duckdb").lower():
@@ -143,7 +143,7 @@ def _label_share(session: Any, target: exp.Table, classes: Any, n_rows: int) -> 
 def analyze(session: Any, node: exp.Expression) -> pa.Table:
     """Execute ``ANALYZE LABELING FUNCTIONS``: the analysis without a label model; writes nothing."""
     source: exp.Table = node.this
-    options = label_options(node, "ANALYZE LABELING FUNCTIONS", ANALYZE_OPTIONS)
+    options = label_options(node)
     require_table(session, source, "ANALYZE LABELING FUNCTIONS")
     lfs = resolve(session, node.expressions)
     plan = VotePlan.prepare(session, source, lfs, options.key, options.classes, options.fault_tolerant)

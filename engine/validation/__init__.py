@@ -6,17 +6,18 @@ scans), :mod:`statistics_store` and :mod:`schema_store` (the catalog), :mod:`sou
 (statistics or a table), :mod:`schema` and :mod:`properties` (the schema model and its
 JSON), :mod:`schema_table` (a schema as rows), :mod:`inference`, :mod:`checks` (the anomaly
 queries), :mod:`validation_run`, :mod:`schema_edits` (ALTER SCHEMA), :mod:`schema_update`
-(UPDATE SCHEMA), :mod:`json_io`, :mod:`thresholds` (settings), :mod:`options` and
-:mod:`sql_templates` (reading statements, writing SQL).
+(UPDATE SCHEMA), :mod:`json_io`, :mod:`thresholds` (settings), :mod:`names` and
+:mod:`sql_templates` (naming, writing SQL).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from engine.validation import thresholds  # noqa: F401  (registers the settings)
+if TYPE_CHECKING:
+    from engine.connection import Connection
 
 
-def export_schema(connection: Any, name: str, version: int | None = None) -> str:
+def export_schema(connection: "Connection", name: str, version: int | None = None) -> str:
     """A data schema as JSON text (the latest version unless ``version``).
 
     >>> import engine, json
@@ -28,10 +29,10 @@ def export_schema(connection: Any, name: str, version: int | None = None) -> str
     """
     from engine.validation.json_io import schema_document
 
-    return schema_document(connection._session, name, version)
+    return schema_document(connection.session, name, version)
 
 
-def import_schema(connection: Any, name: str, text: str) -> int:
+def import_schema(connection: "Connection", name: str, text: str) -> int:
     """Store JSON text as the next version of data schema ``name``; returns the version.
 
     >>> import engine
@@ -41,4 +42,4 @@ def import_schema(connection: Any, name: str, text: str) -> int:
     """
     from engine.validation.json_io import store_document
 
-    return store_document(connection._session, name, text, origin="import_schema()", statement="import_schema()")
+    return store_document(connection.session, name, text, origin="import_schema()", statement="import_schema()")

@@ -3,7 +3,7 @@
 >>> import engine
 >>> from engine.validation.schema import Schema
 >>> con = engine.connect(autocommit=True)
->>> session = con._session
+>>> session = con.session
 >>> save_schema(session, "s", Schema(), statement="example"), save_schema(session, "s", Schema(), statement="again")
 (1, 2)
 >>> load_schema(session, "s")[0]

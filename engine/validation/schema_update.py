@@ -62,7 +62,7 @@ def update_schema(session: Any, target: SchemaVersion, key: str, environment: st
     facts = read_facts(session, key)
     updated = target.schema.copy()
     changes: list[Change] = []
-    for anomaly in anomalies:
+    for anomaly in anomalies.to_pylist():
         rule = _RULES.get(anomaly["anomaly"])
         if rule is not None:
             change = rule(updated, anomaly["column_name"], facts, accept_type_changes)

@@ -1,6 +1,6 @@
 """One validation: lay out the relations the checks read (temp tables, dropped at the end), run
 every check as one SQL query (a UNION ALL of :data:`engine.validation.checks.CHECKS`), and hand
-back the anomalies in order.
+back the anomalies in order, as Arrow rows.
 
 Nothing crosses from Python but parameters: the schema's columns come from its stored JSON
 (``validation_schema(name, version)``), each threshold resolved against the session's settings.
@@ -10,6 +10,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
+
+import pyarrow as pa
 
 from engine.validation.checks import CHECKS
 from engine.validation.schema import Schema
@@ -37,17 +39,18 @@ class SchemaVersion:
     schema: Schema
 
 
-def find_anomalies(session: Any, target: SchemaVersion, refs: References, environment: str | None) -> list[dict[str, Any]]:
-    """The anomalies of ``refs.current`` against ``target``, in order, as dicts (ANOMALY_COLUMNS)."""
+def find_anomalies(session: Any, target: SchemaVersion, refs: References, environment: str | None) -> pa.Table:
+    """The anomalies of ``refs.current`` against ``target``, in order (ANOMALY_COLUMNS), as
+    DuckDB computed them (read once as Arrow: no row crosses into Python objects)."""
     names = [name for name, _ in ANOMALY_COLUMNS]
     with _relations(session, target, refs, environment):
         checks = [c.sql for c in CHECKS if c.needs is None or getattr(refs, c.needs) is not None]
         union = "\nUNION ALL\n".join(f"({sql.strip()})" for sql in checks)
-        rows = session.sql(
-            f"SELECT a.* FROM ({union}) AS a({', '.join(names)})"
+        typed = ", ".join(f"CAST(a.{name} AS {sql_type}) AS {name}" for name, sql_type in ANOMALY_COLUMNS)
+        return session.relation(
+            f"SELECT {typed} FROM ({union}) AS a({', '.join(names)})"
             " LEFT JOIN mallard_v_order o ON o.key = lower(a.column_name)"
-            " ORDER BY a.column_name IS NOT NULL, o.position, a.anomaly, a.description").fetchall()
-    return [dict(zip(names, row)) for row in rows]
+            " ORDER BY a.column_name IS NOT NULL, o.position, a.anomaly, a.description").to_arrow_table()
 
 
 @contextmanager

@@ -1,5 +1,4 @@
-"""What the planner's inference rules read and write: model calls found in a query and the
-scan requests they become.
+"""Model calls in a query: what the planner's inference rules look for.
 
 A *model call* is ``<model>(frame)``, ``features(<model>, frame)`` or ``logits(<model>,
 frame)``.  Each becomes a reference to an output column (``prediction``, ``features``,
@@ -15,19 +14,16 @@ joined back to the query by ``frame_id``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Mapping
 
 from sqlglot import exp
 
 from engine.errors import ProgrammingError
-from engine.inference.functions import FEATURES, LOGITS, MODEL, OCCLUSION_MAP
+from engine.inference.functions import FEATURES, LOGITS, MODEL, OCCLUSION_MAP, PlannedFunction
 
 #: The output column of a scan relation that each kind of call reads.
 OUTPUT_OF_KIND = {MODEL: "prediction", FEATURES: "features", LOGITS: "logits"}
-
-#: Where the planner keeps its inference scan requests in ``PlanContext.info``.
-SCANS = "inference_scans"
 
 
 @dataclass(frozen=True)
@@ -40,42 +36,6 @@ class ModelCall:
     frame: exp.Column
 
 
-@dataclass
-class ScanRequest:
-    """One inference scan the rewritten query needs: a model over a frames table.
-
-    ``predicate`` (over the frames table's own columns, unqualified) and ``limit`` restrict
-    the frames scanned; ``order`` is 'asc' or 'desc' with a limit.  ``scope`` is the SELECT
-    whose FROM holds the frames table (rules only; not part of the scan).
-    """
-
-    model: str
-    table: exp.Table
-    frame_column: str
-    outputs: set[str]
-    relation: str
-    predicate: exp.Expression | None = None
-    limit: int | None = None
-    order: str = "asc"
-    scope: Any = field(default=None, repr=False, compare=False)
-
-    @property
-    def table_key(self) -> tuple[str, ...]:
-        """The frames table's identity within one statement (lower-cased parts)."""
-        parts = (self.table.catalog, self.table.db, self.table.name)
-        return tuple(p.lower() for p in parts)
-
-    def describe(self) -> str:
-        """One line for golden files and EXPLAIN: model, table, outputs, restriction."""
-        text = f"{self.relation}: {self.model} ON {self.table.sql('duckdb')} ({self.frame_column})"
-        text += f" OUTPUTS {', '.join(sorted(self.outputs))}"
-        if self.predicate is not None:
-            text += f" WHERE {self.predicate.sql('duckdb')}"
-        if self.limit is not None:
-            text += f" ORDER BY frame_id {self.order.upper()} LIMIT {self.limit}"
-        return text
-
-
 def function_name(node: exp.Expression) -> str | None:
     """The lower-case name of a function call node that sqlglot does not know (Anonymous)."""
     if isinstance(node, exp.Anonymous) and isinstance(node.this, str):
@@ -83,7 +43,7 @@ def function_name(node: exp.Expression) -> str | None:
     return None
 
 
-def model_call(node: exp.Expression, functions: dict[str, Any]) -> ModelCall | None:
+def model_call(node: exp.Expression, functions: Mapping[str, PlannedFunction]) -> ModelCall | None:
     """The model call ``node`` is, None if it is not one; ProgrammingError if it is malformed."""
     name = function_name(node)
     info = functions.get(name) if name else None
@@ -100,7 +60,7 @@ def model_call(node: exp.Expression, functions: dict[str, Any]) -> ModelCall | N
     return ModelCall(node, model, OUTPUT_OF_KIND[info.kind], frame_argument(name, args[1]))
 
 
-def model_argument(function: str, arg: exp.Expression, functions: dict[str, Any]) -> str:
+def model_argument(function: str, arg: exp.Expression, functions: Mapping[str, PlannedFunction]) -> str:
     """The model named by a function's first argument (a bare name or a string)."""
     if isinstance(arg, exp.Column) and not arg.table:
         name = arg.name.lower()
@@ -125,11 +85,6 @@ def frame_argument(function: str, arg: exp.Expression) -> exp.Column:
     )
 
 
-def scan_requests(context: Any) -> list[ScanRequest]:
-    """The scan requests recorded so far in a plan context."""
-    return context.info.setdefault(SCANS, [])
-
-
 def relation_reference(relation: str, output: str, alias: str) -> exp.Subquery:
     """``(SELECT <relation>.<output> FROM <relation> WHERE <relation>.frame_id = <alias>.frame_id)``."""
     query = (
@@ -152,3 +107,38 @@ def scope_sources(select: exp.Select) -> dict[str, exp.Expression]:
         if name:
             found[name.lower()] = source
     return found
+
+
+def lookup_scopes(tree: exp.Expression, relation: str) -> list[exp.Select]:
+    """The SELECTs whose rows the lookups into ``relation`` (see :func:`relation_reference`)
+    are correlated with: found from the tree's shape, so a rule can find a request's scope
+    in a copy of the tree."""
+    scopes: list[exp.Select] = []
+    for subquery in tree.find_all(exp.Subquery):
+        inner = subquery.this
+        if not isinstance(inner, exp.Select) or _from_name(inner) != relation.lower():
+            continue
+        alias = _correlated_alias(inner, relation)
+        select = subquery.parent.find_ancestor(exp.Select) if subquery.parent is not None else None
+        while select is not None and alias is not None and alias not in scope_sources(select):
+            select = select.parent.find_ancestor(exp.Select) if select.parent is not None else None
+        if select is not None and not any(select is s for s in scopes):
+            scopes.append(select)
+    return scopes
+
+
+def _from_name(select: exp.Select) -> str | None:
+    source = select.args.get("from_")
+    table = source.this if source is not None else None
+    return table.name.lower() if isinstance(table, exp.Table) else None
+
+
+def _correlated_alias(lookup: exp.Select, relation: str) -> str | None:
+    where = lookup.args.get("where")
+    condition = where.this if where is not None else None
+    if not isinstance(condition, exp.EQ):
+        return None
+    for side in (condition.left, condition.right):
+        if isinstance(side, exp.Column) and side.table and side.table.lower() != relation.lower():
+            return side.table.lower()
+    return None
