@@ -47,8 +47,9 @@ __version__ = "0.1.0"
 
 #: PEP 249 module globals.
 apilevel = "2.0"
-#: Threads may share the module, but not connections (DuckDB connections are not thread-safe).
-threadsafety = 1
+#: Threads may share the module and connections: each operation holds the connection's lock, and a
+#: connection per thread runs in parallel (they share one DuckDB database instance in a process).
+threadsafety = 2
 paramstyle = "qmark"
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 from sqlglot import exp
 
-from engine.errors import OperationalError, translate
+from engine.errors import OperationalError, ProgrammingError, translate
 
 _MIGRATION = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
@@ -126,3 +126,16 @@ def catalog_name(table: "exp.Table") -> str:
     lower-cased (DuckDB identifiers are case-insensitive)."""
     parts = [p for p in (table.args.get("catalog"), table.args.get("db"), table.this) if p is not None]
     return ".".join(p.name if p.args.get("quoted") else p.name.lower() for p in parts)
+
+
+def require_user_table(table: "exp.Table", statement: str) -> None:
+    """Refuse a statement's target table inside the ``mallard`` schema (Mallard's catalog).
+
+    >>> require_user_table(exp.to_table("mallard.meta"), "LOAD VIDEO")
+    Traceback (most recent call last):
+    ...
+    engine.errors.ProgrammingError: LOAD VIDEO cannot write mallard.meta: the mallard schema holds Mallard's catalog; name a table in another schema
+    """
+    if (table.db or "").lower() == "mallard" or (not table.db and (table.catalog or "").lower() == "mallard"):
+        raise ProgrammingError(f"{statement} cannot write {table.sql('duckdb')}: the mallard schema holds "
+                               "Mallard's catalog; name a table in another schema")

@@ -103,6 +103,24 @@ class MallardParser(MallardParserBase):
                 done.extend(group.words)
         return flags
 
+    def _parse_csv(self, parse_method: Any, sep: TokenType = TokenType.COMMA) -> list[Any]:
+        """sqlglot's, except that an empty item between two separators (``a,, b``) is an
+        error, as DuckDB's own parser has it (sqlglot silently drops it)."""
+        items = []
+        parse_result = parse_method()
+        if parse_result is not None:
+            items.append(parse_result)
+        while self._match(sep):
+            if isinstance(parse_result, exp.Expr):
+                self._add_comments(parse_result)
+            if self._curr is not None and self._curr.token_type == sep:
+                self.raise_error(f"Expected an item after {self._prev.text if self._prev else sep.name}, "
+                                 f"found {self.found()}")
+            parse_result = parse_method()
+            if parse_result is not None:
+                items.append(parse_result)
+        return items
+
     def _warn_unsupported(self) -> None:
         """sqlglot logs a warning for statements it keeps as text; Mallard hands those to DuckDB."""
 

@@ -163,10 +163,12 @@ class MallardParserBase(DuckDBParser):
         if not self._curr or self._curr.token_type in (TokenType.STRING, TokenType.SEMICOLON, TokenType.L_PAREN,
                                                        TokenType.DOT, TokenType.NUMBER):
             self.fail(f"Expected {what} after {after}, found {self.found()}")
+        start = self._curr
         table = self._parse_table_parts()
-        if not isinstance(table, exp.Table) or not table.name or not all(
-                isinstance(part, exp.Identifier) and part.name for part in table.parts):
-            self.fail(f"Expected {what} after {after}, found {self.found()}")
+        parts = [table.args.get(k) for k in ("catalog", "db", "this")] if isinstance(table, exp.Table) else [None]
+        if not isinstance(table, exp.Table) or not all(
+                part is None or (isinstance(part, exp.Identifier) and part.name) for part in parts) or not table.name:
+            self.fail(f"Expected {what} after {after}, found {_text_of(start)}")
         return table
 
     def expect_name(self, what: str, after: str) -> exp.Identifier:
@@ -247,11 +249,5 @@ class MallardParserBase(DuckDBParser):
         return self._parse_assignment()
 
 
-def arg_sql(g: "Generator", node: exp.Expression, key: str) -> str:
-    """The SQL of one child of ``node``."""
-    return g.sql(node, key)
-
-
-def as_kwargs(args: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for a node's constructor, dropping unset children."""
-    return {k: v for k, v in args.items() if v is not None and v is not False}
+def _text_of(token: Token | None) -> str:
+    return "the end of the statement" if token is None else repr(token.text)

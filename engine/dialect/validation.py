@@ -154,7 +154,7 @@ class InferSchema(Statement):
                                "inferred ranges are widened by this fraction of the observed range on each side"),
         "infer_patterns": Option(boolean, True, "infer value shapes of string columns"),
         "environments": Option(environments, doc="the environments validation may name"),
-        "min_domain_mass": Option(fraction, 1.0, "least fraction of values inside an inferred domain"),
+        "min_domain_mass": Option(fraction, 0.999, "least fraction of values inside an inferred domain"),
     }
     arg_types = {"this": True, "source": True, "replace": False, "options": False}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 from contextlib import ExitStack, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -254,12 +255,35 @@ def alter_schema(session: "Session", node: AlterSchema) -> StatementResult:
     session.require_writable("ALTER SCHEMA")
     name = object_name(node.this)
     version, schema = load_schema(session, name)
+    declared = list(schema.environments)
     edit: SchemaEdit = node.args["edit"]
     cleared = _apply_edit(schema, edit)
     with session.atomic():
         new_version = save_schema(session, name, schema, statement=node.sql("mallard"), source=f"version {version}")
     note = f"; the type change cleared {', '.join(cleared)}" if cleared else ""
+    for warning in _lonely_environments(schema, declared, name):
+        warnings.warn(warning, UserWarning, stacklevel=2)
+        note += f"; warning: {warning}"
     return StatementResult(message=f"ALTER SCHEMA: {name} version {new_version}{note}")
+
+
+def _lonely_environments(schema: Schema, declared: list[str], name: str) -> list[str]:
+    """Environments an edit declared by naming them in one column's not_in_environment, used
+    by no other column: most likely a typo (it silently declares a new environment).  A schema
+    that declared none yet is starting its environments, not mistyping one."""
+    found: list[str] = []
+    if not declared:
+        return found
+    for environment in schema.environments:
+        if environment in declared:
+            continue
+        users = [c.name for c in schema.columns if environment in c.in_environment + c.not_in_environment]
+        if len(users) == 1 and any(environment in c.not_in_environment for c in schema.columns):
+            known = ", ".join(declared)
+            found.append(f"environment {environment!r} is named only by column {users[0]}'s not_in_environment "
+                         f"and was not declared before (declared: {known}); a typo? ALTER SCHEMA {name} SET "
+                         f"(environments = [...]) declares an environment on purpose")
+    return found
 
 
 def _apply_edit(schema: Schema, edit: SchemaEdit) -> list[str]:

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.catalog import STAGING_PREFIX, catalog_name
+from engine.catalog import STAGING_PREFIX, catalog_name, require_user_table
 from engine.dialect.video import LoadVideo
 from engine.errors import DataError, ProgrammingError
 from engine.options import read_options
@@ -25,6 +25,7 @@ def load_video(session: Any, node: LoadVideo) -> StatementResult:
     options = read_options(node)
     path = os.path.abspath(node.this.name)
     target: exp.Table = node.args["into"]
+    require_user_table(target, "LOAD VIDEO")
     replace = bool(node.args.get("replace"))
     session.require_writable("LOAD VIDEO")
     if not replace and session.table_exists(target):

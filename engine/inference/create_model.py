@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import DataError, ProgrammingError
+from engine.user_files import read_text_file
 from engine.inference.catalog import ModelSpec
 from engine.inference.weights import check_state_dict, read_weights_file
 
@@ -131,10 +132,7 @@ def _labels(value: Any) -> tuple[str, ...] | None:
     if not isinstance(value, str):
         raise DataError(f"CREATE MODEL option labels: expected a file path or a list of strings, found {value!r}")
     path = os.path.abspath(value)
-    if not os.path.isfile(path):
-        raise DataError(f"labels file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        return parse_labels(f.read(), path)
+    return parse_labels(read_text_file(path, "labels file"), path)
 
 
 def _num_classes(value: Any, labels: tuple[str, ...] | None, default: int) -> int:

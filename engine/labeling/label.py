@@ -24,6 +24,7 @@ from engine.labeling.functions import resolve
 from engine.labeling.majority import MajorityVote
 from engine.labeling.matrix import LabelMatrix
 from engine.labeling.patterns import VotePatterns
+from engine.catalog import require_user_table
 from engine.labeling.options import LabelOptions, label_options
 from engine.labeling.plan import VotePlan
 from engine.labeling.runs import RunRecord, record_run
@@ -48,6 +49,7 @@ def label(session: Any, node: exp.Expression) -> LabelOutcome:
     started = time.perf_counter()
     source: exp.Table = node.this
     target: exp.Table = node.args["into"]
+    require_user_table(target, "LABEL")
     replace = bool(node.args.get("replace"))
     options = label_options(node)
     session.require_writable("LABEL")

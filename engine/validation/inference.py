@@ -6,7 +6,13 @@ missing, else 0, and ``min_count`` 1); a string domain when a column has at most
 
 - numeric ranges: an integer column spanning at most 100 values (months, hours) gets its
   observed range; otherwise the range is widened by ``range_margin`` (0.5) of its span on
-  each side, and a column never negative keeps 0 as its floor;
+  each side, and a column never negative keeps 0 as its floor.  An inferred range is *soft*:
+  data outside it is a WARNING that names the ``ALTER SCHEMA`` widening or dropping it (the
+  sample the schema came from rarely shows a column's true extremes); a range set by hand
+  is an ERROR;
+- string domains tolerate 0.1% of values outside them (``min_domain_mass`` 0.999, TFDV's
+  ``distribution_constraints``): new rare values of a real column (a new destination
+  airport) pass, a corruption's many do not;
 - ``disallow_nan`` / ``disallow_inf`` on float columns that had none;
 - value patterns (shapes such as ``9999-99-99``) of string columns without a domain when at
   most 20 shapes cover 99.9% of the values;
@@ -41,7 +47,7 @@ class InferenceOptions:
     range_margin: float = 0.5
     infer_patterns: bool = True
     environments: list[str] = field(default_factory=list)
-    min_domain_mass: float = 1.0
+    min_domain_mass: float = 0.999
 
 
 def infer_schema(session: Any, statistics: str, options: InferenceOptions) -> Schema:
@@ -106,6 +112,7 @@ def infer_column(row: dict[str, Any], values: list[str] | None, patterns: list[t
             column.patterns = _covering_patterns(patterns, present)
     if kind in ("INT", "FLOAT") and options.infer_ranges and row["min"] is not None:
         column.min, column.max = _range(kind, row["min"], row["max"], options.range_margin)
+        column.inferred.append("range")
     if kind == "FLOAT":
         column.disallow_nan = not row["nan_count"]
         column.disallow_inf = not row["inf_count"]
@@ -131,6 +138,10 @@ def _range(kind: str, low: float, high: float, margin: float) -> tuple[float, fl
         return low, high
     floor = 0.0 if low >= 0 else low - margin * span
     ceiling = high + margin * span
+    if not math.isfinite(floor):
+        floor = low  # the margin would overflow a double: keep the observed bound
+    if not math.isfinite(ceiling):
+        ceiling = high
     if kind == "INT":
         return float(math.floor(floor)), float(math.ceil(ceiling))
     return floor, ceiling

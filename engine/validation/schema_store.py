@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from engine.errors import ProgrammingError
@@ -49,5 +50,16 @@ def save_schema(session: Any, name: str, schema: Schema, *, statement: str, sour
 
 
 def schema_json(schema: Schema) -> str:
-    """The schema as an indented JSON document."""
-    return json.dumps(schema.to_dict(), indent=2, allow_nan=False)
+    """The schema as an indented JSON document (standard JSON: a statistic that overflowed to
+    infinity or NaN, such as the mean of doubles near 1e308, is stored as unknown, null)."""
+    return json.dumps(_finite(schema.to_dict()), indent=2, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

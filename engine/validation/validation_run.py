@@ -112,7 +112,8 @@ SELECT lower(column_name) AS key, column_name, position, type,
        (drift_jensen_shannon_divergence IS NOT NULL AND $4) OR (skew_jensen_shannon_divergence IS NOT NULL AND $5)
            AS shift_covered,
        coalesce(missing_rise_threshold, $6) AS missing_rise_threshold,
-       baseline_missing_fraction, baseline_count, baseline_mean, baseline_quantiles, baseline_cuts, baseline_masses
+       baseline_missing_fraction, baseline_count, baseline_mean, baseline_quantiles, baseline_cuts, baseline_masses,
+       inferred_range, $7::VARCHAR AS schema_name
 FROM validation_schema($7, $8)
 """
 
