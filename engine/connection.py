@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import duckdb
 
 from engine import errors, instances
-from engine.catalog import drop_abandoned_loads, load_macros, migrate
+from engine.system_catalog import drop_abandoned_loads, load_macros, migrate
 from engine.cursor import Cursor
 from engine.errors import InterfaceError, OperationalError, translate
 from engine.registry import SETTINGS, register_functions

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import duckdb
 
 from engine.dialect.base import Statement
-from engine.dialect.core import ResetSetting, SetSetting, ShowSettings
+from engine.dialect.session_settings import ResetSetting, SetSetting, ShowSettings
 from engine.dialect.inference import CreateModel, DropModel, ExplainInference, ShowModels
 from engine.dialect.labeling import (AddGoldLabels, AnalyzeLabelingFunctions, CreateLabelingFunction,
                                      DropLabelingFunction, Label, ShowClassBalance, ShowLabelAnalysis,
@@ -33,7 +33,7 @@ from engine.dialect.labeling import (AddGoldLabels, AnalyzeLabelingFunctions, Cr
 from engine.dialect.validation import (AlterSchema, ComputeStatistics, DropDataSchema, DropStatistics, ExportSchema,
                                        ImportSchema, InferSchema, ShowSchema, ShowStatistics, UpdateSchema, Validate)
 from engine.dialect.video import LoadVideo
-from engine.executors import inference, labeling, session as session_statements, validation, video
+from engine.executors import inference, labeling, session_settings, validation, video
 from engine.extensions import DECLARED, ScalarFunction
 from engine.inference import settings as inference_settings
 from engine.inference.functions import planned_functions
@@ -49,9 +49,9 @@ Executor = Callable[["Session", Any], StatementResult]
 #: Statement class -> its executor, capability by capability.
 EXECUTORS: Mapping[type[Statement], Executor] = MappingProxyType({
     # session
-    SetSetting: session_statements.set_setting,
-    ResetSetting: session_statements.reset_setting,
-    ShowSettings: session_statements.show_settings,
+    SetSetting: session_settings.set_setting,
+    ResetSetting: session_settings.reset_setting,
+    ShowSettings: session_settings.show_settings,
     # video
     LoadVideo: video.load_video,
     # inference

@@ -9,7 +9,7 @@ from sqlglot import exp
 import engine
 from engine.dialect import parse_statements, split_statements
 from engine.registry import STATEMENTS
-from engine.dialect.core import ResetSetting, SetSetting, ShowSettings
+from engine.dialect.session_settings import ResetSetting, SetSetting, ShowSettings
 from engine.dialect.video import LoadVideo
 from engine.router import Router, statement_kind
 
@@ -51,7 +51,7 @@ def test_keywords_are_case_insensitive():
 
 
 def test_every_statement_class_round_trips_at_least_once():
-    own = {cls for cls in STATEMENTS if cls.__module__ in ("engine.dialect.video", "engine.dialect.core")}
+    own = {cls for cls in STATEMENTS if cls.__module__ in ("engine.dialect.video", "engine.dialect.session_settings")}
     tested = {node_type for _, node_type in ROUND_TRIPS}
     assert own and own <= tested, f"no round trip above for {sorted(c.__name__ for c in own - tested)}"
 

@@ -208,7 +208,7 @@ def test_sigkill_during_load_leaves_no_partial_table(db_path):
         assert "traffic" not in table_names(con)
         assert con.execute("SELECT answer FROM before_load").fetchall() == [(42,)]
         assert con.execute("SELECT count(*) FROM mallard.videos").fetchone() == (0,)
-        from engine.catalog import CATALOG_VERSION
+        from engine.system_catalog import CATALOG_VERSION
         assert con.execute("SELECT value FROM mallard.meta WHERE key = 'catalog_version'").fetchone() == (
             str(CATALOG_VERSION),)
         # the database still works: a load after the crash succeeds

@@ -7,7 +7,7 @@ from sqlglot import exp
 
 from engine.dialect.inference import CreateModel, DropModel, ExplainInference, ShowModels
 from engine.errors import ProgrammingError
-from engine.inference.catalog import add_version, drop_model
+from engine.inference.model_catalog import add_version, drop_model
 from engine.inference.create_model import prepare_model
 from engine.options import read_options
 from engine.statement_result import StatementResult

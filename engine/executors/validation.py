@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.catalog import catalog_name
+from engine.system_catalog import catalog_name
 from engine.dialect.validation import (
     AlterSchema,
     ComputeStatistics,

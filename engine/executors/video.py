@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.catalog import STAGING_PREFIX, catalog_name, require_user_table
+from engine.system_catalog import STAGING_PREFIX, catalog_name, require_user_table
 from engine.dialect.video import LoadVideo
 from engine.errors import DataError, ProgrammingError
 from engine.options import read_options
@@ -61,7 +61,7 @@ def write_frames_table(session: Any, target: exp.Table, info: VideoInfo, batches
     Otherwise the frames go into a staging table committed batch by batch, so DuckDB writes
     them while decoding goes on, and one final transaction renames the staging table to
     ``target`` and records it; a failure drops the staging table, and one left by a killed
-    process is dropped the next time the database is opened (engine.catalog).
+    process is dropped the next time the database is opened (engine.system_catalog).
     """
     session.require_writable("writing a frames table")
     if not replace and session.table_exists(target):

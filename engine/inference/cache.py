@@ -7,7 +7,7 @@ the missing frames.  A new model version deletes the older versions' rows; frame
 reloaded with other content get another video key, and their table's old rows go.
 
 >>> import engine, numpy as np
->>> from engine.inference.results import FrameResults
+>>> from engine.inference.frame_results import FrameResults
 >>> con = engine.connect()
 >>> cache = ResultCache(con.session, CacheKey("m", 1, "v0", "clip", "full"))
 >>> cache.store(FrameResults.from_arrays([0, 1], np.eye(2, dtype=np.float32), np.ones((2, 3), np.float32),
@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine.inference.frames import arrow_query
-from engine.inference.results import FrameResults, float_lists, matrix
+from engine.inference.frame_results import FrameResults, float_lists, matrix
 
 _IDS = "__mallard_cache_ids"
 _ROWS = "__mallard_cache_rows"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import DataError, ProgrammingError
 from engine.user_files import read_text_file
-from engine.inference.catalog import ModelSpec
+from engine.inference.model_catalog import ModelSpec
 from engine.inference.weights import check_state_dict, read_weights_file
 
 if TYPE_CHECKING:

@@ -160,7 +160,7 @@ def plan_scan(session: Any, scan: PreparedScan) -> list[FrameDecision]:
 
 
 def _plan_computation(session: Any, scan: PreparedScan, frame_ids: np.ndarray) -> list[FrameDecision]:
-    from engine.inference.catalog import load_network
+    from engine.inference.model_catalog import load_network
 
     if len(frame_ids) == 0:
         return []

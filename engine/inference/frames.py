@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import numpy as np
 from sqlglot import exp
 
-from engine.catalog import catalog_name
+from engine.system_catalog import catalog_name
 from engine.errors import DataError, ProgrammingError
 
 #: Bytes of frames one read brings into memory.

@@ -33,7 +33,7 @@ class PlannedFunction:
 
 def planned_functions(session: Any) -> dict[str, PlannedFunction]:
     """Every model of the catalog, plus features, logits and occlusion_map."""
-    from engine.inference.catalog import model_names
+    from engine.inference.model_catalog import model_names
 
     found = {name: PlannedFunction(name, name) for name in MODEL_ARGUMENT_FUNCTIONS}
     for name in model_names(session):

@@ -37,7 +37,7 @@ OCCLUSION_OPTIONS: Mapping[str, Option] = {
 
 def compute_occlusion_map(session: "Session", request: "OcclusionRequest") -> pa.Table:
     """Validate the call, fetch its frame, compute the heatmap; its rows as an Arrow table."""
-    from engine.inference.catalog import load_network, require_model
+    from engine.inference.model_catalog import load_network, require_model
     from engine.inference.incremental import occlusion_map
 
     version = require_model(session, request.model)

@@ -22,9 +22,9 @@ import pyarrow as pa
 
 from engine.errors import DataError
 from engine.inference.cache import CacheKey, ResultCache, forget_replaced_video
-from engine.inference.catalog import ModelVersion, load_network, require_model
+from engine.inference.model_catalog import ModelVersion, load_network, require_model
 from engine.inference.frames import FramesTable, Selection
-from engine.inference.results import FrameResults, relation
+from engine.inference.frame_results import FrameResults, relation
 from engine.planner.annotations import ScanRequest
 from engine.inference.runners import FrameDecision, FullRunner, IncrementalRunner
 from engine.inference.settings import incremental_config, mode_key

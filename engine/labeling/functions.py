@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 from sqlglot import exp
 
-from engine.catalog import catalog_name
+from engine.system_catalog import catalog_name
 from engine.errors import ProgrammingError
 from engine.labeling.table import column_names
 from engine.extensions import PythonLabelingFunction, session_labeling_functions as python_labeling_functions

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from engine.catalog import catalog_name
+from engine.system_catalog import catalog_name
 from engine.options import read_options
 from engine.errors import DataError, ProgrammingError
 from engine.labeling.classes import LabelClasses

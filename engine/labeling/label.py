@@ -24,9 +24,9 @@ from engine.labeling.functions import resolve
 from engine.labeling.majority import MajorityVote
 from engine.labeling.matrix import LabelMatrix
 from engine.labeling.patterns import VotePatterns
-from engine.catalog import require_user_table
+from engine.system_catalog import require_user_table
 from engine.labeling.options import LabelOptions, label_options
-from engine.labeling.plan import VotePlan
+from engine.labeling.vote_plan import VotePlan
 from engine.labeling.runs import RunRecord, record_run
 from engine.labeling.table import require_table
 from engine.labeling.writer import Predictions, check_key_name, gold_classes_arrow, write_label_table

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 from sqlglot import exp
 
-from engine.catalog import catalog_name
+from engine.system_catalog import catalog_name
 from engine.errors import ProgrammingError
 from engine.labeling.analysis import LFStats
 from engine.labeling.classes import LabelClasses

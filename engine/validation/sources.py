@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from sqlglot import exp
 
-from engine.catalog import catalog_name
+from engine.system_catalog import catalog_name
 from engine.errors import ProgrammingError
 from engine.validation.span_statistics import scan_span
 from engine.validation.statistics_store import staged, statistics_exists

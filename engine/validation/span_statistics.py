@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from engine.catalog import catalog_name
+from engine.system_catalog import catalog_name
 from engine.errors import ProgrammingError
 from engine.validation.column_kinds import CATEGORICAL_KINDS, NUMERIC_KINDS, category_value, column_kind, numeric_value
 from engine.validation.sql_templates import fill, struct

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from engine.dialect.core import ResetSetting, SetSetting, ShowSettings
+from engine.dialect.session_settings import ResetSetting, SetSetting, ShowSettings
 from engine.options import literal_value
 from engine.errors import DataError
 from engine.statement_result import StatementResult
