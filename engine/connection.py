@@ -10,19 +10,21 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import weakref
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import duckdb
 
 from engine import errors, instances
-from engine.system_catalog import drop_abandoned_loads, load_macros, migrate
 from engine.cursor import Cursor
 from engine.errors import InterfaceError, OperationalError, translate
 from engine.registry import SETTINGS, register_functions
 from engine.session import Session
 from engine.settings import SessionSettings
+from engine.system_catalog import drop_abandoned_loads, load_macros, migrate
 
 
 class Connection:
@@ -146,12 +148,10 @@ class Connection:
         if self._closed:
             return
         self._session.cancel.set()
-        try:
+        with contextlib.suppress(duckdb.Error):
             self._session.duck.interrupt()
-        except duckdb.Error:
-            pass
 
-    def __enter__(self) -> "Connection":
+    def __enter__(self) -> Connection:
         self._check_open()
         return self
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import re
 import warnings
 from collections import deque
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -52,7 +53,7 @@ def _describe(duck_description: list[tuple[Any, ...]] | None) -> Description | N
 class Cursor:
     """A PEP 249 cursor; see the module docstring."""
 
-    def __init__(self, connection: "Connection") -> None:
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.arraysize = 1
         self.rowcount = -1
@@ -65,7 +66,7 @@ class Cursor:
         self._description: Description | None = None
 
     @property
-    def _session(self) -> "Session":
+    def _session(self) -> Session:
         return self.connection.session
 
     # PEP 249 attributes ---------------------------------------------------------------
@@ -80,7 +81,7 @@ class Cursor:
         return self._description
 
     # Executing ----------------------------------------------------------------------------
-    def execute(self, operation: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None) -> "Cursor":
+    def execute(self, operation: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None) -> Cursor:
         """Run one statement (or a script of several; the last one's result is kept)."""
         self._check_open()
         session = self._session
@@ -92,7 +93,7 @@ class Cursor:
             self._has_rows = self._live = opened.has_rows
         return self
 
-    def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> "Cursor":
+    def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> Cursor:
         """Run ``operation`` once per parameter set; rowcount is the total of affected rows."""
         total = 0
         counted = True
@@ -228,7 +229,7 @@ class Cursor:
     def closed(self) -> bool:
         return self._closed or self.connection.closed
 
-    def __enter__(self) -> "Cursor":
+    def __enter__(self) -> Cursor:
         self._check_open()
         return self
 

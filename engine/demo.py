@@ -9,11 +9,12 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+
+from sqlglot import exp
 
 import engine
-from sqlglot import exp
 from engine.shell import EXPLAIN_COLUMNS, format_explain, format_table
 
 STEPS: tuple[tuple[str, str], ...] = (

@@ -17,7 +17,7 @@ from __future__ import annotations
 import duckdb
 
 
-class Warning(Exception):  # noqa: A001 - the name is fixed by PEP 249
+class Warning(Exception):
     """Important warnings, such as data truncation while inserting."""
 
 

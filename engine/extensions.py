@@ -17,8 +17,9 @@ from __future__ import annotations
 import inspect
 import threading
 from collections import ChainMap
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.connection import Connection
@@ -93,14 +94,14 @@ def declare_labeling_function(lf: PythonLabelingFunction, *, replace: bool = Fal
         _add(DECLARED.labeling_functions, lf, replace)
 
 
-def register_labeling_function(connection: "Connection", lf: PythonLabelingFunction, *, replace: bool = False) -> None:
+def register_labeling_function(connection: Connection, lf: PythonLabelingFunction, *, replace: bool = False) -> None:
     """Make ``lf`` known on one connection only."""
     if not isinstance(lf, PythonLabelingFunction):
         raise TypeError(f"expected a function made by @labeling_function(...), found {type(lf).__name__}")
     _add(session_labeling_functions(connection.session).maps[0], lf, replace)
 
 
-def session_labeling_functions(session: "Session") -> ChainMap[str, PythonLabelingFunction]:
+def session_labeling_functions(session: Session) -> ChainMap[str, PythonLabelingFunction]:
     """The Python labeling functions a session sees: its own, then the declared ones."""
     found = session.state.get(_SESSION_LABELING)
     if found is None:

@@ -20,8 +20,9 @@ on that instance (``root.cursor()``: its own transaction), so a connection per t
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable
+from typing import Any
 
 import duckdb
 

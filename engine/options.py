@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from sqlglot import exp
 
@@ -255,7 +256,7 @@ class Option:
     doc: str = ""
 
 
-def literal_value(node: exp.Expression | None) -> Any:
+def literal_value(node: exp.Expr | None) -> Any:
     """The Python value of an option's value as written.
 
     Numbers, strings, booleans, NULL, lists of those, and names (bare, or dotted for tables:
@@ -294,7 +295,7 @@ def literal_value(node: exp.Expression | None) -> Any:
     raise ValueError(f"expected a literal (number, string, boolean or list), found {node.sql()}")
 
 
-def _name_parts(node: exp.Expression) -> list[exp.Expression]:
+def _name_parts(node: exp.Expr) -> list[exp.Expr]:
     if isinstance(node, exp.Column):
         return [p for p in (node.args.get("catalog"), node.args.get("db"), node.args.get("table"), node.this) if p]
     if isinstance(node, exp.Dot):
@@ -302,12 +303,12 @@ def _name_parts(node: exp.Expression) -> list[exp.Expression]:
     return [node]
 
 
-def option_nodes(node: exp.Expression) -> dict[str, exp.Expression]:
+def option_nodes(node: exp.Expr) -> dict[str, exp.Expr]:
     """The ``WITH (name = value, ...)`` of a statement as written, keyed by lower-case name."""
     return {o.name.lower(): o.args["value"] for o in node.args.get("options") or []}
 
 
-def read_options(node: exp.Expression, table: Mapping[str, Option] | None = None,
+def read_options(node: exp.Expr, table: Mapping[str, Option] | None = None,
                  statement: str | None = None) -> dict[str, Any]:
     """The options given in ``node``'s ``WITH (...)``, each checked by its validator.
 
@@ -331,7 +332,7 @@ def read_options(node: exp.Expression, table: Mapping[str, Option] | None = None
 def check_value(where: str, validator: Validator, value: Any) -> Any:
     """``validator(value)`` (a node is read with :func:`literal_value` first); DataError on failure."""
     try:
-        raw = literal_value(value) if isinstance(value, exp.Expression) else value
+        raw = literal_value(value) if isinstance(value, exp.Expr) else value
         return validator(raw)
     except ValueError as e:
         raise DataError(f"{where}: {e}") from None

@@ -19,19 +19,38 @@ True
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from engine.dialect.base import Statement
-from engine.dialect.session_settings import ResetSetting, SetSetting, ShowSettings
 from engine.dialect.inference import CreateModel, DropModel, ExplainInference, ShowModels
-from engine.dialect.labeling import (AddGoldLabels, AnalyzeLabelingFunctions, CreateLabelingFunction,
-                                     DropLabelingFunction, Label, ShowClassBalance, ShowLabelAnalysis,
-                                     ShowLabelingFunctions)
-from engine.dialect.validation import (AlterSchema, ComputeStatistics, DropDataSchema, DropStatistics, ExportSchema,
-                                       ImportSchema, InferSchema, ShowSchema, ShowStatistics, UpdateSchema, Validate)
+from engine.dialect.labeling import (
+    AddGoldLabels,
+    AnalyzeLabelingFunctions,
+    CreateLabelingFunction,
+    DropLabelingFunction,
+    Label,
+    ShowClassBalance,
+    ShowLabelAnalysis,
+    ShowLabelingFunctions,
+)
+from engine.dialect.session_settings import ResetSetting, SetSetting, ShowSettings
+from engine.dialect.validation import (
+    AlterSchema,
+    ComputeStatistics,
+    DropDataSchema,
+    DropStatistics,
+    ExportSchema,
+    ImportSchema,
+    InferSchema,
+    ShowSchema,
+    ShowStatistics,
+    UpdateSchema,
+    Validate,
+)
 from engine.dialect.video import LoadVideo
 from engine.executors import inference, labeling, session_settings, validation, video
 from engine.extensions import DECLARED, ScalarFunction
@@ -93,7 +112,7 @@ SETTINGS: Mapping[str, Setting] = MappingProxyType({s.name: s for s in (
 )})
 
 #: Functions returning the names the planner rewrites for a session (name -> PlannedFunction).
-PLANNED_FUNCTION_SOURCES: tuple[Callable[["Session"], Mapping[str, Any]], ...] = (planned_functions,)
+PLANNED_FUNCTION_SOURCES: tuple[Callable[[Session], Mapping[str, Any]], ...] = (planned_functions,)
 
 
 def builtin_functions() -> tuple[ScalarFunction, ...]:

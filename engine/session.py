@@ -22,14 +22,16 @@ Executors receive the session; it gives them the DuckDB connection, all-or-nothi
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
 import threading
 import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 from sqlglot import exp
@@ -118,7 +120,7 @@ class Session:
                 opened = self._run_tree(owner, node, text, parameters)
         return opened
 
-    def _run_tree(self, owner: ResultOwner, node: exp.Expression, text: str, parameters: Parameters) -> Opened:
+    def _run_tree(self, owner: ResultOwner, node: exp.Expr, text: str, parameters: Parameters) -> Opened:
         from engine.dialect.parameters import bind_parameters
         from engine.executors.planned import run_planned_statement
         from engine.registry import EXECUTORS
@@ -139,7 +141,7 @@ class Session:
         finally:
             self._scope = None
 
-    def _open(self, owner: ResultOwner, result: "StatementResult") -> Opened:
+    def _open(self, owner: ResultOwner, result: StatementResult) -> Opened:
         """Make ``result``'s rows the pending result of the DuckDB connection."""
         if result.rows is None:
             self.finish(owner)
@@ -217,17 +219,15 @@ class Session:
         if current is owner:
             self.duck.abort()
             self._pending = None
-        ref, names = self._scopes.pop(id(owner), (None, []))
+        _ref, names = self._scopes.pop(id(owner), (None, []))
         if names and current is not None and current is not owner:
             self.quiesce()  # another cursor's rows are pending: read them into memory first
         self._unregister_all(names)
 
     def _unregister_all(self, names: list[str]) -> None:
         for name in names:
-            try:
+            with contextlib.suppress(duckdb.Error):  # the connection is closing or the name is gone
                 self.duck.unregister(name)
-            except duckdb.Error:
-                pass  # the connection is closing or the name is gone already
 
     def quiesce(self) -> None:
         """Leave no unfinished result on the DuckDB connection (DuckDB requires it before
@@ -280,10 +280,8 @@ class Session:
             self.catalog_changed()
 
     def _rollback_quietly(self) -> None:
-        try:
+        with contextlib.suppress(duckdb.Error):  # no transaction was open (DuckDB ended it already)
             self.duck.execute("ROLLBACK")
-        except duckdb.Error:
-            pass  # no transaction was open (DuckDB ended it already)
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
@@ -310,7 +308,7 @@ class Session:
             self.catalog_changed()
 
     # SQL helpers ------------------------------------------------------------------
-    def sql(self, query: str | exp.Expression, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
+    def sql(self, query: str | exp.Expr, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
         """Run one statement on DuckDB, translating errors to PEP 249 classes."""
         text = query if isinstance(query, str) else query.sql("duckdb")
         try:
@@ -318,7 +316,12 @@ class Session:
         except duckdb.Error as e:
             raise translate(e) from e
 
-    def relation(self, query: str | exp.Expression, params: Parameters = None) -> duckdb.DuckDBPyRelation:
+    def scalar(self, query: str | exp.Expr, params: Sequence[Any] | None = None) -> Any:
+        """The first value of the first row of a query (None when it has no row)."""
+        row = self.sql(query, params).fetchone()
+        return None if row is None else row[0]
+
+    def relation(self, query: str | exp.Expr, params: Parameters = None) -> duckdb.DuckDBPyRelation:
         """A DuckDB relation over a query (the result shape of statements whose rows SQL computes)."""
         text = query if isinstance(query, str) else query.sql("duckdb")
         try:
@@ -359,7 +362,7 @@ class Session:
         return self._functions
 
     @property
-    def router(self) -> "Router":
+    def router(self) -> Router:
         if self._router is None:
             from engine.router import Router
 

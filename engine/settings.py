@@ -14,8 +14,9 @@ are checked by the validators of :mod:`engine.options`, the same ones statement 
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from engine.errors import DataError, ProgrammingError
 from engine.options import Validator, choice

@@ -12,10 +12,12 @@ prints as one line (no traceback) and the shell carries on.  Dot commands: ``.he
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
-from typing import Any, Sequence, TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
 
 import engine
 from engine.dialect import split_statements
@@ -172,10 +174,8 @@ class Shell:
                 buffer.clear()
                 self.run_sql(text)
         if readline is not None:
-            try:
+            with contextlib.suppress(OSError):
                 readline.write_history_file(HISTORY)
-            except OSError:
-                pass
 
 
 def statement_complete(text: str) -> bool:
@@ -184,7 +184,7 @@ def statement_complete(text: str) -> bool:
     >>> statement_complete("SELECT 'a;"), statement_complete("SELECT 1;  -- done")
     (False, True)
     """
-    from sqlglot.tokens import TokenType
+    from sqlglot.tokenizer_core import TokenType
 
     from engine.dialect import Mallard
 

@@ -9,12 +9,11 @@ connection for the cursor, and releases them when the statement ends.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 import duckdb
 import pyarrow as pa
 
-Rows = Union[duckdb.DuckDBPyRelation, pa.Table, pa.RecordBatchReader]
+Rows = duckdb.DuckDBPyRelation | pa.Table | pa.RecordBatchReader
 
 
 @dataclass(frozen=True)

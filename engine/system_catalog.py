@@ -121,14 +121,14 @@ def load_macros(duck: duckdb.DuckDBPyConnection) -> None:
             duck.execute(path.read_text())
 
 
-def catalog_name(table: "exp.Table") -> str:
+def catalog_name(table: exp.Table) -> str:
     """How a table is named in catalog rows: its parts joined by dots, unquoted parts
     lower-cased (DuckDB identifiers are case-insensitive)."""
     parts = [p for p in (table.args.get("catalog"), table.args.get("db"), table.this) if p is not None]
     return ".".join(p.name if p.args.get("quoted") else p.name.lower() for p in parts)
 
 
-def require_user_table(table: "exp.Table", statement: str) -> None:
+def require_user_table(table: exp.Table, statement: str) -> None:
     """Refuse a statement's target table inside the ``mallard`` schema (Mallard's catalog).
 
     >>> require_user_table(exp.to_table("mallard.meta"), "LOAD VIDEO")

@@ -16,7 +16,8 @@ reach DuckDB through the same registration path on every connection.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from engine.extensions import ScalarFunction, declare_scalar_function
 from udfs.video import FRAME_FUNCTIONS

@@ -23,7 +23,8 @@ and returns a sequence of votes of the same length.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from engine.extensions import PythonLabelingFunction, declare_labeling_function, register_labeling_function
 

@@ -18,7 +18,7 @@ from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ErrorLevel, ParseError, TokenError
 from sqlglot.generators.duckdb import DuckDBGenerator
-from sqlglot.tokens import Token, TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
 from engine.dialect.base import SETTING_SLOT, MallardParserBase, Statement, prefix_groups
 from engine.errors import ProgrammingError
@@ -48,7 +48,7 @@ def _line_col(sql: str, offset: int) -> tuple[int, int]:
     return line, col
 
 
-def _positional_placeholder(parser: "MallardParser") -> exp.Placeholder:
+def _positional_placeholder(parser: MallardParser) -> exp.Placeholder:
     """A ``?``, remembering where it stands in the text: parameters bind in text order."""
     node = exp.Placeholder()
     assert parser._prev is not None
@@ -171,7 +171,7 @@ class Mallard(DuckDB):
     Generator = MallardGenerator
 
 
-def parse_statements(sql: str) -> list[exp.Expression]:
+def parse_statements(sql: str) -> list[exp.Expr]:
     """Parse SQL text (one or more statements) into ASTs; errors are ProgrammingError.
 
     >>> parse_statements("LOAD VIDEO INTO t")
@@ -189,7 +189,7 @@ def parse_statements(sql: str) -> list[exp.Expression]:
         raise ProgrammingError(f"Could not read the SQL text: {e}") from e
     except RecursionError as e:
         raise ProgrammingError("the statement is nested too deeply to parse") from e
-    return [t for t in trees if isinstance(t, exp.Expression)]
+    return [t for t in trees if isinstance(t, exp.Expr)]
 
 
 def _describe_parse_error(error: ParseError) -> str:
@@ -214,7 +214,7 @@ def statement_spans(sql: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     first: Token | None = None
     last: Token | None = None
-    for token in tokens + [Token(TokenType.SEMICOLON, ";")]:
+    for token in [*tokens, Token(TokenType.SEMICOLON, ";")]:
         if token.token_type == TokenType.SEMICOLON:
             if first is not None and last is not None:
                 spans.append((first.start, last.end + 1))
@@ -234,7 +234,7 @@ def split_statements(sql: str) -> list[str]:
     return [sql[a:b] for a, b in statement_spans(sql)]
 
 
-def parse_in_script(sql: str, start: int, end: int) -> list[exp.Expression]:
+def parse_in_script(sql: str, start: int, end: int) -> list[exp.Expr]:
     """Parse the statement at ``sql[start:end]``; errors give positions in the whole script."""
     try:
         return parse_statements(sql[start:end])
@@ -243,12 +243,19 @@ def parse_in_script(sql: str, start: int, end: int) -> list[exp.Expression]:
         return parse_statements(prefix + sql[start:end])  # raises with script-wide positions
 
 
-def is_extended(node: exp.Expression) -> bool:
+def is_extended(node: exp.Expr) -> bool:
     """True for Mallard's own statements (as opposed to DuckDB SQL)."""
     return isinstance(node, Statement)
 
 
 __all__ = [
-    "Mallard", "MallardParser", "Statement", "parse_statements", "statement_spans", "split_statements",
-    "parse_in_script", "is_extended", "statements_by_first_word",
+    "Mallard",
+    "MallardParser",
+    "Statement",
+    "is_extended",
+    "parse_in_script",
+    "parse_statements",
+    "split_statements",
+    "statement_spans",
+    "statements_by_first_word",
 ]

@@ -16,12 +16,13 @@ dispatch are both derived from ``PREFIX``.  ``arg_types`` name the node's childr
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, NamedTuple
+from collections.abc import Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from sqlglot import exp
 from sqlglot.parsers.duckdb import DuckDBParser
-from sqlglot.tokens import Token, TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
 if TYPE_CHECKING:
     from sqlglot.generator import Generator
@@ -39,7 +40,7 @@ class PrefixGroup(NamedTuple):
     flag: str | None
 
 
-@lru_cache(maxsize=None)
+@cache
 def prefix_groups(prefix: str) -> tuple[PrefixGroup, ...]:
     """The groups of a ``PREFIX`` string, in order."""
     groups: list[PrefixGroup] = []
@@ -83,7 +84,7 @@ class Statement(exp.Expression):
     #: Whether the prefix's first optional group alone makes the statement Mallard's (no
     #: DuckDB statement starts so): then a missing word after it is a parse error of ours.
     OWNED_AFTER_OPTIONAL: ClassVar[bool] = False
-    OPTIONS: ClassVar[Mapping[str, "Option"]] = {}
+    OPTIONS: ClassVar[Mapping[str, Option]] = {}
     #: The statement's name as users know it: its prefix without optional words (derived).
     NAME: ClassVar[str] = ""
 
@@ -94,18 +95,18 @@ class Statement(exp.Expression):
                                 for w in g.words if w != SETTING_SLOT)
 
     @classmethod
-    def parse_body(cls, p: "MallardParserBase", flags: dict[str, bool]) -> "Statement | None":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> Statement | None:
         """Read what follows the prefix; None (the parser retreats) when the words are not ours."""
         raise NotImplementedError
 
-    def to_sql(self, g: "Generator") -> str:
+    def to_sql(self, g: Generator) -> str:
         raise NotImplementedError
 
     # Small helpers for to_sql ------------------------------------------------------
     def _replace_sql(self) -> str:
         return " OR REPLACE" if self.args.get("replace") else ""
 
-    def _options_sql(self, g: "Generator") -> str:
+    def _options_sql(self, g: Generator) -> str:
         options = self.args.get("options") or []
         if not options:
             return ""
@@ -143,14 +144,14 @@ class MallardParserBase(DuckDBParser):
         if not self.at_end():
             self.fail(f"Expected the end of the statement after {after}, found {self.found()}")
 
-    def expect_string(self, what: str, after: str) -> exp.Expression:
+    def expect_string(self, what: str, after: str) -> exp.Expr:
         if not self._curr or self._curr.token_type != TokenType.STRING:
             self.fail(f"Expected {what} (a quoted string) after {after}, found {self.found()}")
         string = self._parse_string()
         assert string is not None
         return string
 
-    def expect_string_or_parameter(self, what: str, after: str) -> exp.Expression:
+    def expect_string_or_parameter(self, what: str, after: str) -> exp.Expr:
         """A quoted string, or a ``?`` bound at execution."""
         if self._curr and self._curr.token_type == TokenType.PLACEHOLDER:
             placeholder = self._parse_placeholder()
@@ -215,7 +216,7 @@ class MallardParserBase(DuckDBParser):
                 return options
             self.fail(f"Expected , or ) in {where}, found {self.found()}")
 
-    def parse_subquery_or_table(self, what: str, after: str) -> exp.Expression:
+    def parse_subquery_or_table(self, what: str, after: str) -> exp.Expr:
         """``<table>`` or ``(<query>)``: where rows come from."""
         if self._match(TokenType.L_PAREN):
             query = self._parse_select()
@@ -240,11 +241,11 @@ class MallardParserBase(DuckDBParser):
     def match_token(self, token_type: TokenType) -> bool:
         return bool(self._match(token_type))
 
-    def parse_value(self) -> exp.Expression | None:
+    def parse_value(self) -> exp.Expr | None:
         """An expression up to the next keyword of the statement (``_parse_bitwise``)."""
         return self._parse_bitwise()
 
-    def parse_condition(self) -> exp.Expression | None:
+    def parse_condition(self) -> exp.Expr | None:
         """A full SQL expression (``CASE``, ``AND``/``OR``, comparisons...)."""
         return self._parse_assignment()
 

@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 from sqlglot.generator import Generator
-from sqlglot.tokens import TokenType
+from sqlglot.tokenizer_core import TokenType
 
 from engine.dialect.base import MallardParserBase, Statement
 from engine.options import Option, either, list_of, number, text, whole
@@ -45,7 +45,7 @@ class CreateModel(Statement):
     arg_types = {"this": True, "source": True, "replace": False, "options": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "CreateModel":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> CreateModel:
         after = "CREATE OR REPLACE MODEL" if flags["replace"] else "CREATE MODEL"
         name = p.expect_name("a model name", after=after)
         p.expect_words("FROM", after=f"{after} {name.name}")
@@ -70,7 +70,7 @@ class DropModel(Statement):
     arg_types = {"this": True, "exists": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "DropModel":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> DropModel:
         name = p.expect_name("a model name", after="DROP MODEL IF EXISTS" if flags["exists"] else "DROP MODEL")
         return cls(this=name, exists=flags["exists"])
 
@@ -90,7 +90,7 @@ class ShowModels(Statement):
     arg_types: dict[str, bool] = {}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "ShowModels":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowModels:
         return cls()
 
     def to_sql(self, g: Generator) -> str:
@@ -110,7 +110,7 @@ class ExplainInference(Statement):
     arg_types = {"this": True, "analyze": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "ExplainInference | None":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ExplainInference | None:
         # sqlglot's tokenizer hands the rest of an EXPLAIN statement over as one string
         curr = p.current()
         if curr is None or curr.token_type != TokenType.STRING:

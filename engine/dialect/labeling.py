@@ -11,11 +11,11 @@
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from sqlglot import exp
 from sqlglot.generator import Generator
-from sqlglot.tokens import TokenType
+from sqlglot.tokenizer_core import TokenType
 
 from engine.dialect.base import MallardParserBase, Statement
 from engine.options import Option, boolean, choice, column, either, integer, list_of, number, text, whole
@@ -57,7 +57,7 @@ class CreateLabelingFunction(Statement):
     arg_types = {"this": True, "table": True, "expression": True, "replace": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "CreateLabelingFunction":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> CreateLabelingFunction:
         after = f"CREATE{' OR REPLACE' if flags['replace'] else ''} LABELING FUNCTION"
         name = p.expect_name("a labeling function name", after=after)
         p.expect_words("ON", after=f"{after} {name.name}")
@@ -87,7 +87,7 @@ class DropLabelingFunction(Statement):
     arg_types = {"this": True, "exists": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "DropLabelingFunction":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> DropLabelingFunction:
         after = "DROP LABELING FUNCTION IF EXISTS" if flags["exists"] else "DROP LABELING FUNCTION"
         return cls(this=p.expect_name("a labeling function name", after=after), exists=flags["exists"])
 
@@ -108,7 +108,7 @@ class ShowLabelingFunctions(Statement):
     arg_types = {"table": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "ShowLabelingFunctions":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowLabelingFunctions:
         table = p.expect_table("a table name", after="SHOW LABELING FUNCTIONS ON") if p.match_words("ON") else None
         return cls(table=table)
 
@@ -142,7 +142,7 @@ class Label(Statement):
     arg_types = {"this": True, "expressions": True, "into": True, "replace": False, "options": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "Label":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> Label:
         table = p.expect_table("a table name", after="LABEL")
         p.expect_words("USING", after=f"LABEL {table.sql('duckdb')}")
         lfs = _lf_names(p, after="USING")
@@ -179,7 +179,7 @@ class AddGoldLabels(Statement):
     arg_types = {"this": True, "source": True, "options": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "AddGoldLabels":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> AddGoldLabels:
         p.expect_words("TO", after="ADD GOLD LABELS")
         table = p.expect_table("a table name", after="ADD GOLD LABELS TO")
         p.expect_words("FROM", after=f"ADD GOLD LABELS TO {table.sql('duckdb')}")
@@ -205,7 +205,7 @@ class AnalyzeLabelingFunctions(Statement):
     arg_types = {"this": True, "expressions": True, "options": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "AnalyzeLabelingFunctions":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> AnalyzeLabelingFunctions:
         lfs = _lf_names(p, after="ANALYZE LABELING FUNCTIONS")
         p.expect_words("ON", after="ANALYZE LABELING FUNCTIONS <names>")
         table = p.expect_table("a table name", after="ON")
@@ -229,7 +229,7 @@ class ShowLabelAnalysis(Statement):
     arg_types = {"this": True}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "ShowLabelAnalysis":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowLabelAnalysis:
         p.expect_words("FOR", after="SHOW LABEL ANALYSIS")
         return cls(this=p.expect_table("a label table name", after="SHOW LABEL ANALYSIS FOR"))
 
@@ -249,7 +249,7 @@ class ShowClassBalance(Statement):
     arg_types = {"this": True}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "ShowClassBalance":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowClassBalance:
         p.expect_words("FOR", after="SHOW CLASS BALANCE")
         return cls(this=p.expect_table("a label table name", after="SHOW CLASS BALANCE FOR"))
 

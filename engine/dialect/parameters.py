@@ -23,7 +23,8 @@ import datetime
 import decimal
 import math
 import uuid
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlglot import exp
 
@@ -33,9 +34,9 @@ _SUPPORTED = ("None, bool, int, float, decimal.Decimal, str, bytes (bytearray, m
               "datetime.date/time/datetime/timedelta, or a list, tuple or dict of those")
 
 
-def placeholders(tree: exp.Expression) -> list[exp.Expression]:
+def placeholders(tree: exp.Expr) -> list[exp.Expr]:
     """The tree's parameter slots in binding order: ``?`` by text position, ``$n`` by number."""
-    slots = [p for p in tree.find_all(exp.Placeholder)]
+    slots = list(tree.find_all(exp.Placeholder))
     positional = [p for p in slots if not p.this]
     numbered = [p for p in slots if p.this]
     if positional and numbered:
@@ -45,14 +46,14 @@ def placeholders(tree: exp.Expression) -> list[exp.Expression]:
     return sorted(positional, key=lambda p: p.meta.get("offset", 0))
 
 
-def _number(placeholder: exp.Expression) -> int:
+def _number(placeholder: exp.Expr) -> int:
     text = str(placeholder.name)
     if not text.isdigit():
         raise ProgrammingError(f"Mallard statements take ? or $1-style parameters, found ${text}")
     return int(text)
 
 
-def bind_parameters(tree: exp.Expression, parameters: Sequence[Any] | Mapping[str, Any] | None) -> exp.Expression:
+def bind_parameters(tree: exp.Expr, parameters: Sequence[Any] | Mapping[str, Any] | None) -> exp.Expr:
     """A copy of ``tree`` with every parameter slot replaced by its value's literal."""
     if isinstance(parameters, Mapping):
         raise ProgrammingError("Mallard statements take positional (?) parameters, found named ones (a dict)")
@@ -70,7 +71,7 @@ def bind_parameters(tree: exp.Expression, parameters: Sequence[Any] | Mapping[st
     return copy
 
 
-def to_literal(value: Any, position: int) -> exp.Expression:
+def to_literal(value: Any, position: int) -> exp.Expr:
     """The SQL literal of one parameter value (``position`` counts from 1, for messages)."""
     if value is None:
         return exp.Null()

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from sqlglot.generator import Generator
-from sqlglot.tokens import TokenType
+from sqlglot.tokenizer_core import TokenType
 
 from engine.dialect.base import MallardParserBase, Statement
 
@@ -30,7 +30,7 @@ class SetSetting(Statement):
     arg_types = {"this": True, "value": True}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "SetSetting":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> SetSetting:
         name = _setting_name(p)
         if not (p.match_token(TokenType.EQ) or p.match_words("TO")):
             p.fail(f"Expected = or TO after SET {name}, found {p.found()}")
@@ -55,7 +55,7 @@ class ResetSetting(Statement):
     arg_types = {"this": True}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "ResetSetting":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ResetSetting:
         return cls(this=_setting_name(p))
 
     def to_sql(self, g: Generator) -> str:
@@ -74,7 +74,7 @@ class ShowSettings(Statement):
     arg_types: dict[str, bool] = {}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "ShowSettings":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowSettings:
         return cls()
 
     def to_sql(self, g: Generator) -> str:

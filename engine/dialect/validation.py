@@ -18,18 +18,18 @@ to DuckDB.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from sqlglot import exp
 from sqlglot.generator import Generator
-from sqlglot.tokens import TokenType
+from sqlglot.tokenizer_core import TokenType
 
 from engine.dialect.base import MallardParserBase, Statement
 from engine.options import Option, boolean, number, table, text, whole
 from engine.validation.properties import environments, fraction
 
 
-def _version(p: MallardParserBase, after: str) -> exp.Expression | None:
+def _version(p: MallardParserBase, after: str) -> exp.Expr | None:
     if not p.match_words("VERSION"):
         return None
     curr = p.current()
@@ -47,7 +47,7 @@ def _source(p: MallardParserBase, what: str, after: str) -> exp.Table:
     return p.expect_table(what, after=after)
 
 
-def _rows_source(p: MallardParserBase, after: str) -> exp.Expression:
+def _rows_source(p: MallardParserBase, after: str) -> exp.Expr:
     """A table, a ``(query)``, or a table function call such as ``read_parquet('f.parquet')``."""
     curr, following = p.current(), p.following()
     if curr is not None and curr.token_type == TokenType.L_PAREN:
@@ -77,7 +77,7 @@ class ComputeStatistics(Statement):
     arg_types = {"this": True, "name": False, "append": False, "options": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "ComputeStatistics":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ComputeStatistics:
         p.expect_words("FOR", after="COMPUTE STATISTICS")
         source = _source(p, "a table name", after="COMPUTE STATISTICS FOR")
         name, append = None, False
@@ -108,7 +108,7 @@ class ShowStatistics(Statement):
     arg_types = {"this": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "ShowStatistics":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowStatistics:
         if p.at_end():
             return cls()
         return cls(this=p.expect_name("a statistics name", after="SHOW STATISTICS"))
@@ -129,7 +129,7 @@ class DropStatistics(Statement):
     arg_types = {"this": True, "exists": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "DropStatistics":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> DropStatistics:
         after = "DROP STATISTICS IF EXISTS" if flags["exists"] else "DROP STATISTICS"
         return cls(this=p.expect_name("a statistics name", after=after), exists=flags["exists"])
 
@@ -159,7 +159,7 @@ class InferSchema(Statement):
     arg_types = {"this": True, "source": True, "replace": False, "options": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "InferSchema":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> InferSchema:
         after = "INFER OR REPLACE" if flags["replace"] else "INFER"
         name = p.expect_name("a schema name", after=f"{after} SCHEMA")
         p.expect_words("FROM", after=f"{after} SCHEMA <name>")
@@ -192,11 +192,11 @@ class Validate(Statement):
     arg_types = {"this": True, "schema": True, "statistics": False, "version": False, "options": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "Validate":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> Validate:
         statistics = flags["statistics"]
         after = "VALIDATE STATISTICS" if statistics else "VALIDATE"
         if statistics:
-            target: exp.Expression = p.expect_name("a statistics name", after=after)
+            target: exp.Expr = p.expect_name("a statistics name", after=after)
         else:
             target = _rows_source(p, after=after)
         p.expect_words("AGAINST", after=f"{after} <{'statistics' if statistics else 'table or query'}>")
@@ -231,7 +231,7 @@ class AlterSchema(Statement):
     arg_types = {"this": True, "edit": True}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "AlterSchema | None":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> AlterSchema | None:
         if p.at_end():
             return None
         name = p.expect_name("a schema name", after="ALTER SCHEMA")
@@ -302,7 +302,7 @@ class UpdateSchema(Statement):
     arg_types = {"this": True, "source": True, "options": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "UpdateSchema | None":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> UpdateSchema | None:
         if p.at_end():
             return None
         name = p.expect_name("a schema name", after="UPDATE SCHEMA")
@@ -327,7 +327,7 @@ class ShowSchema(Statement):
     arg_types = {"this": True, "version": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "ShowSchema | None":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowSchema | None:
         if p.at_end():
             return None  # DuckDB's SHOW of a table named "schema"
         name = p.expect_name("a schema name", after="SHOW SCHEMA")
@@ -351,7 +351,7 @@ class DropDataSchema(Statement):
     arg_types = {"this": True, "exists": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "DropDataSchema":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> DropDataSchema:
         after = "DROP DATA SCHEMA IF EXISTS" if flags["exists"] else "DROP DATA SCHEMA"
         return cls(this=p.expect_name("a schema name", after=after), exists=flags["exists"])
 
@@ -371,7 +371,7 @@ class ExportSchema(Statement):
     arg_types = {"this": True, "path": True, "version": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "ExportSchema":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ExportSchema:
         name = p.expect_name("a schema name", after="EXPORT SCHEMA")
         version = _version(p, after="EXPORT SCHEMA <name>")
         p.expect_words("TO", after="EXPORT SCHEMA <name>")
@@ -393,7 +393,7 @@ class ImportSchema(Statement):
     arg_types = {"this": True, "path": True}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "ImportSchema":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ImportSchema:
         name = p.expect_name("a schema name", after="IMPORT SCHEMA")
         p.expect_words("FROM", after="IMPORT SCHEMA <name>")
         return cls(this=name, path=p.expect_string_or_parameter("a JSON file path", after="FROM"))

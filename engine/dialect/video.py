@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from sqlglot.generator import Generator
 
@@ -34,7 +34,7 @@ class LoadVideo(Statement):
     arg_types = {"this": True, "into": True, "replace": False, "options": False}
 
     @classmethod
-    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> "LoadVideo":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> LoadVideo:
         after = "LOAD OR REPLACE VIDEO" if flags["replace"] else "LOAD VIDEO"
         path = p.expect_string_or_parameter("a video file path", after=after)
         p.expect_words("INTO", after=f"{after} '<path>'")

@@ -7,8 +7,8 @@ from sqlglot import exp
 
 from engine.dialect.inference import CreateModel, DropModel, ExplainInference, ShowModels
 from engine.errors import ProgrammingError
-from engine.inference.model_catalog import add_version, drop_model
 from engine.inference.create_model import prepare_model
+from engine.inference.model_catalog import add_version, drop_model
 from engine.options import read_options
 from engine.statement_result import StatementResult
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from engine.session import Session
 
 
-def create_model(session: "Session", node: CreateModel) -> StatementResult:
+def create_model(session: Session, node: CreateModel) -> StatementResult:
     """``CREATE [OR REPLACE] MODEL <name> FROM '<weights>' WITH (architecture = ..., ...)``."""
     session.require_writable("CREATE MODEL")
     options = read_options(node)
@@ -32,11 +32,11 @@ def create_model(session: "Session", node: CreateModel) -> StatementResult:
     ))
 
 
-def drop_model_statement(session: "Session", node: DropModel) -> StatementResult:
+def drop_model_statement(session: Session, node: DropModel) -> StatementResult:
     """``DROP MODEL [IF EXISTS] <name>``: the model, its versions, cached results and state."""
     session.require_writable("DROP MODEL")
     name = node.this.name.lower()
-    exists = session.sql("SELECT count(*) FROM mallard.models WHERE name = ?", [name]).fetchone()[0]
+    exists = session.scalar("SELECT count(*) FROM mallard.models WHERE name = ?", [name])
     if not exists:
         if node.args.get("exists"):
             return StatementResult(rowcount=0, message=f"DROP MODEL: no model {name}")
@@ -59,12 +59,12 @@ ORDER BY m.name
 """
 
 
-def show_models(session: "Session", node: ShowModels) -> StatementResult:
+def show_models(session: Session, node: ShowModels) -> StatementResult:
     """``SHOW MODELS``: one row per model, describing its current version."""
     return StatementResult(rows=session.relation(SHOW_MODELS))
 
 
-def explain(session: "Session", node: ExplainInference) -> StatementResult:
+def explain(session: Session, node: ExplainInference) -> StatementResult:
     """``EXPLAIN [ANALYZE] <query>``: the inference plan of the query's model calls."""
     from engine.inference.explain import explain_statement
 

@@ -5,9 +5,16 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from engine.dialect.labeling import (AddGoldLabels, AnalyzeLabelingFunctions, CreateLabelingFunction,
-                                     DropLabelingFunction, Label, ShowClassBalance, ShowLabelAnalysis,
-                                     ShowLabelingFunctions)
+from engine.dialect.labeling import (
+    AddGoldLabels,
+    AnalyzeLabelingFunctions,
+    CreateLabelingFunction,
+    DropLabelingFunction,
+    Label,
+    ShowClassBalance,
+    ShowLabelAnalysis,
+    ShowLabelingFunctions,
+)
 from engine.labeling import functions, gold, label, runs
 from engine.statement_result import StatementResult
 
@@ -15,26 +22,26 @@ if TYPE_CHECKING:
     from engine.session import Session
 
 
-def create_labeling_function(session: "Session", node: CreateLabelingFunction) -> StatementResult:
+def create_labeling_function(session: Session, node: CreateLabelingFunction) -> StatementResult:
     session.require_writable(node.NAME)
     name = functions.create_sql_function(session, node.this, node.args["table"], node.args["expression"],
                                          bool(node.args.get("replace")))
     return StatementResult(message=f"CREATE LABELING FUNCTION {name}")
 
 
-def drop_labeling_function(session: "Session", node: DropLabelingFunction) -> StatementResult:
+def drop_labeling_function(session: Session, node: DropLabelingFunction) -> StatementResult:
     session.require_writable(node.NAME)
     dropped = functions.drop_function(session, node.this, bool(node.args.get("exists")))
     return StatementResult(message=f"DROP LABELING FUNCTION {node.this.name}" + ("" if dropped else " (there was none)"))
 
 
-def show_labeling_functions(session: "Session", node: ShowLabelingFunctions) -> StatementResult:
+def show_labeling_functions(session: Session, node: ShowLabelingFunctions) -> StatementResult:
     rows = functions.listing(session, node.args.get("table"))
     names = ("name", "table_name", "kind", "definition")
     return StatementResult(rows=pa.table({n: pa.array([r[i] for r in rows], pa.string()) for i, n in enumerate(names)}))
 
 
-def label_table(session: "Session", node: Label) -> StatementResult:
+def label_table(session: Session, node: Label) -> StatementResult:
     outcome = label.label(session, node)
     record = outcome.record
     return StatementResult(rowcount=record.n_rows, message=(
@@ -45,18 +52,18 @@ def label_table(session: "Session", node: Label) -> StatementResult:
     ))
 
 
-def add_gold_labels(session: "Session", node: AddGoldLabels) -> StatementResult:
+def add_gold_labels(session: Session, node: AddGoldLabels) -> StatementResult:
     count = gold.add_gold_labels(session, node.this, node.args["source"], node)
     return StatementResult(rowcount=count, message=f"ADD GOLD LABELS: {count} gold labels for {node.this.sql('duckdb')}")
 
 
-def analyze_labeling_functions(session: "Session", node: AnalyzeLabelingFunctions) -> StatementResult:
+def analyze_labeling_functions(session: Session, node: AnalyzeLabelingFunctions) -> StatementResult:
     return StatementResult(rows=label.analyze(session, node))
 
 
-def show_label_analysis(session: "Session", node: ShowLabelAnalysis) -> StatementResult:
+def show_label_analysis(session: Session, node: ShowLabelAnalysis) -> StatementResult:
     return StatementResult(rows=session.relation(runs.ANALYSIS_QUERY, [runs.latest_run(session, node.this)]))
 
 
-def show_class_balance(session: "Session", node: ShowClassBalance) -> StatementResult:
+def show_class_balance(session: Session, node: ShowClassBalance) -> StatementResult:
     return StatementResult(rows=session.relation(runs.CLASS_BALANCE_QUERY, [runs.latest_run(session, node.this)]))

@@ -8,7 +8,8 @@ step's type in :data:`STEP_RUNNERS`.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
@@ -21,14 +22,14 @@ if TYPE_CHECKING:
     from engine.session import Session
 
 
-def _run_occlusion(session: "Session", step: Step, prepared: dict[str, Any]) -> None:
+def _run_occlusion(session: Session, step: Step, prepared: dict[str, Any]) -> None:
     from engine.inference.occlusion import compute_occlusion_map
 
     assert isinstance(step, OcclusionStep)
     session.register_for_statement(step.request.relation, compute_occlusion_map(session, step.request))
 
 
-def _run_scan(session: "Session", step: Step, prepared: dict[str, Any]) -> None:
+def _run_scan(session: Session, step: Step, prepared: dict[str, Any]) -> None:
     from engine.inference.scan import scan_relation
 
     assert isinstance(step, ScanStep)
@@ -36,13 +37,13 @@ def _run_scan(session: "Session", step: Step, prepared: dict[str, Any]) -> None:
 
 
 #: Step type -> what runs it (the query step is the statement's result, run last).
-STEP_RUNNERS: Mapping[type, Callable[["Session", Step, dict[str, Any]], None]] = {
+STEP_RUNNERS: Mapping[type, Callable[[Session, Step, dict[str, Any]], None]] = {
     OcclusionStep: _run_occlusion,
     ScanStep: _run_scan,
 }
 
 
-def run_planned_statement(session: "Session", tree: exp.Expression, text: str,
+def run_planned_statement(session: Session, tree: exp.Expr, text: str,
                           parameters: Sequence[Any] | Any) -> StatementResult:
     """Execute ``tree`` (parsed from ``text``) after planning it with ``parameters`` bound."""
     from engine.dialect.parameters import bind_parameters
@@ -60,7 +61,7 @@ def run_planned_statement(session: "Session", tree: exp.Expression, text: str,
     return _final(session, query.tree.sql("duckdb"), None)
 
 
-def _final(session: "Session", sql: str, parameters: Any) -> StatementResult:
+def _final(session: Session, sql: str, parameters: Any) -> StatementResult:
     """A query's rows as a relation; any other statement runs now (DML reports its rowcount)."""
     kind = statement_kind(sql)
     if kind == "rows":

@@ -7,13 +7,13 @@ from __future__ import annotations
 import itertools
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.system_catalog import catalog_name
 from engine.dialect.validation import (
     AlterSchema,
     ComputeStatistics,
@@ -31,17 +31,18 @@ from engine.dialect.validation import (
 from engine.errors import DataError, ProgrammingError
 from engine.options import literal_value, read_options
 from engine.statement_result import StatementResult
-from engine.validation import statistics_store as store
+from engine.system_catalog import catalog_name
 from engine.validation import schema_edits
+from engine.validation import statistics_store as store
 from engine.validation.inference import InferenceOptions, infer_schema
 from engine.validation.json_io import read_document, schema_document, store_document, write_document
 from engine.validation.names import object_name
 from engine.validation.schema import Schema
 from engine.validation.schema_store import load_schema, save_schema, schema_versions
 from engine.validation.schema_table import schema_query
+from engine.validation.schema_update import CHANGE_COLUMNS, update_schema
 from engine.validation.sources import StatisticsRef, check_source, statistics_of, table_statistics
 from engine.validation.span_statistics import SKETCH_ACCURACY, scan_span
-from engine.validation.schema_update import CHANGE_COLUMNS, update_schema
 from engine.validation.validation_run import ANOMALY_COLUMNS, References, SchemaVersion, find_anomalies
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 _views = itertools.count(1)
 
 
-def compute_statistics(session: "Session", node: ComputeStatistics) -> StatementResult:
+def compute_statistics(session: Session, node: ComputeStatistics) -> StatementResult:
     """``COMPUTE STATISTICS FOR <table> [AS <name> | APPEND TO <name>] [WITH (max_values = N)]``."""
     session.require_writable("COMPUTE STATISTICS")
     table = node.this
@@ -61,7 +62,7 @@ def compute_statistics(session: "Session", node: ComputeStatistics) -> Statement
         if options:
             raise ProgrammingError("COMPUTE STATISTICS ... APPEND TO takes no options: a span uses its set's sizes")
         store.require_statistics(session, name)
-        max_values = session.sql("SELECT max_values FROM mallard.statistics WHERE name = ?", [name]).fetchone()[0]
+        max_values = session.scalar("SELECT max_values FROM mallard.statistics WHERE name = ?", [name])
     else:
         max_values = options.get("max_values", session.settings["validation_max_values"])
     started = time.perf_counter()
@@ -75,15 +76,15 @@ def compute_statistics(session: "Session", node: ComputeStatistics) -> Statement
                 store.create_statistics(session, name, SKETCH_ACCURACY, max_values)
             span = store.next_span(session, name)
             store.save_span(session, key, name, span)
-        rows = session.sql("SELECT row_count FROM mallard.statistics_spans WHERE statistics = ? AND span = ?",
-                           [name, span]).fetchone()[0]
+        rows = session.scalar("SELECT row_count FROM mallard.statistics_spans WHERE statistics = ? AND span = ?",
+                           [name, span])
     seconds = time.perf_counter() - started
     return StatementResult(rowcount=rows, message=(
         f"COMPUTE STATISTICS: {rows} rows x {len(columns)} columns of {table.sql('duckdb')} as span {span} "
         f"of statistics {name} in {seconds:.2f} s"))
 
 
-def _check_same_columns(session: Any, name: str, found: dict[str, str], table: str) -> None:
+def _check_same_columns(session: Session, name: str, found: dict[str, str], table: str) -> None:
     expected = store.stored_columns(session, name)
     if expected == found:
         return
@@ -106,7 +107,7 @@ _SHOWN_COLUMNS = (
 )
 
 
-def show_statistics(session: "Session", node: ShowStatistics) -> StatementResult:
+def show_statistics(session: Session, node: ShowStatistics) -> StatementResult:
     """``SHOW STATISTICS [<name>]``: a set's merged statistics, or the list of sets."""
     if node.this is None:
         return StatementResult(rows=session.relation(
@@ -119,7 +120,7 @@ def show_statistics(session: "Session", node: ShowStatistics) -> StatementResult
     return StatementResult(rows=session.relation(f"SELECT {_SHOWN_COLUMNS} FROM validation_statistics(?)", [name]))
 
 
-def drop_statistics(session: "Session", node: DropStatistics) -> StatementResult:
+def drop_statistics(session: Session, node: DropStatistics) -> StatementResult:
     """``DROP STATISTICS [IF EXISTS] <name>``."""
     session.require_writable("DROP STATISTICS")
     name = object_name(node.this)
@@ -132,7 +133,7 @@ def drop_statistics(session: "Session", node: DropStatistics) -> StatementResult
     return StatementResult(message=f"DROP STATISTICS {name}")
 
 
-def infer_schema_statement(session: "Session", node: InferSchema) -> StatementResult:
+def infer_schema_statement(session: Session, node: InferSchema) -> StatementResult:
     """``INFER [OR REPLACE] SCHEMA <name> FROM <table or statistics> [WITH (...)]``: returns the schema."""
     session.require_writable("INFER SCHEMA")
     name = object_name(node.this)
@@ -152,7 +153,7 @@ def infer_schema_statement(session: "Session", node: InferSchema) -> StatementRe
         f"{'statistics' if ref.stored else 'table'} {ref.label}"))
 
 
-def show_schema(session: "Session", node: ShowSchema) -> StatementResult:
+def show_schema(session: Session, node: ShowSchema) -> StatementResult:
     """``SHOW SCHEMA <name> [VERSION <n>]``: one row per column."""
     requested = int(node.args["version"].this) if node.args.get("version") else None
     name = object_name(node.this)
@@ -161,7 +162,7 @@ def show_schema(session: "Session", node: ShowSchema) -> StatementResult:
                            message=f"SHOW SCHEMA {name} version {version}")
 
 
-def validate(session: "Session", node: Validate) -> StatementResult:
+def validate(session: Session, node: Validate) -> StatementResult:
     """``VALIDATE [STATISTICS] <target> AGAINST <schema> [VERSION <n>] [WITH (environment, previous, training)]``."""
     schema_name = object_name(node.args["schema"])
     requested = int(node.args["version"].this) if node.args.get("version") else None
@@ -179,7 +180,7 @@ def validate(session: "Session", node: Validate) -> StatementResult:
         keys = References(current=current.key, previous=refs["previous"].key if "previous" in refs else None,
                           training=refs["training"].key if "training" in refs else None)
         anomalies = find_anomalies(session, SchemaVersion(schema_name, version, schema), keys, environment)
-        rows = session.sql("SELECT sum(row_count) FROM validation_spans(?)", [current.key]).fetchone()[0]
+        rows = session.scalar("SELECT sum(row_count) FROM validation_spans(?)", [current.key])
     seconds = time.perf_counter() - started
     if not session.read_only:
         _record_run(session, anomalies, schema_name, version, current.label, environment,
@@ -189,7 +190,7 @@ def validate(session: "Session", node: Validate) -> StatementResult:
         f"{schema_name} version {version} in {seconds:.2f} s"))
 
 
-def _current_statistics(session: "Session", node: Validate) -> Any:
+def _current_statistics(session: Session, node: Validate) -> Any:
     """Stored statistics (VALIDATE STATISTICS) as they are, or those of the rows, computed now."""
     if node.args.get("statistics"):
         name = object_name(node.this)
@@ -202,7 +203,7 @@ def _current_statistics(session: "Session", node: Validate) -> Any:
 
 
 @contextmanager
-def _query_statistics(session: "Session", source: exp.Expression) -> Iterator[StatisticsRef]:
+def _query_statistics(session: Session, source: exp.Expr) -> Iterator[StatisticsRef]:
     """Statistics of a query or table function's rows, through a temporary view that lives
     only while the statement computes them."""
     query = source.this if isinstance(source, exp.Subquery) else exp.select("*").from_(source.copy())
@@ -229,11 +230,11 @@ def _environment(schema: Schema, name: str, value: str | None) -> str | None:
     return environment
 
 
-def _record_run(session: "Session", anomalies: pa.Table, schema_name: str, version: int, target: str,
+def _record_run(session: Session, anomalies: pa.Table, schema_name: str, version: int, target: str,
                 environment: str | None, refs: dict[str, str], rows: int, seconds: float) -> None:
     """Keep the run and its anomalies in the catalog."""
     with session.atomic():
-        run_id = session.sql("SELECT coalesce(max(run_id), 0) + 1 FROM mallard.validation_runs").fetchone()[0]
+        run_id = session.scalar("SELECT coalesce(max(run_id), 0) + 1 FROM mallard.validation_runs")
         session.sql(
             "INSERT INTO mallard.validation_runs (run_id, schema_name, schema_version, target, environment, previous,"
             " training, row_count, anomaly_count, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -250,7 +251,7 @@ def _record_run(session: "Session", anomalies: pa.Table, schema_name: str, versi
                 session.unregister(name)
 
 
-def alter_schema(session: "Session", node: AlterSchema) -> StatementResult:
+def alter_schema(session: Session, node: AlterSchema) -> StatementResult:
     """``ALTER SCHEMA <name> ...``: the edited schema becomes a new version."""
     session.require_writable("ALTER SCHEMA")
     name = object_name(node.this)
@@ -313,7 +314,7 @@ def _property_value(prop: Any) -> Any:
         raise DataError(f"property {prop.name}: {e}") from None
 
 
-def update_schema_statement(session: "Session", node: UpdateSchema) -> StatementResult:
+def update_schema_statement(session: Session, node: UpdateSchema) -> StatementResult:
     """``UPDATE SCHEMA <name> FROM <table or statistics> [WITH (environment, accept_type_changes)]``."""
     session.require_writable("UPDATE SCHEMA")
     name = object_name(node.this)
@@ -332,7 +333,7 @@ def update_schema_statement(session: "Session", node: UpdateSchema) -> Statement
         f"{', ' + str(len(changes) - len(applied)) + ' not applied' if len(applied) < len(changes) else ''})"))
 
 
-def export_schema(session: "Session", node: ExportSchema) -> StatementResult:
+def export_schema(session: Session, node: ExportSchema) -> StatementResult:
     """``EXPORT SCHEMA <name> [VERSION <n>] TO '<file>'``."""
     name = object_name(node.this)
     requested = int(node.args["version"].this) if node.args.get("version") else None
@@ -342,7 +343,7 @@ def export_schema(session: "Session", node: ExportSchema) -> StatementResult:
     return StatementResult(message=f"EXPORT SCHEMA: {name} to {path}")
 
 
-def import_schema(session: "Session", node: ImportSchema) -> StatementResult:
+def import_schema(session: Session, node: ImportSchema) -> StatementResult:
     """``IMPORT SCHEMA <name> FROM '<file>'``: a new version of ``<name>``."""
     session.require_writable("IMPORT SCHEMA")
     name = object_name(node.this)
@@ -351,7 +352,7 @@ def import_schema(session: "Session", node: ImportSchema) -> StatementResult:
     return StatementResult(message=f"IMPORT SCHEMA: {name} version {version} from {path}")
 
 
-def drop_data_schema(session: "Session", node: DropDataSchema) -> StatementResult:
+def drop_data_schema(session: Session, node: DropDataSchema) -> StatementResult:
     """``DROP DATA SCHEMA [IF EXISTS] <name>``: every version of a data schema."""
     session.require_writable("DROP DATA SCHEMA")
     name = object_name(node.this)
@@ -365,7 +366,7 @@ def drop_data_schema(session: "Session", node: DropDataSchema) -> StatementResul
     return StatementResult(rowcount=len(versions), message=f"DROP DATA SCHEMA: {name} ({len(versions)} versions)")
 
 
-def _path(node: exp.Expression, statement: str) -> str:
+def _path(node: exp.Expr, statement: str) -> str:
     path = node.args["path"]
     if not isinstance(path, exp.Literal) or not path.is_string:
         raise ProgrammingError(f"{statement} expects the file path as a string, found {path.sql()}")

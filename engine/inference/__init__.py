@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from engine.connection import Connection
 
 
-def scan_statistics(con: "Connection") -> list[Any]:
+def scan_statistics(con: Connection) -> list[Any]:
     """The :class:`~engine.inference.scan.ScanStats` of a connection's recent inference scans,
     oldest first (frames served from the script, the cache, or computed; kinds; multiply-adds).
 
@@ -27,7 +27,7 @@ def scan_statistics(con: "Connection") -> list[Any]:
     return list(con.session.state.get(STATS, []))
 
 
-def backbone_frames(con: "Connection") -> int:
+def backbone_frames(con: Connection) -> int:
     """How many frames this connection has run through a network so far (all scans).
 
     >>> import engine

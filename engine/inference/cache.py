@@ -20,13 +20,16 @@ reloaded with other content get another video key, and their table's old rows go
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from engine.inference.frames import arrow_query
 from engine.inference.frame_results import FrameResults, float_lists, matrix
+from engine.inference.frames import arrow_query
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 _IDS = "__mallard_cache_ids"
 _ROWS = "__mallard_cache_rows"
@@ -53,7 +56,7 @@ class CacheKey:
 class ResultCache:
     """Reads and writes the cached results of one key."""
 
-    def __init__(self, session: Any, key: CacheKey) -> None:
+    def __init__(self, session: Session, key: CacheKey) -> None:
         self.session = session
         self.key = key
 
@@ -130,7 +133,7 @@ class ResultCache:
             self.session.unregister(_ROWS)
 
 
-def forget_replaced_video(session: Any, table_name: str, video_key: str) -> None:
+def forget_replaced_video(session: Session, table_name: str, video_key: str) -> None:
     """Delete cached results and engine state of ``table_name`` made from other content."""
     for table in ("inference_cache", "inference_state"):
         session.sql(f"DELETE FROM mallard.{table} WHERE table_name = ? AND video_key <> ?", [table_name, video_key])

@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import DataError, ProgrammingError
-from engine.user_files import read_text_file
 from engine.inference.model_catalog import ModelSpec
 from engine.inference.weights import check_state_dict, read_weights_file
+from engine.user_files import read_text_file
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 if TYPE_CHECKING:
     import torch
@@ -36,13 +39,13 @@ class NewModel:
 
     name: str
     spec: ModelSpec
-    state: dict[str, "torch.Tensor"]
+    state: dict[str, torch.Tensor]
     source: str
     description: str | None
     options: dict[str, Any]
 
 
-def prepare_model(session: Any, name: str, source: str, options: dict[str, Any], replace: bool) -> NewModel:
+def prepare_model(session: Session, name: str, source: str, options: dict[str, Any], replace: bool) -> NewModel:
     """Validate a CREATE MODEL statement without writing anything."""
     from udfs.architectures import ARCHITECTURES
 
@@ -78,20 +81,20 @@ def prepare_model(session: Any, name: str, source: str, options: dict[str, Any],
     return NewModel(name, spec, state, os.path.abspath(source), description, options)
 
 
-def check_model_name(session: Any, name: str, replace: bool) -> str:
+def check_model_name(session: Session, name: str, replace: bool) -> str:
     """The model's catalog name (lower case); ProgrammingError if it is taken or unusable."""
     key = name.lower()
     if not _NAME.match(key):
         raise ProgrammingError(f"expected a model name of letters, digits and _, found {name!r}")
     if key in RESERVED_NAMES:
         raise ProgrammingError(f"{name!r} cannot name a model: it is reserved ({', '.join(RESERVED_NAMES)})")
-    exists = session.sql("SELECT count(*) FROM mallard.models WHERE name = ?", [key]).fetchone()[0]
+    exists = session.scalar("SELECT count(*) FROM mallard.models WHERE name = ?", [key])
     if exists and not replace:
         raise ProgrammingError(f"model {key} already exists; use CREATE OR REPLACE MODEL to add a new version")
     if not exists:
-        clash = session.sql(
+        clash = session.scalar(
             "SELECT count(*) FROM duckdb_functions() WHERE lower(function_name) = ?", [key]
-        ).fetchone()[0]
+        )
         if clash:
             raise ProgrammingError(
                 f"{key!r} cannot name a model: SQL already has a function of that name, and calls "
@@ -100,7 +103,7 @@ def check_model_name(session: Any, name: str, replace: bool) -> str:
     return key
 
 
-def load_checked_weights(spec: ModelSpec, path: str) -> dict[str, "torch.Tensor"]:
+def load_checked_weights(spec: ModelSpec, path: str) -> dict[str, torch.Tensor]:
     """Read ``path`` and check it against ``spec``'s architecture; the state dict, loadable strictly."""
     from udfs.architectures import build
 

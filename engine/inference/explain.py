@@ -18,12 +18,12 @@ persisted base frame.  ``EXPLAIN ANALYZE`` runs the scans and reports what they 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-
 from sqlglot import exp
 
 from engine.dialect import parse_statements
@@ -33,6 +33,9 @@ from engine.inference.state import load_state
 from engine.planner import CatalogSnapshot, optimize
 from engine.planner.steps import OcclusionStep, QueryStep, Step, plan_steps, scan_steps
 from engine.statement_result import StatementResult
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: Decision kinds in the order EXPLAIN lists them.
 KINDS = ("cached", "shared", "skipped", "incremental", "full")
@@ -124,14 +127,14 @@ def _ratio(full: int, spent: int) -> str:
     return f" ({full / spent:.2f}x fewer)" if spent else " (none spent)"
 
 
-def explain_plans(session: Any, sql: str | exp.Expression, analyze: bool = False) -> list[ScanPlan]:
+def explain_plans(session: Session, sql: str | exp.Expr, analyze: bool = False) -> list[ScanPlan]:
     """The plans of the inference scans of one query (text or parsed, parameters bound), one
     decision per frame; ``analyze=True`` runs the scans and reports what they did."""
     node = parse_statements(sql)[0] if isinstance(sql, str) else sql
     return scan_plans(session, plan_steps(optimize(node, CatalogSnapshot.of(session.functions))), analyze)
 
 
-def scan_plans(session: Any, steps: tuple[Step, ...], analyze: bool) -> list[ScanPlan]:
+def scan_plans(session: Session, steps: tuple[Step, ...], analyze: bool) -> list[ScanPlan]:
     """Each scan step's plan (validating every scan before running any)."""
     prepared = [PreparedScan.prepare(session, step.request) for step in scan_steps(steps)]
     plans = []
@@ -144,7 +147,7 @@ def scan_plans(session: Any, steps: tuple[Step, ...], analyze: bool) -> list[Sca
     return plans
 
 
-def plan_scan(session: Any, scan: PreparedScan) -> list[FrameDecision]:
+def plan_scan(session: Session, scan: PreparedScan) -> list[FrameDecision]:
     """Per-frame decisions of a scan, computing nothing (the same serve plan execution uses)."""
     served = serve_plan(session, scan)
     decisions = [FrameDecision(int(i), "shared", 0, int(f))
@@ -159,7 +162,7 @@ def plan_scan(session: Any, scan: PreparedScan) -> list[FrameDecision]:
     return sorted(decisions, key=lambda d: d.frame_id)
 
 
-def _plan_computation(session: Any, scan: PreparedScan, frame_ids: np.ndarray) -> list[FrameDecision]:
+def _plan_computation(session: Session, scan: PreparedScan, frame_ids: np.ndarray) -> list[FrameDecision]:
     from engine.inference.model_catalog import load_network
 
     if len(frame_ids) == 0:
@@ -180,7 +183,7 @@ def _plan_computation(session: Any, scan: PreparedScan, frame_ids: np.ndarray) -
     return decisions
 
 
-def explain_statement(session: Any, node: Any) -> StatementResult:
+def explain_statement(session: Session, node: Any) -> StatementResult:
     """The executor of ``EXPLAIN [ANALYZE] <query>``: the inference plan of a query that calls
     models (its steps, as execution reads them); DuckDB's own EXPLAIN for any other query."""
     inner = node.this

@@ -13,8 +13,8 @@ relation a rewritten query joins by ``frame_id`` and the rows of the result cach
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +35,7 @@ class FrameResults:
 
     @classmethod
     def from_arrays(cls, frame_ids: Sequence[int], logits: np.ndarray, features: np.ndarray, kinds: Sequence[str],
-                    macs: Sequence[int], macs_full: Sequence[int]) -> "FrameResults":
+                    macs: Sequence[int], macs_full: Sequence[int]) -> FrameResults:
         """Results from logits and features; the prediction is the top-1 class and its probability."""
         logits = np.asarray(logits, dtype=np.float32)
         shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
@@ -48,7 +48,7 @@ class FrameResults:
                    np.asarray(macs, dtype=np.int64), np.asarray(macs_full, dtype=np.int64))
 
     @classmethod
-    def empty(cls, classes: int = 0, width: int = 0) -> "FrameResults":
+    def empty(cls, classes: int = 0, width: int = 0) -> FrameResults:
         return cls(np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.float64),
                    np.empty((0, classes), np.float32), np.empty((0, width), np.float32),
                    np.empty(0, object), np.empty(0, np.int64), np.empty(0, np.int64))
@@ -56,16 +56,16 @@ class FrameResults:
     def __len__(self) -> int:
         return len(self.frame_ids)
 
-    def take(self, positions: np.ndarray) -> "FrameResults":
+    def take(self, positions: np.ndarray) -> FrameResults:
         return FrameResults(*(getattr(self, f)[positions] for f in _FIELDS))
 
-    def select(self, frame_ids: np.ndarray) -> "FrameResults":
+    def select(self, frame_ids: np.ndarray) -> FrameResults:
         """The results of those of ``frame_ids`` present here, in frame_id order."""
         mask = np.isin(self.frame_ids, frame_ids)
         return self.take(np.flatnonzero(mask))
 
     @staticmethod
-    def concat(parts: Sequence["FrameResults"]) -> "FrameResults":
+    def concat(parts: Sequence[FrameResults]) -> FrameResults:
         """Results of several parts, sorted by frame_id."""
         parts = [p for p in parts if len(p)]
         if not parts:

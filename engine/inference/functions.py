@@ -14,7 +14,10 @@ scans (see ``engine/planner``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: Kinds of planned functions: a model itself, or one of the functions taking a model.
 MODEL, FEATURES, LOGITS, OCCLUSION_MAP = "model", "features", "logits", "occlusion_map"
@@ -31,7 +34,7 @@ class PlannedFunction:
     kind: str
 
 
-def planned_functions(session: Any) -> dict[str, PlannedFunction]:
+def planned_functions(session: Session) -> dict[str, PlannedFunction]:
     """Every model of the catalog, plus features, logits and occlusion_map."""
     from engine.inference.model_catalog import model_names
 

@@ -16,11 +16,15 @@ metrics).  Training and serving add versions through :func:`add_version` too.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import ProgrammingError
 from engine.inference.weights import from_safetensors, sha256_hex, to_safetensors
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 if TYPE_CHECKING:
     import torch
@@ -69,12 +73,12 @@ _VERSION_COLUMNS = (
 )
 
 
-def model_names(session: Any) -> list[str]:
+def model_names(session: Session) -> list[str]:
     """The names of every model in the catalog."""
     return [r[0] for r in session.sql("SELECT name FROM mallard.models ORDER BY name").fetchall()]
 
 
-def current_version(session: Any, name: str) -> ModelVersion | None:
+def current_version(session: Session, name: str) -> ModelVersion | None:
     """The version of ``name`` that SQL calls use, or None if there is no such model."""
     row = session.sql(
         f"SELECT {_VERSION_COLUMNS} FROM mallard.model_versions v JOIN mallard.models m"
@@ -84,7 +88,7 @@ def current_version(session: Any, name: str) -> ModelVersion | None:
     return None if row is None else _version_of(row)
 
 
-def require_model(session: Any, name: str) -> ModelVersion:
+def require_model(session: Session, name: str) -> ModelVersion:
     """The current version of ``name``; ProgrammingError naming the known models if absent."""
     found = current_version(session, name)
     if found is None:
@@ -104,7 +108,7 @@ def _version_of(row: tuple[Any, ...]) -> ModelVersion:
     return ModelVersion(model, int(version), spec, sha, parent)
 
 
-def add_version(session: Any, name: str, spec: ModelSpec, state: Mapping[str, "torch.Tensor"], *,
+def add_version(session: Session, name: str, spec: ModelSpec, state: Mapping[str, torch.Tensor], *,
                 source: str | None, created_by: str, description: str | None = None,
                 options: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None) -> int:
     """Store a new version of model ``name`` (creating the model) and make it current.
@@ -116,7 +120,7 @@ def add_version(session: Any, name: str, spec: ModelSpec, state: Mapping[str, "t
     weights = to_safetensors(state)
     previous = session.sql("SELECT current_version FROM mallard.models WHERE name = ?", [name]).fetchone()
     parent = int(previous[0]) if previous else None
-    latest = session.sql("SELECT max(version) FROM mallard.model_versions WHERE model = ?", [name]).fetchone()[0]
+    latest = session.scalar("SELECT max(version) FROM mallard.model_versions WHERE model = ?", [name])
     version = int(latest or 0) + 1
     parameters = sum(int(t.numel()) for k, t in state.items() if not _is_buffer_key(k))
     session.sql(
@@ -145,22 +149,22 @@ def _is_buffer_key(key: str) -> bool:
     return key.endswith(("running_mean", "running_var", "num_batches_tracked"))
 
 
-def drop_model(session: Any, name: str) -> int:
+def drop_model(session: Session, name: str) -> int:
     """Delete model ``name``, all its versions, cached results and engine state; return versions dropped."""
-    count = session.sql("SELECT count(*) FROM mallard.model_versions WHERE model = ?", [name]).fetchone()[0]
+    count = session.scalar("SELECT count(*) FROM mallard.model_versions WHERE model = ?", [name])
     for table in ("inference_cache", "inference_state", "model_versions"):
         session.sql(f"DELETE FROM mallard.{table} WHERE model = ?", [name])
     session.sql("DELETE FROM mallard.models WHERE name = ?", [name])
     return int(count)
 
 
-def invalidate_results(session: Any, name: str, keep_version: int) -> None:
+def invalidate_results(session: Session, name: str, keep_version: int) -> None:
     """Forget cached results and engine state of every version of ``name`` but ``keep_version``."""
     for table in ("inference_cache", "inference_state"):
         session.sql(f"DELETE FROM mallard.{table} WHERE model = ? AND version <> ?", [name, keep_version])
 
 
-def load_network(session: Any, version: ModelVersion) -> "nn.Module":
+def load_network(session: Session, version: ModelVersion) -> nn.Module:
     """The torch network of a model version, in eval mode (built once per session and version)."""
     from udfs.architectures import ARCHITECTURES, build
 
@@ -173,10 +177,10 @@ def load_network(session: Any, version: ModelVersion) -> "nn.Module":
                 f"registered in this process (registered: {', '.join(sorted(ARCHITECTURES))}); import the "
                 "module that defines it with @architecture first"
             )
-        blob = session.sql(
+        blob = session.scalar(
             "SELECT weights FROM mallard.model_versions WHERE model = ? AND version = ?",
             [version.model, version.version],
-        ).fetchone()[0]
+        )
         network = build(version.spec.architecture, num_classes=version.spec.num_classes)
         network.load_state_dict(from_safetensors(blob), strict=True)
         while len(networks) >= MAX_NETWORKS:  # keep memory bounded: forget the oldest

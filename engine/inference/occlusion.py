@@ -11,7 +11,8 @@ projective-field threshold for approximate maps; 1 = exact).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,10 +36,10 @@ OCCLUSION_OPTIONS: Mapping[str, Option] = {
 }
 
 
-def compute_occlusion_map(session: "Session", request: "OcclusionRequest") -> pa.Table:
+def compute_occlusion_map(session: Session, request: OcclusionRequest) -> pa.Table:
     """Validate the call, fetch its frame, compute the heatmap; its rows as an Arrow table."""
-    from engine.inference.model_catalog import load_network, require_model
     from engine.inference.incremental import occlusion_map
+    from engine.inference.model_catalog import load_network, require_model
 
     version = require_model(session, request.model)
     options = {**{name: option.default for name, option in OCCLUSION_OPTIONS.items()}, **dict(request.options)}
@@ -81,7 +82,7 @@ def _target(value: Any, spec: Any) -> int | None:
                     f"the model, found {value!r}")
 
 
-def _frame(session: "Session", step: "OcclusionRequest") -> np.ndarray:
+def _frame(session: Session, step: OcclusionRequest) -> np.ndarray:
     from engine.video import frame_to_numpy
 
     try:

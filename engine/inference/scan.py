@@ -15,20 +15,23 @@ import json
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from engine.errors import DataError
 from engine.inference.cache import CacheKey, ResultCache, forget_replaced_video
-from engine.inference.model_catalog import ModelVersion, load_network, require_model
-from engine.inference.frames import FramesTable, Selection
 from engine.inference.frame_results import FrameResults, relation
-from engine.planner.annotations import ScanRequest
+from engine.inference.frames import FramesTable, Selection
+from engine.inference.model_catalog import ModelVersion, load_network, require_model
 from engine.inference.runners import FrameDecision, FullRunner, IncrementalRunner
 from engine.inference.settings import incremental_config, mode_key
 from engine.inference.state import load_state, save_state
+from engine.planner.annotations import ScanRequest
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: Where a session keeps the statistics of its recent scans (newest last).
 STATS = "inference.scans"
@@ -84,7 +87,7 @@ class PreparedScan:
     batch_size: int
 
     @classmethod
-    def prepare(cls, session: Any, request: ScanRequest) -> "PreparedScan":
+    def prepare(cls, session: Session, request: ScanRequest) -> PreparedScan:
         version = require_model(session, request.model)
         frames = FramesTable.resolve(session, request.table, request.frame_column, request.model)
         selection = frames.select(session, request.predicate, request.limit, request.order)
@@ -123,7 +126,7 @@ class ServePlan:
     missing: np.ndarray         # frame ids to compute now
 
 
-def serve_plan(session: Any, scan: PreparedScan) -> ServePlan:
+def serve_plan(session: Session, scan: PreparedScan) -> ServePlan:
     """Which frames are shared, cached or to compute (reads no cached values)."""
     wanted = scan.selection.frame_ids
     script = _script_results(session, scan)
@@ -134,7 +137,7 @@ def serve_plan(session: Any, scan: PreparedScan) -> ServePlan:
     return ServePlan(shared, cached, np.setdiff1d(remaining, cached, assume_unique=True))
 
 
-def scan_relation(session: Any, scan: PreparedScan) -> pa.Table:
+def scan_relation(session: Session, scan: PreparedScan) -> pa.Table:
     """Run the scan and give its results as the relation the rewritten query joins by frame_id."""
     results, stats = execute_scan(session, scan)
     history = session.state.setdefault(STATS, [])
@@ -143,7 +146,7 @@ def scan_relation(session: Any, scan: PreparedScan) -> pa.Table:
     return relation(results, scan.request.outputs, scan.version.spec.label)
 
 
-def execute_scan(session: Any, scan: PreparedScan) -> tuple[FrameResults, ScanStats]:
+def execute_scan(session: Session, scan: PreparedScan) -> tuple[FrameResults, ScanStats]:
     """Serve or compute every selected frame; store what was computed."""
     started = time.perf_counter()
     stats = ScanStats(scan.version.model, scan.version.version, scan.frames.name, scan.mode,
@@ -164,7 +167,7 @@ def execute_scan(session: Any, scan: PreparedScan) -> tuple[FrameResults, ScanSt
     return FrameResults.concat([shared, cached, computed]), stats
 
 
-def _compute(session: Any, scan: PreparedScan, missing: np.ndarray, cache: ResultCache | None,
+def _compute(session: Session, scan: PreparedScan, missing: np.ndarray, cache: ResultCache | None,
              stats: ScanStats) -> FrameResults:
     writes = not session.read_only and scan.key is not None
     parts: list[FrameResults] = []
@@ -196,7 +199,7 @@ def _compute(session: Any, scan: PreparedScan, missing: np.ndarray, cache: Resul
     return computed
 
 
-def _runner(session: Any, scan: PreparedScan, height: int, width: int) -> FullRunner | IncrementalRunner:
+def _runner(session: Session, scan: PreparedScan, height: int, width: int) -> FullRunner | IncrementalRunner:
     network = load_network(session, scan.version)
     spec = scan.version.spec
     if scan.mode == "full":
@@ -221,7 +224,7 @@ def _script_key(scan: PreparedScan) -> tuple[Any, ...]:
     return (key.model, key.version, key.video_key, key.mode_key) if key is not None else ()
 
 
-def _script_results(session: Any, scan: PreparedScan) -> FrameResults | None:
+def _script_results(session: Session, scan: PreparedScan) -> FrameResults | None:
     """Results earlier statements of this execute() computed for the scan's key (None: no key)."""
     if scan.key is None:
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -23,13 +23,16 @@ from engine.labeling.dawid_skene import DawidSkene
 from engine.labeling.functions import resolve
 from engine.labeling.majority import MajorityVote
 from engine.labeling.matrix import LabelMatrix
-from engine.labeling.patterns import VotePatterns
-from engine.system_catalog import require_user_table
 from engine.labeling.options import LabelOptions, label_options
-from engine.labeling.vote_plan import VotePlan
+from engine.labeling.patterns import VotePatterns
 from engine.labeling.runs import RunRecord, record_run
 from engine.labeling.table import require_table
+from engine.labeling.vote_plan import VotePlan
 from engine.labeling.writer import Predictions, check_key_name, gold_classes_arrow, write_label_table
+from engine.system_catalog import require_user_table
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: The label model needs at least this many functions (it is not identifiable with fewer).
 MIN_LABEL_MODEL_FUNCTIONS = 3
@@ -44,7 +47,7 @@ class LabelOutcome:
     stats: list[LFStats]
 
 
-def label(session: Any, node: exp.Expression) -> LabelOutcome:
+def label(session: Session, node: exp.Expr) -> LabelOutcome:
     """Execute a parsed ``LABEL`` statement."""
     started = time.perf_counter()
     source: exp.Table = node.this
@@ -81,7 +84,7 @@ def label(session: Any, node: exp.Expression) -> LabelOutcome:
             matrix.drop()
 
 
-def _fit_and_write(session: Any, plan: VotePlan, matrix: LabelMatrix, options: LabelOptions, target: exp.Table,
+def _fit_and_write(session: Session, plan: VotePlan, matrix: LabelMatrix, options: LabelOptions, target: exp.Table,
                    replace: bool, started: float, applied: float, steps: Any) -> LabelOutcome:
     patterns = matrix.patterns()
     gold = matrix.gold_patterns()
@@ -120,7 +123,7 @@ def _fit(patterns: VotePatterns, options: LabelOptions, k: int) -> tuple[Any, Pr
     return fitted, predictions
 
 
-def _write(session: Any, matrix: LabelMatrix, plan: VotePlan, predictions: Predictions, patterns: VotePatterns,
+def _write(session: Session, matrix: LabelMatrix, plan: VotePlan, predictions: Predictions, patterns: VotePatterns,
            target: exp.Table, replace: bool) -> None:
     name = f"__mallard_label_predictions_{id(matrix):x}"
     gold_name = f"__mallard_label_gold_{id(matrix):x}" if matrix.has_gold else None
@@ -135,14 +138,14 @@ def _write(session: Any, matrix: LabelMatrix, plan: VotePlan, predictions: Predi
             session.unregister(gold_name)
 
 
-def _label_share(session: Any, target: exp.Table, classes: Any, n_rows: int) -> np.ndarray:
+def _label_share(session: Session, target: exp.Table, classes: Any, n_rows: int) -> np.ndarray:
     """Fraction of the label table's rows given each class (gold labels included)."""
     query = exp.select("label", exp.Count(this=exp.Star())).from_(target.copy()).group_by("label")
     counts = dict(session.sql(query).fetchall())
     return np.array([counts.get(v, 0) for v in classes.values], dtype=np.float64) / max(n_rows, 1)
 
 
-def analyze(session: Any, node: exp.Expression) -> pa.Table:
+def analyze(session: Session, node: exp.Expr) -> pa.Table:
     """Execute ``ANALYZE LABELING FUNCTIONS``: the analysis without a label model; writes nothing."""
     source: exp.Table = node.this
     options = label_options(node)

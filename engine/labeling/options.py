@@ -41,7 +41,7 @@ class LabelOptions:
         return json.dumps(values, sort_keys=True)
 
 
-def label_options(node: exp.Expression) -> LabelOptions:
+def label_options(node: exp.Expr) -> LabelOptions:
     """The statement's options (its class's ``OPTIONS`` table), as LabelOptions."""
     values: dict[str, Any] = read_options(node)
     statement = getattr(type(node), "NAME", "LABEL")

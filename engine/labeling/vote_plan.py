@@ -6,7 +6,7 @@ classes are known, the key is unique) and ``VotePlan.apply`` runs the one query.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
@@ -18,6 +18,9 @@ from engine.labeling.matrix import CodeLayout, LabelMatrix, build_label_matrix, 
 from engine.labeling.python_votes import PythonVotes
 from engine.labeling.table import RowKey, check_unique_key, column_types, row_key
 
+if TYPE_CHECKING:
+    from engine.session import Session
+
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                   "UBIGINT", "UHUGEINT"}
 
@@ -26,7 +29,7 @@ _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYI
 class VotePlan:
     """The checked inputs of one label-matrix query."""
 
-    session: Any
+    session: Session
     source: exp.Table
     lfs: list[LabelingFunction]
     key: RowKey
@@ -39,8 +42,8 @@ class VotePlan:
     python: dict[str, PythonVotes] = field(default_factory=dict)
 
     @classmethod
-    def prepare(cls, session: Any, source: exp.Table, lfs: list[LabelingFunction], key_option: str | None,
-                classes: LabelClasses | None, fault_tolerant: bool) -> "VotePlan":
+    def prepare(cls, session: Session, source: exp.Table, lfs: list[LabelingFunction], key_option: str | None,
+                classes: LabelClasses | None, fault_tolerant: bool) -> VotePlan:
         check_columns(session, lfs, source)
         key = row_key(session, source, key_option)
         n_rows = check_unique_key(session, source, key)
@@ -93,7 +96,7 @@ class VotePlan:
         return [self.python[lf.name].failures if lf.name in self.python else 0 for lf in self.lfs]
 
 
-def _sql_result_types(session: Any, source: exp.Table, lfs: list[LabelingFunction]) -> dict[str, str]:
+def _sql_result_types(session: Session, source: exp.Table, lfs: list[LabelingFunction]) -> dict[str, str]:
     """Each SQL function's result type over ``source``; a function that does not bind is named."""
     if not lfs:
         return {}
@@ -109,7 +112,7 @@ def _sql_result_types(session: Any, source: exp.Table, lfs: list[LabelingFunctio
     return {lf.name: row[1] for lf, row in zip(lfs, rows)}
 
 
-def _infer_classes(session: Any, source: exp.Table, lfs: list[LabelingFunction], has_gold: bool) -> LabelClasses:
+def _infer_classes(session: Session, source: exp.Table, lfs: list[LabelingFunction], has_gold: bool) -> LabelClasses:
     """The distinct votes of the SQL functions (and gold labels): one extra pass over the table."""
     python = [lf.name for lf in lfs if lf.kind == "python"]
     if python:

@@ -34,7 +34,7 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def optimize(tree: exp.Expression, catalog: CatalogSnapshot) -> Plan:
+def optimize(tree: exp.Expr, catalog: CatalogSnapshot) -> Plan:
     """Apply every rule in order; ``tree`` itself is left as it is."""
     plan = Plan(tree)
     for rule in RULES:

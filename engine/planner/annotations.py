@@ -11,9 +11,10 @@ True
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from sqlglot import exp
 
@@ -27,7 +28,7 @@ class CatalogSnapshot:
     functions: Mapping[str, PlannedFunction] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
-    def of(cls, functions: Mapping[str, PlannedFunction]) -> "CatalogSnapshot":
+    def of(cls, functions: Mapping[str, PlannedFunction]) -> CatalogSnapshot:
         return cls(MappingProxyType(dict(functions)))
 
 
@@ -45,7 +46,7 @@ class ScanRequest:
     frame_column: str
     outputs: frozenset[str]
     relation: str
-    predicate: exp.Expression | None = None
+    predicate: exp.Expr | None = None
     limit: int | None = None
     order: str = "asc"
 
@@ -60,11 +61,11 @@ class ScanRequest:
         """The name the query uses for the frames table."""
         return self.table.alias_or_name.lower()
 
-    def with_outputs(self, outputs: Iterable[str]) -> "ScanRequest":
+    def with_outputs(self, outputs: Iterable[str]) -> ScanRequest:
         return replace(self, outputs=self.outputs | frozenset(outputs))
 
-    def restricted(self, predicate: exp.Expression | None, limit: int | None = None,
-                   order: str = "asc") -> "ScanRequest":
+    def restricted(self, predicate: exp.Expr | None, limit: int | None = None,
+                   order: str = "asc") -> ScanRequest:
         return replace(self, predicate=predicate, limit=limit, order=order)
 
     def describe(self) -> str:
@@ -97,11 +98,11 @@ class OcclusionRequest:
 class Plan:
     """A statement being planned: its tree and the annotations rules have attached so far."""
 
-    tree: exp.Expression
+    tree: exp.Expr
     scans: tuple[ScanRequest, ...] = ()
     occlusion_maps: tuple[OcclusionRequest, ...] = ()
 
-    def but(self, **changes: Any) -> "Plan":
+    def but(self, **changes: Any) -> Plan:
         """A new plan with some fields replaced (the plan itself never changes)."""
         return replace(self, **changes)
 

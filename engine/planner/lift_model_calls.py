@@ -17,7 +17,7 @@ name the call would have had (``label`` for ``m(frame).label``).
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from sqlglot import exp
 
@@ -55,14 +55,14 @@ def _key(table: exp.Table) -> tuple[str, ...]:
     return tuple(p.lower() for p in (table.catalog, table.db, table.name))
 
 
-def _calls(expression: exp.Expression, functions: Mapping[str, PlannedFunction]) -> list[ModelCall]:
+def _calls(expression: exp.Expr, functions: Mapping[str, PlannedFunction]) -> list[ModelCall]:
     if not functions:
         return []
     calls = [model_call(node, functions) for node in expression.find_all(exp.Anonymous)]
     return [c for c in calls if c is not None]
 
 
-def _name_projections(expression: exp.Expression, functions: Mapping[str, PlannedFunction]) -> None:
+def _name_projections(expression: exp.Expr, functions: Mapping[str, PlannedFunction]) -> None:
     """Alias each unaliased projection holding a model call as DuckDB would name the call."""
     for select in list(expression.find_all(exp.Select)):
         for projection in select.expressions:
@@ -71,7 +71,7 @@ def _name_projections(expression: exp.Expression, functions: Mapping[str, Planne
             projection.replace(exp.alias_(projection.copy(), projection_name(projection)))
 
 
-def projection_name(projection: exp.Expression) -> str:
+def projection_name(projection: exp.Expr) -> str:
     """``label`` for ``m(frame).label`` or ``m(frame)['label']``; else the expression's text."""
     if isinstance(projection, exp.Dot) and isinstance(projection.expression, exp.Identifier):
         return projection.expression.name
@@ -104,7 +104,7 @@ def frames_source(call: ModelCall) -> tuple[exp.Select, exp.Table]:
     )
 
 
-def _frames_table(source: exp.Expression, call: ModelCall) -> exp.Table:
+def _frames_table(source: exp.Expr, call: ModelCall) -> exp.Table:
     if isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier) and not _is_cte(source):
         return source
     raise ProgrammingError(
@@ -116,9 +116,9 @@ def _frames_table(source: exp.Expression, call: ModelCall) -> exp.Table:
 def _is_cte(table: exp.Table) -> bool:
     if table.db:
         return False
-    node: exp.Expression | None = table
+    node: exp.Expr | None = table
     while node is not None:
-        with_ = node.args.get("with_") or node.args.get("with") if isinstance(node, exp.Expression) else None
+        with_ = node.args.get("with_") or node.args.get("with") if isinstance(node, exp.Expr) else None
         if isinstance(with_, exp.With) and any(cte.alias.lower() == table.name.lower() for cte in with_.expressions):
             return True
         node = node.parent

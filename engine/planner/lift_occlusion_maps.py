@@ -20,7 +20,8 @@ options are (:mod:`engine.options`).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sqlglot import exp
 
@@ -77,7 +78,7 @@ def _request(call: exp.Anonymous, relation: str, functions: Mapping[str, Planned
                             relation=relation)
 
 
-def _frame_query(node: exp.Expression) -> exp.Select:
+def _frame_query(node: exp.Expr) -> exp.Select:
     """``(SELECT <frame column> FROM ...)`` with the frame's height and width added."""
     query = node.this if isinstance(node, exp.Subquery) else None
     if not isinstance(query, exp.Select) or len(query.expressions) != 1:

@@ -14,8 +14,8 @@ joined back to the query by ``frame_id``.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from sqlglot import exp
 
@@ -30,20 +30,20 @@ OUTPUT_OF_KIND = {MODEL: "prediction", FEATURES: "features", LOGITS: "logits"}
 class ModelCall:
     """One call of a model function in a query."""
 
-    node: exp.Expression
+    node: exp.Expr
     model: str
     output: str             # 'prediction' | 'features' | 'logits'
     frame: exp.Column
 
 
-def function_name(node: exp.Expression) -> str | None:
+def function_name(node: exp.Expr) -> str | None:
     """The lower-case name of a function call node that sqlglot does not know (Anonymous)."""
     if isinstance(node, exp.Anonymous) and isinstance(node.this, str):
         return node.this.lower()
     return None
 
 
-def model_call(node: exp.Expression, functions: Mapping[str, PlannedFunction]) -> ModelCall | None:
+def model_call(node: exp.Expr, functions: Mapping[str, PlannedFunction]) -> ModelCall | None:
     """The model call ``node`` is, None if it is not one; ProgrammingError if it is malformed."""
     name = function_name(node)
     info = functions.get(name) if name else None
@@ -60,7 +60,7 @@ def model_call(node: exp.Expression, functions: Mapping[str, PlannedFunction]) -
     return ModelCall(node, model, OUTPUT_OF_KIND[info.kind], frame_argument(name, args[1]))
 
 
-def model_argument(function: str, arg: exp.Expression, functions: Mapping[str, PlannedFunction]) -> str:
+def model_argument(function: str, arg: exp.Expr, functions: Mapping[str, PlannedFunction]) -> str:
     """The model named by a function's first argument (a bare name or a string)."""
     if isinstance(arg, exp.Column) and not arg.table:
         name = arg.name.lower()
@@ -75,7 +75,7 @@ def model_argument(function: str, arg: exp.Expression, functions: Mapping[str, P
     return name
 
 
-def frame_argument(function: str, arg: exp.Expression) -> exp.Column:
+def frame_argument(function: str, arg: exp.Expr) -> exp.Column:
     """The frame column a model function is applied to; ProgrammingError for anything else."""
     if isinstance(arg, exp.Column) and isinstance(arg.this, exp.Identifier):
         return arg
@@ -95,9 +95,9 @@ def relation_reference(relation: str, output: str, alias: str) -> exp.Subquery:
     return exp.Subquery(this=query)
 
 
-def scope_sources(select: exp.Select) -> dict[str, exp.Expression]:
+def scope_sources(select: exp.Select) -> dict[str, exp.Expr]:
     """The sources of a SELECT's FROM and JOINs by the name the query uses for them."""
-    found: dict[str, exp.Expression] = {}
+    found: dict[str, exp.Expr] = {}
     sources = []
     if select.args.get("from_") is not None:
         sources.append(select.args["from_"].this)
@@ -109,7 +109,7 @@ def scope_sources(select: exp.Select) -> dict[str, exp.Expression]:
     return found
 
 
-def lookup_scopes(tree: exp.Expression, relation: str) -> list[exp.Select]:
+def lookup_scopes(tree: exp.Expr, relation: str) -> list[exp.Select]:
     """The SELECTs whose rows the lookups into ``relation`` (see :func:`relation_reference`)
     are correlated with: found from the tree's shape, so a rule can find a request's scope
     in a copy of the tree."""

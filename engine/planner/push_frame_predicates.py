@@ -19,7 +19,7 @@ shape (the SELECT its lookups correlate with), so the rule reads nothing but its
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from sqlglot import exp
 
@@ -38,7 +38,7 @@ def push_frame_predicates(plan: Plan, catalog: CatalogSnapshot) -> Plan:
     return plan.but(scans=tuple(_push(request, plan.tree) for request in plan.scans))
 
 
-def _push(request: ScanRequest, tree: exp.Expression) -> ScanRequest:
+def _push(request: ScanRequest, tree: exp.Expr) -> ScanRequest:
     scopes = lookup_scopes(tree, request.relation)
     if len(scopes) != 1:
         return request  # served to several SELECTs (or none): every frame
@@ -55,7 +55,7 @@ def _push(request: ScanRequest, tree: exp.Expression) -> ScanRequest:
     return request.restricted(predicate)
 
 
-def _conjuncts(condition: exp.Expression) -> Iterator[exp.Expression]:
+def _conjuncts(condition: exp.Expr) -> Iterator[exp.Expr]:
     if isinstance(condition, exp.And):
         yield from _conjuncts(condition.left)
         yield from _conjuncts(condition.right)
@@ -65,7 +65,7 @@ def _conjuncts(condition: exp.Expression) -> Iterator[exp.Expression]:
         yield condition
 
 
-def _pushable(condition: exp.Expression, alias: str, single: bool) -> bool:
+def _pushable(condition: exp.Expr, alias: str, single: bool) -> bool:
     if any(True for _ in condition.find_all(*_UNPUSHABLE)):
         return False
     for column in condition.find_all(exp.Column):
@@ -78,7 +78,7 @@ def _pushable(condition: exp.Expression, alias: str, single: bool) -> bool:
     return True
 
 
-def _unqualified(condition: exp.Expression) -> exp.Expression:
+def _unqualified(condition: exp.Expr) -> exp.Expr:
     copy = condition.copy()
     for column in copy.find_all(exp.Column):
         column.set("table", None)
@@ -104,7 +104,7 @@ def _frame_limit(scope: exp.Select) -> tuple[int, str] | None:
     return rows + skip, "desc" if key.args.get("desc") else "asc"
 
 
-def _whole_number(node: exp.Expression | None) -> int | None:
+def _whole_number(node: exp.Expr | None) -> int | None:
     if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
         return int(node.this)
     return None

@@ -54,7 +54,7 @@ def _merge(group: list[ScanRequest], relation: str) -> ScanRequest:
     return ScanRequest(first.model, table, first.frame_column, outputs, relation, predicate)
 
 
-def _rename_relations(expression: exp.Expression, renames: dict[str, str]) -> None:
+def _rename_relations(expression: exp.Expr, renames: dict[str, str]) -> None:
     for table in expression.find_all(exp.Table):
         if table.name in renames:
             table.set("this", exp.to_identifier(renames[table.name]))

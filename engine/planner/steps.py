@@ -13,7 +13,6 @@ use, so they cannot disagree about what a statement does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from sqlglot import exp
 
@@ -39,11 +38,11 @@ class QueryStep:
     """DuckDB runs the (rewritten) statement over the relations the steps before it exposed;
     ``rewritten`` is False when the planner changed nothing."""
 
-    tree: exp.Expression
+    tree: exp.Expr
     rewritten: bool
 
 
-Step = Union[OcclusionStep, ScanStep, QueryStep]
+Step = OcclusionStep | ScanStep | QueryStep
 
 
 def plan_steps(plan: Plan) -> tuple[Step, ...]:

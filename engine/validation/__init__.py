@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from engine.connection import Connection
 
 
-def export_schema(connection: "Connection", name: str, version: int | None = None) -> str:
+def export_schema(connection: Connection, name: str, version: int | None = None) -> str:
     """A data schema as JSON text (the latest version unless ``version``).
 
     >>> import engine, json
@@ -32,7 +32,7 @@ def export_schema(connection: "Connection", name: str, version: int | None = Non
     return schema_document(connection.session, name, version)
 
 
-def import_schema(connection: "Connection", name: str, text: str) -> int:
+def import_schema(connection: Connection, name: str, text: str) -> int:
     """Store JSON text as the next version of data schema ``name``; returns the version.
 
     >>> import engine

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.validation.column_kinds import CATEGORICAL_KINDS
 from engine.validation.schema import ColumnSchema, Schema
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: Integer columns spanning at most this many values get their exact observed range.
 SMALL_INT_SPAN = 100
@@ -50,7 +53,7 @@ class InferenceOptions:
     min_domain_mass: float = 0.999
 
 
-def infer_schema(session: Any, statistics: str, options: InferenceOptions) -> Schema:
+def infer_schema(session: Session, statistics: str, options: InferenceOptions) -> Schema:
     """A schema inferred from the statistics ``statistics`` (a set name or staging key)."""
     rows = statistics_rows(session, statistics)
     values = _values(session, statistics, options.max_domain_size)
@@ -68,7 +71,7 @@ def infer_schema(session: Any, statistics: str, options: InferenceOptions) -> Sc
     )
 
 
-def statistics_rows(session: Any, statistics: str) -> list[dict[str, Any]]:
+def statistics_rows(session: Session, statistics: str) -> list[dict[str, Any]]:
     """The merged statistics of each column, with the masses of its decile bins (a baseline)."""
     cursor = session.sql(
         "SELECT * EXCLUDE (sketch), decile_cuts(quantiles) AS decile_cuts,"
@@ -78,7 +81,7 @@ def statistics_rows(session: Any, statistics: str) -> list[dict[str, Any]]:
     return [dict(zip(names, r)) for r in cursor.fetchall()]
 
 
-def _values(session: Any, statistics: str, limit: int) -> dict[str, list[str]]:
+def _values(session: Session, statistics: str, limit: int) -> dict[str, list[str]]:
     """Column -> all its values, for categorical columns with at most ``limit`` of them."""
     rows = session.sql(
         "SELECT v.column_name, list(v.value ORDER BY v.value) FROM validation_values(?) v"
@@ -88,7 +91,7 @@ def _values(session: Any, statistics: str, limit: int) -> dict[str, list[str]]:
     return dict(rows)
 
 
-def _patterns(session: Any, statistics: str) -> dict[str, list[tuple[str, int]]]:
+def _patterns(session: Session, statistics: str) -> dict[str, list[tuple[str, int]]]:
     rows = session.sql(
         "SELECT column_name, list({'value': value, 'count': count} ORDER BY rank) FROM validation_values(?)"
         " WHERE kind = 'pattern' GROUP BY ALL", [statistics]).fetchall()
@@ -157,7 +160,7 @@ def _baseline(row: dict[str, Any]) -> dict[str, Any]:
     return baseline
 
 
-def _duplicate_allowance(session: Any, observed: float) -> float | None:
+def _duplicate_allowance(session: Session, observed: float) -> float | None:
     """Keep the default threshold unless the data the schema came from already had more."""
     default = session.settings["validation_duplicate_threshold"]
     return min(1.0, 2 * observed) if observed > default else None

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine.errors import DataError
 from engine.user_files import read_text_file
 from engine.validation.schema import Schema
 from engine.validation.schema_store import load_schema, save_schema, schema_json
 
+if TYPE_CHECKING:
+    from engine.session import Session
 
-def schema_document(session: Any, name: str, version: int | None = None) -> str:
+
+def schema_document(session: Session, name: str, version: int | None = None) -> str:
     """The JSON text of a schema version (the latest by default)."""
     return schema_json(load_schema(session, name, version)[1])
 
@@ -45,7 +48,7 @@ def read_document(path: str) -> str:
     return read_text_file(path, "schema file")
 
 
-def store_document(session: Any, name: str, text: str, origin: str, statement: str) -> int:
+def store_document(session: Session, name: str, text: str, origin: str, statement: str) -> int:
     """Check ``text`` and store it as the next version of ``name``; return the version."""
     schema = parse_document(text, origin)
     session.require_writable("importing a schema")

@@ -97,7 +97,7 @@ class Schema:
         lowered = name.lower()
         return next((c for c in self.columns if c.name.lower() == lowered), None)
 
-    def copy(self) -> "Schema":
+    def copy(self) -> Schema:
         return Schema.from_dict(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,7 +119,7 @@ class Schema:
         })
 
     @classmethod
-    def from_dict(cls, document: Any) -> "Schema":
+    def from_dict(cls, document: Any) -> Schema:
         """Read a schema document, checking every value (DataError naming the bad one)."""
         return _schema_from_dict(document)
 
@@ -181,7 +181,7 @@ class _Reader:
     def take(self, key: str) -> Any:
         return self.items.pop(key, None)
 
-    def child(self, key: str) -> "_Reader":
+    def child(self, key: str) -> _Reader:
         return _Reader(self.take(key) or {}, f"{self.where}.{key}")
 
     def done(self) -> None:

@@ -128,7 +128,7 @@ def set_schema_properties(schema: Schema, values: dict[str, Any]) -> None:
 
 
 def reset_schema_properties(schema: Schema, keys: list[str]) -> None:
-    set_schema_properties(schema, {key: None for key in keys})
+    set_schema_properties(schema, dict.fromkeys(keys))
 
 
 def add_column(schema: Schema, name: str, kind: str) -> None:

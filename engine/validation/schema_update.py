@@ -8,12 +8,16 @@ validation passes silently from then on, a type change is NOT applied unless ask
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from engine.validation.inference import MAX_PATTERNS, PATTERN_COVERAGE, InferenceOptions, infer_column, statistics_rows
 from engine.validation.schema import Schema
 from engine.validation.validation_run import References, SchemaVersion, find_anomalies
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: The columns of UPDATE SCHEMA's result.
 CHANGE_COLUMNS = (("column_name", "VARCHAR"), ("anomaly", "VARCHAR"), ("change", "VARCHAR"),
@@ -43,7 +47,7 @@ class DataFacts:
         return self.columns[name.lower()]
 
 
-def read_facts(session: Any, key: str) -> DataFacts:
+def read_facts(session: Session, key: str) -> DataFacts:
     columns = {row["column_name"].lower(): row for row in statistics_rows(session, key)}
     values = dict(session.sql("SELECT lower(column_name), list(value ORDER BY value) FROM validation_values(?)"
                               " WHERE kind = 'value' GROUP BY ALL", [key]).fetchall())
@@ -55,7 +59,7 @@ def read_facts(session: Any, key: str) -> DataFacts:
     return DataFacts(columns, values, shapes, rows or 0, duplicates or 0)
 
 
-def update_schema(session: Any, target: SchemaVersion, key: str, environment: str | None,
+def update_schema(session: Session, target: SchemaVersion, key: str, environment: str | None,
                   accept_type_changes: bool) -> tuple[Schema, list[Change]]:
     """A relaxed copy of the schema that the statistics ``key`` conform to, and the changes made."""
     anomalies = find_anomalies(session, target, References(key), environment)

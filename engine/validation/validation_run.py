@@ -7,14 +7,18 @@ Nothing crosses from Python but parameters: the schema's columns come from its s
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from engine.validation.checks import CHECKS
 from engine.validation.schema import Schema
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: The columns of an anomaly row and their types.
 ANOMALY_COLUMNS = (("column_name", "VARCHAR"), ("anomaly", "VARCHAR"), ("severity", "VARCHAR"),
@@ -39,7 +43,7 @@ class SchemaVersion:
     schema: Schema
 
 
-def find_anomalies(session: Any, target: SchemaVersion, refs: References, environment: str | None) -> pa.Table:
+def find_anomalies(session: Session, target: SchemaVersion, refs: References, environment: str | None) -> pa.Table:
     """The anomalies of ``refs.current`` against ``target``, in order (ANOMALY_COLUMNS), as
     DuckDB computed them (read once as Arrow: no row crosses into Python objects)."""
     names = [name for name, _ in ANOMALY_COLUMNS]
@@ -54,7 +58,7 @@ def find_anomalies(session: Any, target: SchemaVersion, refs: References, enviro
 
 
 @contextmanager
-def _relations(session: Any, target: SchemaVersion, refs: References, environment: str | None) -> Iterator[None]:
+def _relations(session: Session, target: SchemaVersion, refs: References, environment: str | None) -> Iterator[None]:
     created: list[str] = []
 
     def temp(name: str, sql: str, params: list[Any] | None = None) -> None:
