@@ -14,6 +14,8 @@ ParserException
 """
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 
@@ -64,7 +66,7 @@ PEP249_ERRORS = (
 
 # DuckDB's exception classes already sit under PEP 249 categories of their own; map each
 # category to ours, most specific first.
-_DUCKDB_TO_PEP249: tuple[tuple[type[BaseException], type[Error]], ...] = (
+_DUCKDB_TO_PEP249: tuple[tuple[Any, Any], ...] = (
     (duckdb.NotSupportedError, NotSupportedError),
     (duckdb.ProgrammingError, ProgrammingError),
     (duckdb.IntegrityError, IntegrityError),

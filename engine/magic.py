@@ -61,6 +61,13 @@ class SqlMagics(Magics):
         self.close()
         self.connection, self._owned = connection, owned
 
+    def _namespace(self) -> dict[str, Any]:
+        """The notebook's variables."""
+        if self.shell is None:
+            raise engine.InterfaceError("the %sql magics need an IPython shell")
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
+
     def close(self) -> None:
         """Close the connection the magics opened (a bound notebook variable stays open)."""
         if self.connection is not None and self._owned:
@@ -74,7 +81,7 @@ class SqlMagics(Magics):
             if "connect" in options:
                 self._use(engine.connect(options["connect"], autocommit=True), owned=True)
             if "conn" in options:
-                bound = self.shell.user_ns.get(options["conn"])
+                bound = self._namespace().get(options["conn"])
                 if not isinstance(bound, engine.Connection):
                     raise engine.InterfaceError(
                         f"--conn {options['conn']}: expected a variable holding an engine.Connection, "
@@ -89,7 +96,7 @@ class SqlMagics(Magics):
             return None
         out = options.get("out") or options.get("o")
         if out:
-            self.shell.user_ns[out] = result
+            self._namespace()[out] = result
         return result
 
     def _run(self, text: str) -> Any:

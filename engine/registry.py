@@ -24,6 +24,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+from duckdb import PythonExceptionHandling
+from duckdb.func import PythonUDFType
 
 from engine.dialect.base import Statement
 from engine.dialect.inference import CreateModel, DropModel, ExplainInference, ShowModels
@@ -132,7 +134,7 @@ def register_functions(root: duckdb.DuckDBPyConnection, registered: dict[str, Ca
             root.remove_function(spec.name)
         root.create_function(
             spec.name, spec.fn, [duckdb.sqltype(p) for p in spec.parameters], duckdb.sqltype(spec.returns),
-            type="arrow" if spec.vectorized else "native", side_effects=spec.side_effects,
-            exception_handling="default",
+            type=PythonUDFType.ARROW if spec.vectorized else PythonUDFType.NATIVE, side_effects=spec.side_effects,
+            exception_handling=PythonExceptionHandling.DEFAULT,
         )
         registered[spec.name] = spec.fn

@@ -123,9 +123,10 @@ class Session:
     def _run_tree(self, owner: ResultOwner, node: exp.Expr, text: str, parameters: Parameters) -> Opened:
         from engine.dialect.parameters import bind_parameters
         from engine.executors.planned import run_planned_statement
+        from engine.dialect.base import Statement
         from engine.registry import EXECUTORS
 
-        executor = EXECUTORS.get(type(node))
+        executor = EXECUTORS.get(type(node)) if isinstance(node, Statement) else None
         bound = bind_parameters(node, parameters) if executor is not None else node
         self.begin_implicit()
         self._scope = self._scopes.setdefault(id(owner), (weakref.ref(owner), []))[1]
@@ -315,6 +316,13 @@ class Session:
             return self.duck.execute(text, params) if params else self.duck.execute(text)
         except duckdb.Error as e:
             raise translate(e) from e
+
+    def row(self, query: str | exp.Expr, params: Sequence[Any] | None = None) -> tuple[Any, ...]:
+        """The one row of a query that always returns one (an aggregate without GROUP BY)."""
+        found = self.sql(query, params).fetchone()
+        if found is None:
+            raise OperationalError(f"expected a row from {query if isinstance(query, str) else query.sql('duckdb')}")
+        return found
 
     def scalar(self, query: str | exp.Expr, params: Sequence[Any] | None = None) -> Any:
         """The first value of the first row of a query (None when it has no row)."""

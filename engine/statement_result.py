@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TypeAlias
+
 import duckdb
 import pyarrow as pa
 
-Rows = duckdb.DuckDBPyRelation | pa.Table | pa.RecordBatchReader
+Rows: TypeAlias = duckdb.DuckDBPyRelation | pa.Table | pa.RecordBatchReader
 
 
 @dataclass(frozen=True)

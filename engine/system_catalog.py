@@ -17,6 +17,8 @@ import re
 from importlib import resources
 from pathlib import Path
 
+from typing import Any
+
 import duckdb
 from sqlglot import exp
 
@@ -48,14 +50,18 @@ CATALOG_VERSION = migrations()[-1][0]
 
 def catalog_version(duck: duckdb.DuckDBPyConnection) -> int:
     """The catalog version recorded in the database, 0 if it has no catalog yet."""
-    exists = duck.execute(
+    exists = _first(duck.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'mallard' AND table_name = 'meta'"
         " AND database_name = current_database()"
-    ).fetchone()[0]
+    ).fetchone())
     if not exists:
         return 0
     row = duck.execute("SELECT value FROM mallard.meta WHERE key = 'catalog_version'").fetchone()
     return int(row[0]) if row else 0
+
+
+def _first(row: tuple[Any, ...] | None) -> Any:
+    return None if row is None else row[0]
 
 
 def migrate(duck: duckdb.DuckDBPyConnection, read_only: bool = False) -> int:

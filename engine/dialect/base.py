@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from engine.options import Option
 
+
 #: A prefix word standing for any of Mallard's setting names (``SET {setting}``).
 SETTING_SLOT = "{setting}"
 
@@ -170,6 +171,7 @@ class MallardParserBase(DuckDBParser):
         if not isinstance(table, exp.Table) or not all(
                 part is None or (isinstance(part, exp.Identifier) and part.name) for part in parts) or not table.name:
             self.fail(f"Expected {what} after {after}, found {_text_of(start)}")
+        assert isinstance(table, exp.Table)
         return table
 
     def expect_name(self, what: str, after: str) -> exp.Identifier:

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 from sqlglot.generator import Generator
 from sqlglot.tokenizer_core import TokenType
@@ -28,7 +27,7 @@ class CreateModel(Statement):
     """
 
     PREFIX = "CREATE [OR REPLACE] MODEL"
-    OPTIONS: Mapping[str, Option] = {
+    OPTIONS = {
         "architecture": Option(text, doc="a registered architecture (SHOW MODELS lists the models; "
                                          "udfs.architectures the architectures)"),
         "labels": Option(either(text, list_of(text)), doc="a file of class names, one per line, or a list"),
@@ -87,7 +86,7 @@ class ShowModels(Statement):
     """
 
     PREFIX = "SHOW MODELS"
-    arg_types: dict[str, bool] = {}
+    arg_types = {}
 
     @classmethod
     def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowModels:

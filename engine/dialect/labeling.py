@@ -11,8 +11,6 @@
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from sqlglot import exp
 from sqlglot.generator import Generator
 from sqlglot.tokenizer_core import TokenType
@@ -129,7 +127,7 @@ class Label(Statement):
     """
 
     PREFIX = "LABEL"
-    OPTIONS: Mapping[str, Option] = {
+    OPTIONS = {
         "classes": _CLASSES,
         "model": Option(choice("label_model", "majority"), "label_model",
                         "'label_model' (Dawid-Skene EM) or 'majority'"),
@@ -172,7 +170,7 @@ class AddGoldLabels(Statement):
     """
 
     PREFIX = "ADD GOLD LABELS"
-    OPTIONS: Mapping[str, Option] = {
+    OPTIONS = {
         "key": _KEY,
         "label": Option(column, "label", "the source's column holding the expert label"),
     }
@@ -201,7 +199,7 @@ class AnalyzeLabelingFunctions(Statement):
     """
 
     PREFIX = "ANALYZE LABELING FUNCTIONS"
-    OPTIONS: Mapping[str, Option] = {"classes": _CLASSES, "key": _KEY, "fault_tolerant": _FAULT_TOLERANT}
+    OPTIONS = {"classes": _CLASSES, "key": _KEY, "fault_tolerant": _FAULT_TOLERANT}
     arg_types = {"this": True, "expressions": True, "options": False}
 
     @classmethod

@@ -71,7 +71,7 @@ class ShowSettings(Statement):
     """
 
     PREFIX = "SHOW MALLARD SETTINGS"
-    arg_types: dict[str, bool] = {}
+    arg_types = {}
 
     @classmethod
     def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowSettings:

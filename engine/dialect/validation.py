@@ -18,8 +18,6 @@ to DuckDB.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from sqlglot import exp
 from sqlglot.generator import Generator
 from sqlglot.tokenizer_core import TokenType
@@ -70,7 +68,7 @@ class ComputeStatistics(Statement):
     """
 
     PREFIX = "COMPUTE STATISTICS"
-    OPTIONS: Mapping[str, Option] = {
+    OPTIONS = {
         "max_values": Option(whole(100, 1_000_000), doc="value counts kept per categorical column "
                                                          "(default: the validation_max_values setting)"),
     }
@@ -146,7 +144,7 @@ class InferSchema(Statement):
     """
 
     PREFIX = "INFER [OR REPLACE] SCHEMA"
-    OPTIONS: Mapping[str, Option] = {
+    OPTIONS = {
         "max_domain_size": Option(whole(0, 1_000_000), 100,
                                   "a string column with at most this many distinct values gets a domain"),
         "infer_ranges": Option(boolean, True, "infer soft numeric ranges (a warning, not an error, when exceeded)"),
@@ -184,7 +182,7 @@ class Validate(Statement):
     """
 
     PREFIX = "VALIDATE [STATISTICS]"
-    OPTIONS: Mapping[str, Option] = {
+    OPTIONS = {
         "environment": Option(text, doc="the environment the rows come from (e.g. SERVING)"),
         "previous": Option(table, doc="statistics or a table of the previous span (drift comparators)"),
         "training": Option(table, doc="statistics or a table of the training data (skew comparators)"),
@@ -295,7 +293,7 @@ class UpdateSchema(Statement):
     """
 
     PREFIX = "UPDATE SCHEMA"
-    OPTIONS: Mapping[str, Option] = {
+    OPTIONS = {
         "environment": Option(text, doc="the environment the new data comes from"),
         "accept_type_changes": Option(boolean, False, "change a column's type when the data's type changed"),
     }

@@ -4,8 +4,6 @@
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from sqlglot.generator import Generator
 
 from engine.dialect.base import MallardParserBase, Statement
@@ -24,7 +22,7 @@ class LoadVideo(Statement):
 
     PREFIX = "LOAD [OR REPLACE] VIDEO"
     OWNED_AFTER_OPTIONAL = True  # DuckDB has LOAD <extension>, never LOAD OR REPLACE
-    OPTIONS: Mapping[str, Option] = {
+    OPTIONS = {
         "width": Option(_SIDE, doc="stored frame width in pixels (with only width, height keeps the aspect ratio)"),
         "height": Option(_SIDE, doc="stored frame height in pixels"),
         "every": Option(whole(1, 10**9), 1, "keep every n-th frame"),

@@ -290,10 +290,12 @@ def _lonely_environments(schema: Schema, declared: list[str], name: str) -> list
 def _apply_edit(schema: Schema, edit: SchemaEdit) -> list[str]:
     action, column = edit.args["action"], edit.args.get("column")
     column_name = column.name if column is not None else None
-    if action == "ADD":
-        schema_edits.add_column(schema, column_name, edit.args["kind"])
-    elif action == "DROP":
-        schema_edits.drop_column(schema, column_name)
+    if action in ("ADD", "DROP"):
+        assert column_name is not None  # the parser requires a column for ADD and DROP
+        if action == "ADD":
+            schema_edits.add_column(schema, column_name, edit.args["kind"])
+        else:
+            schema_edits.drop_column(schema, column_name)
     elif action == "SET":
         values = {p.name: _property_value(p) for p in edit.expressions}
         if column_name is None:

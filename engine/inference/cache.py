@@ -19,6 +19,7 @@ reloaded with other content get another video key, and their table's old rows go
 """
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +75,7 @@ class ResultCache:
             self.session.unregister(_IDS)
         return np.array([r[0] for r in rows], dtype=np.int64)
 
-    def read(self, frame_ids: np.ndarray, outputs: set[str]) -> FrameResults:
+    def read(self, frame_ids: np.ndarray, outputs: Set[str]) -> FrameResults:
         """The cached results of ``frame_ids`` (all cached), with logits/features only if in ``outputs``."""
         if len(frame_ids) == 0:
             return FrameResults.empty()

@@ -13,7 +13,7 @@ relation a rewritten query joins by ``frame_id`` and the rows of the result cach
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,7 +101,7 @@ def matrix(lists: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
     return values.reshape(len(array), -1)
 
 
-def relation(results: FrameResults, outputs: set[str], label: Callable[[int], str]) -> pa.Table:
+def relation(results: FrameResults, outputs: Set[str], label: Callable[[int], str]) -> pa.Table:
     """The scan relation: frame_id plus the outputs the query reads (prediction, features, logits)."""
     columns: dict[str, pa.Array] = {"frame_id": pa.array(results.frame_ids, pa.int64())}
     if "prediction" in outputs:

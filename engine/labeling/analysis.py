@@ -56,7 +56,7 @@ def lf_analysis(names: Sequence[str], patterns: VotePatterns, gold: VotePatterns
     out = []
     for j, name in enumerate(names):
         voted = by_vote[j, 1:, :].sum(axis=0) / n
-        stats = LFStats(lf=name, polarity=[class_texts[c] for c in np.flatnonzero(by_vote[j, 1:, 0] > 0)],
+        stats = LFStats(lf=name, polarity=[class_texts[int(c)] for c in np.flatnonzero(by_vote[j, 1:, 0] > 0)],
                         coverage=float(voted[0]), overlaps=float(voted[1]), conflicts=float(voted[2]))
         if confusion is not None:
             right = round(sum(confusion[j, y + 1, y] for y in range(patterns.k)))

@@ -114,7 +114,7 @@ def _check_rows(session: Session, table: exp.Table, key: RowKey, rows: exp.Subqu
         exp.Count(this=exp.Star()), exp.Count(this=exp.column("row_key")), exp.Count(this=exp.column("label")),
         exp.Count(this=exp.Distinct(expressions=[exp.column("row_key")])),
     ).from_(exp.alias_(rows.copy(), "gold_rows"))
-    total, keyed, labeled, distinct = session.sql(stats).fetchone()
+    total, keyed, labeled, distinct = session.row(stats)
     if keyed < total or labeled < total:
         raise DataError(f"ADD GOLD LABELS: {total - min(keyed, labeled)} gold row(s) have a NULL key or label")
     if distinct < total:

@@ -69,7 +69,7 @@ class CodeLayout:
                     shift = GROUP_BITS * slot + bits * i
                     terms.append(exp.BitwiseLeftShift(this=exp.cast(votes[j], "BIGINT"),
                                                       expression=exp.Literal.number(shift)))
-            total = terms[0]
+            total: exp.Expr = terms[0]
             for term in terms[1:]:
                 total = exp.Add(this=total, expression=term)
             out.append(exp.alias_(total, name))
@@ -78,7 +78,7 @@ class CodeLayout:
     def group_codes(self, columns: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The per-group codes held in the packed code columns."""
         mask = (1 << GROUP_BITS) - 1
-        out = []
+        out: list[np.ndarray] = []
         for column, values in zip(self.columns, columns):
             values = np.asarray(values, dtype=np.int64)
             out.extend(((values >> (GROUP_BITS * slot)) & mask).astype(np.intp) for slot in range(len(column)))

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+from duckdb import PythonExceptionHandling
+from duckdb.func import FunctionNullHandling, PythonUDFType
 import pyarrow as pa
 from sqlglot import exp
 
@@ -54,13 +56,14 @@ class PythonVotes:
 
     def register(self, session: Session, key_type: str, column_types: dict[str, str]) -> None:
         by_lower = {name.lower(): kind for name, kind in column_types.items()}
-        parameters = [duckdb.sqltype(key_type)] + [duckdb.sqltype(by_lower[c.lower()]) for c in self.lf.columns()]
+        parameters: list[Any] = [duckdb.sqltype(key_type), *(duckdb.sqltype(by_lower[c.lower()]) for c in self.lf.columns())]
         vectorized = self.lf.python is not None and self.lf.python.vectorized
         session.quiesce()
         session.duck.create_function(
             self.udf_name, _with_arity(self._batch if vectorized else self._row, len(parameters)), parameters,
             duckdb.sqltype("INTEGER"),
-            type="arrow" if vectorized else "native", null_handling="special", exception_handling="default",
+            type=PythonUDFType.ARROW if vectorized else PythonUDFType.NATIVE, null_handling=FunctionNullHandling.SPECIAL,
+            exception_handling=PythonExceptionHandling.DEFAULT,
             side_effects=True,  # never merged or skipped: failures are counted
         )
 

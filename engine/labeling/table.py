@@ -85,7 +85,7 @@ def check_unique_key(session: Session, table: exp.Table, key: RowKey) -> int:
     declared = key.name == "rowid" or _declared_unique(session, table, key.name)
     distinct_count = exp.Count(this=exp.Star()) if declared else exp.Count(this=exp.Distinct(expressions=[column.copy()]))
     query = exp.select(exp.Count(this=exp.Star()), exp.Count(this=column.copy()), distinct_count).from_(table.copy())
-    rows, non_null, distinct = session.sql(query).fetchone()
+    rows, non_null, distinct = session.row(query)
     if non_null < rows:
         raise DataError(f"key column {key.name} of {table.sql('duckdb')} has NULLs; each row needs a key (WITH (key = ...))")
     if distinct < rows:

@@ -65,7 +65,8 @@ class VotePlan:
     def apply(self, name: str) -> LabelMatrix:
         """Run every function over the table in one query, into the temporary table ``name``."""
         key_in_s = exp.column("__key", "s")
-        raw, codes = [], []
+        raw: list[exp.Expr] = []
+        codes: list[exp.Expr] = []
         for j, lf in enumerate(self.lfs):
             column = exp.column(f"r{j}", "s")
             if lf.kind == "python":
@@ -96,11 +97,17 @@ class VotePlan:
         return [self.python[lf.name].failures if lf.name in self.python else 0 for lf in self.lfs]
 
 
+def _sql(lf: LabelingFunction) -> exp.Expr:
+    """A copy of a SQL labeling function's expression."""
+    assert lf.expression is not None, f"{lf.name} is not a SQL labeling function"
+    return lf.expression.copy()
+
+
 def _sql_result_types(session: Session, source: exp.Table, lfs: list[LabelingFunction]) -> dict[str, str]:
     """Each SQL function's result type over ``source``; a function that does not bind is named."""
     if not lfs:
         return {}
-    probe = exp.Describe(this=exp.select(*[exp.alias_(lf.expression.copy(), f"r{j}") for j, lf in enumerate(lfs)])
+    probe = exp.Describe(this=exp.select(*[exp.alias_(_sql(lf), f"r{j}") for j, lf in enumerate(lfs)])
                          .from_(source.copy()))
     try:
         rows = session.sql(probe).fetchall()
@@ -119,7 +126,7 @@ def _infer_classes(session: Session, source: exp.Table, lfs: list[LabelingFuncti
         raise ProgrammingError(
             f"Python labeling functions ({', '.join(python)}) need the classes given: add WITH (classes = [...])"
         )
-    values = exp.Array(expressions=[exp.cast(lf.expression.copy(), "VARCHAR") for lf in lfs])
+    values = exp.Array(expressions=[exp.cast(_sql(lf), "VARCHAR") for lf in lfs])
     inner = exp.select(exp.alias_(exp.Unnest(expressions=[values]), "v")).from_(source.copy())
     query = (exp.select("v").distinct().from_(exp.alias_(exp.Subquery(this=inner), "u"))
              .where(exp.Not(this=exp.Is(this=exp.column("v"), expression=exp.Null()))).limit(10001))

@@ -77,7 +77,7 @@ def projection_name(projection: exp.Expr) -> str:
         return projection.expression.name
     if (isinstance(projection, exp.Bracket) and len(projection.expressions) == 1
             and isinstance(projection.expressions[0], exp.Literal) and projection.expressions[0].is_string):
-        return projection.expressions[0].this
+        return str(projection.expressions[0].this)
     return projection.sql("duckdb", normalize_functions="lower")
 
 

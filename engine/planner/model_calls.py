@@ -47,7 +47,7 @@ def model_call(node: exp.Expr, functions: Mapping[str, PlannedFunction]) -> Mode
     """The model call ``node`` is, None if it is not one; ProgrammingError if it is malformed."""
     name = function_name(node)
     info = functions.get(name) if name else None
-    if info is None or info.kind == OCCLUSION_MAP:
+    if name is None or info is None or info.kind == OCCLUSION_MAP:
         return None
     args = list(node.expressions)
     if info.kind == MODEL:

@@ -60,8 +60,8 @@ def infer_schema(session: Session, statistics: str, options: InferenceOptions) -
     patterns = _patterns(session, statistics)
     columns = [infer_column(row, values.get(row["column_name"]), patterns.get(row["column_name"], []), options)
                for row in rows]
-    row_count, duplicates = session.sql(
-        "SELECT sum(row_count)::BIGINT, sum(duplicate_rows)::BIGINT FROM validation_spans(?)", [statistics]).fetchone()
+    row_count, duplicates = session.row(
+        "SELECT sum(row_count)::BIGINT, sum(duplicate_rows)::BIGINT FROM validation_spans(?)", [statistics])
     duplicate_fraction = duplicates / row_count if row_count else 0.0
     return Schema(
         columns=columns,

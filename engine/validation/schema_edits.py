@@ -25,7 +25,7 @@ _SCHEMA_DEFAULTS = {f.name: f for f in fields(Schema)}
 
 
 def _default(field: Any) -> Any:
-    return field.default_factory() if callable(field.default_factory) else field.default  # type: ignore[misc]
+    return field.default_factory() if callable(field.default_factory) else field.default
 
 
 def _property(table: dict[str, Property], name: str, where: str) -> Property:

@@ -8,12 +8,14 @@ validation passes silently from then on, a type change is NOT applied unless ask
 """
 from __future__ import annotations
 
+from engine.errors import ProgrammingError
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.validation.inference import MAX_PATTERNS, PATTERN_COVERAGE, InferenceOptions, infer_column, statistics_rows
-from engine.validation.schema import Schema
+from engine.validation.schema import ColumnSchema, Schema
 from engine.validation.validation_run import References, SchemaVersion, find_anomalies
 
 if TYPE_CHECKING:
@@ -31,6 +33,14 @@ class Change:
     change: str
     before: str | None
     after: str | None
+
+
+def _column(schema: Schema, name: str | None) -> ColumnSchema:
+    """The schema's column an anomaly names (anomalies name columns the schema has)."""
+    column = schema.column(name or "")
+    if column is None:
+        raise ProgrammingError(f"the schema has no column {name!r}")
+    return column
 
 
 @dataclass
@@ -54,8 +64,8 @@ def read_facts(session: Session, key: str) -> DataFacts:
     shapes = {name: [(s["value"], s["count"]) for s in found] for name, found in session.sql(
         "SELECT lower(column_name), list({'value': value, 'count': count} ORDER BY rank) FROM validation_values(?)"
         " WHERE kind = 'pattern' GROUP BY ALL", [key]).fetchall()}
-    rows, duplicates = session.sql("SELECT sum(row_count)::BIGINT, sum(duplicate_rows)::BIGINT FROM validation_spans(?)",
-                                   [key]).fetchone()
+    rows, duplicates = session.row("SELECT sum(row_count)::BIGINT, sum(duplicate_rows)::BIGINT FROM validation_spans(?)",
+                                   [key])
     return DataFacts(columns, values, shapes, rows or 0, duplicates or 0)
 
 
@@ -97,14 +107,14 @@ def _new_column(schema: Schema, name: str | None, facts: DataFacts, accept: bool
 
 
 def _missing_column(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column = schema.column(name or "")
+    column = _column(schema, name)
     before = f"min_count {column.min_count}, min_fraction {column.min_fraction:g}"
     column.min_count, column.min_fraction = 0, 0.0
     return "presence relaxed: the column may be absent", before, "min_count 0, min_fraction 0"
 
 
 def _data_type(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column = schema.column(name or "")
+    column = _column(schema, name)
     found = facts.column(column.name)
     if not accept:
         return ("type change NOT applied (the column stays checked); accept it with "
@@ -117,20 +127,20 @@ def _data_type(schema: Schema, name: str | None, facts: DataFacts, accept: bool)
 
 
 def _fraction_present(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column, found = schema.column(name or ""), facts.column(name or "")
+    column, found = _column(schema, name), facts.column(name or "")
     before = column.min_fraction
     column.min_fraction = found["present"] / found["count"]
     return "min_fraction lowered", _text(before), _text(column.min_fraction)
 
 
 def _number_present(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column, found = schema.column(name or ""), facts.column(name or "")
+    column, found = _column(schema, name), facts.column(name or "")
     before, column.min_count = column.min_count, int(found["present"])
     return "min_count lowered", _text(before), _text(column.min_count)
 
 
 def _domain(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column, found = schema.column(name or ""), facts.column(name or "")
+    column, found = _column(schema, name), facts.column(name or "")
     before = len(column.domain or [])
     if found["unstored_count"]:
         column.domain = None
@@ -142,7 +152,7 @@ def _domain(schema: Schema, name: str | None, facts: DataFacts, accept: bool) ->
 
 def _bound(which: str) -> Rule:
     def rule(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-        column, found = schema.column(name or ""), facts.column(name or "")
+        column, found = _column(schema, name), facts.column(name or "")
         before = getattr(column, which)
         setattr(column, which, float(found[which]))
         return f"{which} widened", _text(before), _text(getattr(column, which))
@@ -151,14 +161,14 @@ def _bound(which: str) -> Rule:
 
 def _allow(flag: str) -> Rule:
     def rule(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-        setattr(schema.column(name or ""), flag, False)
+        setattr(_column(schema, name), flag, False)
         return f"{flag} turned off", "true", "false"
     return rule
 
 
 def _unique(which: str) -> Rule:
     def rule(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-        column, found = schema.column(name or ""), facts.column(name or "")
+        column, found = _column(schema, name), facts.column(name or "")
         before = getattr(column, which)
         setattr(column, which, int(found["distinct_count"]))
         return f"{which} widened", _text(before), _text(getattr(column, which))
@@ -174,14 +184,14 @@ def _examples(which: str) -> Rule:
 
 
 def _baseline(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column, found = schema.column(name or ""), facts.column(name or "")
+    column, found = _column(schema, name), facts.column(name or "")
     before = (column.baseline or {}).get("mean")
     column.baseline = infer_column(found, None, [], InferenceOptions()).baseline
     return "baseline moved to the new data", f"mean {_text(before)}", f"mean {_text(found['mean'])}"
 
 
 def _missing_baseline(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column, found = schema.column(name or ""), facts.column(name or "")
+    column, found = _column(schema, name), facts.column(name or "")
     baseline = dict(column.baseline or {})
     before = baseline.get("missing_fraction")
     baseline["missing_fraction"] = found["missing_fraction"]
@@ -190,7 +200,7 @@ def _missing_baseline(schema: Schema, name: str | None, facts: DataFacts, accept
 
 
 def _patterns(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column, found = schema.column(name or ""), facts.column(name or "")
+    column, found = _column(schema, name), facts.column(name or "")
     before = list(column.patterns or [])
     patterns, covered = list(before), 0
     shapes = facts.shapes.get(column.name.lower(), [])
