@@ -91,7 +91,8 @@ class Session:
         if not isinstance(sql, str):
             raise ProgrammingError(f"expected the statement as a str, found {type(sql).__name__}")
         self.claim(owner)
-        self.cancel.clear()
+        if self.cancel.is_set():
+            self.cancel.clear()
         try:
             if not self.router.needs_mallard(sql) and ";" not in sql.rstrip().rstrip(";"):
                 return self._run_plain(sql, parameters)
@@ -203,7 +204,8 @@ class Session:
         elif previous is None and self._pending is not None:
             self.duck.abort()  # its cursor is gone: nobody will read those rows
             self._pending = None
-        self._release_abandoned()
+        if self._scopes:
+            self._release_abandoned()
         self.finish(owner)
         self._pending = weakref.ref(owner)
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from engine.errors import DataError
-from engine.inference.cache import CacheKey, ResultCache, forget_replaced_video
+from engine.errors import DataError, OperationalError
+from engine.inference.cache import CacheKey, ResultCache, evict_to_limit, forget_replaced_video
 from engine.inference.frame_results import FrameResults, relation
 from engine.inference.frames import FramesTable, Selection
 from engine.inference.model_catalog import ModelVersion, load_network, require_model
@@ -174,6 +174,7 @@ def _compute(session: Session, scan: PreparedScan, missing: np.ndarray, cache: R
     position = np.searchsorted(scan.selection.frame_ids, missing)
     heights, widths = scan.selection.heights[position], scan.selection.widths[position]
     desc = f"{scan.version.model} over {scan.frames.name} ({scan.mode})"
+    interrupted = False
     with session.atomic() if writes else nullcontext(), session.progress(len(missing), desc, unit="frame") as bar:
         if writes:
             forget_replaced_video(session, scan.frames.name, scan.key.video_key)  # type: ignore[union-attr]
@@ -181,6 +182,9 @@ def _compute(session: Session, scan: PreparedScan, missing: np.ndarray, cache: R
             ids = missing[(heights == height) & (widths == width)]
             runner = _runner(session, scan, height, width)
             for batch_ids, frames in scan.frames.batches(session, ids, height, width, scan.batch_size):
+                if session.cancel.is_set():
+                    interrupted = True  # stop; what was computed is complete per frame and is kept
+                    break
                 started = time.perf_counter()
                 results, decisions = runner.run(batch_ids, frames)
                 stats.network_seconds += time.perf_counter() - started
@@ -190,13 +194,27 @@ def _compute(session: Session, scan: PreparedScan, missing: np.ndarray, cache: R
                     cache.store(results)
                 parts.append(results)
                 bar.update(len(batch_ids))
+            if interrupted:
+                break
             if isinstance(runner, IncrementalRunner) and writes:
                 save_state(session, _state_key(scan), json.dumps(_config_dict(scan.config)), runner.state_dict(),
                            last_frame_id=int(ids[-1]))
+        if writes and cache is not None:
+            evict_to_limit(session, _cache_limit(session))
     computed = FrameResults.concat(parts)
+    if interrupted:
+        session.cancel.clear()
+        raise OperationalError(
+            f"the inference scan of {scan.version.model} over {scan.frames.name} was interrupted after "
+            f"{len(computed)} of {len(missing)} frames; the results computed are kept in the result cache")
     stats.count(computed)
     session.state[BACKBONE_FRAMES] = session.state.get(BACKBONE_FRAMES, 0) + stats.computed - stats.skipped
     return computed
+
+
+def _cache_limit(session: Session) -> int | None:
+    limit = session.settings["inference_cache_limit"]
+    return None if limit == "none" else int(limit)
 
 
 def _runner(session: Session, scan: PreparedScan, height: int, width: int) -> FullRunner | IncrementalRunner:
