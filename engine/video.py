@@ -170,7 +170,7 @@ def iter_frames(con: Any, table: str, *, frame_ids: Sequence[int] | None = None,
         query = _frames_query(table, frame_ids, where)
         query.set("expressions", [exp.column("frame_id")])
         ids = np.array([r[0] for r in session.sql(query).fetchall()], dtype=np.int64)
-        yield from stream_reader(session).batches(stream_id, ids, batch_size)
+        yield from stream_reader(session).batches(session, stream_id, ids, batch_size)
         return
     cursor = con.cursor()
     cursor.execute(_frames_query(table, frame_ids, where).sql("duckdb"))

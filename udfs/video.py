@@ -55,8 +55,14 @@ def prepare_video(session: Any) -> None:
         return live.sql_frames(stream_ids, frame_ids, heights, widths)
 
     types = [duckdb.sqltype(t) for t in ("BIGINT", "BIGINT", "INTEGER", "INTEGER")]
-    session.duck.create_function(FRAME_FUNCTION, video_frame, types, duckdb.sqltype("BLOB"), type="arrow",
-                                 side_effects=False, exception_handling="default")
+    try:
+        session.duck.create_function(FRAME_FUNCTION, video_frame, types, duckdb.sqltype("BLOB"), type="arrow",
+                                     side_effects=False, exception_handling="default")
+    except duckdb.CatalogException as e:
+        if "already exists" not in str(e):
+            raise
+        # another connection of this process to the same database registered it, bound to
+        # the same reader (stream_reader is per database)
 
 
 PREPARERS.append(prepare_video)

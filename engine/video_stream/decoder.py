@@ -116,7 +116,7 @@ class FrameDecoder:
             self.counters.packet_bytes += data.nbytes
         data, pts, dts = self._window
         row = number - self._window_first
-        packet = av.Packet(data[row].as_buffer())
+        packet = ffmpeg_packet(data[row].as_buffer())
         packet.pts, packet.dts, packet.time_base = pts[row], dts[row], self._time_base
         return packet
 
@@ -127,6 +127,21 @@ class FrameDecoder:
         why = f"; the decoder rejected {'; '.join(errors[:3])}" if errors else ""
         return DataError(f"frame {frame_id} of {self.record.label} could not be decoded: the decoder gave no "
                          f"picture for its packet {packet}{why} (the video is damaged there)")
+
+
+def ffmpeg_packet(data: Any) -> Any:
+    """A PyAV packet holding a copy of ``data`` in memory FFmpeg owns.
+
+    ``av.Packet(data)`` would lend FFmpeg the Python object's memory, and a frame-decoding
+    thread that drops the last reference then needs the GIL, which the thread feeding the
+    decoder holds while it waits for that thread: a deadlock (met on a damaged H.264 stream).
+    """
+    import av
+
+    packet = av.Packet(len(data))
+    if len(data):
+        packet.update(data)
+    return packet
 
 
 def to_rgb(picture: Any, width: int, height: int, out: np.ndarray) -> None:

@@ -30,6 +30,7 @@ from engine.catalog import catalog_name
 from engine.errors import DataError, ProgrammingError
 from engine.video import VideoInfo, drop_frames_table, file_sha256, insert_video_row
 from engine.video_stream.codec import open_decoder
+from engine.video_stream.decoder import ffmpeg_packet
 from engine.video_stream.demux import OpenVideo, keyframes_and_pts, open_video, packet_batches
 from engine.video_stream.index import FrameIndex, build_index
 from engine.video_stream.reading import stream_reader
@@ -124,7 +125,7 @@ def load_stream(session: Any, target: exp.Table, path: str, options: LoadOptions
                 loaded, record, packets = _write(session, target, video, info, _chain(first, batches), options,
                                                  (width, height), replace, hold, started)
     if hold:
-        stream_reader(session).hold_uncommitted(record, packets)
+        stream_reader(session).held.hold(record, packets)
     return loaded
 
 
@@ -138,7 +139,7 @@ def _first_frame_size(video: OpenVideo, batch: pa.RecordBatch) -> tuple[int, int
     import av
 
     decoder = open_decoder(video.params, threads=False)
-    packet = av.Packet(batch.column("data")[0].as_buffer())
+    packet = ffmpeg_packet(batch.column("data")[0].as_buffer())
     packet.pts, packet.dts = batch.column("pts")[0].as_py(), batch.column("dts")[0].as_py()
     try:
         pictures = decoder.decode(packet) + decoder.decode(None)

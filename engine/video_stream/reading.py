@@ -1,57 +1,67 @@
-"""Decoding stored streams for one connection: the ``video_frame`` SQL function and the
-frames readers of Python code share its decoders, caches and counters.
-
-Where the packets come from depends on who asks:
-
-- Python code (``engine.iter_frames``, the inference scan) reads them through the
-  connection itself, in its transaction, so it sees a video loaded and not yet committed;
-- the SQL function runs *inside* a query on that connection, where DuckDB forbids using
-  the connection, so it reads through a second connection to the same database
-  (``cursor()``), which sees committed data only.  A load in an open transaction therefore
-  also leaves its packets with this reader (:meth:`StreamReader.hold_uncommitted`) until a
-  read finds them committed, so ``LOAD VIDEO`` then ``SELECT frame`` works before COMMIT.
+"""Decoding stored streams: the ``video_frame`` SQL function and the frames readers of Python
+code share one reader per database (its decoders, caches and counters).
 
 Frames asked for together are decoded in frame_id order in *runs*: a run starts where
-decoding from the previous frame on would cross a keyframe that a fresh decoder can start
+decoding on from the previous frame would cross a keyframe that a fresh decoder can start
 at, so a sorted read decodes each frame at most once and a random read at most one GOP.
 Idle decoders are kept, positioned, for the next request (``WHERE frame_id = k`` then
-``k + 1`` decodes one more frame, not a GOP).
+``k + 1`` decodes one more frame, not a GOP).  Where the packets come from: see
+:mod:`engine.video_stream.sources`.
+
+DuckDB registers a Python function once per database instance (every connection of this
+process to the same file sees the first one's), so the reader is per database, not per
+connection: the function, its second connection and the counters are shared by the
+connections of one process to one database.
 """
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
 
-from engine.errors import DataError, OperationalError, translate
+from engine.errors import DataError, OperationalError
 from engine.video_stream.counters import DecodeCounters
 from engine.video_stream.decoder import FrameDecoder, to_rgb
+from engine.video_stream.sources import CommittedReads, HeldStreams, session_query
 from engine.video_stream.store import StreamRecord, read_packets, read_record
 
 STATE_KEY = "video_stream.reader"
 #: Idle decoders kept per stream, and in all.
 IDLE_PER_STREAM, IDLE_TOTAL = 2, 8
+#: The largest side of a decoded frame.
+MAX_SIDE = 16384
+#: The SQL function's last answer is kept for a repeated call while it is at most this big.
+REPEAT_BYTES = 64 << 20
+
+_READERS: "weakref.WeakValueDictionary[str, StreamReader]" = weakref.WeakValueDictionary()
+_READERS_LOCK = threading.Lock()
+
+
+def database_key(session: Any) -> str:
+    """Which DuckDB database instance a session's connection belongs to."""
+    database = str(session.database)
+    if database in ("", ":memory:"):
+        return f":memory:{id(session)}"
+    return database if database.startswith(":memory:") else os.path.realpath(database)
 
 
 def stream_reader(session: Any) -> "StreamReader":
-    """The session's reader (made on first use)."""
+    """The reader of the session's database (made on first use; see the module docstring)."""
     reader = session.state.get(STATE_KEY)
     if reader is None:
-        reader = session.state[STATE_KEY] = StreamReader(session)
+        with _READERS_LOCK:
+            key = database_key(session)
+            reader = _READERS.get(key)
+            if reader is None:
+                reader = _READERS[key] = StreamReader()
+        reader.attach(session)
+        session.state[STATE_KEY] = reader
     return reader
-
-
-@dataclass(frozen=True)
-class HeldStream:
-    """A stream loaded in a transaction not yet committed: its record and all its packets."""
-
-    record: StreamRecord
-    packets: pa.Table
 
 
 def runs(record: StreamRecord, frame_ids: np.ndarray) -> list[np.ndarray]:
@@ -77,50 +87,30 @@ def runs(record: StreamRecord, frame_ids: np.ndarray) -> list[np.ndarray]:
     return np.split(frame_ids, breaks)
 
 
-class StreamReader:
-    """See the module docstring.  One per session (:func:`stream_reader`)."""
+#: (first, last) -> packets first..last of a stream, as Arrow.
+PacketReader = Callable[[int, int], pa.Table]
 
-    def __init__(self, session: Any) -> None:
-        self._session = weakref.ref(session)
-        self._side: Any = None
-        self._side_lock = threading.Lock()
+
+class StreamReader:
+    """See the module docstring.  One per database (:func:`stream_reader`)."""
+
+    def __init__(self) -> None:
+        self.committed = CommittedReads()
+        self.held = HeldStreams(self.committed)
+        self.counters = DecodeCounters()
         self._lock = threading.Lock()
         self._records: dict[int, StreamRecord] = {}
-        self._held: dict[int, HeldStream] = {}
         self._idle: dict[int, list[FrameDecoder]] = {}
         self._inserting: set[int] = set()
-        self.counters = DecodeCounters()
+        self._sql_lock = threading.Lock()
+        self._last_call: tuple[bytes, pa.Array] | None = None
 
-    # Where packets come from ---------------------------------------------------------------
-    def _main(self, sql: str, params: list[Any]) -> pa.Table:
-        import duckdb
-
-        session = self._session()
-        if session is None:
-            raise OperationalError("the connection was closed")
-        session.quiesce()  # DuckDB runs a relation only when no execute() result is pending
-        try:
-            return session.duck.sql(sql, params=params).to_arrow_table()
-        except duckdb.Error as e:
-            raise translate(e) from e
-
-    def _committed(self, sql: str, params: list[Any]) -> pa.Table:
-        import duckdb
-
-        with self._side_lock:
-            if self._side is None:
-                session = self._session()
-                if session is None:
-                    raise OperationalError("the connection was closed")
-                self._side = session.duck.cursor()
-            try:
-                return self._side.sql(sql, params=params).to_arrow_table()
-            except duckdb.Error as e:
-                raise translate(e) from e
+    def attach(self, session: Any) -> None:
+        self.committed.attach(session)
 
     @contextmanager
     def inserting(self, stream_id: int) -> Iterator[None]:
-        """While the rows of a stream's frames table are inserted, its frames read as NULL.
+        """While the rows of a stream's frames table are inserted, its frames read as empty.
 
         DuckDB evaluates a generated column when rows are inserted, to check that it can; the
         rows are the frame ids of the stream just indexed, so there is nothing to check, and
@@ -132,31 +122,15 @@ class StreamReader:
         finally:
             self._inserting.discard(stream_id)
 
-    def hold_uncommitted(self, record: StreamRecord, packets: pa.Table) -> None:
-        """Keep a stream loaded in the open transaction readable by SQL until it is committed."""
-        self._held[record.stream_id] = HeldStream(record, packets)
-
-    def forget_committed(self) -> None:
-        """Drop held streams that have become visible to other connections (committed)."""
-        for stream_id in list(self._held):
-            if read_record(self._committed, stream_id) is not None:
-                self._held.pop(stream_id, None)
-
-    def _source(self, stream_id: int, in_query: bool) -> tuple[StreamRecord, Any]:
-        """The stream's record and a packet reader ``(first, last) -> Table``."""
-        if not in_query:
-            record = self._record(stream_id, self._main)
-            return record, lambda first, last: read_packets(self._main, stream_id, first, last)
-        held = self._held.get(stream_id)
-        if held is not None and read_record(self._committed, stream_id) is None:
-            return held.record, lambda first, last: held.packets.slice(first, last - first + 1)
-        self._held.pop(stream_id, None)
-        record = self._record(stream_id, self._committed)
-        return record, lambda first, last: read_packets(self._committed, stream_id, first, last)
-
-    def _record(self, stream_id: int, query: Any) -> StreamRecord:
+    # Records and packets -----------------------------------------------------------------
+    def record(self, session: Any | None, stream_id: int) -> StreamRecord:
+        """The stream's record: read in the session's transaction, or (None) as SQL reads it."""
         record = self._records.get(stream_id)
         if record is None:
+            held = self.held.get(stream_id) if session is None else None
+            if held is not None:
+                return held.record
+            query = self.committed if session is None else (lambda q, p: session_query(session, q, p))
             record = read_record(query, stream_id)
             if record is None:
                 raise OperationalError(f"video stream {stream_id} is not in the database (its frames table refers to"
@@ -164,14 +138,20 @@ class StreamReader:
             self._records[stream_id] = record
         return record
 
-    def record(self, stream_id: int) -> StreamRecord:
-        """The stream's record, read in the connection's transaction."""
-        return self._record(stream_id, self._main)
+    def _packets(self, session: Any | None, stream_id: int) -> PacketReader:
+        if session is not None:
+            return lambda first, last: read_packets(lambda q, p: session_query(session, q, p), stream_id, first, last)
+        held = self.held.get(stream_id)
+        if held is not None:
+            return lambda first, last: held.packets.slice(first, last - first + 1)
+        return lambda first, last: read_packets(self.committed, stream_id, first, last)
 
     # Decoding ------------------------------------------------------------------------------
-    def decode(self, stream_id: int, frame_ids: np.ndarray, *, in_query: bool = False) -> Iterator[tuple[int, Any]]:
-        """(frame_id, decoded picture) for ascending, distinct ``frame_ids`` of a stream."""
-        record, read = self._source(stream_id, in_query)
+    def decode(self, session: Any | None, stream_id: int, frame_ids: np.ndarray) -> Iterator[tuple[int, Any]]:
+        """(frame_id, decoded picture) for ascending, distinct ``frame_ids`` of a stream, reading
+        through the session's connection (None: as the SQL function does)."""
+        record = self.record(session, stream_id)
+        read = self._packets(session, stream_id)
         frame_ids = np.asarray(frame_ids, dtype=np.int64)
         record.check_frame_ids(frame_ids)
         for run in runs(record, frame_ids):
@@ -204,34 +184,51 @@ class StreamReader:
                 oldest = next(k for k, v in self._idle.items() if v)
                 self._idle[oldest].pop(0)
 
-    def frames_into(self, stream_id: int, frame_ids: np.ndarray, out: np.ndarray, *, in_query: bool = False) -> None:
+    def frames_into(self, session: Any | None, stream_id: int, frame_ids: np.ndarray, out: np.ndarray) -> None:
         """Decode ascending, distinct ``frame_ids`` into ``out`` ((n, H, W, 3) uint8) as RGB."""
         height, width = out.shape[1:3]
-        for position, (_, picture) in enumerate(self.decode(stream_id, frame_ids, in_query=in_query)):
+        for position, (_, picture) in enumerate(self.decode(session, stream_id, frame_ids)):
             to_rgb(picture, width, height, out[position])
             self.counters.frames_returned += 1
 
-    def batches(self, stream_id: int, frame_ids: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(frame_ids, (n, H, W, 3) uint8 frames) batches of ascending ``frame_ids``, decoded as they go."""
-        record = self.record(stream_id)
+    def batches(self, session: Any, stream_id: int, frame_ids: np.ndarray, batch_size: int, *,
+                height: int | None = None, width: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(frame_ids, (n, H, W, 3) uint8 frames) batches of ascending ``frame_ids``, decoded as they
+        go (one batch of pixels in memory), at the stream's stored size unless given."""
+        record = self.record(session, stream_id)
+        height, width = height or record.height, width or record.width
         frame_ids = np.asarray(frame_ids, dtype=np.int64)
-        pictures = self.decode(stream_id, frame_ids)
+        pictures = self.decode(session, stream_id, frame_ids)
         for start in range(0, len(frame_ids), batch_size):
             ids = frame_ids[start:start + batch_size]
-            out = np.empty((len(ids), record.height, record.width, 3), dtype=np.uint8)
+            out = _frame_buffer(len(ids), height, width)
             for position in range(len(ids)):
                 _, picture = next(pictures)
-                to_rgb(picture, record.width, record.height, out[position])
+                to_rgb(picture, width, height, out[position])
                 self.counters.frames_returned += 1
             yield ids, out
 
     # The SQL function ------------------------------------------------------------------------
     def sql_frames(self, stream_ids: pa.Array, frame_ids: pa.Array, heights: pa.Array, widths: pa.Array) -> pa.Array:
         """``video_frame(stream_id, frame_id, height, width)`` over one vector of rows (no NULLs:
-        DuckDB answers NULL for those without calling it): each row's frame as RGB bytes."""
-        n = len(frame_ids)
-        streams, ids, rows, cols = (np.asarray(a.to_numpy(zero_copy_only=False), dtype=np.int64)
-                                    for a in (stream_ids, frame_ids, heights, widths))
+        DuckDB answers NULL for those without calling it): each row's frame as RGB bytes.
+
+        Calls are served one at a time.  DuckDB 2.0 calls a function twice, from two threads, for
+        a vector of one row; the second call is answered from the first's result (kept while it
+        is small), so ``WHERE frame_id = k`` decodes its GOP once.
+        """
+        columns = [np.asarray(a.to_numpy(zero_copy_only=False), dtype=np.int64)
+                   for a in (stream_ids, frame_ids, heights, widths)]
+        key = b"".join(c.tobytes() for c in columns)
+        with self._sql_lock:
+            if self._last_call is not None and self._last_call[0] == key:
+                return self._last_call[1]
+            result = self._sql_frames(*columns)
+            self._last_call = (key, result) if result.nbytes <= REPEAT_BYTES else None
+            return result
+
+    def _sql_frames(self, streams: np.ndarray, ids: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> pa.Array:
+        n = len(ids)
         if self._inserting and np.isin(streams, list(self._inserting)).all():
             return _blobs(np.zeros((n, 0), np.uint8))
         keys = np.stack([streams, rows, cols], axis=1)
@@ -239,21 +236,18 @@ class StreamReader:
         if len(groups) == 1 and (n < 2 or np.all(np.diff(ids) > 0)):  # the usual vector: one table, in order
             stream_id, height, width = groups[0].tolist()
             frames = _frame_buffer(n, height, width)
-            self.frames_into(stream_id, ids, frames, in_query=True)
+            self.frames_into(None, stream_id, ids, frames)
             return _blobs(frames)
         values: list[bytes] = [b""] * n
         for stream_id, height, width in groups.tolist():
             rows_of = np.flatnonzero(np.all(keys == (stream_id, height, width), axis=1))
             wanted, inverse = np.unique(ids[rows_of], return_inverse=True)
             frames = _frame_buffer(len(wanted), height, width)
-            self.frames_into(stream_id, wanted, frames, in_query=True)
+            self.frames_into(None, stream_id, wanted, frames)
             for row, position in zip(rows_of.tolist(), inverse.tolist()):
                 values[row] = frames[position].tobytes()
         return pa.array(values, pa.large_binary())
 
-
-#: The largest side of a decoded frame.
-MAX_SIDE = 16384
 
 
 def _frame_buffer(n: int, height: int, width: int) -> np.ndarray:

@@ -128,6 +128,7 @@ def drop_stream(sql: Callable[..., Any], stream_id: int) -> None:
     sql(exp.Drop(tables=[packets_table(stream_id)], kind="TABLE", exists=True).sql("duckdb"))
     sql("DELETE FROM mallard.video_frames WHERE stream_id = ?", [stream_id])
     sql("DELETE FROM mallard.video_streams WHERE stream_id = ?", [stream_id])
+    sql("DELETE FROM mallard.videos WHERE stream_id = ?", [stream_id])
 
 
 def orphaned_streams(run: Callable[[str, list[Any]], list[tuple[Any, ...]]]) -> list[int]:
