@@ -33,6 +33,7 @@ from engine.video_stream.codec import open_decoder
 from engine.video_stream.decoder import ffmpeg_packet
 from engine.video_stream.demux import OpenVideo, keyframes_and_pts, open_video, packet_batches
 from engine.video_stream.index import FrameIndex, build_index
+from engine.video_stream.keyframes import KeyframeCheck
 from engine.video_stream.reading import stream_reader
 from engine.video_stream.store import (
     StreamRecord, StreamRow, drop_stream, frames_table_ddl, index_batch, insert_stream_row, new_stream_id,
@@ -111,7 +112,8 @@ def load_stream(session: Any, target: exp.Table, path: str, options: LoadOptions
         max_packets = None if options.limit is None else options.limit * options.every + REORDER_MARGIN
         bar = session.progress(video.declared_frames, desc or f"LOAD VIDEO {os.path.basename(path)}", unit="packet")
         with bar:
-            batches = packet_batches(video, max_packets=max_packets, progress=bar.update)
+            check = KeyframeCheck(video.params)
+            batches = map(check, packet_batches(video, max_packets=max_packets, progress=bar.update))
             first = next(batches, None)
             if first is None:
                 raise DataError(f"expected video packets in {path}, found none")
@@ -164,11 +166,9 @@ def _write(session: Any, target: exp.Table, video: OpenVideo, info: VideoInfo, b
     stream_id = new_stream_id()
     sql(packets_table_ddl(stream_id))
     kept: list[pa.RecordBatch] = []
-    stored = _store_packets(session, stream_id, batches, kept)
+    stored = _store_packets(session, stream_id, batches, kept, keep_data=hold)
     pts, keyframes = keyframes_and_pts(kept)
     positions = np.concatenate([b.column("pos").fill_null(-1).to_numpy() for b in kept])
-    if not hold:
-        kept = [b.drop_columns(["data"]) for b in kept]
     index = build_index(pts, keyframes, time_base=video.params.time_base, every=options.every, limit=options.limit)
     if len(index) == 0:
         raise DataError(f"expected video frames in {video.path}, found none")
@@ -201,9 +201,10 @@ def _write(session: Any, target: exp.Table, video: OpenVideo, info: VideoInfo, b
     return LoadedVideo(stream_id, len(index), width, height, len(pts), stored, seconds, warning), record, packets
 
 
-def _store_packets(session: Any, stream_id: int, batches: Iterator[pa.RecordBatch],
-                   kept: list[pa.RecordBatch]) -> int:
-    """Insert every batch of packets as it is demuxed; return the bytes stored."""
+def _store_packets(session: Any, stream_id: int, batches: Iterator[pa.RecordBatch], kept: list[pa.RecordBatch],
+                   *, keep_data: bool) -> int:
+    """Insert every batch of packets as it is demuxed (``kept`` gets them, without their data
+    unless ``keep_data``: memory stays flat); return the bytes stored."""
     insert = f"INSERT INTO {packets_table(stream_id).sql('duckdb')} SELECT * FROM __mallard_video_packets"
     stored = 0
     for batch in batches:
@@ -213,7 +214,7 @@ def _store_packets(session: Any, stream_id: int, batches: Iterator[pa.RecordBatc
         finally:
             session.unregister("__mallard_video_packets")
         stored += batch.column("data").nbytes
-        kept.append(batch)
+        kept.append(batch if keep_data else batch.drop_columns(["data"]))
     return stored
 
 

@@ -220,6 +220,8 @@ class StreamReader:
         columns = [np.asarray(a.to_numpy(zero_copy_only=False), dtype=np.int64)
                    for a in (stream_ids, frame_ids, heights, widths)]
         key = b"".join(c.tobytes() for c in columns)
+        if self._inserting and np.isin(columns[0], list(self._inserting)).all():
+            return _blobs(np.zeros((len(columns[1]), 0), np.uint8))
         with self._sql_lock:
             if self._last_call is not None and self._last_call[0] == key:
                 return self._last_call[1]
@@ -229,8 +231,6 @@ class StreamReader:
 
     def _sql_frames(self, streams: np.ndarray, ids: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> pa.Array:
         n = len(ids)
-        if self._inserting and np.isin(streams, list(self._inserting)).all():
-            return _blobs(np.zeros((n, 0), np.uint8))
         keys = np.stack([streams, rows, cols], axis=1)
         groups = np.unique(keys, axis=0)
         if len(groups) == 1 and (n < 2 or np.all(np.diff(ids) > 0)):  # the usual vector: one table, in order
