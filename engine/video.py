@@ -35,7 +35,7 @@ from sqlglot import exp
 from engine.catalog import catalog_name
 from engine.errors import DataError, ProgrammingError
 from engine.video_stream.reading import stream_reader
-from engine.video_stream.store import drop_stream, stream_of_table
+from engine.video_stream.store import StoredStream, drop_stream, stream_of_table
 
 FRAME_COLUMNS = ("frame_id", "ts", "frame", "height", "width", "source")
 
@@ -230,14 +230,17 @@ def frames_from_numpy(con: Any, table: str, frames: np.ndarray | Sequence[np.nda
 # The catalog of loaded videos (mallard.videos) ---------------------------------------------------
 
 def insert_video_row(sql: Any, name: str, info: VideoInfo, *, width: int, height: int, every: int, count: int,
-                     duration_s: float | None, seconds: float, storage: str, stream_id: int | None) -> None:
-    """Record a frames table in mallard.videos (in the caller's transaction)."""
+                     duration_s: float | None, seconds: float, stream: StoredStream | None = None) -> None:
+    """Record a frames table in mallard.videos (in the caller's transaction): its storage is
+    'stream' with ``stream``'s decoder parameters, else 'pixels'."""
+    stored = stream.values() if stream is not None else [None] * 5
     sql(
         "INSERT INTO mallard.videos (table_name, source, source_bytes, source_sha256, codec, source_width,"
         " source_height, width, height, fps, every, frame_count, duration_s, pixel_format, load_seconds, storage,"
-        " stream_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'rgb24', ?, ?, ?)",
+        " stream_id, extradata, decoder, packet_count, packet_bytes)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'rgb24', ?, ?, ?, ?, ?, ?, ?)",
         [name, info.path, info.size_bytes, info.sha256, info.codec, info.width, info.height, width, height,
-         info.fps, every, count, duration_s, seconds, storage, stream_id],
+         info.fps, every, count, duration_s, seconds, "stream" if stream is not None else "pixels", *stored],
     )
 
 

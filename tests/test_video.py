@@ -2,6 +2,7 @@
 the catalog migration of databases made before video was stored as a stream."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 import engine
 from engine.catalog import CATALOG_VERSION, drop_abandoned_loads, migrations
+from engine.video_stream.store import keyframe_index
 from tests.conftest import ROOT, data_file
 from tests.video_clips import long_video, pyav_frames  # noqa: F401  (long_video: a fixture)
 
@@ -31,8 +33,7 @@ def nothing_stored(con):
     """No frames table, catalog row, stream or packets table is left."""
     assert "clip" not in table_names(con)
     assert not [n for n in table_names(con, "mallard") if n.startswith("video_packets_")]
-    for table in ("mallard.videos", "mallard.video_streams", "mallard.video_frames"):
-        assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+    assert con.execute("SELECT count(*) FROM mallard.videos").fetchone() == (0,)
     return True
 
 
@@ -61,13 +62,16 @@ def test_catalog_records_the_load_and_its_storage(con):
                       " frame_count, pixel_format, length(source_sha256), storage, stream_id IS NOT NULL"
                       " FROM mallard.videos").fetchone()
     assert row == ("clip", str(path), "h264", 176, 144, 176, 144, 4, 30, "rgb24", 64, "stream", True)
-    stream = con.execute("SELECT s.codec, s.frame_count, s.packet_count, s.packet_bytes, s.every, s.width"
-                         " FROM mallard.video_streams s JOIN mallard.videos v USING (stream_id)").fetchone()
-    assert stream[:2] == ("h264", 30) and stream[2] == 120 and stream[4:] == (4, 176)
-    assert abs(stream[3] - os.path.getsize(path)) < 0.01 * os.path.getsize(path)  # the packets are the file
-    index = con.execute("SELECT count(*), count(*) FILTER (keyframe), min(entry_packet) FROM mallard.video_frames"
-                        ).fetchone()
-    assert index == (30, 1, 0)  # carphone.mp4 has one keyframe
+    stream_id, packets, stored, decoder = con.execute(
+        "SELECT stream_id, packet_count, packet_bytes, decoder FROM mallard.videos").fetchone()
+    assert packets == 120 and json.loads(decoder)["codec_tag"] == "avc1"
+    assert abs(stored - os.path.getsize(path)) < 0.01 * os.path.getsize(path)  # the packets are the file
+    index = con.execute(keyframe_index(stream_id)).fetchall()
+    with av.open(str(path)) as container:
+        pts = [p.pts for p in container.demux(video=0) if p.size]
+    shown = np.argsort(pts, kind="stable")  # B-frames: the n-th frame shown is not the n-th packet
+    assert [r[0] for r in index] == list(range(30)) and [r[3] for r in index] == shown[::4].tolist()
+    assert [r[5] for r in index].count(True) == 1 and {r[6] for r in index} == {0}  # one keyframe, packet 0
 
 
 def test_resize_every_and_limit(con):
@@ -197,7 +201,8 @@ def test_a_truncated_avi_loads_what_it_holds(con, tmp_path):
     reference = pyav_frames(path, 96, 72, start=last - 5, stop=last)  # PyAV's frames of the truncated file
     assert np.array_equal(engine.frames_to_numpy(con, "clip", where=f"frame_id >= {last - 5} AND frame_id < {last}"),
                           reference)
-    assert con.execute("SELECT count(*) FROM mallard.video_frames WHERE keyframe").fetchone() == (2,)  # 0, 250
+    stream_id = con.execute("SELECT stream_id FROM mallard.videos").fetchone()[0]
+    assert [r[0] for r in con.execute(keyframe_index(stream_id)).fetchall() if r[5]] == [0, 250]
     with pytest.raises(engine.DataError, match=f"frame {last} of clip .*corrupt"):  # its last packet is cut
         con.execute("SELECT frame FROM clip WHERE frame_id = ?", [last]).fetchall()
 
@@ -212,10 +217,10 @@ def test_existing_table_needs_or_replace_and_replacing_frees_the_stream(con):
     con.execute(f"LOAD OR REPLACE VIDEO '{path}' INTO clip WITH (limit = 4)")
     assert con.execute("SELECT count(*) FROM clip").fetchone() == (4,)
     assert con.execute("SELECT frame_count FROM mallard.videos").fetchall() == [(4,)]
-    assert con.execute("SELECT count(*) FROM mallard.video_streams").fetchone() == (1,)
     assert len([n for n in table_names(con, "mallard") if n.startswith("video_packets_")]) == 1
     con.execute(f"LOAD OR REPLACE VIDEO '{path}' INTO clip WITH (limit = 2, store = 'pixels')")
-    assert con.execute("SELECT count(*) FROM mallard.video_streams").fetchone() == (0,)
+    assert not [n for n in table_names(con, "mallard") if n.startswith("video_packets_")]
+    assert con.execute("SELECT storage, stream_id FROM mallard.videos").fetchall() == [("pixels", None)]
 
 
 @pytest.mark.parametrize(("options", "error", "message"), [
@@ -262,7 +267,7 @@ def test_load_then_select_in_one_transaction_and_rollback(db_path):
     with engine.connect(db_path, read_only=True) as again:
         assert again.execute("SELECT count(*) FROM clip").fetchone() == (6,)
         assert again.execute("SELECT table_name FROM mallard.videos").fetchall() == [("clip",)]
-        assert again.execute("SELECT count(*) FROM mallard.video_streams").fetchone() == (1,)
+        assert len([n for n in table_names(again, "mallard") if n.startswith("video_packets_")]) == 1
 
 
 def test_another_connection_never_sees_or_drops_a_load_in_progress(db_path):
@@ -283,7 +288,7 @@ def test_a_dropped_frames_table_gives_its_stream_back_on_the_next_open(db_path):
         con.execute(f"LOAD VIDEO '{data_file('carphone.mp4')}' INTO clip")
         con.execute("ALTER TABLE clip RENAME TO renamed")  # still read: its frame column names its stream
     with engine.connect(db_path) as con:
-        assert con.execute("SELECT count(*) FROM mallard.video_streams").fetchone() == (1,)
+        assert len([n for n in table_names(con, "mallard") if n.startswith("video_packets_")]) == 1
         assert con.execute("SELECT octet_length(frame) FROM renamed WHERE frame_id = 3").fetchone() == (76032,)
         con.execute("DROP TABLE renamed")
     with engine.connect(db_path) as con:

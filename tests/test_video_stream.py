@@ -17,6 +17,7 @@ import engine
 from engine.inference.frames import PIXEL_KEYFRAME_INTERVAL, FramesTable
 from engine.video_stream.decoder import LOST_AFTER, WINDOW_PAST
 from engine.video_stream.reading import decode_counters, stream_reader
+from engine.video_stream.store import keyframe_index
 from tests.conftest import ROOT, data_file
 from tests.video_clips import LONG_COPIES, long_video, pyav_frames  # noqa: F401  (long_video: a fixture)
 
@@ -102,12 +103,12 @@ def test_limit_and_between_read_only_the_packets_they_need(long_con):
     assert work.packets_read <= 3 + 8 + 8 and work.frames_decoded <= 3 + 8
     rows, work = cost(long_con, "SELECT frame FROM long WHERE frame_id BETWEEN 2600 AND 2610")
     assert len(rows) == 11 and work.decoders_opened == 1
-    keyframe = long_con.execute("SELECT max(frame_id) FROM mallard.video_frames WHERE keyframe AND frame_id <= 2600"
-                                ).fetchone()[0]
+    stream_id = long_con.execute("SELECT stream_id FROM mallard.videos").fetchone()[0]
+    keyframe = max(r[0] for r in long_con.execute(keyframe_index(stream_id)).fetchall() if r[5] and r[0] <= 2600)
     assert keyframe == 3 * 795  # vtest.avi's keyframes are 0, 250, 500, 750 in each copy
     needed = 2610 - keyframe + 1
     assert needed <= work.packets_read <= needed + 8 and needed <= work.frames_decoded <= needed + 8
-    assert work.packet_bytes < 0.1 * long_con.execute("SELECT sum(packet_bytes) FROM mallard.video_streams"
+    assert work.packet_bytes < 0.1 * long_con.execute("SELECT packet_bytes FROM mallard.videos"
                                                        ).fetchone()[0]
     rows, work = cost(long_con, "SELECT frame FROM long WHERE frame_id BETWEEN 2611 AND 2615")  # decoder kept
     assert len(rows) == 5 and work.decoders_opened == 0 and work.frames_decoded <= 5 + 8
@@ -192,7 +193,7 @@ def test_sql_before_commit_reads_held_packets_and_lets_them_go_after(db_path):
     con = engine.connect(db_path, progress="off")
     con.execute(f"LOAD VIDEO '{data_file('bikes.mp4')}' INTO bikes WITH (width = 80, height = 34)")
     reader = stream_reader(con._session)
-    stream_id = con.execute("SELECT stream_id FROM mallard.video_streams").fetchone()[0]
+    stream_id = con.execute("SELECT stream_id FROM mallard.videos").fetchone()[0]
     assert stream_id in reader.held
     reference = pyav_frames(data_file("bikes.mp4"), 80, 34, start=200, stop=203)
     blobs = [r[0] for r in con.execute("SELECT frame FROM bikes WHERE frame_id BETWEEN 200 AND 202").fetchall()]

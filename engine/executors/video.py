@@ -24,7 +24,7 @@ from engine.result import Result
 from engine.video import (
     FRAMES_DDL, VideoInfo, decode_frames, drop_frames_table, frames_batch, insert_video_row, probe,
 )
-from engine.video_stream.load import LoadOptions, load_stream, output_size
+from engine.video_stream.load import LoadOptions, load_stream, output_size, registered
 
 #: Option -> the storage kinds it applies to.
 OPTIONS = {"width": ("stream", "pixels"), "height": ("stream", "pixels"), "every": ("stream", "pixels"),
@@ -106,7 +106,7 @@ def write_frames_table(session: Any, target: exp.Table, info: VideoInfo, batches
         stamps = session.sql(exp.select("min(ts)", "max(ts)").from_(target.copy())).fetchone()
         insert_video_row(session.sql, catalog_name(target), info, width=width, height=height, every=every,
                          count=count, duration_s=(stamps[1] - stamps[0]) if stamps[0] is not None else None,
-                         seconds=time.perf_counter() - started, storage="pixels", stream_id=None)
+                         seconds=time.perf_counter() - started)
     return count
 
 
@@ -117,11 +117,8 @@ def _append_frames(session: Any, table: exp.Table, batches: Iterable[pa.RecordBa
     count = 0
     with session.progress(total, desc, unit="frame") as bar:
         for batch in batches:
-            session.register(name, batch)
-            try:
+            with registered(session, name, batch):
                 session.sql(insert)
-            finally:
-                session.unregister(name)
             count += batch.num_rows
             bar.update(batch.num_rows)
     return count

@@ -63,7 +63,7 @@ class CodecParameters:
         return Fraction(*self.time_base)
 
     def to_row(self) -> tuple[str, bytes | None, str]:
-        """(codec, extradata, decoder JSON): how mallard.video_streams stores them."""
+        """(codec, extradata, decoder JSON): how mallard.videos stores them."""
         rest = {k: v for k, v in asdict(self).items() if k not in ("codec", "extradata")}
         return self.codec, self.extradata, json.dumps(rest, sort_keys=True)
 

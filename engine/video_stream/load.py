@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -31,12 +32,12 @@ from engine.errors import DataError, ProgrammingError
 from engine.video import VideoInfo, drop_frames_table, file_sha256, insert_video_row
 from engine.video_stream.codec import open_decoder
 from engine.video_stream.decoder import ffmpeg_packet
-from engine.video_stream.demux import OpenVideo, keyframes_and_pts, open_video, packet_batches
-from engine.video_stream.index import FrameIndex, build_index
+from engine.video_stream.demux import PACKET_SCHEMA, OpenVideo, keyframes_and_pts, open_video, packet_batches
+from engine.video_stream.index import build_index
 from engine.video_stream.keyframes import KeyframeCheck
 from engine.video_stream.reading import stream_reader
 from engine.video_stream.store import (
-    StreamRecord, StreamRow, drop_stream, frames_table_ddl, index_batch, insert_stream_row, new_stream_id,
+    StoredStream, StreamRecord, drop_stream, frames_table_ddl, index_batch, index_update, new_stream_id,
     orphaned_streams, packets_table, packets_table_ddl,
 )
 
@@ -131,6 +132,28 @@ def load_stream(session: Any, target: exp.Table, path: str, options: LoadOptions
     return loaded
 
 
+@contextmanager
+def registered(session: Any, name: str, data: Any) -> Iterator[None]:
+    """``data`` (Arrow) readable by SQL as ``name`` while the block runs.
+
+    If the block fails, the transaction may be aborted, and DuckDB then refuses even to
+    unregister: that must not hide the block's own error.
+    """
+    session.register(name, data)
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        try:
+            session.unregister(name)
+        except Exception:
+            if not failed:
+                raise
+
+
 def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     yield first
     yield from rest
@@ -168,31 +191,29 @@ def _write(session: Any, target: exp.Table, video: OpenVideo, info: VideoInfo, b
     kept: list[pa.RecordBatch] = []
     stored = _store_packets(session, stream_id, batches, kept, keep_data=hold)
     pts, keyframes = keyframes_and_pts(kept)
-    positions = np.concatenate([b.column("pos").fill_null(-1).to_numpy() for b in kept])
     index = build_index(pts, keyframes, time_base=video.params.time_base, every=options.every, limit=options.limit)
     if len(index) == 0:
         raise DataError(f"expected video frames in {video.path}, found none")
+    with registered(session, "__mallard_video_index", index_batch(index)):
+        sql(index_update(stream_id, "__mallard_video_index"))
     width, height = size
     name = catalog_name(target)
-    session.register("__mallard_video_index", index_batch(stream_id, index, positions))
-    try:
-        sql("INSERT INTO mallard.video_frames SELECT * FROM __mallard_video_index")
-    finally:
-        session.unregister("__mallard_video_index")
-    row = StreamRow(stream_id, name, info.path, video.params, width, height, options.every, len(index),
-                    len(pts), stored)
-    insert_stream_row(sql, row)
     sql(frames_table_ddl(target, stream_id))
     with stream_reader(session).inserting(stream_id):
         sql(exp.insert(
-            f"SELECT frame_id, ts, {height}, {width}, ? FROM mallard.video_frames WHERE stream_id = {stream_id}"
-            " ORDER BY frame_id", target.copy(), columns=["frame_id", "ts", "height", "width", "source"],
+            f"SELECT frame_id, ts, {height}, {width}, ? FROM {packets_table(stream_id).sql('duckdb')}"
+            " WHERE frame_id IS NOT NULL ORDER BY frame_id", target.copy(),
+            columns=["frame_id", "ts", "height", "width", "source"],
         ).sql("duckdb"), [info.path])
     seconds = time.perf_counter() - started
     insert_video_row(sql, name, info, width=width, height=height, every=options.every, count=len(index),
-                     duration_s=float(index.ts[-1] - index.ts[0]), seconds=seconds, storage="stream",
-                     stream_id=stream_id)
-    record = _record(row, index)
+                     duration_s=float(index.ts[-1] - index.ts[0]), seconds=seconds,
+                     stream=StoredStream(stream_id, video.params, len(pts), stored))
+    record = StreamRecord(
+        stream_id=stream_id, table_name=name, source=info.path, params=video.params, width=width, height=height,
+        packet_count=len(pts), frame_pts=index.frame_pts, packet=index.packet, entry_packet=index.entry_packet,
+        keyframe=index.keyframe,
+    )
     packets = pa.Table.from_batches(kept) if hold else None
     warning = None
     if info.frames and options.limit is None and len(pts) < info.frames:
@@ -205,22 +226,13 @@ def _store_packets(session: Any, stream_id: int, batches: Iterator[pa.RecordBatc
                    *, keep_data: bool) -> int:
     """Insert every batch of packets as it is demuxed (``kept`` gets them, without their data
     unless ``keep_data``: memory stays flat); return the bytes stored."""
-    insert = f"INSERT INTO {packets_table(stream_id).sql('duckdb')} SELECT * FROM __mallard_video_packets"
+    columns = ", ".join(PACKET_SCHEMA.names)
+    insert = (f"INSERT INTO {packets_table(stream_id).sql('duckdb')} ({columns}) SELECT {columns}"
+              " FROM __mallard_video_packets")
     stored = 0
     for batch in batches:
-        session.register("__mallard_video_packets", batch)
-        try:
+        with registered(session, "__mallard_video_packets", batch):
             session.sql(insert)
-        finally:
-            session.unregister("__mallard_video_packets")
         stored += batch.column("data").nbytes
         kept.append(batch if keep_data else batch.drop_columns(["data"]))
     return stored
-
-
-def _record(row: StreamRow, index: FrameIndex) -> StreamRecord:
-    return StreamRecord(
-        stream_id=row.stream_id, table_name=row.table_name, source=row.source, params=row.params,
-        width=row.width, height=row.height, packet_count=row.packet_count, frame_pts=index.frame_pts,
-        packet=index.packet, entry_packet=index.entry_packet, keyframe=index.keyframe,
-    )

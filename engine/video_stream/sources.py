@@ -106,5 +106,5 @@ class HeldStreams:
 
 
 def is_committed(committed: CommittedReads, stream_id: int) -> bool:
-    table = committed("SELECT count(*) AS n FROM mallard.video_streams WHERE stream_id = ?", [stream_id])
+    table = committed("SELECT count(*) AS n FROM mallard.videos WHERE stream_id = ?", [stream_id])
     return bool(table.column("n")[0].as_py())

@@ -1,12 +1,20 @@
 """Where a stored stream lives in the database, and reading and writing it.
 
-A stream ``s`` is a row of ``mallard.video_streams`` (what a decoder needs), its keyframe
-index in ``mallard.video_frames`` and its packets in ``mallard.video_packets_<s>``.  The
-frames table users query is a table whose ``frame`` column is generated:
-``frame BLOB GENERATED ALWAYS AS (video_frame(<s>, frame_id)) VIRTUAL``, so its other
-columns are stored, DuckDB pushes filters on them down to the scan as it does for any
-table, and only the frames a query reads are decoded.  The stream a frames table reads
-is found from that expression (:func:`stream_of_table`), so a renamed table keeps working.
+A stream ``s`` is described by its frames table's row of ``mallard.videos`` (``stream_id``,
+the codec, its private data and the rest of what a decoder needs, the output size) and
+stored in ``mallard.video_packets_<s>``: one row per packet in decoding order, with its
+bytes, and the keyframe index beside them (the frame each packet's picture is, and the
+keyframe packet decoding starts from to reach it).  One table per video, so dropping a
+video frees its blocks, and no other table to grow.
+
+The frames table users query is a table whose ``frame`` column is generated:
+``frame BLOB GENERATED ALWAYS AS (video_frame(<s>, frame_id, height, width)) VIRTUAL``, so
+its other columns are stored, DuckDB pushes filters on them down to the scan as it does for
+any table (it would not through a view calling a Python function, which it treats as
+volatile), ``ORDER BY ... LIMIT`` fetches the frame of the rows it keeps only (the
+expression reads columns besides the sort key), and only the frames a query reads are
+decoded.  The stream a frames table reads is found from that expression
+(:func:`stream_of_table`), so a renamed table keeps working.
 
 Everything here takes a DuckDB connection (or a function running queries) and plain values.
 """
@@ -53,7 +61,8 @@ def frames_table_ddl(target: exp.Table, stream_id: int) -> str:
 
 def packets_table_ddl(stream_id: int) -> str:
     return (f"CREATE TABLE {packets_table(stream_id).sql('duckdb')} (packet BIGINT NOT NULL, pts BIGINT NOT NULL,"
-            " dts BIGINT, keyframe BOOLEAN NOT NULL, pos BIGINT, data BLOB NOT NULL)")
+            " dts BIGINT, keyframe BOOLEAN NOT NULL, pos BIGINT, frame_id BIGINT, ts DOUBLE, entry_packet BIGINT,"
+            " data BLOB NOT NULL)")
 
 
 def stream_of_expression(expression: str | None) -> int | None:
@@ -83,63 +92,57 @@ def stream_of_table(run: Callable[[str, list[Any]], list[tuple[Any, ...]]], tabl
 # Writing ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class StreamRow:
-    """The mallard.video_streams row of a stream being written."""
+class StoredStream:
+    """What mallard.videos records of a stream beside the video itself."""
 
     stream_id: int
-    table_name: str
-    source: str
     params: CodecParameters
-    width: int
-    height: int
-    every: int
-    frame_count: int
     packet_count: int
     packet_bytes: int
 
     def values(self) -> list[Any]:
-        codec, extradata, decoder = self.params.to_row()
-        return [self.stream_id, self.table_name, self.source, codec, extradata, decoder, self.width, self.height,
-                self.every, self.frame_count, self.packet_count, self.packet_bytes,
-                packets_table(self.stream_id).name]
+        """stream_id, extradata, decoder JSON, packet_count, packet_bytes."""
+        _, extradata, decoder = self.params.to_row()
+        return [self.stream_id, extradata, decoder, self.packet_count, self.packet_bytes]
 
 
-def insert_stream_row(sql: Callable[..., Any], row: StreamRow) -> None:
-    sql("INSERT INTO mallard.video_streams VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row.values())
-
-
-def index_batch(stream_id: int, index: FrameIndex, positions: np.ndarray) -> pa.RecordBatch:
-    """The mallard.video_frames rows of a stream, as Arrow (``positions``: byte offset per packet)."""
-    n = len(index)
+def index_batch(index: FrameIndex) -> pa.RecordBatch:
+    """The keyframe index columns of a stream's packets, by packet, as Arrow (for an UPDATE)."""
     return pa.record_batch({
-        "stream_id": pa.array(np.full(n, stream_id, dtype=np.int64)),
-        "frame_id": pa.array(np.arange(n, dtype=np.int64)),
-        "pts": pa.array(index.frame_pts),
-        "ts": pa.array(index.ts),
         "packet": pa.array(index.packet),
-        "pos": pa.array(positions[index.packet], mask=positions[index.packet] < 0),
-        "keyframe": pa.array(index.keyframe),
+        "frame_id": pa.array(np.arange(len(index), dtype=np.int64)),
+        "ts": pa.array(index.ts),
         "entry_packet": pa.array(index.entry_packet),
     })
 
 
+def index_update(stream_id: int, source: str) -> str:
+    """UPDATE writing the index columns of ``source`` (an :func:`index_batch`) into the packets."""
+    table = packets_table(stream_id).sql("duckdb")
+    return (f"UPDATE {table} SET frame_id = i.frame_id, ts = i.ts, entry_packet = i.entry_packet FROM {source} i"
+            f" WHERE {table}.packet = i.packet")
+
+
 def drop_stream(sql: Callable[..., Any], stream_id: int) -> None:
-    """Delete a stream: its packets table, index rows and catalog row (in the caller's transaction)."""
+    """Delete a stream: its packets table and its catalog rows (in the caller's transaction)."""
     sql(exp.Drop(tables=[packets_table(stream_id)], kind="TABLE", exists=True).sql("duckdb"))
-    sql("DELETE FROM mallard.video_frames WHERE stream_id = ?", [stream_id])
-    sql("DELETE FROM mallard.video_streams WHERE stream_id = ?", [stream_id])
     sql("DELETE FROM mallard.videos WHERE stream_id = ?", [stream_id])
 
 
 def orphaned_streams(run: Callable[[str, list[Any]], list[tuple[Any, ...]]]) -> list[int]:
-    """Streams no table reads any more (their frames table was dropped)."""
-    rows = run("SELECT stream_id FROM mallard.video_streams", [])
-    if not rows:
+    """Streams no table reads any more (their frames table was dropped), and packets tables
+    no catalog row knows."""
+    rows = run("SELECT stream_id FROM mallard.videos WHERE stream_id IS NOT NULL", [])
+    tables = run("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'mallard' AND database_name ="
+                 " current_database() AND starts_with(table_name, ?)", [PACKETS_PREFIX])
+    known = {r[0] for r in rows} | {int(t[0][len(PACKETS_PREFIX):]) for t in tables
+                                    if t[0][len(PACKETS_PREFIX):].isdigit()}
+    if not known:
         return []
     used = {stream_of_expression(r[0]) for r in run(
         "SELECT generation_expression FROM duckdb_columns() WHERE is_generated AND database_name = current_database()"
         " AND generation_expression LIKE ?", [f"%{FRAME_FUNCTION}(%"])}
-    return [r[0] for r in rows if r[0] not in used]
+    return sorted(known - used)
 
 
 # Reading ---------------------------------------------------------------------------------
@@ -179,12 +182,12 @@ class StreamRecord:
 def read_record(query: Query, stream_id: int) -> StreamRecord | None:
     """The stream's record as ``query`` sees it; None if it does not see the stream."""
     head = query("SELECT table_name, source, codec, extradata, decoder, width, height, packet_count"
-                 " FROM mallard.video_streams WHERE stream_id = ?", [stream_id])
+                 " FROM mallard.videos WHERE stream_id = ? LIMIT 1", [stream_id])
     if head.num_rows == 0:
         return None
     row = {name: head.column(name)[0].as_py() for name in head.column_names}
-    index = query("SELECT pts, packet, entry_packet, keyframe FROM mallard.video_frames WHERE stream_id = ?"
-                  " ORDER BY frame_id", [stream_id])
+    index = query(f"SELECT pts, packet, entry_packet, keyframe AND entry_packet = packet AS keyframe FROM"
+                  f" {packets_table(stream_id).sql('duckdb')} WHERE frame_id IS NOT NULL ORDER BY frame_id", [])
     params = CodecParameters.from_row((row["codec"], row["extradata"], row["decoder"]))
     return StreamRecord(
         stream_id=stream_id, table_name=row["table_name"], source=row["source"], params=params,
@@ -193,6 +196,13 @@ def read_record(query: Query, stream_id: int) -> StreamRecord | None:
         entry_packet=index.column("entry_packet").to_numpy(),
         keyframe=index.column("keyframe").to_numpy(zero_copy_only=False),
     )
+
+
+def keyframe_index(stream_id: int) -> str:
+    """A query of a stream's keyframe index: one row per frame (frame_id, pts, ts, packet, pos,
+    keyframe, entry_packet)."""
+    return (f"SELECT frame_id, pts, ts, packet, pos, keyframe AND entry_packet = packet AS keyframe, entry_packet"
+            f" FROM {packets_table(stream_id).sql('duckdb')} WHERE frame_id IS NOT NULL ORDER BY frame_id")
 
 
 def read_packets(query: Query, stream_id: int, first: int, last: int) -> pa.Table:
