@@ -32,7 +32,7 @@ from engine.video_stream.store import StreamRecord, read_packets, read_record
 
 STATE_KEY = "video_stream.reader"
 #: Idle decoders kept per stream, and in all.
-IDLE_PER_STREAM, IDLE_TOTAL = 2, 8
+IDLE_PER_STREAM, IDLE_TOTAL = 2, 4
 #: The largest side of a decoded frame.
 MAX_SIDE = 16384
 #: The SQL function's last answer is kept for a repeated call while it is at most this big.
