@@ -35,6 +35,11 @@ def rss_mb() -> float:
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def duckdb_mb(con: engine.Connection) -> float:
+    """Memory DuckDB's buffer manager holds (mostly cached blocks of the database: evictable)."""
+    return con.duckdb_connection.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()[0] / 2**20
+
+
 def peak_mb() -> float:
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
@@ -93,28 +98,32 @@ def main() -> None:
 
 
 def scan_iter(con: engine.Connection, frames: int) -> None:
-    marks = []
+    marks, cached = [], []
     started = time.perf_counter()
     seen = 0
     for ids, batch in engine.iter_frames(con, "hour", batch_size=64):
         seen += len(ids)
         if len(marks) < seen * 10 // frames:
             marks.append(rss_mb())
+            cached.append(duckdb_mb(con))
     seconds = time.perf_counter() - started
     print(f"scan (engine.iter_frames, batches of 64): {seen} frames in {seconds:.1f} s ({seen / seconds:.0f} frames/s);"
-          f" RSS at each tenth: {' '.join(f'{m:.0f}' for m in marks)} MB", flush=True)
+          f" RSS at each tenth: {' '.join(f'{m:.0f}' for m in marks)} MB, of which DuckDB's buffer manager (the"
+          f" packets' blocks it caches): {' '.join(f'{m:.0f}' for m in cached)} MB", flush=True)
 
 
 def scan_sql(con: engine.Connection, frames: int) -> None:
-    marks = []
+    marks, cached = [], []
     started = time.perf_counter()
     for start in range(0, frames, frames // 10 + 1):
         con.execute("SELECT sum(frame_mean(frame)) FROM hour WHERE frame_id BETWEEN ? AND ?",
                     [start, start + frames // 10]).fetchall()
         marks.append(rss_mb())
+        cached.append(duckdb_mb(con))
     seconds = time.perf_counter() - started
     print(f"scan (SQL sum(frame_mean(frame)), a tenth per query): {seconds:.1f} s; RSS after each: "
-          f"{' '.join(f'{m:.0f}' for m in marks)} MB; peak {peak_mb():.0f} MB", flush=True)
+          f"{' '.join(f'{m:.0f}' for m in marks)} MB (DuckDB's buffer manager {' '.join(f'{m:.0f}' for m in cached)}"
+          f" MB); peak {peak_mb():.0f} MB", flush=True)
 
 
 def touched(con: engine.Connection, packets: int, frames: int) -> None:
