@@ -61,6 +61,7 @@ def pyav_alone(path: str, width: int | None, height: int | None, keep: list[np.n
 
 
 def options(width: int | None, height: int | None) -> str:
+    """The WITH clause of a stored size."""
     return f" WITH (width = {width}, height = {height})" if width else ""
 
 
@@ -86,12 +87,14 @@ def mallard_load(path: str, width: int | None, height: int | None, folder: str) 
 
 
 def timed(fn, *args) -> float:
+    """Seconds one call takes."""
     started = time.perf_counter()
     fn(*args)
     return time.perf_counter() - started
 
 
 def load_section(path: str, size: tuple, label: str, repeat: int, folder: str) -> None:
+    """LOAD VIDEO against PyAV alone, and the database's growth."""
     base, ours, sizes = [], [], []
     for _ in range(repeat):
         base.append(timed(pyav_alone, path, *size))
@@ -106,6 +109,7 @@ def load_section(path: str, size: tuple, label: str, repeat: int, folder: str) -
 
 
 def scan_section(con, path: str, size: tuple, label: str, repeat: int) -> None:
+    """A full SQL scan against PyAV alone."""
     base, base_mean, ours = [], [], []
     for _ in range(repeat):
         base.append(timed(pyav_alone, path, *size))
@@ -118,6 +122,7 @@ def scan_section(con, path: str, size: tuple, label: str, repeat: int) -> None:
 
 
 def access_section(con, label: str, frames: int) -> None:
+    """Random and sorted sparse reads, with the frames they decode."""
     stream_id = con.execute("SELECT stream_id FROM mallard.videos").fetchone()[0]
     keys = [r[0] for r in con.execute(keyframe_index(stream_id)).fetchall() if r[5]]
     gop = max(np.diff(keys + [frames]))
@@ -157,6 +162,7 @@ def breakdown(con, path: str, size: tuple, label: str) -> None:
 
 
 def main() -> None:
+    """Run every section at 224x224 and at the native size."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", default="data/vtest.avi")
     parser.add_argument("--repeat", type=int, default=3)

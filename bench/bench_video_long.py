@@ -32,6 +32,7 @@ from engine.video_stream.synthetic import concatenate  # noqa: E402
 
 
 def rss_mb() -> float:
+    """The process's resident memory, MiB."""
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
@@ -41,6 +42,7 @@ def duckdb_mb(con: engine.Connection) -> float:
 
 
 def peak_mb() -> float:
+    """The process's peak resident memory (VmHWM), MiB."""
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
@@ -61,6 +63,7 @@ def pyav_seconds(path: str, size: int, frames: int) -> float:
 
 
 def main() -> None:
+    """Build the hour, load it, then scan, query and run the model."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=45)
     parser.add_argument("--size", type=int, default=224, help="stored frame size (size x size)")
@@ -98,6 +101,7 @@ def main() -> None:
 
 
 def scan_iter(con: engine.Connection, frames: int) -> None:
+    """Every frame through engine.iter_frames, RSS at each tenth."""
     marks, cached = [], []
     started = time.perf_counter()
     seen = 0
@@ -113,6 +117,7 @@ def scan_iter(con: engine.Connection, frames: int) -> None:
 
 
 def scan_sql(con: engine.Connection, frames: int) -> None:
+    """Every frame through SQL, a tenth per query, RSS after each."""
     marks, cached = [], []
     started = time.perf_counter()
     for start in range(0, frames, frames // 10 + 1):
@@ -127,6 +132,7 @@ def scan_sql(con: engine.Connection, frames: int) -> None:
 
 
 def touched(con: engine.Connection, packets: int, frames: int) -> None:
+    """Packets read and frames decoded by LIMIT, BETWEEN and a point query."""
     middle, late = frames * 5 // 9, frames * 6 // 7
     for query in ("SELECT frame_id, frame FROM hour LIMIT 10",
                   f"SELECT frame_id, frame FROM hour WHERE frame_id BETWEEN {middle} AND {middle + 9}",
@@ -140,6 +146,7 @@ def touched(con: engine.Connection, packets: int, frames: int) -> None:
 
 
 def model(con: engine.Connection, sample: int) -> None:
+    """MobileNetV2 over a sample of the frames, through SQL."""
     con.execute("CREATE MODEL mobilenet FROM ? WITH (architecture = 'mobilenet_v2')",
                 [str(ROOT / "data" / "mobilenet_v2.pth")])
     before = decode_counters(con)

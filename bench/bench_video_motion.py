@@ -71,6 +71,7 @@ def motion_blocks(picture, height: int, width: int, block: int = 8) -> np.ndarra
 
 
 def main() -> None:
+    """Decode the clip twice and compare the detectors frame by frame."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", default="data/vtest.avi")
     parser.add_argument("--threshold", type=float, default=8, help="pixel threshold, in 1/255")

@@ -1,16 +1,20 @@
-"""Video decoding (PyAV) and the frames representation.
+"""Video frames: the frames table users query, the Python helpers that read and write it,
+PyAV decoding for frames stored as pixels, and the catalog of loaded videos.
 
 A frames table, as ``LOAD VIDEO`` makes it, has one row per kept frame::
 
-    frame_id BIGINT    -- 0, 1, 2, ... in decoding order (after ``every``)
+    frame_id BIGINT    -- 0, 1, 2, ... in presentation order (after ``every``)
     ts       DOUBLE    -- presentation time in seconds
     frame    BLOB      -- the pixels: height*width*3 bytes, RGB, row-major (numpy HxWx3 uint8)
     height   INTEGER
     width    INTEGER
-    source   VARCHAR   -- the file it was decoded from
+    source   VARCHAR   -- the file it was loaded from
 
 so ``np.frombuffer(frame, np.uint8).reshape(height, width, 3)`` gives the frame back
-exactly.  The helpers below do that for Python users.
+exactly.  By default ``frame`` is decoded on read from the stored compressed stream
+(:mod:`engine.video_stream`); with ``store = 'pixels'``, and for :func:`frames_from_numpy`,
+it holds the bytes.  The helpers below read either kind; a stream is decoded straight from
+its packets, a batch at a time.
 
 >>> import engine, numpy as np
 >>> con = engine.connect()
@@ -23,7 +27,6 @@ True
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterator, Sequence
@@ -72,6 +75,7 @@ class VideoInfo:
 
 
 def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes, in hex (identifies a video for the result cache)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

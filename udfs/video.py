@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from engine.errors import OperationalError
 from udfs import PREPARERS, scalar_function
 
 
@@ -49,9 +50,10 @@ def prepare_video(session: Any) -> None:
     reader = weakref.ref(stream_reader(session))
 
     def video_frame(stream_ids: pa.Array, frame_ids: pa.Array, heights: pa.Array, widths: pa.Array) -> pa.Array:
+        """The frames of a vector of rows, decoded by the database's reader."""
         live = reader()
         if live is None:
-            raise RuntimeError("video_frame: the connection was closed")
+            raise OperationalError("video_frame: the database was closed")
         return live.sql_frames(stream_ids, frame_ids, heights, widths)
 
     types = [duckdb.sqltype(t) for t in ("BIGINT", "BIGINT", "INTEGER", "INTEGER")]

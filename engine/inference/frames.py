@@ -59,6 +59,7 @@ class Selection:
         return len(self.frame_ids)
 
     def sizes(self) -> set[tuple[int, int]]:
+        """The distinct (height, width) of the selected frames."""
         return set(zip(self.heights.tolist(), self.widths.tolist()))
 
 

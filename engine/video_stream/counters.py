@@ -24,4 +24,5 @@ class DecodeCounters:
         return DecodeCounters(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
 
     def copy(self) -> "DecodeCounters":
+        """A snapshot."""
         return DecodeCounters(**{f.name: getattr(self, f.name) for f in fields(self)})

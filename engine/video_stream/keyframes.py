@@ -42,6 +42,7 @@ class KeyframeCheck:
 
     @property
     def trusting(self) -> bool:
+        """Whether the container's flags are taken as they are from now on."""
         return self._intra_only or (self.rejected == 0 and self.checked >= CHECKED_BEFORE_TRUST)
 
     def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:

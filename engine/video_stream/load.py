@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 

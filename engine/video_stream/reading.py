@@ -106,6 +106,7 @@ class StreamReader:
         self._last_call: tuple[bytes, pa.Array] | None = None
 
     def attach(self, session: Any) -> None:
+        """A session of this database uses the reader (its connection may serve committed reads)."""
         self.committed.attach(session)
 
     @contextmanager

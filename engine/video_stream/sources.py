@@ -40,6 +40,7 @@ class CommittedReads:
         self._lock = threading.Lock()
 
     def attach(self, session: Any) -> None:
+        """Let the second connection be opened through ``session`` (held weakly)."""
         self._sessions.add(session)
 
     def __call__(self, sql: str, params: list[Any]) -> pa.Table:
@@ -84,6 +85,7 @@ class HeldStreams:
         self._held: dict[int, HeldStream] = {}
 
     def hold(self, record: StreamRecord, packets: pa.Table) -> None:
+        """Keep a stream just loaded in an open transaction (all its packets, in order)."""
         self._held[record.stream_id] = HeldStream(record, packets)
 
     def get(self, stream_id: int) -> HeldStream | None:
@@ -106,5 +108,6 @@ class HeldStreams:
 
 
 def is_committed(committed: CommittedReads, stream_id: int) -> bool:
+    """Whether other connections see the stream (its load committed)."""
     table = committed("SELECT count(*) AS n FROM mallard.videos WHERE stream_id = ?", [stream_id])
     return bool(table.column("n")[0].as_py())

@@ -60,6 +60,7 @@ def frames_table_ddl(target: exp.Table, stream_id: int) -> str:
 
 
 def packets_table_ddl(stream_id: int) -> str:
+    """CREATE TABLE of a stream's packets and keyframe index (see the module docstring)."""
     return (f"CREATE TABLE {packets_table(stream_id).sql('duckdb')} (packet BIGINT NOT NULL, pts BIGINT NOT NULL,"
             " dts BIGINT, keyframe BOOLEAN NOT NULL, pos BIGINT, frame_id BIGINT, ts DOUBLE, entry_packet BIGINT,"
             " data BLOB NOT NULL)")
@@ -165,6 +166,7 @@ class StreamRecord:
 
     @property
     def frame_count(self) -> int:
+        """Frames of the stream's frames table."""
         return len(self.frame_pts)
 
     @property
@@ -173,6 +175,7 @@ class StreamRecord:
         return f"{self.table_name} ({self.source.rsplit('/', 1)[-1]})"
 
     def check_frame_ids(self, frame_ids: np.ndarray) -> None:
+        """DataError naming the first id that is not a frame of the stream."""
         bad = frame_ids[(frame_ids < 0) | (frame_ids >= self.frame_count)]
         if len(bad):
             raise DataError(f"frame {int(bad[0])} of {self.label}: no such frame (the stream has frames 0 to "
