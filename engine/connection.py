@@ -54,7 +54,8 @@ class Connection:
         for name, value in given.items():
             settings.set(name, value)
         database = os.fspath(database)
-        duck, self._instance = instances.open_connection(database, read_only, dict(config), _preparer(read_only))
+        duck, self._instance, instance = instances.open_connection(database, read_only, dict(config),
+                                                                   _preparer(read_only))
         try:
             _quiet_duckdb_progress(duck)
             load_macros(duck)
@@ -62,7 +63,8 @@ class Connection:
             duck.close()
             instances.release(self._instance)
             raise OperationalError(f"could not prepare a connection to {database!r}: {translate(e)}") from e
-        self._session = Session(duck, database, autocommit=autocommit, read_only=read_only, settings=settings)
+        self._session = Session(duck, database, autocommit=autocommit, read_only=read_only, settings=settings,
+                                instance=instance)
         self._closed = False
         self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
 
@@ -177,18 +179,18 @@ class Connection:
 
 
 
-def _preparer(read_only: bool) -> Callable[[duckdb.DuckDBPyConnection, dict[str, Any], bool], None]:
+def _preparer(read_only: bool) -> Callable[[instances.Instance, bool], None]:
     """What a database instance needs when a connection opens it: on the first open, the
-    catalog migrated and the staging tables of killed loads dropped; on every open, the SQL
+    catalog migrated and the leftovers of killed loads dropped; on every open, the SQL
     functions declared since."""
 
-    def prepare(root: duckdb.DuckDBPyConnection, registered: dict[str, Any], first: bool) -> None:
+    def prepare(instance: instances.Instance, first: bool) -> None:
         if first:
-            migrate(root, read_only=read_only)
+            migrate(instance.root, read_only=read_only)
             if not read_only:
-                drop_abandoned_loads(root)
-            root.abort()  # leave no finished statement's result pending on the root connection
-        register_functions(root, registered)
+                drop_abandoned_loads(instance.root)
+            instance.root.abort()  # leave no finished statement's result pending on the root connection
+        register_functions(instance)
 
     return prepare
 

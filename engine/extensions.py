@@ -40,6 +40,8 @@ class ScalarFunction:
     returns: str
     vectorized: bool = False
     side_effects: bool = False
+    #: Made for one database instance (registered once there, never replaced).
+    bound_to_instance: bool = False
 
 
 @dataclass(frozen=True, eq=False)

@@ -30,26 +30,31 @@ from engine.errors import OperationalError, translate
 
 
 @dataclass
-class _Instance:
+class Instance:
+    """One open database: its root connection, the functions registered on it, and state its
+    connections share (a video stream reader, say)."""
+
     root: duckdb.DuckDBPyConnection
     users: int = 0
     functions: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
 
 
-_INSTANCES: dict[Hashable, _Instance] = {}
+_INSTANCES: dict[Hashable, Instance] = {}
 _LOCK = threading.Lock()
 
 
-Prepare = Callable[[duckdb.DuckDBPyConnection, dict[str, Callable[..., Any]], bool], None]
+Prepare = Callable[[Instance, bool], None]
 
 
 def open_connection(database: str, read_only: bool, config: dict[str, Any],
-                    prepare_instance: Prepare) -> tuple[duckdb.DuckDBPyConnection, Hashable]:
-    """A new DuckDB connection on the instance of ``database`` and the key to release it by.
+                    prepare_instance: Prepare) -> tuple[duckdb.DuckDBPyConnection, Hashable, Instance]:
+    """A new DuckDB connection on the instance of ``database``, the key to release it by, and
+    the instance.
 
-    ``prepare_instance(root, functions, first)`` runs when the instance is opened
-    (``first``: migrate the catalog) and on every later open (it registers the functions
-    that are missing; ``functions`` records what is registered, by name).
+    ``prepare_instance(instance, first)`` runs when the instance is opened (``first``:
+    migrate the catalog) and on every later open (it registers the functions that are
+    missing; ``instance.functions`` records what is registered, by name).
     """
     key: Hashable = object() if database in (":memory:", "") else (database, read_only, tuple(sorted(config.items())))
     with _LOCK:
@@ -61,18 +66,18 @@ def open_connection(database: str, read_only: bool, config: dict[str, Any],
                 raise translate(e) from e
             except (TypeError, ValueError) as e:
                 raise OperationalError(f"could not open {database!r}: {e}") from e
-            instance = _Instance(root)
+            instance = Instance(root)
             try:
-                prepare_instance(root, instance.functions, True)
+                prepare_instance(instance, True)
             except BaseException:
                 root.close()
                 raise
             _INSTANCES[key] = instance
         else:
-            prepare_instance(instance.root, instance.functions, False)
+            prepare_instance(instance, False)
         instance.users += 1
         try:
-            return instance.root.cursor(), key
+            return instance.root.cursor(), key, instance
         except duckdb.Error as e:
             instance.users -= 1
             raise translate(e) from e

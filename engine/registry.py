@@ -56,6 +56,7 @@ from engine.dialect.validation import (
 from engine.dialect.video import LoadVideo
 from engine.executors import inference, labeling, session_settings, validation, video
 from engine.extensions import DECLARED, ScalarFunction
+from engine.instances import Instance
 from engine.inference import settings as inference_settings
 from engine.inference.functions import planned_functions
 from engine.settings import SESSION_SETTINGS, Setting
@@ -124,10 +125,20 @@ def builtin_functions() -> tuple[ScalarFunction, ...]:
     return BUILTIN_FUNCTIONS
 
 
-def register_functions(root: duckdb.DuckDBPyConnection, registered: dict[str, Callable[..., Any]]) -> None:
+def instance_functions(instance: Instance) -> tuple[ScalarFunction, ...]:
+    """Built-in functions bound to one database instance (they read its shared state)."""
+    from engine.video_stream.reading import video_frame_function
+
+    return (video_frame_function(instance),)
+
+
+def register_functions(instance: Instance) -> None:
     """Register the built-in and the declared SQL functions on a database instance (those not
     registered yet, or declared anew since); the one path every function takes into DuckDB."""
-    for spec in (*builtin_functions(), *DECLARED.scalar_functions.values()):
+    root, registered = instance.root, instance.functions
+    for spec in (*builtin_functions(), *instance_functions(instance), *DECLARED.scalar_functions.values()):
+        if spec.name in registered and spec.bound_to_instance:
+            continue
         if registered.get(spec.name) is spec.fn:
             continue
         if spec.name in registered:

@@ -39,6 +39,8 @@ from sqlglot import exp
 from engine.errors import OperationalError, ProgrammingError, translate
 from engine.settings import SessionSettings
 
+from engine.instances import Instance
+
 if TYPE_CHECKING:
     from engine.router import Router
     from engine.statement_result import StatementResult
@@ -67,8 +69,11 @@ class Session:
     """One connection's state and statement path; see the module docstring."""
 
     def __init__(self, duck: duckdb.DuckDBPyConnection, database: str, autocommit: bool, read_only: bool,
-                 settings: SessionSettings) -> None:
+                 settings: SessionSettings, instance: Instance | None = None) -> None:
         self.duck = duck
+        #: The database instance the connection belongs to (shared with the process's other
+        #: connections to the same file): ``instance.state`` holds what they share.
+        self.instance = instance if instance is not None else Instance(duck)
         self.database = database
         self.autocommit = autocommit
         self.read_only = read_only

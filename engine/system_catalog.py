@@ -104,19 +104,42 @@ def migrate(duck: duckdb.DuckDBPyConnection, read_only: bool = False) -> int:
     return CATALOG_VERSION
 
 
-#: Tables named so are frames being loaded outside a transaction (engine.executors.video).
+#: Tables named so were frames being loaded outside a transaction by Mallard before catalog
+#: version 5 (LOAD VIDEO is one transaction now and never makes them).
 STAGING_PREFIX = "__mallard_loading_"
 
 
 def drop_abandoned_loads(duck: duckdb.DuckDBPyConnection) -> list[str]:
-    """Drop staging tables left by a load whose process died; return their names."""
-    rows = duck.execute(
-        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()"
-        " AND starts_with(table_name, ?)", [STAGING_PREFIX]).fetchall()
-    for schema, name in rows:
-        duck.execute(exp.Drop(tables=[exp.Table(this=exp.to_identifier(name), db=exp.to_identifier(schema))],
-                              kind="TABLE", exists=True).sql("duckdb"))
-    return [name for _, name in rows]
+    """Drop what earlier work left behind; return the names of the tables dropped.
+
+    - staging tables of a load killed under an older Mallard: no version of this code makes
+      them, so none can belong to a load in progress;
+    - stored video streams no frames table reads any more (the user dropped the table):
+      only committed state is seen here, so a load in progress elsewhere, whose tables are
+      uncommitted, is never touched.
+    """
+    from engine.video_stream.store import drop_stream, orphaned_streams, packets_table
+
+    def run(sql: str, params: list) -> list:
+        return duck.execute(sql, params).fetchall()
+
+    rows = run("SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+               " AND starts_with(table_name, ?)", [STAGING_PREFIX])
+    orphans = orphaned_streams(run)
+    if not rows and not orphans:
+        return []
+    try:
+        duck.execute("BEGIN")
+        for schema, name in rows:
+            duck.execute(exp.Drop(tables=[exp.Table(this=exp.to_identifier(name), db=exp.to_identifier(schema))],
+                                  kind="TABLE", exists=True).sql("duckdb"))
+        for stream_id in orphans:
+            drop_stream(lambda sql, params=None: duck.execute(sql, params) if params else duck.execute(sql), stream_id)
+        duck.execute("COMMIT")
+    except duckdb.TransactionException:
+        duck.execute("ROLLBACK")  # another connection is writing the same rows: leave them for next time
+        return []
+    return [name for _, name in rows] + [packets_table(s).name for s in orphans]
 
 
 def load_macros(duck: duckdb.DuckDBPyConnection) -> None:

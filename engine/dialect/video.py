@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlglot.generator import Generator
 
 from engine.dialect.base import MallardParserBase, Statement
-from engine.options import Option, whole
+from engine.options import Option, choice, whole
 
 _SIDE = whole(1, 16384)
 
@@ -27,7 +27,10 @@ class LoadVideo(Statement):
         "height": Option(_SIDE, doc="stored frame height in pixels"),
         "every": Option(whole(1, 10**9), 1, "keep every n-th frame"),
         "limit": Option(whole(1, 10**12), doc="stop after this many kept frames"),
-        "batch_frames": Option(whole(1, 10**9), doc="frames per write batch (performance only)"),
+        "batch_frames": Option(whole(1, 10**9), doc="store = 'pixels': frames per write batch (performance only)"),
+        "store": Option(choice("stream", "pixels"), "stream",
+                        "'stream': keep the compressed packets and decode frames on read; 'pixels': decode every "
+                        "frame now and store its RGB bytes (for tiny clips)"),
     }
     arg_types = {"this": True, "into": True, "replace": False, "options": False}
 
