@@ -159,8 +159,10 @@ def _feature_to_tfdv(c: ColumnSchema, f: Any, pb: Any) -> list[Unmapped]:
     f.type = {"INT": pb.INT, "FLOAT": pb.FLOAT, "BOOLEAN": pb.INT, "TIMESTAMP": pb.INT}.get(c.type, pb.BYTES)
     if c.type == "BYTES":
         unmapped.append(Unmapped(c.name, "type", "BYTES", "written as TFDV's BYTES, which IMPORT reads back as STRING"))
-    f.presence.min_fraction = c.min_fraction
-    f.presence.min_count = c.min_count
+    if c.min_fraction:  # TFDV writes only what is not the default 0
+        f.presence.min_fraction = c.min_fraction
+    if c.min_count:
+        f.presence.min_count = c.min_count
     if c.type == "BOOLEAN":
         f.bool_domain.SetInParent()
     elif c.type == "TIMESTAMP":
