@@ -346,7 +346,7 @@ class _TfdvReader:
 
     def _domain(self, f: Any, kind: str, d: dict[str, Any]) -> None:
         name = f.WhichOneof("domain_info")
-        domain = getattr(f, name) if name else None
+        domain: Any = getattr(f, name) if name else None
         if name == "domain":  # a reference to a domain declared at the top level
             name, domain = next(((k, shared[f.domain]) for k, shared in self.shared.items() if f.domain in shared),
                                 (None, None))
