@@ -1,8 +1,7 @@
 """What the ``mallard`` shell completes: keywords, and the names a database holds.
 
 Mallard's keywords are derived from the statement table (:data:`engine.registry.STATEMENTS`):
-the words of each statement's ``PREFIX``, the words of the syntax line its docstring (or its
-executor's) gives, and its ``WITH (...)`` option names; SQL's keywords are DuckDB's own
+the words of each statement's ``PREFIX``, the words of its syntax line (:func:`engine.statement_docs.syntax`), and its ``WITH (...)`` option names; SQL's keywords are DuckDB's own
 (``duckdb_keywords()``).  The names (tables and their columns, models, labeling functions,
 data schemas, statistics sets, functions, settings) are read from the catalog by
 :func:`read_names`, which the shell calls again after each statement that may change them.
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
     from engine.connection import Connection
 
 _WORD = re.compile(r"\b[A-Z][A-Z_]+\b")
-_SYNTAX = re.compile(r"``([^`]+)``")
 
 
 @dataclass
@@ -51,28 +49,16 @@ class CatalogNames:
         return []
 
 
-def statement_syntax(cls: type) -> str | None:
-    """The syntax line of a statement class: the first ````...```` of its docstring, or of its
-    executor's, that starts with its leading words."""
-    from engine.registry import EXECUTORS
-
-    lead = getattr(cls, "NAME", "").split(" ")[0]
-    for doc in (cls.__doc__, getattr(EXECUTORS.get(cls), "__doc__", None)):
-        for found in _SYNTAX.findall(doc or ""):
-            if lead and found.upper().startswith(lead):
-                return str(found)
-    return None
-
-
 @cache
 def mallard_keywords() -> frozenset[str]:
     """The upper-case words of Mallard's statements (prefixes and syntax lines)."""
     from engine.registry import STATEMENTS
+    from engine.statement_docs import syntax
 
     words: set[str] = set()
     for cls in STATEMENTS:
         words.update(w for w in re.split(r"[\s\[\]]+", cls.PREFIX) if w.isalpha())
-        words.update(_WORD.findall(statement_syntax(cls) or ""))
+        words.update(_WORD.findall(syntax(cls) or ""))
     return frozenset(words)
 
 
