@@ -97,7 +97,7 @@ def prompt_session(shell: Shell, history: str = HISTORY) -> PromptSession[str]:
 def prompt_loop(shell: Shell, history: str = HISTORY) -> None:
     """Read, run and print until ``.quit`` or Ctrl-D."""
     session = prompt_session(shell, history)
-    print(f"Mallard {engine.__version__} on {shell.con.database}. End statements with ;  "
+    print(f"Mallard {engine.__version__} on {getattr(shell.con, 'database', 'a server')}. End statements with ;  "
           "(Tab completes, .help lists commands, .quit leaves)", file=shell.stdout)
     while True:
         try:
