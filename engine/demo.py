@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlglot import exp
 
 import engine
-from engine.shell import EXPLAIN_COLUMNS, format_explain, format_table
+from engine.result_formats import EXPLAIN_COLUMNS, format_explain, format_table
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("Load the clip: decode with PyAV, resize to 224x224, one transaction",

@@ -84,8 +84,8 @@ TEMPLATES = {
     "UpdateSchema": "UPDATE SCHEMA {name} FROM {table} {options}",
     "ShowSchema": "SHOW SCHEMA {name}",
     "DropDataSchema": "DROP DATA SCHEMA {name}",
-    "ExportSchema": "EXPORT SCHEMA {name} TO {path}",
-    "ImportSchema": "IMPORT SCHEMA {name} FROM {path}",
+    "ExportSchema": "EXPORT SCHEMA {name} TO {path} {options}",
+    "ImportSchema": "IMPORT SCHEMA {name} FROM {path} {options}",
 }
 
 NAMES = st.sampled_from(["t", "x", "..x", "a..b", '""', '"we""ird"', "mallard.meta", "main.t", "select", "ü",
@@ -98,7 +98,7 @@ VALUES = st.one_of(
 )
 PATHS = st.sampled_from(["'/dev/null'", "'/dev/zero'", "'/'", "''", "'data/carphone.mp4'", "'no/such.file'", "?", "'data/vtest.avi'"])
 OPTION_NAMES = st.sampled_from(["width", "every", "classes", "model", "key", "seed", "max_values", "environment",
-                                "architecture", "labels", "input_size", "mean", "previous", "tol", "bogus"])
+                                "architecture", "labels", "input_size", "mean", "previous", "tol", "format", "bogus"])
 OPTIONS = st.one_of(st.just(""), st.lists(st.tuples(OPTION_NAMES, VALUES), min_size=1, max_size=3).map(
     lambda pairs: "WITH (" + ", ".join(f"{k} = {v}" for k, v in pairs) + ")"))
 PARAMETERS = st.lists(st.sampled_from([None, 1, -1, 2**80, 1.5, float("nan"), "x", b"\x00", bytearray(b"a"),

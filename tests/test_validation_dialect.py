@@ -42,6 +42,8 @@ CANONICAL = [
     ("EXPORT SCHEMA flights_schema TO 'schema.json'", v.ExportSchema),
     ("EXPORT SCHEMA flights_schema VERSION 1 TO 'schema.json'", v.ExportSchema),
     ("IMPORT SCHEMA flights_schema FROM 'schema.json'", v.ImportSchema),
+    ("EXPORT SCHEMA flights_schema VERSION 2 TO 'schema.pbtxt' WITH (format = 'tfdv')", v.ExportSchema),
+    ("IMPORT SCHEMA flights_schema FROM 'schema.txt' WITH (format = 'tfdv')", v.ImportSchema),
 ]
 
 
@@ -78,7 +80,7 @@ def test_every_statement_has_a_name() -> None:
     ("ALTER SCHEMA s ALTER COLUMN c SET (min 1)", "Expected = after property min, found '1' (line 1, column 40)"),
     ("ALTER SCHEMA s ALTER COLUMN c DROP (min)", "Expected SET (...) or RESET (...) after ALTER COLUMN c, found 'DROP' (line 1, column 31)"),
     ("ALTER SCHEMA s ADD COLUMN c", "Expected a column type (INT, FLOAT, STRING, BOOLEAN, TIMESTAMP or BYTES) after ADD COLUMN c, found the end"),
-    ("EXPORT SCHEMA s TO schema.json", "Expected a JSON file path (a quoted string) after TO, found 'schema' (line 1, column 20)"),
+    ("EXPORT SCHEMA s TO schema.json", "Expected a schema file path (a quoted string) after TO, found 'schema' (line 1, column 20)"),
     ("IMPORT SCHEMA s 'x.json'", "Expected FROM after IMPORT SCHEMA <name>, found 'x.json' (line 1, column 17)"),
     ("DROP STATISTICS IF EXISTS", "Expected a statistics name after DROP STATISTICS IF EXISTS, found the end"),
 ])

@@ -19,7 +19,7 @@ def _setting_name(p: MallardParserBase) -> str:
 
 
 class SetSetting(Statement):
-    """``SET <mallard setting> = <value>``.
+    """Change a Mallard setting for this connection: ``SET <mallard setting> = <value>``.
 
     >>> from engine.dialect import parse_statements
     >>> parse_statements("set progress to 'off'")[0].sql("mallard")
@@ -44,7 +44,7 @@ class SetSetting(Statement):
 
 
 class ResetSetting(Statement):
-    """``RESET <mallard setting>`` back to its default.
+    """Put a Mallard setting of this connection back to its default: ``RESET <mallard setting>``.
 
     >>> from engine.dialect import parse_statements
     >>> parse_statements("reset progress")[0].sql("mallard")

@@ -6,8 +6,8 @@
 ``VALIDATE [STATISTICS] <table> AGAINST <schema> [VERSION <n>] [WITH (...)]``
 ``ALTER SCHEMA <name> {SET (...) | RESET (...) | ALTER COLUMN <c> {SET (...) | RESET (...)} | ADD COLUMN <c> <type> | DROP COLUMN <c>}``
 ``UPDATE SCHEMA <name> FROM <table or statistics> [WITH (...)]``
-``SHOW SCHEMA <name> [VERSION <n>]``, ``EXPORT SCHEMA <name> [VERSION <n>] TO '<file>'``,
-``IMPORT SCHEMA <name> FROM '<file>'``
+``SHOW SCHEMA <name> [VERSION <n>]``, ``EXPORT SCHEMA <name> [VERSION <n>] TO '<file>' [WITH (format)]``,
+``IMPORT SCHEMA <name> FROM '<file>' [WITH (format)]``
 
 ``DROP DATA SCHEMA [IF EXISTS] <name>``
 
@@ -23,8 +23,11 @@ from sqlglot.generator import Generator
 from sqlglot.tokenizer_core import TokenType
 
 from engine.dialect.base import MallardParserBase, Statement
-from engine.options import Option, boolean, number, table, text, whole
+from engine.options import Option, boolean, choice, number, table, text, whole
 from engine.validation.properties import environments, fraction
+
+_SCHEMA_FORMAT = Option(choice("json", "tfdv"), doc="the file's format: 'json' (Mallard's document) or 'tfdv' "
+                        "(TFDV's schema.pbtxt); default: 'tfdv' for a .pbtxt, .textproto or .prototxt file, else 'json'")
 
 
 def _version(p: MallardParserBase, after: str) -> exp.Expr | None:
@@ -358,29 +361,40 @@ class DropDataSchema(Statement):
 
 
 class ExportSchema(Statement):
-    """Write a data schema version to a JSON file.
+    """Write a data schema version to a file: Mallard's JSON document, or TFDV's
+    ``schema.pbtxt`` (``format = 'tfdv'``, or a ``.pbtxt`` file name), which returns one row per
+    property TFDV's schema cannot hold.
+
+    ``EXPORT SCHEMA <name> [VERSION <n>] TO '<file>' [WITH (format = 'json' | 'tfdv')]``
 
     >>> from engine.dialect import parse_statements
-    >>> parse_statements("export schema s to 's.json'")[0].sql("mallard")
-    "EXPORT SCHEMA s TO 's.json'"
+    >>> parse_statements("export schema s to 's.pbtxt' with (format = 'tfdv')")[0].sql("mallard")
+    "EXPORT SCHEMA s TO 's.pbtxt' WITH (format = 'tfdv')"
     """
 
     PREFIX = "EXPORT SCHEMA"
-    arg_types = {"this": True, "path": True, "version": False}
+    OPTIONS = {"format": _SCHEMA_FORMAT}
+    arg_types = {"this": True, "path": True, "version": False, "options": False}
 
     @classmethod
     def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ExportSchema:
         name = p.expect_name("a schema name", after="EXPORT SCHEMA")
         version = _version(p, after="EXPORT SCHEMA <name>")
         p.expect_words("TO", after="EXPORT SCHEMA <name>")
-        return cls(this=name, version=version, path=p.expect_string_or_parameter("a JSON file path", after="TO"))
+        path = p.expect_string_or_parameter("a schema file path", after="TO")
+        return cls(this=name, version=version, path=path, options=p.parse_options(after="EXPORT SCHEMA"))
 
     def to_sql(self, g: Generator) -> str:
-        return f"EXPORT SCHEMA {g.sql(self, 'this')}{_version_sql(self, g)} TO {g.sql(self, 'path')}"
+        return (f"EXPORT SCHEMA {g.sql(self, 'this')}{_version_sql(self, g)} TO {g.sql(self, 'path')}"
+                f"{self._options_sql(g)}")
 
 
 class ImportSchema(Statement):
-    """Read a data schema from a JSON file as a new version of ``<name>``.
+    """Read a data schema from a file as a new version of ``<name>``: Mallard's JSON document,
+    or TFDV's ``schema.pbtxt`` (``format = 'tfdv'``, or a ``.pbtxt`` file name), which returns
+    one row per property of the TFDV schema that Mallard could not take.
+
+    ``IMPORT SCHEMA <name> FROM '<file>' [WITH (format = 'json' | 'tfdv')]``
 
     >>> from engine.dialect import parse_statements
     >>> parse_statements("import schema s from 's.json'")[0].sql("mallard")
@@ -388,13 +402,15 @@ class ImportSchema(Statement):
     """
 
     PREFIX = "IMPORT SCHEMA"
-    arg_types = {"this": True, "path": True}
+    OPTIONS = {"format": _SCHEMA_FORMAT}
+    arg_types = {"this": True, "path": True, "options": False}
 
     @classmethod
     def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ImportSchema:
         name = p.expect_name("a schema name", after="IMPORT SCHEMA")
         p.expect_words("FROM", after="IMPORT SCHEMA <name>")
-        return cls(this=name, path=p.expect_string_or_parameter("a JSON file path", after="FROM"))
+        path = p.expect_string_or_parameter("a schema file path", after="FROM")
+        return cls(this=name, path=path, options=p.parse_options(after="IMPORT SCHEMA"))
 
     def to_sql(self, g: Generator) -> str:
-        return f"IMPORT SCHEMA {g.sql(self, 'this')} FROM {g.sql(self, 'path')}"
+        return f"IMPORT SCHEMA {g.sql(self, 'this')} FROM {g.sql(self, 'path')}{self._options_sql(g)}"

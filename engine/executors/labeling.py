@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 
 def create_labeling_function(session: Session, node: CreateLabelingFunction) -> StatementResult:
+    """``CREATE [OR REPLACE] LABELING FUNCTION <name> ON <table> AS <expression>``: stored in the catalog."""
     session.require_writable(node.NAME)
     name = functions.create_sql_function(session, node.this, node.args["table"], node.args["expression"],
                                          bool(node.args.get("replace")))
@@ -30,18 +31,21 @@ def create_labeling_function(session: Session, node: CreateLabelingFunction) -> 
 
 
 def drop_labeling_function(session: Session, node: DropLabelingFunction) -> StatementResult:
+    """``DROP LABELING FUNCTION [IF EXISTS] <name>``."""
     session.require_writable(node.NAME)
     dropped = functions.drop_function(session, node.this, bool(node.args.get("exists")))
     return StatementResult(message=f"DROP LABELING FUNCTION {node.this.name}" + ("" if dropped else " (there was none)"))
 
 
 def show_labeling_functions(session: Session, node: ShowLabelingFunctions) -> StatementResult:
+    """``SHOW LABELING FUNCTIONS [ON <table>]``: name, table, kind and definition of each."""
     rows = functions.listing(session, node.args.get("table"))
     names = ("name", "table_name", "kind", "definition")
     return StatementResult(rows=pa.table({n: pa.array([r[i] for r in rows], pa.string()) for i, n in enumerate(names)}))
 
 
 def label_table(session: Session, node: Label) -> StatementResult:
+    """``LABEL <table> USING <lf>, ... [WITH (...)] INTO [OR REPLACE] <target>``: one label per row, in one transaction."""
     outcome = label.label(session, node)
     record = outcome.record
     return StatementResult(rowcount=record.n_rows, message=(
@@ -53,17 +57,21 @@ def label_table(session: Session, node: Label) -> StatementResult:
 
 
 def add_gold_labels(session: Session, node: AddGoldLabels) -> StatementResult:
+    """``ADD GOLD LABELS TO <table> FROM <table> | (<query>) [WITH (key = <column>, label = <column>)]``."""
     count = gold.add_gold_labels(session, node.this, node.args["source"], node)
     return StatementResult(rowcount=count, message=f"ADD GOLD LABELS: {count} gold labels for {node.this.sql('duckdb')}")
 
 
 def analyze_labeling_functions(session: Session, node: AnalyzeLabelingFunctions) -> StatementResult:
+    """``ANALYZE LABELING FUNCTIONS <lf>, ... ON <table> [WITH (classes, key, fault_tolerant)]``: the LF analysis, nothing written."""
     return StatementResult(rows=label.analyze(session, node))
 
 
 def show_label_analysis(session: Session, node: ShowLabelAnalysis) -> StatementResult:
+    """``SHOW LABEL ANALYSIS FOR <label table>``: the analysis recorded by the LABEL run that wrote it."""
     return StatementResult(rows=session.relation(runs.ANALYSIS_QUERY, [runs.latest_run(session, node.this)]))
 
 
 def show_class_balance(session: Session, node: ShowClassBalance) -> StatementResult:
+    """``SHOW CLASS BALANCE FOR <label table>``: estimated class balance and label shares."""
     return StatementResult(rows=session.relation(runs.CLASS_BALANCE_QUERY, [runs.latest_run(session, node.this)]))

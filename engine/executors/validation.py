@@ -35,14 +35,16 @@ from engine.system_catalog import catalog_name
 from engine.validation import schema_edits
 from engine.validation import statistics_store as store
 from engine.validation.inference import InferenceOptions, infer_schema
-from engine.validation.json_io import read_document, schema_document, store_document, write_document
+from engine.validation.json_io import read_document, write_document
 from engine.validation.names import object_name
 from engine.validation.schema import Schema
+from engine.validation.schema_formats import file_format, parse_schema, schema_text
 from engine.validation.schema_store import load_schema, save_schema, schema_versions
 from engine.validation.schema_table import schema_query
 from engine.validation.schema_update import CHANGE_COLUMNS, update_schema
 from engine.validation.sources import StatisticsRef, check_source, statistics_of, table_statistics
 from engine.validation.span_statistics import SKETCH_ACCURACY, scan_span
+from engine.validation.tfdv_schema import UNMAPPED_COLUMNS, Unmapped
 from engine.validation.validation_run import ANOMALY_COLUMNS, References, SchemaVersion, find_anomalies
 
 if TYPE_CHECKING:
@@ -336,22 +338,40 @@ def update_schema_statement(session: Session, node: UpdateSchema) -> StatementRe
 
 
 def export_schema(session: Session, node: ExportSchema) -> StatementResult:
-    """``EXPORT SCHEMA <name> [VERSION <n>] TO '<file>'``."""
+    """``EXPORT SCHEMA <name> [VERSION <n>] TO '<file>' [WITH (format = 'json' | 'tfdv')]``; in
+    the TFDV format, one row per property TFDV's schema cannot hold."""
     name = object_name(node.this)
     requested = int(node.args["version"].this) if node.args.get("version") else None
     path = _path(node, "EXPORT SCHEMA")
-    text = schema_document(session, name, requested)
+    fmt = file_format(path, read_options(node).get("format"))
+    version, schema = load_schema(session, name, requested)
+    text, unmapped = schema_text(schema, fmt)
     write_document(path, text)
-    return StatementResult(message=f"EXPORT SCHEMA: {name} to {path}")
+    message = f"EXPORT SCHEMA: {name} version {version} to {path}"
+    if fmt == "json":
+        return StatementResult(message=message)
+    return StatementResult(rows=_unmapped_table(unmapped), message=f"{message} (TFDV; {len(unmapped)} not mapped)")
 
 
 def import_schema(session: Session, node: ImportSchema) -> StatementResult:
-    """``IMPORT SCHEMA <name> FROM '<file>'``: a new version of ``<name>``."""
+    """``IMPORT SCHEMA <name> FROM '<file>' [WITH (format = 'json' | 'tfdv')]``: a new version of
+    ``<name>``; in the TFDV format, one row per property Mallard could not take."""
     session.require_writable("IMPORT SCHEMA")
     name = object_name(node.this)
     path = _path(node, "IMPORT SCHEMA")
-    version = store_document(session, name, read_document(path), origin=path, statement=node.sql("mallard"))
-    return StatementResult(message=f"IMPORT SCHEMA: {name} version {version} from {path}")
+    fmt = file_format(path, read_options(node).get("format"))
+    schema, unmapped = parse_schema(read_document(path), fmt, origin=path)
+    with session.atomic():
+        version = save_schema(session, name, schema, statement=node.sql("mallard"), source=path)
+    message = f"IMPORT SCHEMA: {name} version {version} from {path}"
+    if fmt == "json":
+        return StatementResult(message=message)
+    return StatementResult(rows=_unmapped_table(unmapped), message=f"{message} (TFDV; {len(unmapped)} not mapped)")
+
+
+def _unmapped_table(unmapped: list[Unmapped]) -> pa.Table:
+    return pa.table({column: pa.array([getattr(u, column) for u in unmapped],
+                                      pa.string()) for column in UNMAPPED_COLUMNS})
 
 
 def drop_data_schema(session: Session, node: DropDataSchema) -> StatementResult:

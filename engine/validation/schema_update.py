@@ -8,12 +8,11 @@ validation passes silently from then on, a type change is NOT applied unless ask
 """
 from __future__ import annotations
 
-from engine.errors import ProgrammingError
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from engine.errors import ProgrammingError
 from engine.validation.inference import MAX_PATTERNS, PATTERN_COVERAGE, InferenceOptions, infer_column, statistics_rows
 from engine.validation.schema import ColumnSchema, Schema
 from engine.validation.validation_run import References, SchemaVersion, find_anomalies
