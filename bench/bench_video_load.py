@@ -35,9 +35,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import engine  # noqa: E402
-from engine.video_stream.reading import decode_counters  # noqa: E402
-from engine.video_stream.store import keyframe_index  # noqa: E402
+import engine
+from engine.video_stream.reading import decode_counters
+from engine.video_stream.store import keyframe_index
 
 
 def pyav_alone(path: str, width: int | None, height: int | None, keep: list[np.ndarray] | None = None,

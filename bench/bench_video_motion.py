@@ -27,10 +27,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.inference.incremental.changes import changed_blocks  # noqa: E402
-from engine.video_stream.codec import open_decoder  # noqa: E402
-from engine.video_stream.decoder import ffmpeg_packet  # noqa: E402
-from engine.video_stream.demux import open_video, packet_batches  # noqa: E402
+from engine.inference.incremental.changes import changed_blocks
+from engine.video_stream.codec import open_decoder
+from engine.video_stream.decoder import ffmpeg_packet
+from engine.video_stream.demux import open_video, packet_batches
 
 
 def decode(path: str, export_mvs: bool) -> tuple[list, float]:

@@ -56,9 +56,9 @@ from engine.dialect.validation import (
 from engine.dialect.video import LoadVideo
 from engine.executors import inference, labeling, session_settings, validation, video
 from engine.extensions import DECLARED, ScalarFunction
-from engine.instances import Instance
 from engine.inference import settings as inference_settings
 from engine.inference.functions import planned_functions
+from engine.instances import Instance
 from engine.settings import SESSION_SETTINGS, Setting
 from engine.statement_result import StatementResult
 from engine.validation import thresholds as validation_settings

@@ -37,9 +37,8 @@ import duckdb
 from sqlglot import exp
 
 from engine.errors import OperationalError, ProgrammingError, translate
-from engine.settings import SessionSettings
-
 from engine.instances import Instance
+from engine.settings import SessionSettings
 
 if TYPE_CHECKING:
     from engine.router import Router
@@ -127,9 +126,9 @@ class Session:
         return opened
 
     def _run_tree(self, owner: ResultOwner, node: exp.Expr, text: str, parameters: Parameters) -> Opened:
+        from engine.dialect.base import Statement
         from engine.dialect.parameters import bind_parameters
         from engine.executors.planned import run_planned_statement
-        from engine.dialect.base import Statement
         from engine.registry import EXECUTORS
 
         executor = EXECUTORS.get(type(node)) if isinstance(node, Statement) else None

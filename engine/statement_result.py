@@ -9,7 +9,6 @@ connection for the cursor, and releases them when the statement ends.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import TypeAlias
 
 import duckdb

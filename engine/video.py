@@ -27,16 +27,17 @@ True
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.system_catalog import catalog_name
 from engine.errors import DataError, ProgrammingError
+from engine.system_catalog import catalog_name
 from engine.video_stream.reading import stream_reader
 from engine.video_stream.store import StoredStream, drop_stream, stream_of_table
 
@@ -126,7 +127,7 @@ def decode_frames(path: str, width: int | None = None, height: int | None = None
         raise DataError(f"could not decode {path} (the file is corrupt or truncated): {e}") from e
 
 
-def frames_batch(first_id: int, stamps: Sequence[float], pixels: np.ndarray, source: str) -> pa.RecordBatch:
+def frames_batch(first_id: int, stamps: Sequence[float] | np.ndarray, pixels: np.ndarray, source: str) -> pa.RecordBatch:
     """An Arrow batch of frames rows over one contiguous (N, H, W, 3) uint8 array, without copying."""
     n, h, w = pixels.shape[:3]
     size = h * w * 3

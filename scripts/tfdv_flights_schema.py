@@ -24,7 +24,7 @@ import pandas as pd
 import tensorflow_data_validation as tfdv
 
 
-def edit(schema):  # noqa: ANN001, ANN201 (TFDV's protos, in TFDV's environment)
+def edit(schema):
     """What a TFDV user adds to an inferred schema, through TFDV's API."""
     schema.default_environment.extend(["TRAINING", "SERVING"])
     tfdv.get_feature(schema, "arr_delay").not_in_environment.append("SERVING")

@@ -113,10 +113,9 @@ def test_connection_context_manager_commits_then_closes(db_path):
     with engine.connect(db_path) as con:
         con.execute("CREATE TABLE t AS SELECT 7 AS x")
     assert con.closed
-    with pytest.raises(RuntimeError):
-        with engine.connect(db_path) as con2:
-            con2.execute("INSERT INTO t VALUES (8)")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), engine.connect(db_path) as con2:
+        con2.execute("INSERT INTO t VALUES (8)")
+        raise RuntimeError("boom")
     with engine.connect(db_path) as con3:
         assert con3.execute("SELECT x FROM t").fetchall() == [(7,)]
 

@@ -8,9 +8,9 @@ from sqlglot import exp
 
 import engine
 from engine.dialect import parse_statements, split_statements
-from engine.registry import STATEMENTS
 from engine.dialect.session_settings import ResetSetting, SetSetting, ShowSettings
 from engine.dialect.video import LoadVideo
+from engine.registry import STATEMENTS
 from engine.router import Router, statement_kind
 
 

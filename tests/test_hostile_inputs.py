@@ -151,9 +151,8 @@ def test_an_option_out_of_range_blames_the_option_not_the_file(con):
 
 
 def test_sqlglot_warnings_do_not_leak(con, capfd, caplog):
-    with caplog.at_level(logging.WARNING):
-        with pytest.raises(engine.Error):
-            con.execute("SET progress = 'on'; PRAGMA nonsense_pragma_x")
+    with caplog.at_level(logging.WARNING), pytest.raises(engine.Error):
+        con.execute("SET progress = 'on'; PRAGMA nonsense_pragma_x")
     assert "Falling back to parsing as a 'Command'" not in capfd.readouterr().err
     assert not [r for r in caplog.records if "Falling back" in r.getMessage()]
 

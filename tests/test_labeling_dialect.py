@@ -8,10 +8,17 @@ from sqlglot import exp
 
 import engine
 from engine.dialect import parse_statements
+from engine.dialect.labeling import (
+    AddGoldLabels,
+    AnalyzeLabelingFunctions,
+    CreateLabelingFunction,
+    DropLabelingFunction,
+    Label,
+    ShowClassBalance,
+    ShowLabelAnalysis,
+    ShowLabelingFunctions,
+)
 from engine.registry import STATEMENTS
-from engine.dialect.labeling import (AddGoldLabels, AnalyzeLabelingFunctions, CreateLabelingFunction,
-                                     DropLabelingFunction, Label, ShowClassBalance, ShowLabelAnalysis,
-                                     ShowLabelingFunctions)
 from engine.router import Router
 
 

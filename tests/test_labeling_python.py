@@ -6,9 +6,9 @@ import pyarrow as pa
 import pytest
 
 import engine
+from engine.extensions import DECLARED
 from tests.conftest import data_file
 from tests.labeling_sms import SMS_LFS, create_sms_lfs, load_sms, sms_lf_python
-from engine.extensions import DECLARED
 from udfs.labeling import labeling_function, register_labeling_function
 
 

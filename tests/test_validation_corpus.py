@@ -7,8 +7,8 @@ Training is the even rows of flights (168,388); serving is a 1-in-16 sample of t
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

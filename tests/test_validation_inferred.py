@@ -12,7 +12,7 @@ from tests.test_validation_flights import flights_path, load_flights  # noqa: F4
 
 
 @pytest.fixture(scope="module")
-def halves(flights_path: Path) -> engine.Connection:  # noqa: F811
+def halves(flights_path: Path) -> engine.Connection:
     con = engine.connect(autocommit=True, progress="off")
     load_flights(con, flights_path, "flights")
     con.execute("CREATE TABLE jan_jun AS SELECT * FROM flights WHERE month <= 6")

@@ -240,9 +240,8 @@ def test_bad_options_blame_the_option(con, options, error, message):
 
 def test_read_only_database_refuses_load(db_path):
     engine.connect(db_path).close()
-    with engine.connect(db_path, read_only=True) as con:
-        with pytest.raises(engine.ProgrammingError, match="read-only"):
-            con.execute(f"LOAD VIDEO '{data_file('carphone.mp4')}' INTO clip")
+    with engine.connect(db_path, read_only=True) as con, pytest.raises(engine.ProgrammingError, match="read-only"):
+        con.execute(f"LOAD VIDEO '{data_file('carphone.mp4')}' INTO clip")
 
 
 # Transactions ------------------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def test_frame_functions_over_a_stream(con):
 
 
 @pytest.fixture(scope="module")
-def long_db(tmp_path_factory, long_video):  # noqa: F811 (the fixture)
+def long_db(tmp_path_factory, long_video):
     path = tmp_path_factory.mktemp("longdb") / "long.duckdb"
     with engine.connect(path, progress="off") as con:
         con.execute("LOAD VIDEO ? INTO long WITH (width = 96, height = 72)", [str(long_video)])
@@ -207,7 +207,7 @@ def test_sql_before_commit_reads_held_packets_and_lets_them_go_after(db_path):
 # A long video ----------------------------------------------------------------------------------------
 
 
-def test_a_long_video_loads_scans_and_runs_a_model_with_flat_memory(tmp_path, long_video):  # noqa: F811
+def test_a_long_video_loads_scans_and_runs_a_model_with_flat_memory(tmp_path, long_video):
     """In a process of its own (so its memory is its own): RSS while scanning stays flat."""
     script = textwrap.dedent(f"""
         import json, os, numpy as np, engine

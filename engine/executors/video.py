@@ -22,7 +22,13 @@ from engine.prefetch import prefetch
 from engine.statement_result import StatementResult
 from engine.system_catalog import catalog_name, require_user_table
 from engine.video import (
-    FRAMES_DDL, VideoInfo, decode_frames, drop_frames_table, frames_batch, insert_video_row, probe,
+    FRAMES_DDL,
+    VideoInfo,
+    decode_frames,
+    drop_frames_table,
+    frames_batch,
+    insert_video_row,
+    probe,
 )
 from engine.video_stream.load import LoadOptions, load_stream, output_size, registered
 
@@ -107,7 +113,7 @@ def write_frames_table(session: Session, target: exp.Table, info: VideoInfo, bat
         count = _append_frames(session, target, batches, total, desc)
         if count == 0:
             raise DataError(f"expected video frames in {info.path}, decoded none")
-        stamps = session.sql(exp.select("min(ts)", "max(ts)").from_(target.copy())).fetchone()
+        stamps = session.row(exp.select("min(ts)", "max(ts)").from_(target.copy()))
         insert_video_row(session.sql, catalog_name(target), info, width=width, height=height, every=every,
                          count=count, duration_s=(stamps[1] - stamps[0]) if stamps[0] is not None else None,
                          seconds=time.perf_counter() - started)

@@ -27,14 +27,15 @@ BLOBs on the way.  A table stored as pixels is read from its BLOBs, in large rea
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from sqlglot import exp
 
-from engine.system_catalog import catalog_name
 from engine.errors import DataError, ProgrammingError
+from engine.system_catalog import catalog_name
 from engine.video_stream.reading import stream_reader
 from engine.video_stream.store import stream_of_table
 
@@ -92,7 +93,7 @@ class FramesTable:
         return "stream" if self.stream_id is not None else "pixels"
 
     @classmethod
-    def resolve(cls, session: Any, table: exp.Table, frame_column: str, caller: str) -> "FramesTable":
+    def resolve(cls, session: Any, table: exp.Table, frame_column: str, caller: str) -> FramesTable:
         """Check that ``table`` is a frames table and ``frame_column`` its BLOB frame column."""
         plain = table.copy()
         if (plain.db or "").lower() == "main" and not plain.catalog:
@@ -120,7 +121,7 @@ class FramesTable:
         stream_id = stream_of_table(lambda q, p: session.sql(q, p).fetchall(), table, frame_column)
         return cls(table, name, frame_column, frozenset(types), _video_key(session, name), stream_id)
 
-    def select(self, session: Any, predicate: exp.Expression | None, limit: int | None = None,
+    def select(self, session: Any, predicate: exp.Expr | None, limit: int | None = None,
                order: str = "asc") -> Selection:
         """The frames passing ``predicate`` (over this table's columns), checked for size."""
         query = exp.select("frame_id", "height", "width").from_(self.table.copy())
@@ -141,7 +142,7 @@ class FramesTable:
                                 f"{height}x{width}")
         return Selection(ids, np.array([r[1] for r in rows], dtype=np.int64), np.array([r[2] for r in rows], dtype=np.int64))
 
-    def can_evaluate(self, predicate: exp.Expression) -> bool:
+    def can_evaluate(self, predicate: exp.Expr) -> bool:
         """Whether every column ``predicate`` reads is a column of this table."""
         return all(c.name.lower() in self.columns for c in predicate.find_all(exp.Column))
 
@@ -234,7 +235,7 @@ def _pixels(blobs: Any, n: int, height: int, width: int) -> np.ndarray:
     return np.stack([data[a:a + size].reshape(height, width, 3) for a in offsets[:-1]])
 
 
-def arrow_query(session: Any, query: str | exp.Expression, params: list[Any] | None = None) -> Any:
+def arrow_query(session: Any, query: str | exp.Expr, params: list[Any] | None = None) -> Any:
     """The rows of ``query`` as a pyarrow Table (DuckDB's relation API: no extra copy)."""
     import duckdb
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import pyarrow as pa
 from duckdb import PythonExceptionHandling
 from duckdb.func import FunctionNullHandling, PythonUDFType
-import pyarrow as pa
 from sqlglot import exp
 
 from engine.errors import DataError

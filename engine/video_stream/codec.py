@@ -40,7 +40,7 @@ class CodecParameters:
     bits_per_coded_sample: int = 0
 
     @classmethod
-    def from_stream(cls, stream: Any) -> "CodecParameters":
+    def from_stream(cls, stream: Any) -> CodecParameters:
         """The parameters of a PyAV video stream, as its container's demuxer set them."""
         context = stream.codec_context
         sar = context.sample_aspect_ratio
@@ -68,14 +68,14 @@ class CodecParameters:
         return self.codec, self.extradata, json.dumps(rest, sort_keys=True)
 
     @classmethod
-    def from_row(cls, row: tuple[str, bytes | None, str]) -> "CodecParameters":
+    def from_row(cls, row: tuple[str, bytes | None, str]) -> CodecParameters:
         """The inverse of :meth:`to_row`."""
         codec, extradata, text = row
         rest = json.loads(text)
         sar = rest.pop("sample_aspect_ratio")
         return cls(codec=codec, extradata=bytes(extradata) if extradata is not None else None,
-                   time_base=tuple(rest.pop("time_base")),  # type: ignore[arg-type]
-                   sample_aspect_ratio=tuple(sar) if sar else None, **rest)  # type: ignore[arg-type]
+                   time_base=tuple(rest.pop("time_base")),
+                   sample_aspect_ratio=tuple(sar) if sar else None, **rest)
 
 
 def open_decoder(params: CodecParameters, *, threads: bool = True, export_mvs: bool = False) -> Any:
@@ -86,7 +86,7 @@ def open_decoder(params: CodecParameters, *, threads: bool = True, export_mvs: b
     """
     import av
 
-    context = av.CodecContext.create(params.codec, "r")
+    context: Any = av.CodecContext.create(params.codec, "r")  # a video decoder: width, height, pix_fmt...
     if params.extradata:
         context.extradata = params.extradata
     context.width, context.height = params.width, params.height

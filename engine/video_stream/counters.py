@@ -20,9 +20,9 @@ class DecodeCounters:
     frames_returned: int = 0     # frames converted to RGB and handed to a query or a reader
     decoders_opened: int = 0     # decoders started at a keyframe (one per seek)
 
-    def __sub__(self, other: "DecodeCounters") -> "DecodeCounters":
+    def __sub__(self, other: DecodeCounters) -> DecodeCounters:
         return DecodeCounters(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
 
-    def copy(self) -> "DecodeCounters":
+    def copy(self) -> DecodeCounters:
         """A snapshot."""
         return DecodeCounters(**{f.name: getattr(self, f.name) for f in fields(self)})

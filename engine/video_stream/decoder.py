@@ -10,8 +10,9 @@ rejects, drops or marks corrupt is a :class:`~engine.errors.DataError` naming it
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterator
 from fractions import Fraction
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -102,7 +103,6 @@ class FrameDecoder:
         return pictures
 
     def _packet(self, number: int, horizon: int, read: PacketReader) -> Any:
-        import av
 
         if self._window is None or not (self._window_first <= number < self._window_first + len(self._window[1])):
             last = number + (WINDOW if number <= horizon else WINDOW_PAST) - 1

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -106,11 +107,10 @@ def packet_batches(video: OpenVideo, *, max_packets: int | None = None,
     with the number of packets of each batch.
     """
     columns: list[list[Any]] = [[] for _ in PACKET_SCHEMA]
-    size = count = 0
-    for pts, dts, keyframe, pos, data in _packets(video):
+    size = 0
+    for count, (pts, dts, keyframe, pos, data) in enumerate(_packets(video)):
         for column, value in zip(columns, (count, pts, dts, keyframe or count == 0, pos, data)):
             column.append(value)
-        count += 1
         size += len(data)
         if size >= BATCH_BYTES:
             yield _batch(columns, progress)

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.system_catalog import catalog_name
 from engine.errors import DataError, ProgrammingError
+from engine.system_catalog import catalog_name
 from engine.video import VideoInfo, drop_frames_table, file_sha256, insert_video_row
 from engine.video_stream.codec import open_decoder
 from engine.video_stream.decoder import ffmpeg_packet
@@ -36,8 +37,16 @@ from engine.video_stream.index import build_index
 from engine.video_stream.keyframes import KeyframeCheck
 from engine.video_stream.reading import stream_reader
 from engine.video_stream.store import (
-    StoredStream, StreamRecord, drop_stream, frames_table_ddl, index_batch, index_update, new_stream_id,
-    orphaned_streams, packets_table, packets_table_ddl,
+    StoredStream,
+    StreamRecord,
+    drop_stream,
+    frames_table_ddl,
+    index_batch,
+    index_update,
+    new_stream_id,
+    orphaned_streams,
+    packets_table,
+    packets_table_ddl,
 )
 
 #: Packets demuxed past the last frame ``limit`` keeps, so that frames shown before it but
@@ -86,6 +95,7 @@ def output_size(source: tuple[int, int], width: int | None, height: int | None) 
     if width is None and height is None:
         return source_width, source_height
     if width is None:
+        assert height is not None
         width = max(1, round(source_width * height / source_height))
     if height is None:
         height = max(1, round(source_height * width / source_width))

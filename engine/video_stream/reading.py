@@ -15,11 +15,10 @@ connections of one process to one database.
 """
 from __future__ import annotations
 
-import os
 import threading
-import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -46,7 +45,7 @@ REPEAT_BYTES = 64 << 20
 _READERS_LOCK = threading.Lock()
 
 
-def instance_reader(instance: Instance) -> "StreamReader":
+def instance_reader(instance: Instance) -> StreamReader:
     """The reader of a database instance (made on first use; see the module docstring)."""
     with _READERS_LOCK:
         reader = instance.state.get(STATE_KEY)
@@ -55,7 +54,7 @@ def instance_reader(instance: Instance) -> "StreamReader":
     return reader
 
 
-def stream_reader(session: Session) -> "StreamReader":
+def stream_reader(session: Session) -> StreamReader:
     """The reader of the session's database."""
     return instance_reader(session.instance)
 
@@ -162,13 +161,14 @@ class StreamReader:
         record.check_frame_ids(frame_ids)
         for run in runs(record, frame_ids):
             decoder = self._checkout(record, int(run[0]))
+            failed = False
             try:
                 yield from decoder.frames(run, read)
             except Exception:
-                decoder = None  # a decoder that failed midway is not reused
+                failed = True  # a decoder that failed midway is not reused
                 raise
             finally:
-                if decoder is not None:
+                if not failed:
                     self._release(decoder)
 
     def _checkout(self, record: StreamRecord, frame_id: int) -> FrameDecoder:

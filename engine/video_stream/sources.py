@@ -10,8 +10,9 @@ transaction still open is held in memory until then (:class:`HeldStreams`).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 
