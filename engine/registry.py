@@ -28,7 +28,7 @@ from duckdb import PythonExceptionHandling
 from duckdb.func import PythonUDFType
 
 from engine.dialect.base import Statement
-from engine.dialect.inference import CreateModel, DropModel, ExplainInference, ShowModels
+from engine.dialect.inference import CreateModel, DropModel, ExplainInference, ShowModels, ShowStorage
 from engine.dialect.labeling import (
     AddGoldLabels,
     AnalyzeLabelingFunctions,
@@ -80,6 +80,7 @@ EXECUTORS: Mapping[type[Statement], Executor] = MappingProxyType({
     CreateModel: inference.create_model,
     DropModel: inference.drop_model_statement,
     ShowModels: inference.show_models,
+    ShowStorage: inference.show_storage,
     ExplainInference: inference.explain,
     # weak supervision
     CreateLabelingFunction: labeling.create_labeling_function,

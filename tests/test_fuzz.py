@@ -66,6 +66,7 @@ TEMPLATES = {
     "CreateModel": "CREATE MODEL {name} FROM {path} {options}",
     "DropModel": "DROP MODEL {name}",
     "ShowModels": "SHOW MODELS",
+    "ShowStorage": "SHOW STORAGE",
     "ExplainInference": "EXPLAIN SELECT * FROM {table}",
     "CreateLabelingFunction": "CREATE LABELING FUNCTION {name} ON {table} AS {value}",
     "DropLabelingFunction": "DROP LABELING FUNCTION {name}",

@@ -3,6 +3,7 @@
 ``CREATE [OR REPLACE] MODEL <name> FROM '<weights file>' WITH (architecture = '...', ...)``
 ``DROP MODEL [IF EXISTS] <name>``
 ``SHOW MODELS``
+``SHOW STORAGE``
 ``EXPLAIN [ANALYZE] <query>``
 """
 from __future__ import annotations
@@ -94,6 +95,26 @@ class ShowModels(Statement):
 
     def to_sql(self, g: Generator) -> str:
         return "SHOW MODELS"
+
+
+class ShowStorage(Statement):
+    """``SHOW STORAGE``: the bytes the database holds in frames, the result cache, engine state
+    and models, one row per object, and the file's size.
+
+    >>> from engine.dialect import parse_statements
+    >>> parse_statements("show storage")[0].sql("mallard")
+    'SHOW STORAGE'
+    """
+
+    PREFIX = "SHOW STORAGE"
+    arg_types = {}  # noqa: RUF012 (sqlglot declares children so)
+
+    @classmethod
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowStorage:
+        return cls()
+
+    def to_sql(self, g: Generator) -> str:
+        return "SHOW STORAGE"
 
 
 class ExplainInference(Statement):

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from engine.dialect.inference import CreateModel, DropModel, ExplainInference, ShowModels
+from engine.dialect.inference import CreateModel, DropModel, ExplainInference, ShowModels, ShowStorage
 from engine.errors import ProgrammingError
 from engine.inference.create_model import prepare_model
 from engine.inference.model_catalog import add_version, drop_model
@@ -62,6 +62,38 @@ ORDER BY m.name
 def show_models(session: Session, node: ShowModels) -> StatementResult:
     """``SHOW MODELS``: one row per model, describing its current version."""
     return StatementResult(rows=session.relation(SHOW_MODELS))
+
+
+SHOW_STORAGE = """
+SELECT kind, name, rows, bytes, detail FROM (
+    SELECT 1 AS o, 'frames' AS kind, table_name AS name, frame_count AS rows,
+           CASE WHEN storage = 'stream' THEN packet_bytes ELSE frame_count * width * height * 3 END AS bytes,
+           storage || CASE WHEN storage = 'stream' THEN ' (' || codec || ' packets, ' || packet_count || ')'
+                           ELSE ' (RGB pixels)' END AS detail
+    FROM mallard.videos
+    UNION ALL
+    SELECT 2, 'result cache', model || ' version ' || version, count(*),
+           sum(64 + 4 * (len(logits) + len(features))),
+           count(DISTINCT video_key) || ' videos, ' || count(DISTINCT mode_key) || ' modes'
+    FROM mallard.inference_cache GROUP BY model, version
+    UNION ALL
+    SELECT 3, 'engine state', model || ' version ' || version, count(*), sum(octet_length(state)),
+           'base-frame activations of ' || count(*) || ' (video, mode) pairs'
+    FROM mallard.inference_state GROUP BY model, version
+    UNION ALL
+    SELECT 4, 'models', model, count(*), sum(weights_bytes), count(*) || ' versions (safetensors weights)'
+    FROM mallard.model_versions GROUP BY model
+    UNION ALL
+    SELECT 5, 'database file', current_database(), NULL,
+           (SELECT total_blocks * block_size FROM pragma_database_size() WHERE database_name = current_database()),
+           'all of the file''s blocks, free ones included'
+) ORDER BY o, name
+"""
+
+
+def show_storage(session: Session, node: ShowStorage) -> StatementResult:
+    """``SHOW STORAGE``: what the database's bytes hold: frames, result cache, engine state, models."""
+    return StatementResult(rows=session.relation(SHOW_STORAGE))
 
 
 def explain(session: Session, node: ExplainInference) -> StatementResult:

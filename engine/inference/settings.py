@@ -126,7 +126,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("inference_cache", True, boolean,
             "Reuse results of model functions stored in the database (EVA-style result cache) and store new ones."),
     Setting("inference_batch_size", 16, whole(1, 4096), "Frames per batch of an inference scan."),
-    Setting("inference_cache_limit", "none", either(mapped(choice("none"), lambda _: "none"), byte_size),
+    Setting("inference_cache_limit", "none", either(choice("none"), byte_size,
+                                                    expected="'none' or a size such as '64MB' or '2GiB'"),
             "Largest size of the result cache ('64MB', '2GB', or 'none'); scans evict the least recently used "
             "results beyond it."),
     *_knob_settings(),
