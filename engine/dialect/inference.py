@@ -107,7 +107,7 @@ class ShowStorage(Statement):
     """
 
     PREFIX = "SHOW STORAGE"
-    arg_types = {}  # noqa: RUF012 (sqlglot declares children so)
+    arg_types = {}
 
     @classmethod
     def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowStorage:

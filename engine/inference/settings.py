@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, fields
 from typing import Any
 
-from engine.options import Validator, boolean, byte_size, choice, either, mapped, whole
+from engine.options import Validator, boolean, byte_size, choice, either, whole
 from engine.settings import Setting
 
 MODES = ("full", "exact", "approximate")
