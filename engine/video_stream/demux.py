@@ -115,7 +115,7 @@ def packet_batches(video: OpenVideo, *, max_packets: int | None = None,
         if size >= BATCH_BYTES:
             yield _batch(columns, progress)
             columns, size = [[] for _ in PACKET_SCHEMA], 0
-        if max_packets is not None and count >= max_packets:
+        if max_packets is not None and count + 1 >= max_packets:
             break
     if columns[0]:
         yield _batch(columns, progress)
