@@ -4,6 +4,8 @@
     mallard [database] -c "SQL"         run SQL (one or more statements) and exit
     mallard run file.sql [--db PATH]    run a script, stopping at the first error
     mallard demo [--db PATH]            the demo on a real clip
+    mallard serve DATABASE [options]    the prediction server (mallard serve --help)
+    mallard --server URL [--token T]    the shell, its statements run by a running server
 
 Statements end with ``;`` and may span lines.  Results print as aligned tables; an error
 prints as one line (no traceback) and the shell carries on.  Dot commands: ``.help``,
@@ -103,7 +105,7 @@ class Shell:
                 self._error(e)
                 return False
             except KeyboardInterrupt:
-                self.con.duckdb_connection.interrupt()
+                self.con.interrupt()
                 print("Interrupted", file=self.err)
                 return False
             if self.timer:
@@ -197,7 +199,11 @@ def statement_complete(text: str) -> bool:
     return bool(tokens) and tokens[-1].token_type == TokenType.SEMICOLON
 
 
-def _connect(database: str) -> engine.Connection:
+def _connect(database: str, token: str | None = None) -> Any:
+    if database.startswith(("http://", "https://")):  # a running server owns the file
+        from engine.serving.client import RemoteConnection
+
+        return RemoteConnection(database, token or os.environ.get("MALLARD_TOKEN"))
     return engine.connect(database, autocommit=True)
 
 
@@ -207,6 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from engine.demo import main as demo
 
         return demo(args[1:])
+    if args and args[0] == "serve":
+        from engine.serving.server import main as serve
+
+        return serve(args[1:])
     if args and args[0] == "run":
         parser = argparse.ArgumentParser(prog="mallard run", description="Run a SQL script.")
         parser.add_argument("file")
@@ -222,11 +232,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mallard", description="Mallard SQL shell.")
     parser.add_argument("database", nargs="?", default=":memory:", help="database file (default: in memory)")
     parser.add_argument("-c", "--command", help="run this SQL and exit")
+    parser.add_argument("--server", help="send the statements to a running `mallard serve` at this URL")
+    parser.add_argument("--token", help="the server's bearer token (default: $MALLARD_TOKEN)")
     opts = parser.parse_args(args)
+    if opts.server is not None:
+        opts.database = opts.server  # _connect reads a URL as a server to talk to
     if opts.command is not None:
-        return _run_once(opts.database, opts.command)
+        return _run_once(opts.database, opts.command, opts.token)
     try:
-        con = _connect(opts.database)
+        con = _connect(opts.database, opts.token)
     except Error as e:
         print(f"Error ({type(e).__name__}): {e}", file=sys.stderr)
         return 1
@@ -235,9 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _run_once(database: str, sql: str) -> int:
+def _run_once(database: str, sql: str, token: str | None = None) -> int:
     try:
-        con = _connect(database)
+        con = _connect(database, token)
     except Error as e:
         print(f"Error ({type(e).__name__}): {e}", file=sys.stderr)
         return 1
