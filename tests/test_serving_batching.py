@@ -111,24 +111,20 @@ def test_the_queue_batches_concurrent_inputs_and_answers_each_with_its_own_predi
 
 def test_a_full_queue_and_an_unmeetable_deadline_are_refused_and_late_inputs_are_dropped(fares):
     collected = Collector()
-    queue = ModelQueue("fares", BatchController(0.05, 4), max_queue=3, max_delay=0.0, on_done=collected)
+    # a fixed batch of 4 and a 0.3 s queue delay: a lone input waits 0.3 s for company
+    queue = ModelQueue("fares", BatchController(0.05, 4, fixed=4), max_queue=3, max_delay=0.3, on_done=collected)
     try:
         now = time.monotonic()
         with pytest.raises(Rejected) as full:
             queue.submit([Job(fares, np.zeros(3), now, now + 10, token=i) for i in range(4)])
         assert full.value.status == 429 and full.value.reason == "queue_full"
-        queue.submit([Job(fares, np.zeros(3), now, now + 10, token=0)])
-        collected.wait(1)
-        queue.controller.observe(1, 0.2, full=False)  # batches now take 0.2 s
-        with pytest.raises(Rejected) as late:
+        queue.submit([Job(fares, np.zeros(3), now, now + 0.1, token=0)])   # idle: admitted
+        queue.controller.observe(4, 0.2, full=True)                         # batches take 0.2 s
+        with pytest.raises(Rejected) as late:                               # not idle: the estimate holds
             queue.submit([Job(fares, np.zeros(3), time.monotonic(), time.monotonic() + 0.05, token=1)])
         assert late.value.status == 503 and late.value.reason == "deadline" and late.value.retry_after > 0
-        queue.controller = BatchController(0.05, 4, fixed=4)
-        queue.max_delay = 0.3  # the worker waits for a batch of 4 longer than the input's deadline
-        now = time.monotonic()
-        queue.submit([Job(fares, np.zeros(3), now, now + 0.1, token=2)])
-        outcome = collected.wait(2)[2]
-        assert outcome.error is not None and outcome.error.status == 503 and outcome.prediction is None
+        dropped = collected.wait(1)[0]  # its 0.1 s deadline passed while the worker waited to fill the batch
+        assert dropped.error is not None and dropped.error.status == 503 and dropped.prediction is None
     finally:
         queue.close()
 

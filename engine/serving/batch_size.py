@@ -3,15 +3,16 @@
 Batching pays off differently per model and machine: MobileNetV2 on two CPU threads is
 fastest per image at about 4-8 images a batch and slower beyond, a small numeric network
 keeps gaining up to thousands of rows, a GPU up to hundreds of images.  So the offline
-``predict(...)`` does not guess: it runs the real batches of the query at sizes 1, 2, 4, ...
-(each measured over at least :data:`MEASURE_SECONDS` of work), doubling while the time per
-row falls, and keeps the fastest size for the rest (no work is wasted: every measured batch
-is a batch of the query).  The first batch at each size is not measured: a new shape costs
+``predict(...)`` does not guess: it runs the real batches of the query at sizes ``start``,
+``start * growth``, ``start * growth**2``, ... (each measured over at least
+:data:`MEASURE_SECONDS` of work), growing until two sizes in a row are no faster per row than the best before them (one noisy
+size does not end the search), and keeps the fastest size for the rest (no work is wasted:
+every measured batch is a batch of the query).  The first batch at each size is not measured: a new shape costs
 the kernels' set-up once (oneDNN creates its primitives per shape), which says nothing of
 the size's speed.
 
 >>> search = BatchSizeSearch(limit=64)
->>> costs = {1: 10.0, 2: 6.0, 4: 4.0, 8: 4.4}          # seconds per row at each size
+>>> costs = {1: 10.0, 2: 6.0, 4: 4.0, 8: 4.4, 16: 4.2}          # seconds per row at each size
 >>> while not search.done:
 ...     size = search.next_size()
 ...     search.record(size, costs[size] * size * (100 if size not in search.warmed else 1))
@@ -32,21 +33,25 @@ TOLERANCE = 0.03
 
 @dataclass
 class BatchSizeSearch:
-    """Doubling search over batch sizes up to ``limit`` by measured time per row.
+    """Search over growing batch sizes up to ``limit`` by measured time per row.
 
     A size's time per row is the least over its measured batches: on a shared machine a
     batch is only ever slowed down by others, never sped up.
     """
 
     limit: int
+    start: int = 1
+    growth: int = 2
     samples: dict[int, list[float]] = field(default_factory=dict)   # seconds per row of each measured batch
     warmed: set[int] = field(default_factory=set)
-    current: int = 1
+    current: int = 0
     done: bool = False
+    misses: int = 0          # sizes in a row no faster than the best before them
 
     def __post_init__(self) -> None:
         self.limit = max(1, int(self.limit))
-        if self.limit == 1:
+        self.current = max(1, min(int(self.start), self.limit))
+        if self.current == self.limit:
             self.done = True
 
     def next_size(self) -> int:
@@ -66,12 +71,11 @@ class BatchSizeSearch:
         if len(samples) < MIN_SAMPLES or (measured < MEASURE_SECONDS and len(samples) < MAX_SAMPLES):
             return
         before = [self.per_row(s) for s in self.samples if s != size]
-        if before and self.per_row(size) > min(before) * (1 - TOLERANCE):
+        self.misses = self.misses + 1 if before and self.per_row(size) > min(before) * (1 - TOLERANCE) else 0
+        if self.misses >= 2 or size == self.limit:
             self.done = True  # no longer clearly faster per row: the fastest size measured wins
-        elif size * 2 > self.limit:
-            self.done = True
         else:
-            self.current = size * 2
+            self.current = min(size * self.growth, self.limit)
 
     def per_row(self, size: int) -> float:
         """Seconds per row at ``size`` (its fastest measured batch)."""
@@ -79,5 +83,5 @@ class BatchSizeSearch:
 
     @property
     def best(self) -> int:
-        """The fastest size measured (the current size while nothing is measured)."""
+        """The fastest size measured (the size being measured while none is)."""
         return min(self.samples, key=self.per_row) if self.samples else self.current

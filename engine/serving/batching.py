@@ -15,7 +15,8 @@ later.  ``fixed`` pins the size instead
 **The queue** (:class:`ModelQueue`) never holds more than ``max_queue`` inputs (more are
 refused with 429), and admits a request only when its estimated completion (the batch in
 flight, the batches ahead of it and its own, at the measured batch time) meets its deadline
-(else 503): both at once, with a retry hint, so nothing waits forever.  The worker takes up to
+(else 503): both at once, with a retry hint, so nothing waits forever.  An idle model admits
+whatever comes (the estimate may be stale: the machine may have become faster).  The worker takes up to
 the limit from the head of the queue, waiting at most ``max_delay`` after the oldest input's
 arrival for a batch to fill (Triton's max queue delay), drops inputs whose deadline has passed
 while queued (503), and runs inputs of one model version and shape per network call.
@@ -195,7 +196,8 @@ class ModelQueue:
                                f"{self.max_queue}); retry later", self._wait(now, len(self._jobs)))
             wait = self._wait(now, len(self._jobs) + len(jobs) - 1)
             deadline = min(job.deadline for job in jobs)
-            if now + wait > deadline:
+            idle = not self._jobs and self._in_flight_since is None  # a probe: the estimate may be stale
+            if now + wait > deadline and not idle:
                 raise Rejected(503, "deadline", f"model {self.model} cannot answer within the deadline "
                                f"({(deadline - now) * 1000:.0f} ms left, about {wait * 1000:.0f} ms needed); retry "
                                "later", wait - (deadline - now))

@@ -52,6 +52,9 @@ PREDICT_OPTIONS: Mapping[str, Option] = {
 OUTPUT_COLUMNS = ("predicted_label", "predicted_class_id", "predicted_score")
 #: Rows per Arrow batch read from the query: images, numeric rows.
 IMAGE_BATCH_ROWS, NUMERIC_BATCH_ROWS = 256, 16384
+#: The batch-size search over numeric rows starts here: a call costs tens of microseconds in
+#: Python and torch whatever the model, so fewer rows than this never pay.
+NUMERIC_SEARCH_START = 64
 #: Where a session keeps the statistics of its recent predictions, and its batch sizes found.
 STATS, BATCH_SIZES = "serving.predictions", "serving.batch_sizes"
 
@@ -155,7 +158,9 @@ class _BatchSizes:
             return self.known[key]
         from engine.serving.batch_size import BatchSizeSearch
 
-        search = self.searches.setdefault(key, BatchSizeSearch(limit=self.limit))
+        numeric = len(shape) == 1  # numeric rows: start higher and grow faster (see NUMERIC_SEARCH_START)
+        search = self.searches.setdefault(key, BatchSizeSearch(limit=self.limit, start=NUMERIC_SEARCH_START if numeric
+                                                               else 1, growth=4 if numeric else 2))
         self.stats.searched = True
         return int(search.next_size())
 
