@@ -30,7 +30,6 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 import torch
 from torch import nn
 

@@ -46,8 +46,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import engine  # noqa: E402
 from common import imagenet_mobilenet  # noqa: E402
+
+import engine  # noqa: E402
 from engine.serving.client import ServingClient, image_input  # noqa: E402
 from engine.serving.load import LoadResult, run  # noqa: E402
 
@@ -57,8 +58,8 @@ PATH = "/v1/models/mobilenet:predict"
 
 def model_curve(frames: np.ndarray, threads: int, sizes: tuple[int, ...] = (1, 2, 4, 8, 16)) -> dict[int, float]:
     """Plain PyTorch, strong form: milliseconds per image at each batch size (least of a few runs)."""
-    from udfs.models import forward_frames, inference_network
     from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD
+    from udfs.models import forward_frames, inference_network
 
     torch.set_num_threads(threads)
     network = inference_network(imagenet_mobilenet())
@@ -76,8 +77,9 @@ def model_curve(frames: np.ndarray, threads: int, sizes: tuple[int, ...] = (1, 2
 
 
 def jpeg_bodies(frames: np.ndarray) -> list[bytes]:
-    from PIL import Image
     import json
+
+    from PIL import Image
 
     bodies = []
     for frame in frames:
@@ -144,7 +146,7 @@ def measure(db: Path, bodies: list[bytes], args: argparse.Namespace, *options: s
         server.warm(bodies)
         before = server.metrics()
         result = run(server.url, PATH, bodies, duration=args.duration, warmup=args.warmup,
-                     connections=args.connections)
+                     connections=args.connections, refusal_pause=args.slo_ms / 1000)
         after = server.metrics()
         return result, delta_mean(before, after, "mallard_batch_size"), 1000 * delta_mean(
             before, after, "mallard_overhead_seconds")
@@ -166,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16, help="closed-loop clients")
     parser.add_argument("--slo-ms", type=float, default=50.0)
     parser.add_argument("--sweep", default="1,2,4,8,16", help="fixed batch sizes to compare with")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (server and curve)")
+    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                        help="torch threads, server and curve (default: the server's, every core but one)")
     parser.add_argument("--overload-seconds", type=float, default=30.0)
     parser.add_argument("--quick", action="store_true", help="shorter runs and a smaller sweep")
     args = parser.parse_args(argv)
@@ -203,10 +206,11 @@ def main(argv: list[str] | None = None) -> int:
         ratio = adaptive.throughput / best.throughput if best.throughput else float("nan")
         print(f"  adaptive / best fixed ({best_size}): {ratio:.2f}   (target >= 0.90, p99 {adaptive.percentile(99):.1f} ms "
               f"against the {args.slo_ms:g} ms objective)")
-        print(f"  adaptive / fixed 1: {adaptive.throughput / fixed[1][0].throughput:.2f}" if 1 in fixed else "")
+        if 1 in fixed and fixed[1][0].throughput:
+            print(f"  adaptive / fixed 1: {adaptive.throughput / fixed[1][0].throughput:.2f}")
 
         print("\n3. the server's own cost per request (JPEG inputs)")
-        chosen = max(1, int(round(adaptive_batch)))
+        chosen = max(1, round(adaptive_batch)) if adaptive_batch == adaptive_batch else 1  # nan: no batch ran
         per_image = curve.get(chosen) or np.interp(chosen, list(curve), list(curve.values()))
         server = Server(db, "--slo-ms", str(args.slo_ms), "--threads", str(args.threads))
         try:
@@ -226,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
               "holds HTTP, loopback and the client too)")
 
         print(f"\n4. overload: open loop at 2x the sustained rate for {args.overload_seconds:g} s")
-        rate = 2 * adaptive.throughput
+        rate = max(2 * adaptive.throughput, 1.0)
         server = Server(db, "--slo-ms", str(args.slo_ms), "--threads", str(args.threads))
         try:
             server.warm(bodies)

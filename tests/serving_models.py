@@ -38,8 +38,8 @@ class SumSignNet(nn.Module):
         return self.classifier(self.forward_features(x))
 
 
-@architecture("sum_sign_net", num_classes=2, replace=True)
-def sum_sign_net(num_classes: int = 2) -> nn.Module:
+@architecture("tiny_sum_sign", num_classes=2, replace=True)
+def tiny_sum_sign(num_classes: int = 2) -> nn.Module:
     """The serving tests' numeric architecture (three input columns)."""
     return SumSignNet(num_classes)
 
@@ -56,7 +56,7 @@ def sum_sign_weights(path: Path, scale: float = 1.0) -> Path:
 
 
 CREATE_FARES = (
-    "CREATE OR REPLACE MODEL fares FROM ? WITH (architecture = 'sum_sign_net', inputs = ['a', 'b', 'c'], "
+    "CREATE OR REPLACE MODEL fares FROM ? WITH (architecture = 'tiny_sum_sign', inputs = ['a', 'b', 'c'], "
     "labels = ['low', 'high'], mean = [1.0, -2.0, 0.5], std = [2.0, 4.0, 0.5])"
 )
 

@@ -4,6 +4,7 @@ model whose predictions are known."""
 from __future__ import annotations
 
 import io
+import shutil
 
 import numpy as np
 import pytest
@@ -17,13 +18,24 @@ from tests.serving_models import CREATE_FARES, expected_class, sum_sign_weights,
 FRAMES = 8
 
 
+@pytest.fixture(scope="module")
+def clip_database(tmp_path_factory):
+    """vtest.avi, 8 frames at 96x96, and the ImageNet MobileNetV2 (any input size), made once."""
+    path = tmp_path_factory.mktemp("predict") / "clip.duckdb"
+    with engine.connect(path, autocommit=True, progress="off") as con:
+        con.execute("LOAD VIDEO ? INTO traffic WITH (width = 96, height = 96, limit = 8)", [str(data_file("vtest.avi"))])
+        con.execute("CREATE MODEL mobilenet FROM ? WITH (architecture = 'mobilenet_v2', labels = ?)",
+                    [str(data_file("mobilenet_v2.pth")), str(data_file("imagenet_classes.txt"))])
+    return path
+
+
 @pytest.fixture
-def clip(con):
-    """vtest.avi, 8 frames at 96x96, and the ImageNet MobileNetV2 (any input size)."""
-    con.execute("LOAD VIDEO ? INTO traffic WITH (width = 96, height = 96, limit = 8)", [str(data_file("vtest.avi"))])
-    con.execute("CREATE MODEL mobilenet FROM ? WITH (architecture = 'mobilenet_v2', labels = ?)",
-                [str(data_file("mobilenet_v2.pth")), str(data_file("imagenet_classes.txt"))])
-    return con
+def clip(clip_database, tmp_path):
+    """A connection to a copy of the clip database, closed after the test."""
+    copy = tmp_path / "clip.duckdb"
+    shutil.copy(clip_database, copy)
+    with engine.connect(copy, autocommit=True, progress="off") as connection:
+        yield connection
 
 
 def test_predict_over_frames_equals_the_model_function(clip):
@@ -177,13 +189,13 @@ def test_numeric_models_need_their_columns_and_refuse_frames(clip, tmp_path):
 def test_create_model_checks_the_numeric_options(con, tmp_path):
     weights = str(sum_sign_weights(tmp_path / "fares.safetensors"))
     with pytest.raises(engine.DataError, match=r"option mean: expected 3 numbers \(one per input column a, b, c\)"):
-        con.execute("CREATE MODEL m FROM ? WITH (architecture = 'sum_sign_net', inputs = ['a', 'b', 'c'], "
+        con.execute("CREATE MODEL m FROM ? WITH (architecture = 'tiny_sum_sign', inputs = ['a', 'b', 'c'], "
                     "mean = [1, 2])", [weights])
     with pytest.raises(engine.DataError, match="a column is named twice"):
-        con.execute("CREATE MODEL m FROM ? WITH (architecture = 'sum_sign_net', inputs = ['a', 'A', 'c'])", [weights])
+        con.execute("CREATE MODEL m FROM ? WITH (architecture = 'tiny_sum_sign', inputs = ['a', 'A', 'c'])", [weights])
     with pytest.raises(engine.ProgrammingError, match="input_size is for image models"):
-        con.execute("CREATE MODEL m FROM ? WITH (architecture = 'sum_sign_net', inputs = ['a', 'b', 'c'], "
+        con.execute("CREATE MODEL m FROM ? WITH (architecture = 'tiny_sum_sign', inputs = ['a', 'b', 'c'], "
                     "input_size = 8)", [weights])
     with pytest.raises(engine.ProgrammingError, match="'predict' cannot name a model"):
-        con.execute("CREATE MODEL predict FROM ? WITH (architecture = 'sum_sign_net')", [weights])
+        con.execute("CREATE MODEL predict FROM ? WITH (architecture = 'tiny_sum_sign')", [weights])
     assert con.execute("SELECT count(*) FROM mallard.models").fetchone() == (0,)

@@ -249,7 +249,7 @@ def test_a_hot_swap_under_load_loses_no_request_and_a_failed_load_keeps_the_old_
         assert classes == (truth if version == 1 else [1 - c for c in truth])
     assert results[-1][1] == 2
     # a version the server cannot run (three-column weights told two inputs) leaves version 2 serving
-    broken = client.sql("CREATE OR REPLACE MODEL flip FROM ? WITH (architecture = 'sum_sign_net', inputs = ['a', 'b'])",
+    broken = client.sql("CREATE OR REPLACE MODEL flip FROM ? WITH (architecture = 'tiny_sum_sign', inputs = ['a', 'b'])",
                         [str(folder / "fares.safetensors")])
     assert broken.status == 200 and "version 3 failed to load" in broken.body["models"]["flip"]
     assert "version 2 keeps serving" in broken.body["models"]["flip"]

@@ -237,19 +237,21 @@ async def predict(state: ServingState, request: Request) -> Response:
     started, arrival = time.perf_counter(), time.monotonic()
     config = state.config
     name = request.path_params["name"].lower()
-    body = predict_request(parse_json(await read_body(request, config.max_body_bytes)), config.max_inputs)
+    raw = await read_body(request, config.max_body_bytes)
     served = state.registry.get(name)
     if served is None:
         raise _unknown_model(state, name)
+    body = predict_request(parse_json(raw), config.max_inputs)
     predictor = served.route(body.version)
     if isinstance(predictor, int):
         predictor = await _pinned(state, name, predictor)
         arrival = time.monotonic()  # loading a version is the server's cost, not the request's deadline
+    deadline = arrival + (body.deadline_ms / 1000 if body.deadline_ms is not None else config.deadline_seconds)
+    _admit(state, served.queue, len(body.inputs), deadline)  # a refusal costs no decoding
     version = predictor.version.version
     inputs = [decode_input(value, i, predictor.input) for i, value in enumerate(body.inputs)]
     answers: list[dict[str, Any] | None] = [None] * len(inputs)
     futures: dict[int, asyncio.Future[Outcome]] = {}
-    deadline = arrival + (body.deadline_ms / 1000 if body.deadline_ms is not None else config.deadline_seconds)
     jobs = []
     for i, item in enumerate(inputs):
         cached = state.cache.get((name, version, item.digest))
@@ -262,11 +264,7 @@ async def predict(state: ServingState, request: Request) -> Response:
         jobs.append(Job(predictor, item.array, arrival, deadline, futures[i]))  # type: ignore[arg-type]
     _count_cache(state, name, len(inputs) - len(jobs), len(jobs))
     if jobs:
-        try:
-            served.queue.submit(jobs)
-        except Rejected as e:
-            state.metrics.rejected.labels(model=name, reason=e.reason).inc()
-            raise ApiError(e.status, e.reason, str(e), _retry_headers(e.retry_after)) from None
+        _admit(state, served.queue, jobs, deadline)
     own = time.perf_counter() - started
     outcomes = {i: await future for i, future in futures.items()}
     finished = time.perf_counter()
@@ -280,6 +278,18 @@ async def predict(state: ServingState, request: Request) -> Response:
         state.metrics.queue.labels(model=name).observe(outcome.queue_seconds)
     _log(state, request_id, name, version, inputs, answers, outcomes, latency)
     return response
+
+
+def _admit(state: ServingState, queue: ModelQueue, jobs: list[Job] | int, deadline: float) -> None:
+    """Queue ``jobs`` (or check that as many inputs would be admitted); ApiError 429/503 if refused."""
+    try:
+        if isinstance(jobs, int):
+            queue.check(jobs, deadline)
+        else:
+            queue.submit(jobs)
+    except Rejected as e:
+        state.metrics.rejected.labels(model=queue.model, reason=e.reason).inc()
+        raise ApiError(e.status, e.reason, str(e), _retry_headers(e.retry_after)) from None
 
 
 async def _pinned(state: ServingState, name: str, version: int) -> Predictor:

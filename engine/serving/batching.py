@@ -187,23 +187,31 @@ class ModelQueue:
     def submit(self, jobs: Sequence[Job]) -> None:
         """Queue a request's inputs, all or none; Rejected when the queue is full or the
         deadline cannot be met."""
-        now = time.monotonic()
         with self._cond:
-            if self._stopped:
-                raise Rejected(503, "stopping", "the server is shutting down", 1.0)
-            if len(self._jobs) + len(jobs) > self.max_queue:
-                raise Rejected(429, "queue_full", f"model {self.model} has {len(self._jobs)} inputs queued (at most "
-                               f"{self.max_queue}); retry later", self._wait(now, len(self._jobs)))
-            wait = self._wait(now, len(self._jobs) + len(jobs) - 1)
-            deadline = min(job.deadline for job in jobs)
-            idle = not self._jobs and self._in_flight_since is None  # a probe: the estimate may be stale
-            if now + wait > deadline and not idle:
-                raise Rejected(503, "deadline", f"model {self.model} cannot answer within the deadline "
-                               f"({(deadline - now) * 1000:.0f} ms left, about {wait * 1000:.0f} ms needed); retry "
-                               "later", wait - (deadline - now))
+            self._admit(len(jobs), min(job.deadline for job in jobs))
             self._jobs.extend(jobs)
             self._cond.notify()
         self._gauge()
+
+    def check(self, inputs: int, deadline: float) -> None:
+        """Rejected if ``inputs`` inputs with ``deadline`` would be refused now (nothing is queued):
+        the server asks before it decodes a request, so a refusal costs no decoding."""
+        with self._cond:
+            self._admit(inputs, deadline)
+
+    def _admit(self, inputs: int, deadline: float) -> None:
+        now = time.monotonic()
+        if self._stopped:
+            raise Rejected(503, "stopping", "the server is shutting down", 1.0)
+        if len(self._jobs) + inputs > self.max_queue:
+            raise Rejected(429, "queue_full", f"model {self.model} has {len(self._jobs)} inputs queued (at most "
+                           f"{self.max_queue}); retry later", self._wait(now, len(self._jobs)))
+        wait = self._wait(now, len(self._jobs) + inputs - 1)
+        idle = not self._jobs and self._in_flight_since is None  # a probe: the estimate may be stale
+        if now + wait > deadline and not idle:
+            raise Rejected(503, "deadline", f"model {self.model} cannot answer within the deadline "
+                           f"({(deadline - now) * 1000:.0f} ms left, about {wait * 1000:.0f} ms needed); retry "
+                           "later", wait - (deadline - now))
 
     def _wait(self, now: float, position: int) -> float:
         """Estimated time until the input at ``position`` (0: next) has its answer."""

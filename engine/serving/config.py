@@ -10,6 +10,7 @@ engine.errors.ProgrammingError: mallard serve: --max-batch expects a whole numbe
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from engine.errors import ProgrammingError
@@ -39,7 +40,7 @@ class ServerConfig:
     log_buffer: int = 100_000         # rows the log holds before it drops (and counts) them
     log_flush_rows: int = 1024        # the log writes when this many rows wait...
     log_flush_ms: float = 500.0       # ...or this long after the first of them
-    threads: int | None = None        # torch threads (None: torch's default, one per core)
+    threads: int | None = None        # torch threads (None: one per core but one, left to the event loop)
     device: str = "cpu"
     imports: tuple[str, ...] = ()     # modules to import first (they declare architectures)
 
@@ -61,6 +62,12 @@ class ServerConfig:
                                        f"{getattr(self, name)}")
         if self.deadline_ms is not None and not self.deadline_ms > 0:
             raise ProgrammingError(f"mallard serve: --deadline-ms expects a positive number, found {self.deadline_ms}")
+
+    @property
+    def torch_threads(self) -> int:
+        """Threads torch computes with: as told, else every core but one, which the event loop
+        needs for HTTP, JSON and image decoding while a batch runs (one on a single core)."""
+        return self.threads if self.threads is not None else max(1, (os.cpu_count() or 2) - 1)
 
     @property
     def slo_seconds(self) -> float:

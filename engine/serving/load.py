@@ -2,8 +2,8 @@
 asyncio, bounded in time.
 
 *Closed loop* (``rate=None``): ``connections`` clients each send a request as soon as their
-previous one is answered (after a short pause when it was refused with 429/503), which
-measures the throughput a server sustains.  *Open loop* (``rate`` requests a second): requests
+previous one is answered (after ``refusal_pause`` when it was refused with 429/503: a client
+backing off, not a storm of retries), which measures the throughput a server sustains.  *Open loop* (``rate`` requests a second): requests
 start on a fixed schedule whatever the server does, each on a free connection of the pool,
 and latency counts from the scheduled start, so a server that falls behind shows it.
 
@@ -117,7 +117,7 @@ def http_request(url: str, path: str, body: bytes, token: str | None = None) -> 
 
 async def run_load(url: str, path: str, bodies: Sequence[bytes], *, duration: float, connections: int = 8,
                    rate: float | None = None, warmup: float = 0.0, token: str | None = None,
-                   refusal_pause: float = 0.005) -> LoadResult:
+                   refusal_pause: float = 0.05) -> LoadResult:
     """Send requests of ``bodies`` (cycled) for ``warmup`` + ``duration`` seconds; what the
     last ``duration`` seconds saw."""
     parts = urllib.parse.urlsplit(url)
@@ -171,11 +171,17 @@ async def run_load(url: str, path: str, bodies: Sequence[bytes], *, duration: fl
 
 
 async def _send(connection: _Connection, request: bytes) -> int:
-    try:
-        return await connection.send(request)
-    except (ConnectionError, asyncio.IncompleteReadError, OSError):
-        connection.close()
-        return 599  # no answer: counted as an error
+    """Send on ``connection``; a kept-alive connection the server closed while it sat idle is
+    opened anew once (as HTTP clients do); no answer at all is status 599, an error."""
+    for attempt in (1, 2):
+        reused = connection.writer is not None
+        try:
+            return await connection.send(request)
+        except (ConnectionError, asyncio.IncompleteReadError, OSError):
+            connection.close()
+            if not reused or attempt == 2:
+                break
+    return 599
 
 
 def run(url: str, path: str, bodies: Sequence[bytes], **options: Any) -> LoadResult:

@@ -46,7 +46,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-log", action="store_true", help="do not log the served traffic")
     p.add_argument("--log-buffer", type=int, default=defaults.log_buffer,
                    help="rows the traffic log buffers before dropping (and counting) them")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: one per core)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: every core but one, left to HTTP and decoding)")
     p.add_argument("--device", default=defaults.device, help="torch device (default cpu)")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import a module first (one that declares architectures with @architecture); repeatable")
@@ -77,10 +78,9 @@ def serve(config: ServerConfig) -> int:
         sys.path.insert(0, os.getcwd())  # modules are found from the current directory, as python -m finds them
     for module in config.imports:
         importlib.import_module(module)
-    if config.threads is not None:
-        import torch
+    import torch
 
-        torch.set_num_threads(config.threads)
+    torch.set_num_threads(config.torch_threads)
     connection = engine.connect(config.database, autocommit=True, progress="off")
     log_connection = engine.connect(config.database, autocommit=True, progress="off") if config.log_schema else None
     state = ServingState(config, connection, None)
