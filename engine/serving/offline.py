@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.errors import ProgrammingError
 from engine.options import Option, text, whole
@@ -185,7 +186,6 @@ def _with_predictions(batch: pa.RecordBatch, groups: list[Group], predictor: Pre
     n = batch.num_rows
     class_ids = np.zeros(n, dtype=np.int32)
     scores = np.zeros(n, dtype=np.float64)
-    labels: list[str | None] = [None] * n
     present = np.zeros(n, dtype=bool)
     for rows, inputs in groups:
         shape = tuple(inputs.shape[1:])
@@ -202,14 +202,13 @@ def _with_predictions(batch: pa.RecordBatch, groups: list[Group], predictor: Pre
             stats.sizes[len(predicted)] = stats.sizes.get(len(predicted), 0) + 1
             at = rows[chunk]
             class_ids[at], scores[at], present[at] = predicted.class_ids, predicted.scores, True
-            for i, label in zip(at.tolist(), predicted.labels):
-                labels[i] = label
             start += size
     stats.predicted += int(present.sum())
     missing = ~present
+    ids = pa.array(class_ids, pa.int32(), mask=missing)
+    labels = pc.take(pa.array(predictor.label_names, pa.string()), ids)  # NULL where the input was
     return pa.RecordBatch.from_arrays(
-        [*batch.columns, pa.array(labels, pa.string()), pa.array(class_ids, pa.int32(), mask=missing),
-         pa.array(scores, pa.float64(), mask=missing)],
+        [*batch.columns, labels, ids, pa.array(scores, pa.float64(), mask=missing)],
         schema=_output_schema(batch.schema),
     )
 

@@ -46,18 +46,25 @@ WARM_UP_SIZE = (224, 224)
 
 @dataclass(frozen=True)
 class Predictions:
-    """Top-1 predictions of a batch: class ids, their labels and softmax probabilities."""
+    """Top-1 predictions of a batch: class ids and softmax probabilities, with the model's
+    label of every class (``label_names[class_id]``)."""
 
     class_ids: np.ndarray     # int32
     scores: np.ndarray        # float64
-    labels: list[str]
+    label_names: tuple[str, ...]
 
     def __len__(self) -> int:
         return len(self.class_ids)
 
+    @property
+    def labels(self) -> list[str]:
+        """The label of each prediction."""
+        return [self.label_names[c] for c in self.class_ids.tolist()]
+
     def row(self, i: int) -> dict[str, Any]:
         """Prediction ``i`` as JSON-ready values."""
-        return {"label": self.labels[i], "class_id": int(self.class_ids[i]), "score": float(self.scores[i])}
+        class_id = int(self.class_ids[i])
+        return {"label": self.label_names[class_id], "class_id": class_id, "score": float(self.scores[i])}
 
 
 class Predictor:
@@ -73,6 +80,7 @@ class Predictor:
         self.device = device
         prepared = network.eval() if self.input.is_numeric else inference_network(network)
         self.network: Any = prepared.to(device)
+        self.label_names = tuple(version.spec.label(i) for i in range(version.spec.num_classes))
         self._mean = torch.tensor(version.spec.mean, dtype=torch.float32, device=device)
         self._std = torch.tensor(version.spec.std, dtype=torch.float32, device=device)
 
@@ -111,8 +119,7 @@ class Predictor:
 
         logits = self._numeric_logits(batch) if self.input.is_numeric else self._image_logits(batch)
         class_ids, scores = top1(logits.to("cpu"))
-        label = self.version.spec.label
-        return Predictions(class_ids, scores, [label(int(c)) for c in class_ids])
+        return Predictions(class_ids, scores, self.label_names)
 
     def _image_logits(self, frames: np.ndarray) -> Any:
         import torch
