@@ -3,9 +3,9 @@
 Two workloads, each timed side by side in one run, rows read from the same DuckDB table:
 
 * *images*: the ImageNet MobileNetV2 over vtest.avi frames at 224x224.
-  Mallard: ``CREATE TABLE ... AS SELECT frame_id, predicted_label, predicted_score FROM
-  predict(mobilenet, (SELECT frame_id, frame, height, width FROM traffic))`` in a fresh
-  connection (so the batch-size search is paid for).  Plain PyTorch: the frames read from
+  Mallard: ``SELECT frame_id, predicted_label, predicted_score FROM predict(mobilenet, (SELECT
+  frame_id, frame, height, width FROM traffic))`` fetched as Arrow, in a fresh connection (so
+  the batch-size search is paid for).  Plain PyTorch: the frames read from
   DuckDB as Arrow, then a loop over batches of the network in its strong form (batch norm folded,
   channels-last) with softmax and top-1, at its best batch size (swept on a sample first, and
   given to it), the same torch threads.  DuckDB UDF: a Python function called once per row
@@ -112,13 +112,13 @@ def images(db: Path, args: argparse.Namespace) -> None:
     mallard, plain = [], []
     for _ in range(args.repeat):
         with engine.connect(db, autocommit=True, progress="off") as con:   # a fresh session: the search runs
-            seconds, _ = timed(lambda: con.execute(
-                "CREATE OR REPLACE TABLE preds AS SELECT frame_id, predicted_label, predicted_score FROM "
-                "predict(mobilenet, (SELECT frame_id, frame, height, width FROM traffic))"))
+            seconds, result = timed(lambda: con.execute(
+                "SELECT frame_id, predicted_label, predicted_score FROM predict(mobilenet, "
+                "(SELECT frame_id, frame, height, width FROM traffic))").fetch_arrow_table())
             from engine.serving.offline import prediction_statistics
             stats = prediction_statistics(con.session)[-1]
             mallard.append(seconds)
-            labels = [r[0] for r in con.execute("SELECT predicted_label FROM preds ORDER BY frame_id").fetchall()]
+            labels = result.sort_by("frame_id").column("predicted_label").to_pylist()
         with duckdb.connect(str(db)) as duck:
             seconds, plain_labels = timed(lambda: plain_images(duck, network, best))
             plain.append(seconds)
@@ -153,7 +153,7 @@ def numeric(db: Path, args: argparse.Namespace) -> None:
     for _ in range(args.repeat):
         with engine.connect(db, autocommit=True, progress="off") as con:
             seconds, _ = timed(lambda: con.execute(
-                "CREATE OR REPLACE TABLE mlp_out AS SELECT id, predicted_class_id FROM predict(mlp, points)"))
+                "SELECT id, predicted_class_id FROM predict(mlp, points)").fetch_arrow_table())
             from engine.serving.offline import prediction_statistics
             stats = prediction_statistics(con.session)[-1]
             mallard.append(seconds)
@@ -166,16 +166,15 @@ def numeric(db: Path, args: argparse.Namespace) -> None:
            f"batch size searched: {stats.batch_size}")
 
 
-def plain_numeric(duck: duckdb.DuckDBPyConnection, network: nn.Module, columns: list[str], batch: int = 16384) -> int:
-    """Plain PyTorch over the table: Arrow batches to NumPy, the network, top-1."""
+def plain_numeric(duck: duckdb.DuckDBPyConnection, network: nn.Module, columns: list[str], batch: int = 16384) -> list:
+    """Plain PyTorch over the table: Arrow batches to NumPy, the network, top-1 (ids and classes kept)."""
     reader = duck.sql(f"SELECT id, {', '.join(columns)} FROM points").to_arrow_reader(batch)
-    count = 0
+    out = []
     with torch.inference_mode():
         for record in reader:
             x = np.column_stack([record.column(c).to_numpy() for c in columns]).astype(np.float32)
-            top1(network(torch.from_numpy(x)))
-            count += record.num_rows
-    return count
+            out.append((record.column("id"), top1(network(torch.from_numpy(x)))[0]))
+    return out
 
 
 def udf_numeric(duck: duckdb.DuckDBPyConnection, network: nn.Module, columns: list[str], rows: int) -> None:

@@ -259,7 +259,7 @@ async def predict(state: ServingState, request: Request) -> Response:
             answers[i], inputs[i] = cached[0], DecodedInput(None, item.digest, cached[1])
             continue
         if item.encoded is not None:
-            inputs[i] = item = decode_image(item, i, predictor.input, max_pixels=config.max_image_pixels)
+            inputs[i] = item = await _decoded(item, i, predictor, config.max_image_pixels)
         futures[i] = asyncio.get_running_loop().create_future()
         jobs.append(Job(predictor, item.array, arrival, deadline, futures[i]))  # type: ignore[arg-type]
     _count_cache(state, name, len(inputs) - len(jobs), len(jobs))
@@ -297,6 +297,19 @@ async def _pinned(state: ServingState, name: str, version: int) -> Predictor:
         return await run_in_threadpool(state.registry.pinned, name, version)
     except Error as e:
         raise ApiError(404, "unknown_version", str(e)) from None
+
+
+#: Encoded images larger than this are decoded in a worker thread, not on the event loop.
+LARGE_IMAGE_BYTES = 256 * 1024
+
+
+async def _decoded(item: DecodedInput, index: int, predictor: Predictor, max_pixels: int) -> DecodedInput:
+    """An image input decoded: on the event loop when small (a thread hop costs more than a small
+    JPEG), in a worker thread when large (so that the loop keeps answering)."""
+    assert item.encoded is not None
+    if len(item.encoded) <= LARGE_IMAGE_BYTES:
+        return decode_image(item, index, predictor.input, max_pixels=max_pixels)
+    return await run_in_threadpool(decode_image, item, index, predictor.input, max_pixels=max_pixels)
 
 
 def _count_cache(state: ServingState, name: str, hits: int, misses: int) -> None:

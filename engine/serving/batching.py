@@ -228,15 +228,15 @@ class ModelQueue:
             self._cond.notify()
         done.wait(timeout)
 
-    def close(self) -> None:
-        """Stop the worker; inputs still queued are refused (503)."""
+    def close(self, reason: str = "the server is shutting down") -> None:
+        """Stop the worker; inputs still queued are refused (503) with ``reason``."""
         with self._cond:
             self._stopped = True
             left = list(self._jobs)
             self._jobs.clear()
             self._cond.notify_all()
         self._thread.join(timeout=30)
-        refused = Rejected(503, "stopping", "the server is shutting down", 1.0)
+        refused = Rejected(503, "stopping", reason, 1.0)
         if left:
             self.on_done([(job, Outcome(None, job.predictor.version.version, error=refused)) for job in left])
 

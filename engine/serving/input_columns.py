@@ -132,7 +132,8 @@ class FrameInputs:
         groups: list[Group] = []
         for h, w in sorted({(int(h), int(w)) for h, w in zip(heights[present], widths[present])}):
             rows = np.flatnonzero(present & (heights == h) & (widths == w))
-            groups.append((rows, _pixels(blobs.take(pa.array(rows)), h, w)))
+            chosen = blobs if len(rows) == len(blobs) else blobs.take(pa.array(rows))  # usually: all of them
+            groups.append((rows, _pixels(chosen, h, w)))
         return groups
 
     def describe(self) -> str:

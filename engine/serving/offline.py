@@ -53,9 +53,9 @@ PREDICT_OPTIONS: Mapping[str, Option] = {
 OUTPUT_COLUMNS = ("predicted_label", "predicted_class_id", "predicted_score")
 #: Rows per Arrow batch read from the query: images, numeric rows.
 IMAGE_BATCH_ROWS, NUMERIC_BATCH_ROWS = 256, 16384
-#: The batch-size search over numeric rows starts here: a call costs tens of microseconds in
-#: Python and torch whatever the model, so fewer rows than this never pay.
-NUMERIC_SEARCH_START = 64
+#: The batch-size search over numeric rows starts here: a call costs about 100 microseconds in
+#: Python and torch whatever the model, so a batch needs about a thousand rows to pay for it.
+NUMERIC_SEARCH_START = 1024
 #: Where a session keeps the statistics of its recent predictions, and its batch sizes found.
 STATS, BATCH_SIZES = "serving.predictions", "serving.batch_sizes"
 
@@ -184,8 +184,8 @@ class _BatchSizes:
 def _with_predictions(batch: pa.RecordBatch, groups: list[Group], predictor: Predictor, sizes: _BatchSizes,
                       stats: PredictionStats) -> pa.RecordBatch:
     n = batch.num_rows
-    class_ids = np.zeros(n, dtype=np.int32)
-    scores = np.zeros(n, dtype=np.float64)
+    class_ids = np.zeros(n, dtype=np.int32)   # stays 0 (masked) where the input is NULL
+    scores = np.empty(n, dtype=np.float64)
     present = np.zeros(n, dtype=bool)
     for rows, inputs in groups:
         shape = tuple(inputs.shape[1:])

@@ -98,6 +98,10 @@ def serve(config: ServerConfig) -> int:
     port = sock.getsockname()[1]
     host = f"[{config.host}]" if ":" in config.host else config.host
     print(f"Mallard serving {config.database} at http://{host}:{port}", flush=True)
+    if config.token is None:
+        where = "this machine" if config.host in ("127.0.0.1", "localhost", "::1") else f"{config.host}"
+        print(f"Warning: no --token: anyone who reaches {where} can predict and run statements on "
+              f"{config.database}", file=sys.stderr, flush=True)
     server = uvicorn.Server(uvicorn.Config(build_app(state), log_level="warning", access_log=False,
                                            http=_http(), loop=_loop(), timeout_graceful_shutdown=10))
     try:

@@ -167,6 +167,7 @@ class TrafficLog:
                 if self.on_written is not None:
                     self.on_written(len(model_rows))
             except Exception as e:  # never let logging take the server down: count and remember
+                self._tables.pop(model, None)  # the table may have been dropped or changed: look again next time
                 self.error = f"writing {len(model_rows)} rows of {model}: {e}"
                 self.dropped += len(model_rows)
                 if self.on_dropped is not None:

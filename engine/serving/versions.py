@@ -107,7 +107,7 @@ class ModelRegistry:
             changes: dict[str, str] = {}
             for name in sorted(set(models) - set(current)):
                 gone = models.pop(name)
-                gone.queue.close()
+                gone.queue.close(f"model {name} was dropped")
                 if self.on_drop is not None:
                     self.on_drop(name)
                 changes[name] = "dropped: no longer served"
