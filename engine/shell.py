@@ -4,6 +4,8 @@
     mallard [database] -c "SQL"         run SQL (one or more statements) and exit
     mallard run file.sql [--db PATH]    run a script, stopping at the first error
     mallard demo [--db PATH]            the demo on a real clip
+    mallard serve DATABASE [options]    the prediction server (mallard serve --help)
+    mallard --server URL [--token T]    the shell, its statements run by a running server
 
 Statements end with ``;`` and may span lines.  Results print as aligned tables (or CSV, or
 JSON); an error prints as one line (no traceback) and the shell carries on.  On a terminal
@@ -14,6 +16,7 @@ running statement; read from a pipe it prints results only, with no terminal con
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import threading
@@ -283,7 +286,11 @@ def statement_complete(text: str) -> bool:
     return bool(tokens) and tokens[-1].token_type == TokenType.SEMICOLON
 
 
-def _connect(database: str) -> engine.Connection:
+def _connect(database: str, token: str | None = None) -> Any:
+    if database.startswith(("http://", "https://")):  # a running server owns the file
+        from engine.serving.client import RemoteConnection
+
+        return RemoteConnection(database, token or os.environ.get("MALLARD_TOKEN"))
     return engine.connect(database, autocommit=True)
 
 
@@ -293,6 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from engine.demo import main as demo
 
         return demo(args[1:])
+    if args and args[0] == "serve":
+        from engine.serving.server import main as serve
+
+        return serve(args[1:])
     if args and args[0] == "run":
         parser = argparse.ArgumentParser(prog="mallard run", description="Run a SQL script.")
         parser.add_argument("file")
@@ -308,11 +319,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mallard", description="Mallard SQL shell.")
     parser.add_argument("database", nargs="?", default=":memory:", help="database file (default: in memory)")
     parser.add_argument("-c", "--command", help="run this SQL and exit")
+    parser.add_argument("--server", help="send the statements to a running `mallard serve` at this URL")
+    parser.add_argument("--token", help="the server's bearer token (default: $MALLARD_TOKEN)")
     opts = parser.parse_args(args)
+    if opts.server is not None:
+        opts.database = opts.server  # _connect reads a URL as a server to talk to
     if opts.command is not None:
-        return _run_once(opts.database, opts.command)
+        return _run_once(opts.database, opts.command, opts.token)
     try:
-        con = _connect(opts.database)
+        con = _connect(opts.database, opts.token)
     except Error as e:
         print(f"Error ({type(e).__name__}): {e}", file=sys.stderr)
         return 1
@@ -321,9 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _run_once(database: str, sql: str) -> int:
+def _run_once(database: str, sql: str, token: str | None = None) -> int:
     try:
-        con = _connect(database)
+        con = _connect(database, token)
     except Error as e:
         print(f"Error ({type(e).__name__}): {e}", file=sys.stderr)
         return 1

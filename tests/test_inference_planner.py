@@ -14,7 +14,7 @@ import pytest
 
 import engine
 from engine.dialect import parse_statements
-from engine.inference.functions import FEATURES, LOGITS, MODEL, OCCLUSION_MAP, PlannedFunction
+from engine.inference.functions import FEATURES, LOGITS, MODEL, OCCLUSION_MAP, PREDICT, PlannedFunction
 from engine.planner import RULES, CatalogSnapshot, optimize
 from engine.planner.plan_text import parse, render
 
@@ -25,6 +25,7 @@ CATALOG = CatalogSnapshot.of({
     "features": PlannedFunction("features", FEATURES),
     "logits": PlannedFunction("logits", LOGITS),
     "occlusion_map": PlannedFunction("occlusion_map", OCCLUSION_MAP),
+    "predict": PlannedFunction("predict", PREDICT),
 })
 RULE_BY_NAME = {rule.__name__: rule for rule in RULES}
 CASES = sorted(p for p in GOLDEN.glob("*/*.sql") if not p.name.endswith(".expected.sql"))

@@ -63,6 +63,9 @@ class MallardParser(MallardParserBase):
         **MallardParserBase.PLACEHOLDER_PARSERS,
         TokenType.PLACEHOLDER: _positional_placeholder,
     }
+    # predict(<model>, (<query>), name => value, ...) is Mallard's table function (engine.planner.
+    # lift_predictions), not BigQuery's ML.PREDICT, which sqlglot would parse with at most 3 arguments
+    FUNCTIONS = {name: f for name, f in MallardParserBase.FUNCTIONS.items() if name != "PREDICT"}
 
     def _parse_statement(self) -> exp.Expr | None:
         curr = self._curr

@@ -16,8 +16,6 @@ from sqlglot.tokenizer_core import TokenType
 from engine.dialect.base import MallardParserBase, Statement
 from engine.options import Option, either, list_of, number, text, whole
 
-_POSITIVE = number(0, 1e9, open_low=True)
-
 
 class CreateModel(Statement):
     """Register a model (a new version of it with OR REPLACE) from a weights file.
@@ -36,10 +34,12 @@ class CreateModel(Statement):
         "input_size": Option(either(whole(1, 16384), list_of(whole(1, 16384), length=2),
                                     expected="a size or [height, width] of whole numbers in [1, 16384]"),
                              doc="the frame size the model takes: a side or [height, width]; default: any"),
-        "mean": Option(list_of(number(-1e9, 1e9), length=3, expected="three numbers (one per RGB channel)"),
-                       doc="per-channel mean of pixels scaled to [0, 1]"),
-        "std": Option(list_of(_POSITIVE, length=3, expected="three positive numbers (one per RGB channel)"),
-                      doc="per-channel standard deviation"),
+        "mean": Option(list_of(number(-1e9, 1e9), expected="a list of numbers (one per RGB channel, or per input column)"),
+                       doc="per-channel mean of pixels scaled to [0, 1] (numeric models: per input column)"),
+        "std": Option(list_of(number(-1e9, 1e9), expected="a list of numbers (one per RGB channel, or per input column)"),
+                      doc="per-channel standard deviation (numeric models: per input column)"),
+        "inputs": Option(list_of(text), doc="numeric models: the input columns, in order (the model then takes "
+                                            "one vector of these columns per row instead of a frame)"),
         "description": Option(text, doc="free text shown by SHOW MODELS"),
     }
     arg_types = {"this": True, "source": True, "replace": False, "options": False}

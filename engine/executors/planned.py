@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 from sqlglot import exp
 
+from engine.errors import ProgrammingError
 from engine.planner import CatalogSnapshot, optimize
-from engine.planner.steps import OcclusionStep, QueryStep, ScanStep, Step, plan_steps
+from engine.planner.steps import OcclusionStep, PredictStep, QueryStep, ScanStep, Step, plan_steps
 from engine.router import statement_kind
 from engine.statement_result import StatementResult
 
@@ -29,6 +31,17 @@ def _run_occlusion(session: Session, step: Step, prepared: dict[str, Any]) -> No
     session.register_for_statement(step.request.relation, compute_occlusion_map(session, step.request))
 
 
+def _run_prediction(session: Session, step: Step, prepared: dict[str, Any]) -> None:
+    from engine.serving.offline import predict_relation
+
+    assert isinstance(step, PredictStep)
+    query = step.request.query  # planned like any statement: it may call models itself
+    rows = run_planned_statement(session, query, query.sql("duckdb"), None).rows
+    if not isinstance(rows, duckdb.DuckDBPyRelation):
+        raise ProgrammingError(f"predict expects a query that returns rows, found {query.sql('duckdb')}")
+    session.register_for_statement(step.request.relation, predict_relation(session, step.request, rows))
+
+
 def _run_scan(session: Session, step: Step, prepared: dict[str, Any]) -> None:
     from engine.inference.scan import scan_relation
 
@@ -39,6 +52,7 @@ def _run_scan(session: Session, step: Step, prepared: dict[str, Any]) -> None:
 #: Step type -> what runs it (the query step is the statement's result, run last).
 STEP_RUNNERS: Mapping[type, Callable[[Session, Step, dict[str, Any]], None]] = {
     OcclusionStep: _run_occlusion,
+    PredictStep: _run_prediction,
     ScanStep: _run_scan,
 }
 

@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 if TYPE_CHECKING:
     import torch
 
-OPTIONS = ("architecture", "labels", "num_classes", "input_size", "mean", "std", "description")
+OPTIONS = ("architecture", "labels", "num_classes", "input_size", "mean", "std", "description", "inputs")
 
 #: Names that mean something else in SQL over frames; a model cannot take them.
-RESERVED_NAMES = ("features", "logits", "occlusion_map", "frame", "model")
+RESERVED_NAMES = ("features", "logits", "occlusion_map", "predict", "frame", "model")
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -67,13 +67,25 @@ def prepare_model(session: Session, name: str, source: str, options: dict[str, A
         )
     labels = _labels(options.get("labels"))
     num_classes = _num_classes(options.get("num_classes"), labels, arch.num_classes)
-    spec = ModelSpec(
-        architecture=arch.name, num_classes=num_classes,
-        input_size=_input_size(options["input_size"]) if "input_size" in options else arch.input_size,
-        mean=_triple(options.get("mean", arch.mean), "mean"),
-        std=_triple(options.get("std", arch.std), "std", positive=True),
-        labels=labels,
-    )
+    inputs = _inputs(options.get("inputs"))
+    if inputs is None:
+        spec = ModelSpec(
+            architecture=arch.name, num_classes=num_classes,
+            input_size=_input_size(options["input_size"]) if "input_size" in options else arch.input_size,
+            mean=_triple(options.get("mean", arch.mean), "mean"),
+            std=_triple(options.get("std", arch.std), "std", positive=True),
+            labels=labels,
+        )
+    else:
+        if "input_size" in options:
+            raise ProgrammingError("CREATE MODEL: input_size is for image models; a model with inputs = [...] "
+                                   "takes one value per input column")
+        spec = ModelSpec(
+            architecture=arch.name, num_classes=num_classes, input_size=None,
+            mean=_per_input(options.get("mean"), inputs, "mean", 0.0),
+            std=_per_input(options.get("std"), inputs, "std", 1.0, positive=True),
+            labels=labels, inputs=inputs,
+        )
     state = load_checked_weights(spec, os.path.abspath(source))
     description = options.get("description")
     if description is not None and not isinstance(description, str):
@@ -157,6 +169,33 @@ def _input_size(value: Any) -> tuple[int, int] | None:
             and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
         return int(value[0]), int(value[1])
     raise DataError(f"CREATE MODEL option input_size: expected a size or [height, width], found {value!r}")
+
+
+def _inputs(value: Any) -> tuple[str, ...] | None:
+    """The input columns of a numeric model (``inputs = ['a', 'b']``), checked: distinct names."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise DataError(f"CREATE MODEL option inputs: expected a list of column names, found {value!r}")
+    names = tuple(v.lower() for v in value)
+    if len(set(names)) != len(names):
+        raise DataError(f"CREATE MODEL option inputs: a column is named twice in {value!r}")
+    return names
+
+
+def _per_input(value: Any, inputs: tuple[str, ...], what: str, default: float,
+               positive: bool = False) -> tuple[float, ...]:
+    """One normalization value per input column (default: no normalization)."""
+    if value is None:
+        return (default,) * len(inputs)
+    values = list(value) if isinstance(value, (list, tuple)) else None
+    if (values is None or len(values) != len(inputs)
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            or (positive and min(values) <= 0)):
+        need = "positive numbers" if positive else "numbers"
+        raise DataError(f"CREATE MODEL option {what}: expected {len(inputs)} {need} (one per input column "
+                        f"{', '.join(inputs)}), found {value!r}")
+    return tuple(float(v) for v in values)
 
 
 def _triple(value: Any, what: str, positive: bool = False) -> tuple[float, float, float]:

@@ -31,7 +31,7 @@ from engine.inference.runners import FrameDecision, FullRunner, IncrementalRunne
 from engine.inference.scan import PreparedScan, execute_scan, serve_plan
 from engine.inference.state import load_state
 from engine.planner import CatalogSnapshot, optimize
-from engine.planner.steps import OcclusionStep, QueryStep, Step, plan_steps, scan_steps
+from engine.planner.steps import OcclusionStep, PredictStep, QueryStep, Step, plan_steps, scan_steps
 from engine.statement_result import StatementResult
 
 if TYPE_CHECKING:
@@ -195,5 +195,22 @@ def explain_statement(session: Session, node: Any) -> StatementResult:
         return StatementResult(rows=session.relation(f"EXPLAIN {'ANALYZE ' if analyze else ''}{inner.sql('duckdb')}"))
     rows = [("inference_scan", plan.render()) for plan in scan_plans(session, steps, analyze)]
     rows += [("occlusion_map", step.request.describe()) for step in steps if isinstance(step, OcclusionStep)]
+    rows += [("predict", _prediction_text(session, step, analyze)) for step in steps if isinstance(step, PredictStep)]
     rows.append(("rewritten_query", query.tree.sql("duckdb", pretty=True)))
     return StatementResult(rows=pa.table({"explain_key": [r[0] for r in rows], "explain_value": [r[1] for r in rows]}))
+
+
+def _prediction_text(session: Session, step: PredictStep, analyze: bool) -> str:
+    """EXPLAIN of a predict(...) step; with ANALYZE, it runs and reports what it did."""
+    from engine.serving.offline import explain_prediction, prediction_statistics
+
+    text = explain_prediction(session, step.request)
+    if not analyze:
+        return text
+    from engine.executors.planned import STEP_RUNNERS
+
+    STEP_RUNNERS[PredictStep](session, step, {})
+    done = prediction_statistics(session)[-1]
+    return (f"{text}\n  ANALYZED: {done.predicted} of {done.rows} rows predicted in {done.batches} network calls, "
+            f"batch size {done.batch_size}{' (searched)' if done.searched else ''}, {done.seconds:.3f} s "
+            f"({done.network_seconds:.3f} s in the network)")

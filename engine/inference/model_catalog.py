@@ -33,14 +33,21 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a model version is, apart from its weights."""
+    """What a model version is, apart from its weights.
+
+    An *image* model (``inputs`` None) takes RGB frames: ``mean``/``std`` have one value per
+    channel.  A *numeric* model takes the columns named by ``inputs``, in order, as one
+    float vector per row: ``mean``/``std`` have one value per column (stored with the version's
+    options as ``inputs``).
+    """
 
     architecture: str
     num_classes: int
     input_size: tuple[int, int] | None      # (height, width); None: any frame size
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     labels: tuple[str, ...] | None
+    inputs: tuple[str, ...] | None = None   # numeric models: the input columns, in order
 
     def label(self, class_id: int) -> str:
         """The class name of ``class_id`` ('class_<id>' when the model has no labels)."""
@@ -69,7 +76,7 @@ MAX_NETWORKS = 4
 
 _VERSION_COLUMNS = (
     "model, version, architecture, num_classes, input_height, input_width, mean, std, labels, "
-    "weights_sha256, parent_version"
+    "weights_sha256, parent_version, options"
 )
 
 
@@ -88,6 +95,37 @@ def current_version(session: Session, name: str) -> ModelVersion | None:
     return None if row is None else _version_of(row)
 
 
+def find_version(session: Session, name: str, version: int) -> ModelVersion | None:
+    """Version ``version`` of model ``name`` (current or not), or None if there is no such version."""
+    row = session.sql(f"SELECT {_VERSION_COLUMNS} FROM mallard.model_versions WHERE model = ? AND version = ?",
+                      [name.lower(), int(version)]).fetchone()
+    return None if row is None else _version_of(row)
+
+
+def require_version(session: Session, name: str, version: int | None) -> ModelVersion:
+    """Version ``version`` of ``name`` (None: the current one); ProgrammingError naming what exists."""
+    if version is None:
+        return require_model(session, name)
+    found = find_version(session, name, version)
+    if found is None:
+        require_model(session, name)  # an unknown model is named as such
+        known = [r[0] for r in session.sql("SELECT version FROM mallard.model_versions WHERE model = ? ORDER BY 1",
+                                           [name.lower()]).fetchall()]
+        raise ProgrammingError(f"model {name.lower()} has no version {version}; its versions: "
+                               f"{', '.join(map(str, known))}")
+    return found
+
+
+def require_image_model(version: ModelVersion, use: str) -> ModelVersion:
+    """``version`` when it takes images; ProgrammingError saying how a numeric model is used."""
+    if version.spec.inputs is not None:
+        raise ProgrammingError(
+            f"model {version.model} takes numeric columns ({', '.join(version.spec.inputs)}), not frames, so "
+            f"{use} cannot use it; predict with SELECT * FROM predict({version.model}, (<query of those columns>))"
+        )
+    return version
+
+
 def require_model(session: Session, name: str) -> ModelVersion:
     """The current version of ``name``; ProgrammingError naming the known models if absent."""
     found = current_version(session, name)
@@ -98,14 +136,26 @@ def require_model(session: Session, name: str) -> ModelVersion:
 
 
 def _version_of(row: tuple[Any, ...]) -> ModelVersion:
-    (model, version, architecture, num_classes, height, width, mean, std, labels, sha, parent) = row
+    (model, version, architecture, num_classes, height, width, mean, std, labels, sha, parent, options) = row
+    inputs = _recorded_inputs(options)
     spec = ModelSpec(
         architecture=architecture, num_classes=int(num_classes),
         input_size=(int(height), int(width)) if height is not None else None,
-        mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),  # type: ignore[arg-type]
-        labels=tuple(labels) if labels is not None else None,
+        mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
+        labels=tuple(labels) if labels is not None else None, inputs=inputs,
     )
     return ModelVersion(model, int(version), spec, sha, parent)
+
+
+def _recorded_inputs(options: Any) -> tuple[str, ...] | None:
+    """The input columns a version's options record (numeric models), else None."""
+    try:
+        recorded = json.loads(options).get("inputs") if isinstance(options, str) else None
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(recorded, list) and recorded and all(isinstance(c, str) for c in recorded):
+        return tuple(recorded)
+    return None
 
 
 def add_version(session: Session, name: str, spec: ModelSpec, state: Mapping[str, torch.Tensor], *,
@@ -118,6 +168,8 @@ def add_version(session: Session, name: str, spec: ModelSpec, state: Mapping[str
     ``session.atomic()`` when other writes must go with it.  Returns the new version number.
     """
     weights = to_safetensors(state)
+    if spec.inputs is not None:  # the input columns travel with the options (numeric models)
+        options = {**(options or {}), "inputs": list(spec.inputs)}
     previous = session.sql("SELECT current_version FROM mallard.models WHERE name = ?", [name]).fetchone()
     parent = int(previous[0]) if previous else None
     latest = session.scalar("SELECT max(version) FROM mallard.model_versions WHERE model = ?", [name])

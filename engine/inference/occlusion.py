@@ -39,9 +39,9 @@ OCCLUSION_OPTIONS: Mapping[str, Option] = {
 def compute_occlusion_map(session: Session, request: OcclusionRequest) -> pa.Table:
     """Validate the call, fetch its frame, compute the heatmap; its rows as an Arrow table."""
     from engine.inference.incremental import occlusion_map
-    from engine.inference.model_catalog import load_network, require_model
+    from engine.inference.model_catalog import load_network, require_image_model, require_model
 
-    version = require_model(session, request.model)
+    version = require_image_model(require_model(session, request.model), "occlusion_map")
     options = {**{name: option.default for name, option in OCCLUSION_OPTIONS.items()}, **dict(request.options)}
     image = _frame(session, request)
     spec = version.spec

@@ -24,7 +24,7 @@ from engine.errors import DataError, OperationalError
 from engine.inference.cache import CacheKey, ResultCache, evict_to_limit, forget_replaced_video
 from engine.inference.frame_results import FrameResults, relation
 from engine.inference.frames import FramesTable, Selection
-from engine.inference.model_catalog import ModelVersion, load_network, require_model
+from engine.inference.model_catalog import ModelVersion, load_network, require_image_model, require_model
 from engine.inference.runners import FrameDecision, FullRunner, IncrementalRunner
 from engine.inference.settings import incremental_config, mode_key
 from engine.inference.state import load_state, save_state
@@ -88,7 +88,7 @@ class PreparedScan:
 
     @classmethod
     def prepare(cls, session: Session, request: ScanRequest) -> PreparedScan:
-        version = require_model(session, request.model)
+        version = require_image_model(require_model(session, request.model), f"{request.model}(frame)")
         frames = FramesTable.resolve(session, request.table, request.frame_column, request.model)
         selection = frames.select(session, request.predicate, request.limit, request.order)
         _check_sizes(version, frames, selection)

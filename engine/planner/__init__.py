@@ -22,12 +22,14 @@ from sqlglot import exp
 from engine.planner.annotations import CatalogSnapshot, Plan, Rule
 from engine.planner.lift_model_calls import lift_model_calls
 from engine.planner.lift_occlusion_maps import lift_occlusion_maps
+from engine.planner.lift_predictions import lift_predictions
 from engine.planner.push_frame_predicates import push_frame_predicates
 from engine.planner.share_backbones import share_backbones
 
 #: The ordered rewrite rules, each in its own module of this package.
 RULES: tuple[Rule, ...] = (
     lift_occlusion_maps,     # inference: occlusion_map(...) in FROM -> a relation computed first
+    lift_predictions,        # serving: predict(model, (query)) in FROM -> a relation computed first
     lift_model_calls,        # inference: model calls -> scan requests + lookups by frame_id
     push_frame_predicates,   # inference: WHERE/LIMIT on the frames table restrict the scans
     share_backbones,         # inference: one scan per (model, frames table): the backbone runs once

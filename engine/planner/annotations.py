@@ -95,12 +95,28 @@ class OcclusionRequest:
 
 
 @dataclass(frozen=True)
+class PredictionRequest:
+    """One ``predict(model, (query), options...)`` the query reads as a relation: the model's
+    predictions over every row of ``query``, with the query's columns."""
+
+    model: str
+    query: exp.Query
+    options: tuple[tuple[str, Any], ...]
+    relation: str
+
+    def describe(self) -> str:
+        options = "".join(f", {k} => {v!r}" if isinstance(v, str) else f", {k} => {v}" for k, v in self.options)
+        return f"{self.relation}: predict({self.model}, ({self.query.sql('duckdb')}){options})"
+
+
+@dataclass(frozen=True)
 class Plan:
     """A statement being planned: its tree and the annotations rules have attached so far."""
 
     tree: exp.Expr
     scans: tuple[ScanRequest, ...] = ()
     occlusion_maps: tuple[OcclusionRequest, ...] = ()
+    predictions: tuple[PredictionRequest, ...] = ()
 
     def but(self, **changes: Any) -> Plan:
         """A new plan with some fields replaced (the plan itself never changes)."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from engine.errors import ProgrammingError
-from engine.inference.functions import FEATURES, LOGITS, MODEL, OCCLUSION_MAP, PlannedFunction
+from engine.inference.functions import FEATURES, LOGITS, MODEL, TABLE_FUNCTIONS, PlannedFunction
 
 #: The output column of a scan relation that each kind of call reads.
 OUTPUT_OF_KIND = {MODEL: "prediction", FEATURES: "features", LOGITS: "logits"}
@@ -47,7 +47,7 @@ def model_call(node: exp.Expr, functions: Mapping[str, PlannedFunction]) -> Mode
     """The model call ``node`` is, None if it is not one; ProgrammingError if it is malformed."""
     name = function_name(node)
     info = functions.get(name) if name else None
-    if name is None or info is None or info.kind == OCCLUSION_MAP:
+    if name is None or info is None or info.kind in TABLE_FUNCTIONS:
         return None
     args = list(node.expressions)
     if info.kind == MODEL:

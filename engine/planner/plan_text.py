@@ -21,35 +21,46 @@ import sqlglot
 from sqlglot import exp
 
 from engine.options import literal_value
-from engine.planner.annotations import OcclusionRequest, Plan, ScanRequest
+from engine.planner.annotations import OcclusionRequest, Plan, PredictionRequest, ScanRequest
 
 _SCAN = re.compile(
     r"^-- scan (?P<relation>\S+): (?P<model>\S+) ON (?P<table>.+?) \((?P<column>\w+)\) OUTPUTS (?P<outputs>[\w, ]+?)"
     r"(?: WHERE (?P<predicate>.+?))?(?: ORDER BY frame_id (?P<order>ASC|DESC) LIMIT (?P<limit>\d+))?$")
 _OCCLUSION = re.compile(r"^-- occlusion (?P<relation>\S+): (?P<call>occlusion_map\(.*\))$")
+_PREDICT = re.compile(r"^-- predict (?P<relation>\S+): (?P<call>predict\(.*\))$")
 
 
 def render(plan: Plan) -> str:
-    """The plan's SQL (pretty) and its annotations, one ``-- scan``/``-- occlusion`` line each."""
+    """The plan's SQL (pretty) and its annotations, one ``-- scan``/``-- occlusion``/``-- predict`` line each."""
     lines = [plan.tree.sql("duckdb", pretty=True)]
     lines += [f"-- scan {scan.describe()}" for scan in plan.scans]
     lines += [f"-- occlusion {request.describe()}" for request in plan.occlusion_maps]
+    lines += [f"-- predict {request.describe()}" for request in plan.predictions]
     return "\n".join(lines) + "\n"
 
 
 def parse(text: str) -> Plan:
     """The plan :func:`render` wrote (or a plain query: a plan without annotations)."""
-    sql_lines, scans, occlusions = [], [], []
+    sql_lines, scans, occlusions, predictions = [], [], [], []
     for line in text.splitlines():
-        scan, occlusion = _SCAN.match(line), _OCCLUSION.match(line)
+        scan, occlusion, predict = _SCAN.match(line), _OCCLUSION.match(line), _PREDICT.match(line)
         if scan:
             scans.append(_scan(scan))
         elif occlusion:
             occlusions.append(_occlusion(occlusion))
+        elif predict:
+            predictions.append(_prediction(predict))
         else:
             sql_lines.append(line)
-    tree = sqlglot.parse_one("\n".join(sql_lines), read="duckdb")
-    return Plan(tree, tuple(scans), tuple(occlusions))
+    tree = sqlglot.parse_one("\n".join(sql_lines), read=_mallard())
+    return Plan(tree, tuple(scans), tuple(occlusions), tuple(predictions))
+
+
+def _mallard() -> type[sqlglot.Dialect]:
+    """Mallard's dialect (it reads ``predict(...)`` as Mallard's table function)."""
+    from engine.dialect import Mallard
+
+    return Mallard
 
 
 def _scan(match: re.Match[str]) -> ScanRequest:
@@ -71,3 +82,12 @@ def _occlusion(match: re.Match[str]) -> OcclusionRequest:
     options = tuple((arg.this.name, literal_value(arg.expression)) for arg in named
                     if (arg.this.name, literal_value(arg.expression)) not in (("patch", 16), ("stride", 4)))
     return OcclusionRequest(model=model.name, frame_query=frame_query, options=options, relation=match["relation"])
+
+
+def _prediction(match: re.Match[str]) -> PredictionRequest:
+    call = sqlglot.parse_one(match["call"], read=_mallard())
+    model, query, *named = call.expressions
+    rows = query.this if isinstance(query, exp.Subquery) else query
+    assert isinstance(rows, exp.Query)
+    options = tuple((arg.this.name, literal_value(arg.expression)) for arg in named)
+    return PredictionRequest(model=model.name, query=rows, options=options, relation=match["relation"])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from engine.planner.annotations import OcclusionRequest, Plan, ScanRequest
+from engine.planner.annotations import OcclusionRequest, Plan, PredictionRequest, ScanRequest
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,13 @@ class OcclusionStep:
     """Compute an occlusion map and expose it as its relation."""
 
     request: OcclusionRequest
+
+
+@dataclass(frozen=True)
+class PredictStep:
+    """Run a model over the rows of a query and expose the rows with their predictions as its relation."""
+
+    request: PredictionRequest
 
 
 @dataclass(frozen=True)
@@ -42,14 +49,16 @@ class QueryStep:
     rewritten: bool
 
 
-Step = OcclusionStep | ScanStep | QueryStep
+Step = OcclusionStep | PredictStep | ScanStep | QueryStep
 
 
 def plan_steps(plan: Plan) -> tuple[Step, ...]:
-    """Occlusion maps first (their frame queries read tables only), then the scans, then the query."""
+    """Occlusion maps first (their frame queries read tables only), then predictions (their
+    queries are planned when they run), then the scans, then the query."""
     steps: list[Step] = [OcclusionStep(r) for r in plan.occlusion_maps]
+    steps += [PredictStep(r) for r in plan.predictions]
     steps += [ScanStep(r) for r in plan.scans]
-    steps.append(QueryStep(plan.tree, rewritten=bool(plan.scans or plan.occlusion_maps)))
+    steps.append(QueryStep(plan.tree, rewritten=bool(plan.scans or plan.occlusion_maps or plan.predictions)))
     return tuple(steps)
 
 
