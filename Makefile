@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test data install bench clean
+.PHONY: demo test data install bench clean docs notebooks
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,18 @@ demo: install data
 test: install data
 	$(PY) -m pytest -q
 
+# the generated pages of docs/ (SQL reference, settings) from the code, then the site in site/ (warnings are errors)
+docs: install
+	$(PY) scripts/docs_reference.py
+	$(VENV)/bin/mkdocs build --strict
+
+# execute every notebook and store its outputs (plots included); tests/test_notebooks.py checks they are current
+notebooks: install data
+	$(PY) -m tests.notebook_outputs notebooks/*.ipynb
+
 bench: install data
 	$(PIP) install --quiet -r bench/requirements.txt
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist site *.egg-info

@@ -31,9 +31,9 @@ import copy
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -41,10 +41,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import MEAN, STD, Fidelity, fidelity, imagenet_mobilenet  # noqa: E402
+
 from engine.inference.incremental import FrameStats, IncrementalConfig, IncrementalEngine, occlusion_map  # noqa: E402
 from engine.video import decode_frames  # noqa: E402
 from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from common import MEAN, STD, Fidelity, fidelity, imagenet_mobilenet  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 
@@ -202,7 +203,7 @@ def sweep(network: torch.nn.Module, frames: np.ndarray, truth: torch.Tensor, bas
                "cpu_speedup": baseline_cpu / LAST_CPU[0],
                **asdict(f), "default": all(v == getattr(defaults, k) for k, v in overrides.items())}
         rows.append(row)
-        print(f"  {knob:<32} {str(value):<10} x{row['speedup']:.2f} (CPU x{row['cpu_speedup']:.2f})  "
+        print(f"  {knob:<32} {value!s:<10} x{row['speedup']:.2f} (CPU x{row['cpu_speedup']:.2f})  "
               f"ideal x{row['ideal']:.2f}  {kinds(stats)}  {f}" + ("  (default)" if row["default"] else ""))
     return rows
 

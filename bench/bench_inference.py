@@ -36,9 +36,9 @@ from sqlglot import exp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import engine  # noqa: E402
 from common import MEAN, STD, fidelity, imagenet_mobilenet  # noqa: E402
 
+import engine  # noqa: E402
 
 # -- the baseline -----------------------------------------------------------------------------
 

@@ -30,12 +30,16 @@ BENCH = Path(__file__).resolve().parent
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "fastpath": ([], ["--rows", "1000000", "--statements", "2000", "--repeat", "2"]),
     "video_load": ([], ["--repeat", "1"]),
+    "video_long": ([], ["--copies", "3", "--no-sql-scan", "--sample", "500"]),
+    "video_motion": ([], []),
     "labeling": ([], ["--sizes", "10000", "--sms-replicas", "1"]),
     "validation": ([], ["--copies", "1"]),
     "inference": ([], ["--frames", "64", "--native-frames", "0", "--bikes-frames", "32", "--cache-frames", "32"]),
     "incremental": ([], ["--frames", "64", "--native-frames", "0", "--bikes-frames", "0", "--no-sweep",
                          "--no-occlusion"]),
     "training": ([], ["--quick"]),
+    "predict": ([], ["--frames", "64", "--udf-frames", "16", "--rows", "200000", "--udf-rows", "5000", "--repeat", "1"]),
+    "serving": ([], ["--quick"]),
 }
 
 

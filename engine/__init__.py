@@ -47,8 +47,9 @@ __version__ = "0.1.0"
 
 #: PEP 249 module globals.
 apilevel = "2.0"
-#: Threads may share the module, but not connections (DuckDB connections are not thread-safe).
-threadsafety = 1
+#: Threads may share the module and connections: each operation holds the connection's lock, and a
+#: connection per thread runs in parallel (they share one DuckDB database instance in a process).
+threadsafety = 2
 paramstyle = "qmark"
 
 
@@ -60,10 +61,36 @@ def load_ipython_extension(ipython: object) -> None:
 
 
 __all__ = [
-    "connect", "Connection", "Cursor", "apilevel", "threadsafety", "paramstyle",
-    "Warning", "Error", "InterfaceError", "DatabaseError", "DataError", "OperationalError", "IntegrityError",
-    "InternalError", "ProgrammingError", "NotSupportedError",
-    "STRING", "BINARY", "NUMBER", "DATETIME", "ROWID", "Date", "Time", "Timestamp", "DateFromTicks",
-    "TimeFromTicks", "TimestampFromTicks", "Binary",
-    "frames_to_numpy", "frames_from_numpy", "iter_frames", "frame_to_numpy",
+    "BINARY",
+    "DATETIME",
+    "NUMBER",
+    "ROWID",
+    "STRING",
+    "Binary",
+    "Connection",
+    "Cursor",
+    "DataError",
+    "DatabaseError",
+    "Date",
+    "DateFromTicks",
+    "Error",
+    "IntegrityError",
+    "InterfaceError",
+    "InternalError",
+    "NotSupportedError",
+    "OperationalError",
+    "ProgrammingError",
+    "Time",
+    "TimeFromTicks",
+    "Timestamp",
+    "TimestampFromTicks",
+    "Warning",
+    "apilevel",
+    "connect",
+    "frame_to_numpy",
+    "frames_from_numpy",
+    "frames_to_numpy",
+    "iter_frames",
+    "paramstyle",
+    "threadsafety",
 ]

@@ -10,18 +10,21 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import weakref
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import duckdb
 
-from engine import errors
-from engine.catalog import drop_abandoned_loads, load_macros, migrate
+from engine import errors, instances
 from engine.cursor import Cursor
 from engine.errors import InterfaceError, OperationalError, translate
+from engine.registry import SETTINGS, register_functions
 from engine.session import Session
-from engine.settings import SETTINGS
+from engine.settings import SessionSettings
+from engine.system_catalog import drop_abandoned_loads, load_macros, migrate
 
 
 class Connection:
@@ -46,29 +49,22 @@ class Connection:
 
     def __init__(self, database: str = ":memory:", *, read_only: bool = False, autocommit: bool = False,
                  **config: Any) -> None:
-        settings = {k: config.pop(k) for k in list(config) if k.lower() in SETTINGS}
+        settings = SessionSettings(SETTINGS)
+        given = {k: config.pop(k) for k in list(config) if k.lower() in SETTINGS}
+        for name, value in given.items():
+            settings.set(name, value)
         database = os.fspath(database)
+        duck, self._instance, instance = instances.open_connection(database, read_only, dict(config),
+                                                                   _preparer(read_only))
         try:
-            duck = duckdb.connect(database, read_only=read_only, config=dict(config))
             _quiet_duckdb_progress(duck)
-        except duckdb.Error as e:
-            raise translate(e) from e
-        except (TypeError, ValueError) as e:
-            raise InterfaceError(f"could not open {database!r}: {e}") from e
-        try:
-            migrate(duck, read_only=read_only)
-            if not read_only:
-                drop_abandoned_loads(duck)
             load_macros(duck)
-        except Exception:
+        except duckdb.Error as e:
             duck.close()
-            raise
-        self._session = Session(duck, database, autocommit=autocommit, read_only=read_only)
-        for name, value in settings.items():
-            self._session.settings.set(name, value)
-        from udfs import prepare_connection  # the one path that registers every function
-
-        prepare_connection(self._session)
+            instances.release(self._instance)
+            raise OperationalError(f"could not prepare a connection to {database!r}: {translate(e)}") from e
+        self._session = Session(duck, database, autocommit=autocommit, read_only=read_only, settings=settings,
+                                instance=instance)
         self._closed = False
         self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
 
@@ -91,11 +87,15 @@ class Connection:
         """Close the connection; uncommitted changes are rolled back.  Closing twice is harmless."""
         if self._closed:
             return
-        for cursor in list(self._cursors):
-            cursor.close()
-        self._session.rollback()
-        self._closed = True
-        self._session.duck.close()
+        with self._session.lock:
+            for cursor in list(self._cursors):
+                cursor.close()
+            try:
+                self._session.rollback()
+            finally:
+                self._closed = True
+                self._session.duck.close()
+                instances.release(self._instance)
 
     # Extensions -------------------------------------------------------------------------------
     def execute(self, operation: str, parameters: Sequence[Any] | dict[str, Any] | None = None) -> Cursor:
@@ -132,11 +132,28 @@ class Connection:
         return self._session.duck
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> SessionSettings:
         """This connection's Mallard settings (``con.settings['progress']``)."""
         return self._session.settings
 
-    def __enter__(self) -> "Connection":
+    @property
+    def session(self) -> Session:
+        """The connection's session: its DuckDB connection, transaction, settings and statement
+        path (for Mallard's own modules and extensions; SQL goes through cursors)."""
+        self._check_open()
+        return self._session
+
+    def interrupt(self) -> None:
+        """Stop the statement running on this connection (from another thread, or a signal
+        handler): DuckDB's work stops at once, Mallard's long work (inference scans, training)
+        at its next batch; what was half-made is not kept.  Safe to call when nothing runs."""
+        if self._closed:
+            return
+        self._session.cancel.set()
+        with contextlib.suppress(duckdb.Error):
+            self._session.duck.interrupt()
+
+    def __enter__(self) -> Connection:
         self._check_open()
         return self
 
@@ -160,6 +177,22 @@ class Connection:
         if self._closed:
             raise InterfaceError("connection is closed")
 
+
+
+def _preparer(read_only: bool) -> Callable[[instances.Instance, bool], None]:
+    """What a database instance needs when a connection opens it: on the first open, the
+    catalog migrated and the leftovers of killed loads dropped; on every open, the SQL
+    functions declared since."""
+
+    def prepare(instance: instances.Instance, first: bool) -> None:
+        if first:
+            migrate(instance.root, read_only=read_only)
+            if not read_only:
+                drop_abandoned_loads(instance.root)
+            instance.root.abort()  # leave no finished statement's result pending on the root connection
+        register_functions(instance)
+
+    return prepare
 
 
 def _quiet_duckdb_progress(duck: duckdb.DuckDBPyConnection) -> None:

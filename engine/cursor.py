@@ -1,9 +1,11 @@
 """PEP 249 cursors.
 
-All cursors of a connection share its one DuckDB connection.  A cursor's rows stay in
-DuckDB (streamed by fetchone/fetchmany) until another cursor of the same connection runs a
-statement; then the first cursor's remaining rows are read into memory, so interleaved
-cursors each keep their own result.
+Every statement goes through the connection's session (:meth:`engine.session.Session.execute`).
+All cursors of a connection share its DuckDB connection and transaction.  A cursor's rows
+stay in DuckDB (streamed by fetchone/fetchmany) until another cursor of the same connection
+runs a statement; then the first cursor's remaining rows are read into memory, so
+interleaved cursors each keep their own result.  Cursors may be used from several threads:
+each operation holds the connection's lock (``threadsafety = 2``).
 
 >>> import engine
 >>> with engine.connect() as con, con.cursor() as cur:
@@ -15,27 +17,26 @@ from __future__ import annotations
 import re
 import warnings
 from collections import deque
-from typing import Any, Iterator, Sequence, TYPE_CHECKING
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.dialect import parse_in_script, statement_spans
 from engine.errors import InterfaceError, NotSupportedError, ProgrammingError, translate
-from engine.executors import EXECUTORS
-from engine.executors.query import run_planned_query
-from engine.result import Result
-from engine.router import statement_kind
 
 if TYPE_CHECKING:
     from engine.connection import Connection
+    from engine.session import Session
 
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 _ROWS_MISSING = "the last statement produced no result set (fetch needs a query such as SELECT)"
 
+Description = list[tuple[Any, ...]]
 
-def _describe(duck_description: list[tuple[Any, ...]] | None) -> list[tuple[Any, ...]] | None:
+
+def _describe(duck_description: list[tuple[Any, ...]] | None) -> Description | None:
     if duck_description is None:
         return None
     described = []
@@ -52,7 +53,7 @@ def _describe(duck_description: list[tuple[Any, ...]] | None) -> list[tuple[Any,
 class Cursor:
     """A PEP 249 cursor; see the module docstring."""
 
-    def __init__(self, connection: "Connection") -> None:
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.arraysize = 1
         self.rowcount = -1
@@ -62,34 +63,37 @@ class Cursor:
         self._has_rows = False
         self._live = False  # rows still pending on the shared DuckDB connection
         self._buffer: deque[tuple[Any, ...]] | None = None
-        self._description: list[tuple[Any, ...]] | None = None
-        self._registered: str | None = None
+        self._description: Description | None = None
+
+    @property
+    def _session(self) -> Session:
+        return self.connection.session
 
     # PEP 249 attributes ---------------------------------------------------------------
     @property
-    def description(self) -> list[tuple[Any, ...]] | None:
+    def description(self) -> Description | None:
         """One 7-tuple per result column (name, type_code, None, None, precision, scale, None)."""
         if not self._has_rows:
             return None
         if self._description is None and self._live:
-            self._description = _describe(self.connection._session.duck.description)
+            with self._session.lock:
+                self._description = _describe(self._session.duck.description)
         return self._description
 
     # Executing ----------------------------------------------------------------------------
-    def execute(self, operation: str, parameters: Sequence[Any] | dict[str, Any] | None = None) -> "Cursor":
+    def execute(self, operation: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None) -> Cursor:
         """Run one statement (or a script of several; the last one's result is kept)."""
-        session = self._prepare()
-        if not isinstance(operation, str):
-            raise ProgrammingError(f"expected the statement as a str, found {type(operation).__name__}")
-        if not session.router.needs_mallard(operation):
-            body = operation.rstrip().rstrip(";")
-            if ";" not in body:
-                self._execute_plain(operation, parameters)
-                return self
-        self._execute_script(operation, parameters)
+        self._check_open()
+        session = self._session
+        with session.lock:
+            self._reset()
+            opened = session.execute(self, operation, parameters)
+            self.message = opened.message
+            self.rowcount = opened.rowcount
+            self._has_rows = self._live = opened.has_rows
         return self
 
-    def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> "Cursor":
+    def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> Cursor:
         """Run ``operation`` once per parameter set; rowcount is the total of affected rows."""
         total = 0
         counted = True
@@ -98,20 +102,37 @@ class Cursor:
             if self.rowcount < 0:
                 counted = False
             total += max(self.rowcount, 0)
-        self._drop_result()
+        with self._session.lock:
+            self._reset()
         self.rowcount = total if counted else -1
         return self
 
     def callproc(self, procname: str, parameters: Sequence[Any] = ()) -> Sequence[Any]:
-        """Call a DuckDB table function or table macro; its rows become the result.
+        """Call a function: a DuckDB table function or table macro (its rows become the result)
+        or a scalar function (one row with its value).  Returns ``parameters`` unchanged, as
+        PEP 249 asks (DuckDB has no output parameters); fetch the result.
 
-        Returns ``parameters`` unchanged (DuckDB has no output parameters).
+        >>> import engine
+        >>> cur = engine.connect().cursor()
+        >>> cur.callproc("lower", ("FOO",))
+        ('FOO',)
+        >>> cur.fetchall()
+        [('foo',)]
         """
         if not isinstance(procname, str) or not procname:
-            raise ProgrammingError(f"expected a procedure name, found {procname!r}")
+            raise ProgrammingError(f"expected a function name, found {procname!r}")
+        self._check_open()
+        kinds = {row[0] for row in self.connection.execute(
+            "SELECT DISTINCT function_type FROM duckdb_functions() WHERE lower(function_name) = lower(?)",
+            [procname]).fetchall()}
+        if not kinds:
+            raise ProgrammingError(f"no function named {procname!r} (duckdb_functions() lists the functions)")
         call = exp.Anonymous(this=exp.to_identifier(procname).sql("duckdb"),
                              expressions=[exp.Placeholder() for _ in parameters])
-        query = exp.select(exp.Star()).from_(exp.Table(this=call))
+        if kinds & {"table", "table_macro"}:
+            query = exp.select(exp.Star()).from_(exp.Table(this=call))
+        else:
+            query = exp.select(call)
         self.execute(query.sql("duckdb"), list(parameters))
         return parameters
 
@@ -128,61 +149,63 @@ class Cursor:
 
     # Fetching -------------------------------------------------------------------------------
     def fetchone(self) -> tuple[Any, ...] | None:
-        self._check_rows()
-        if self._live:
-            try:
-                return self.connection._session.duck.fetchone()
-            except duckdb.Error as e:
-                raise translate(e) from e
-        assert self._buffer is not None
-        return self._buffer.popleft() if self._buffer else None
+        with self._session.lock:
+            self._check_rows()
+            if self._live:
+                row = self._fetch_live(lambda duck: duck.fetchone())
+                if row is None:
+                    self._finished()
+                return row
+            assert self._buffer is not None
+            return self._buffer.popleft() if self._buffer else None
 
     def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
-        self._check_rows()
         size = self.arraysize if size is None else size
-        if self._live:
-            try:
-                return self.connection._session.duck.fetchmany(size)
-            except duckdb.Error as e:
-                raise translate(e) from e
-        assert self._buffer is not None
-        return [self._buffer.popleft() for _ in range(min(size, len(self._buffer)))]
+        with self._session.lock:
+            self._check_rows()
+            if self._live:
+                rows = self._fetch_live(lambda duck: duck.fetchmany(size))
+                if len(rows) < size:
+                    self._finished()
+                return rows
+            assert self._buffer is not None
+            return [self._buffer.popleft() for _ in range(min(size, len(self._buffer)))]
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        self._check_rows()
-        if self._live:
-            try:
-                return self.connection._session.duck.fetchall()
-            except duckdb.Error as e:
-                raise translate(e) from e
-        assert self._buffer is not None
-        rows = list(self._buffer)
-        self._buffer.clear()
-        return rows
+        with self._session.lock:
+            self._check_rows()
+            if self._live:
+                rows = self._fetch_live(lambda duck: duck.fetchall())
+                self._finished()
+                return rows
+            assert self._buffer is not None
+            rows = list(self._buffer)
+            self._buffer.clear()
+            return rows
 
     def fetch_arrow_table(self) -> pa.Table:
         """The remaining rows as a pyarrow Table."""
-        self._check_rows()
-        if self._live:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    return self.connection._session.duck.to_arrow_table()
-                except duckdb.Error as e:
-                    raise translate(e) from e
-        names = [d[0] for d in self.description or []]
-        rows = self.fetchall()
-        return pa.table({name: [r[i] for r in rows] for i, name in enumerate(names)})
+        with self._session.lock:
+            self._check_rows()
+            if self._live:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    table = self._fetch_live(lambda duck: duck.to_arrow_table())
+                self._finished()
+                return table
+            names = [d[0] for d in self.description or []]
+            rows = self.fetchall()
+            return pa.table({name: [r[i] for r in rows] for i, name in enumerate(names)})
 
     def fetch_df(self) -> Any:
         """The remaining rows as a pandas DataFrame."""
-        self._check_rows()
-        if self._live:
-            try:
-                return self.connection._session.duck.fetch_df()
-            except duckdb.Error as e:
-                raise translate(e) from e
-        return self.fetch_arrow_table().to_pandas()
+        with self._session.lock:
+            self._check_rows()
+            if self._live:
+                frame = self._fetch_live(lambda duck: duck.fetch_df())
+                self._finished()
+                return frame
+            return self.fetch_arrow_table().to_pandas()
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         return self
@@ -197,14 +220,16 @@ class Cursor:
     def close(self) -> None:
         if self._closed:
             return
-        self._drop_result()
+        if not self.connection.closed:
+            with self._session.lock:
+                self._reset()
         self._closed = True
 
     @property
     def closed(self) -> bool:
         return self._closed or self.connection.closed
 
-    def __enter__(self) -> "Cursor":
+    def __enter__(self) -> Cursor:
         self._check_open()
         return self
 
@@ -223,24 +248,31 @@ class Cursor:
         if not self._has_rows:
             raise ProgrammingError(_ROWS_MISSING)
 
-    def _prepare(self) -> Any:
-        self._check_open()
-        self.connection._session.claim(self)
-        self._drop_result()
-        self.rowcount = -1
-        self.message = None
-        return self.connection._session
+    def _fetch_live(self, fetch: Any) -> Any:
+        try:
+            return fetch(self._session.duck)
+        except duckdb.Error as e:
+            self._finished()
+            raise translate(e) from e
 
-    def _drop_result(self) -> None:
-        session = self.connection._session
-        if self._live and not self.connection.closed:
-            session.duck.abort()  # discard this cursor's unread rows
+    def _finished(self) -> None:
+        """All rows read (or the result failed): the statement ends, what it registered goes."""
+        if self._live:
+            if self._description is None:
+                self._description = _describe(self._session.duck.description)
+            self._live = False
+            self._buffer = deque()
+            self._session.finish(self)
+
+    def _reset(self) -> None:
+        """Forget the last result: unread rows are discarded and the statement ends."""
+        if self._has_rows or self._live:
+            self._session.finish(self)
         self._has_rows = self._live = False
         self._buffer = None
         self._description = None
-        if self._registered is not None and not self.connection.closed:
-            session.unregister(self._registered)
-        self._registered = None
+        self.rowcount = -1
+        self.message = None
 
     def _detach(self) -> None:
         """Read this cursor's pending rows into memory: another cursor needs the connection."""
@@ -248,76 +280,8 @@ class Cursor:
             return
         self._description = self.description
         try:
-            self._buffer = deque(self.connection._session.duck.fetchall())
+            self._buffer = deque(self._session.duck.fetchall())
         except duckdb.Error:
             self._buffer = deque()
         self._live = False
-
-    def _execute_plain(self, sql: str, parameters: Any) -> None:
-        session = self.connection._session
-        kind = statement_kind(sql)
-        if kind == "begin" and session.in_transaction and not session.autocommit:
-            return  # manual-commit mode already opened the transaction: BEGIN is a no-op
-        if kind not in ("begin", "end"):
-            session.begin_implicit()
-        duck = session.duck
-        try:
-            if parameters is None:
-                duck.execute(sql)
-            else:
-                duck.execute(sql, parameters)
-        except duckdb.Error as e:
-            if kind == "end":
-                session.in_transaction = False
-                session.catalog_changed()
-            raise translate(e) from e
-        if kind == "begin":
-            session.in_transaction = True
-        elif kind == "end":
-            session.in_transaction = False
-            session.catalog_changed()
-        if kind == "rows":
-            self._has_rows = self._live = True
-        elif kind == "dml":
-            self.rowcount = duck.rowcount
-        elif kind == "other":
-            description = duck.description
-            if description is not None and not (len(description) == 1 and description[0][0] in ("Count", "Success")):
-                self._has_rows = self._live = True
-
-    def _execute_script(self, sql: str, parameters: Any) -> None:
-        spans = statement_spans(sql)
-        if not spans:
-            raise ProgrammingError("expected a SQL statement, found only whitespace or comments")
-        if parameters and len(spans) > 1:
-            raise ProgrammingError(
-                f"parameters need a single statement; found {len(spans)} statements separated by ;"
-            )
-        session = self.connection._session
-        session.script_state = {}  # a new script: nothing shared with the previous execute()
-        for start, end in spans:
-            text = sql[start:end]
-            self._drop_result()
-            self.rowcount = -1
-            if not session.router.needs_mallard(text):
-                self._execute_plain(text, parameters)
-                continue
-            for node in parse_in_script(sql, start, end):
-                self._execute_tree(node, text, parameters)
-
-    def _execute_tree(self, node: exp.Expression, text: str, parameters: Any) -> None:
-        session = self.connection._session
-        session.begin_implicit()
-        executor = EXECUTORS.get(type(node), run_planned_query)
-        result: Result = executor(session, node, parameters, text) if executor is run_planned_query \
-            else executor(session, node, parameters)
-        self.message = result.message
-        if result.query is not None:
-            self._execute_plain(result.query, result.params)
-        elif result.arrow is not None:
-            name = f"__mallard_result_{id(self):x}"
-            session.register(name, result.arrow)
-            self._registered = name
-            self._execute_plain(f'SELECT * FROM "{name}"', None)
-        else:
-            self.rowcount = result.rowcount
+        self._session.finish(self)

@@ -9,12 +9,13 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+
+from sqlglot import exp
 
 import engine
-from sqlglot import exp
-from engine.shell import EXPLAIN_COLUMNS, format_explain, format_table
+from engine.result_formats import EXPLAIN_COLUMNS, format_explain, format_table
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("Load the clip: decode with PyAV, resize to 224x224, one transaction",

@@ -14,10 +14,12 @@ ParserException
 """
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 
-class Warning(Exception):  # noqa: A001 - the name is fixed by PEP 249
+class Warning(Exception):
     """Important warnings, such as data truncation while inserting."""
 
 
@@ -64,7 +66,7 @@ PEP249_ERRORS = (
 
 # DuckDB's exception classes already sit under PEP 249 categories of their own; map each
 # category to ours, most specific first.
-_DUCKDB_TO_PEP249: tuple[tuple[type[BaseException], type[Error]], ...] = (
+_DUCKDB_TO_PEP249: tuple[tuple[Any, Any], ...] = (
     (duckdb.NotSupportedError, NotSupportedError),
     (duckdb.ProgrammingError, ProgrammingError),
     (duckdb.IntegrityError, IntegrityError),

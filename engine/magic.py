@@ -49,25 +49,44 @@ class SqlMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
         self.connection: engine.Connection | None = None
+        self._owned = False  # whether the magics opened the connection (and so close it)
 
     def _connection(self) -> engine.Connection:
         if self.connection is None or self.connection.closed:
-            self.connection = engine.connect(":memory:", autocommit=True)
+            self._use(engine.connect(":memory:", autocommit=True), owned=True)
+        assert self.connection is not None
         return self.connection
+
+    def _use(self, connection: engine.Connection, owned: bool) -> None:
+        self.close()
+        self.connection, self._owned = connection, owned
+
+    def _namespace(self) -> dict[str, Any]:
+        """The notebook's variables."""
+        if self.shell is None:
+            raise engine.InterfaceError("the %sql magics need an IPython shell")
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
+
+    def close(self) -> None:
+        """Close the connection the magics opened (a bound notebook variable stays open)."""
+        if self.connection is not None and self._owned:
+            self.connection.close()
+        self.connection, self._owned = None, False
 
     @line_cell_magic
     def sql(self, line: str, cell: str | None = None) -> Any:
         try:
             options, query = _split_options(line)
             if "connect" in options:
-                self.connection = engine.connect(options["connect"], autocommit=True)
+                self._use(engine.connect(options["connect"], autocommit=True), owned=True)
             if "conn" in options:
-                bound = self.shell.user_ns.get(options["conn"])
+                bound = self._namespace().get(options["conn"])
                 if not isinstance(bound, engine.Connection):
                     raise engine.InterfaceError(
                         f"--conn {options['conn']}: expected a variable holding an engine.Connection, "
                         f"found {type(bound).__name__}")
-                self.connection = bound
+                self._use(bound, owned=False)
             text = cell if cell is not None else query
             if not text.strip():
                 return None
@@ -77,7 +96,7 @@ class SqlMagics(Magics):
             return None
         out = options.get("out") or options.get("o")
         if out:
-            self.shell.user_ns[out] = result
+            self._namespace()[out] = result
         return result
 
     def _run(self, text: str) -> Any:

@@ -1,15 +1,15 @@
 """The fast path: a cheap check that decides whether SQL text needs Mallard at all.
 
 Plain DuckDB SQL goes to DuckDB as it is, with no sqlglot parse; only text that starts a
-statement with one of Mallard's verbs, or calls a function Mallard plans (a model), is
-split and parsed.  The check is one precompiled regular expression; a false positive only
-costs a parse (the statement then still runs on DuckDB unchanged).
+statement with the prefix of one of Mallard's statements (``PREFIX``, the same words the
+parser dispatches on), or calls a function Mallard plans (a model), is split and parsed.
+The check is one precompiled regular expression; a false positive only costs a parse (the
+statement then still runs on DuckDB unchanged).
 
->>> from engine.router import Router
 >>> r = Router()
 >>> r.needs_mallard("SELECT 42"), r.needs_mallard("select 1; load video 'v.avi' into t")
 (False, True)
->>> r.with_functions({"mobilenet"}).needs_mallard("SELECT mobilenet (frame) FROM t")
+>>> Router(frozenset({"mobilenet"})).needs_mallard("SELECT mobilenet (frame) FROM t")
 True
 >>> statement_kind("  -- note\\n(SELECT 1)"), statement_kind("insert into t values (1)")
 ('rows', 'dml')
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-
-from engine.dialect import STATEMENTS
 
 _COMMENTS = r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
 _LEADING = re.compile(_COMMENTS + r"[\s(]*([A-Za-z]+)", re.S)
@@ -46,10 +44,18 @@ def statement_kind(sql: str) -> str:
     return kind
 
 
+@lru_cache(maxsize=1)
+def _statement_routes() -> str:
+    from engine.dialect.base import prefix_regex
+    from engine.registry import SETTINGS, STATEMENTS
+
+    settings = tuple(SETTINGS)
+    return "|".join(f"(?:{prefix_regex(cls.PREFIX, settings, cls.OWNED_AFTER_OPTIONAL)})" for cls in STATEMENTS)
+
+
 @lru_cache(maxsize=64)
 def _compile(functions: frozenset[str]) -> re.Pattern[str]:
-    routes = "|".join(f"(?:{cls.route()})" for cls in STATEMENTS)
-    pattern = rf"(?:^|;){_COMMENTS}(?:{routes})"
+    pattern = rf"(?:^|;){_COMMENTS}(?:{_statement_routes()})"
     if functions:
         names = "|".join(re.escape(f) for f in sorted(functions, key=len, reverse=True))
         pattern += rf"|\b(?:{names})\s*\("
@@ -62,10 +68,6 @@ class Router:
     def __init__(self, functions: frozenset[str] = frozenset()) -> None:
         self.functions = frozenset(f.lower() for f in functions)
         self._pattern = _compile(self.functions)
-
-    def with_functions(self, functions: set[str] | frozenset[str]) -> "Router":
-        """A router that also watches for calls of ``functions`` (planned by Mallard)."""
-        return Router(frozenset(functions))
 
     def needs_mallard(self, sql: str) -> bool:
         return self._pattern.search(sql) is not None

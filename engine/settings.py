@@ -1,8 +1,10 @@
 """Mallard's session settings: ``SET <name> = <value>``, ``RESET <name>``.
 
-A capability declares its settings with :func:`register_setting`; the router then sends
-``SET`` statements naming them to Mallard instead of DuckDB.  Settings live per connection,
-like DuckDB's ``SET``; ``engine.connect(..., name=value)`` sets them at connect time.
+Each capability declares its settings in a table (a tuple of :class:`Setting`), and
+:mod:`engine.registry` gathers the tables in one place; the dialect routes ``SET``
+statements naming them to Mallard instead of DuckDB.  Settings live per connection, like
+DuckDB's ``SET``; ``engine.connect(..., name=value)`` sets them at connect time.  Values
+are checked by the validators of :mod:`engine.options`, the same ones statement options use.
 
 >>> import engine
 >>> con = engine.connect(progress="off")
@@ -12,108 +14,65 @@ like DuckDB's ``SET``; ``engine.connect(..., name=value)`` sets them at connect 
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from engine.errors import DataError, ProgrammingError
+from engine.options import Validator, choice
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One setting: its name, default, a parser that validates a value, and what it does."""
+    """One setting: its name, default, the validator of its values, and what it does."""
 
     name: str
     default: Any
-    parse: Callable[[Any], Any]
+    validator: Validator
     description: str
 
 
-SETTINGS: dict[str, Setting] = {}
-
-
-def register_setting(name: str, default: Any, parse: Callable[[Any], Any], description: str) -> Setting:
-    """Declare a setting; ``parse`` returns the validated value or raises ValueError."""
-    setting = Setting(name.lower(), default, parse, description)
-    SETTINGS[setting.name] = setting
-    return setting
-
-
-def choice(*allowed: str) -> Callable[[Any], str]:
-    """A parser accepting one of ``allowed`` (case-insensitive)."""
-
-    def parse(value: Any) -> str:
-        text = str(value).lower()
-        if text not in allowed:
-            raise ValueError(f"expected one of {', '.join(repr(a) for a in allowed)}, found {value!r}")
-        return text
-
-    return parse
-
-
-def boolean(value: Any) -> bool:
-    """A parser accepting true/false, on/off, 1/0."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).lower()
-    if text in ("true", "on", "1", "yes"):
-        return True
-    if text in ("false", "off", "0", "no"):
-        return False
-    raise ValueError(f"expected true or false, found {value!r}")
-
-
-def number(lo: float, hi: float, integer: bool = False) -> Callable[[Any], float]:
-    """A parser accepting a number in [lo, hi]."""
-
-    def parse(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"expected a number in [{lo}, {hi}], found {value!r}") from None
-        if integer and float(value) != int(value):
-            raise ValueError(f"expected a whole number in [{lo}, {hi}], found {value!r}")
-        if not lo <= value <= hi:
-            raise ValueError(f"expected a number in [{lo}, {hi}], found {value!r}")
-        return int(value) if integer else float(value)
-
-    return parse
-
-
-register_setting(
-    "progress", "auto", choice("auto", "on", "off"),
-    "Progress bars on long work: 'auto' shows them on a terminal outside CI.",
+#: The settings of the session itself (the capabilities declare theirs in their own tables).
+SESSION_SETTINGS: tuple[Setting, ...] = (
+    Setting("progress", "auto", choice("auto", "on", "off"),
+            "Progress bars on long work: 'auto' shows them on a terminal outside CI."),
 )
 
 
 class SessionSettings:
-    """The setting values of one connection."""
+    """The setting values of one connection, over the declared settings."""
 
-    def __init__(self) -> None:
+    def __init__(self, declared: Mapping[str, Setting]) -> None:
+        self._declared = declared
         self._values: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> Any:
-        setting = self._lookup(name)
+        setting = self.lookup(name)
         return self._values.get(setting.name, setting.default)
 
-    def set(self, name: str, value: Any) -> None:
-        setting = self._lookup(name)
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._declared
+
+    def set(self, name: str, value: Any) -> Any:
+        """Check ``value`` and set it; return the value in force."""
+        setting = self.lookup(name)
         try:
-            self._values[setting.name] = setting.parse(value)
+            self._values[setting.name] = setting.validator(value)
         except ValueError as e:
             raise DataError(f"SET {setting.name}: {e}") from None
+        return self._values[setting.name]
 
     def reset(self, name: str) -> None:
-        self._values.pop(self._lookup(name).name, None)
+        self._values.pop(self.lookup(name).name, None)
 
     def __iter__(self) -> Iterator[tuple[Setting, Any]]:
-        for name in sorted(SETTINGS):
-            yield SETTINGS[name], self[name]
+        for name in sorted(self._declared):
+            yield self._declared[name], self[name]
 
-    @staticmethod
-    def _lookup(name: str) -> Setting:
+    def lookup(self, name: str) -> Setting:
+        """The declared setting called ``name``; ProgrammingError naming the known ones if none."""
         try:
-            return SETTINGS[name.lower()]
+            return self._declared[name.lower()]
         except KeyError:
-            known = ", ".join(sorted(SETTINGS))
+            known = ", ".join(sorted(self._declared))
             raise ProgrammingError(f"unknown Mallard setting {name!r}; known settings: {known}") from None

@@ -4,77 +4,49 @@
     mallard [database] -c "SQL"         run SQL (one or more statements) and exit
     mallard run file.sql [--db PATH]    run a script, stopping at the first error
     mallard demo [--db PATH]            the demo on a real clip
+    mallard serve DATABASE [options]    the prediction server (mallard serve --help)
+    mallard --server URL [--token T]    the shell, its statements run by a running server
 
-Statements end with ``;`` and may span lines.  Results print as aligned tables; an error
-prints as one line (no traceback) and the shell carries on.  Dot commands: ``.help``,
-``.tables``, ``.timer on|off``, ``.quit``.
+Statements end with ``;`` and may span lines.  Results print as aligned tables (or CSV, or
+JSON); an error prints as one line (no traceback) and the shell carries on.  On a terminal
+the shell completes keywords and names with Tab, highlights SQL, keeps its history in
+``~/.mallard_history`` (Up searches it by prefix, Ctrl-R by any part), and Ctrl-C stops the
+running statement; read from a pipe it prints results only, with no terminal control codes.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import threading
 import time
-from typing import Any, Sequence, TextIO
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 import engine
 from engine.dialect import split_statements
 from engine.errors import Error
+from engine.result_formats import FORMATS, format_explain, is_explain, render
 
+#: Rows a table shows before it says how many more there are (CSV and JSON print them all).
 MAX_ROWS = 40
-MAX_WIDTH = 60
-HISTORY = os.path.expanduser("~/.mallard_history")
+#: Statements that only read: after any other, the completer reads the catalog's names again.
+_READS = re.compile(r"^\s*(?:\(\s*)*(SELECT|WITH|FROM|VALUES|TABLE|EXPLAIN|SHOW|DESCRIBE|SUMMARIZE|VALIDATE|"
+                    r"ANALYZE\s+LABELING|PRAGMA\s+show)\b", re.I)
+_QUERY = re.compile(r"^\s*(?:\(\s*)*(SELECT|WITH|FROM|VALUES|TABLE)\b", re.I)
 
 
-def format_value(value: Any) -> str:
-    """How a value prints in a result table (BLOBs by size, long text shortened)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return f"<BLOB {len(value)} bytes>"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    text = str(value)
-    return text if len(text) <= MAX_WIDTH else text[: MAX_WIDTH - 1] + "…"
+@dataclass
+class Outcome:
+    """What one statement gave back, fetched on the worker thread."""
 
-
-def format_table(names: Sequence[str], rows: Sequence[Sequence[Any]], total: int | None = None) -> str:
-    """Rows as an aligned text table; numbers right-aligned.
-
-    >>> print(format_table(["n", "name"], [(1, "a"), (22, None)]))
-    n  | name
-    ---+-----
-     1 | a
-    22 | NULL
-    (2 rows)
-    """
-    cells = [[format_value(v) for v in row] for row in rows]
-    numeric = [all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool) for r in rows if r[i] is not None)
-               for i in range(len(names))]
-    widths = [max([len(n)] + [len(c[i]) for c in cells]) for i, n in enumerate(names)]
-    lines = [" | ".join(n.ljust(w) for n, w in zip(names, widths)).rstrip(),
-             "-+-".join("-" * w for w in widths)]
-    for row in cells:
-        lines.append(" | ".join(c.rjust(w) if num else c.ljust(w)
-                                for c, w, num in zip(row, widths, numeric)).rstrip())
-    count = len(rows) if total is None else total
-    more = f", {count - len(rows)} not shown" if count > len(rows) else ""
-    lines.append(f"({count} row{'s' if count != 1 else ''}{more})")
-    return "\n".join(lines)
-
-
-EXPLAIN_COLUMNS = ["explain_key", "explain_value"]
-
-
-def format_explain(rows: Sequence[Sequence[Any]]) -> str:
-    r"""EXPLAIN output (DuckDB's, or Mallard's inference plans) printed whole, not as table cells.
-
-    >>> print(format_explain([("physical_plan", "PROJECTION\n  SEQ_SCAN")]))
-    -- physical_plan
-    PROJECTION
-      SEQ_SCAN
-    """
-    return "\n".join(f"-- {key}\n{value}" for key, value in rows)
+    names: list[str] | None
+    rows: list[Any]
+    total: int
+    message: str | None
+    rowcount: int
 
 
 class Shell:
@@ -82,100 +54,217 @@ class Shell:
 
     def __init__(self, con: engine.Connection, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
         self.con = con
-        self.out = out
+        self.stdout = out  # messages and timings always go here
+        self.out = out  # results: here, or the file of .output
         self.err = err
         self.timer = False
+        self.explain = False
+        self.mode = "table"
+        #: Called after a statement that may have changed the catalog (the completer's names).
+        self.on_catalog_change: Callable[[], None] | None = None
 
+    # Statements ---------------------------------------------------------------------------
     def run_sql(self, sql: str) -> bool:
         """Run every statement of ``sql``, printing results; False at the first error."""
         try:
             statements = split_statements(sql)
         except Error:
             statements = [sql]  # text sqlglot cannot tokenize: let DuckDB read it whole
-        for statement in statements:
-            started = time.perf_counter()
-            try:
-                cursor = self.con.execute(statement)
-                self._show(cursor)
-            except Error as e:
-                self._error(e)
-                return False
-            except KeyboardInterrupt:
-                self.con.duckdb_connection.interrupt()
-                print("Interrupted", file=self.err)
-                return False
-            if self.timer:
-                print(f"Run time: {time.perf_counter() - started:.3f} s", file=self.out)
+        return all(self._run_statement(statement) for statement in statements)  # stops at the first error
+
+    def _run_statement(self, statement: str) -> bool:
+        started = time.perf_counter()
+        try:
+            if self.explain and _QUERY.match(statement):
+                plan, _ = self._run_interruptibly(lambda: self._fetch(f"EXPLAIN {statement}"))
+                self._show(plan)
+            outcome, interrupted = self._run_interruptibly(lambda: self._fetch(statement))
+        except Error as e:
+            self._error(e)
+            return False
+        finally:
+            if self.on_catalog_change is not None and not _READS.match(statement):
+                self.on_catalog_change()
+        if interrupted:
+            print("Interrupted (the statement finished before it could stop)", file=self.err)
+        self._show(outcome)
+        if self.timer:
+            print(f"Run time: {time.perf_counter() - started:.3f} s", file=self.stdout)
         return True
 
-    def _show(self, cursor: engine.Cursor) -> None:
-        if cursor.description is not None and [d[0] for d in cursor.description] == EXPLAIN_COLUMNS:
-            print(format_explain(cursor.fetchall()), file=self.out)
-        elif cursor.description is not None:
-            names = [d[0] for d in cursor.description]
-            rows = cursor.fetchmany(MAX_ROWS)
-            rest = len(cursor.fetchall()) if len(rows) == MAX_ROWS else 0
-            print(format_table(names, rows, total=len(rows) + rest), file=self.out)
-        elif cursor.message:
-            print(cursor.message, file=self.out)
-        elif cursor.rowcount >= 0:
-            print(f"{cursor.rowcount} row{'s' if cursor.rowcount != 1 else ''} affected", file=self.out)
+    def _run_interruptibly(self, work: Callable[[], Outcome]) -> tuple[Outcome, bool]:
+        """Run ``work`` on a worker thread; Ctrl-C interrupts the connection (the statement
+        stops, the shell goes on).  Returns the outcome and whether Ctrl-C was pressed."""
+        box: dict[str, Any] = {}
+        done = threading.Event()  # not Thread.join: a Ctrl-C inside join() can leave is_alive() wrong
+
+        def target() -> None:
+            try:
+                box["outcome"] = work()
+            except BaseException as e:  # handed to the main thread below
+                box["error"] = e
+            finally:
+                done.set()
+
+        threading.Thread(target=target, name="mallard-statement", daemon=True).start()
+        interrupted = False
+        while not done.is_set():
+            try:
+                done.wait(0.05)
+            except KeyboardInterrupt:
+                interrupted = True
+                interrupt = getattr(self.con, "interrupt", None)
+                if interrupt is not None:
+                    interrupt()
+        if "error" in box:
+            if interrupted and isinstance(box["error"], Error):
+                raise _Interrupted(str(box["error"])) from box["error"]
+            raise box["error"]
+        return box["outcome"], interrupted
+
+    def _fetch(self, statement: str) -> Outcome:
+        cursor = self.con.execute(statement)
+        if cursor.description is None:
+            return Outcome(None, [], 0, cursor.message, cursor.rowcount)
+        names = [d[0] for d in cursor.description]
+        if self.mode != "table" or is_explain(names):
+            rows = cursor.fetchall()
+            return Outcome(names, rows, len(rows), None, -1)
+        rows = cursor.fetchmany(MAX_ROWS)
+        rest = len(cursor.fetchall()) if len(rows) == MAX_ROWS else 0
+        return Outcome(names, rows, len(rows) + rest, None, -1)
+
+    def _show(self, outcome: Outcome) -> None:
+        if outcome.names is not None and is_explain(outcome.names):
+            print(format_explain(outcome.rows), file=self.out)
+        elif outcome.names is not None:
+            print(render(self.mode, outcome.names, outcome.rows, outcome.total), file=self.out)
+        elif outcome.message:
+            print(outcome.message, file=self.stdout)
+        elif outcome.rowcount >= 0:
+            print(f"{outcome.rowcount} row{'s' if outcome.rowcount != 1 else ''} affected", file=self.stdout)
+        self.out.flush()
 
     def _error(self, error: Error) -> None:
-        print(f"Error ({type(error).__name__}): {error}", file=self.err)
+        if isinstance(error, _Interrupted):
+            print("Interrupted", file=self.err)
+        else:
+            print(f"Error ({type(error).__name__}): {error}", file=self.err)
 
+    # Dot commands ---------------------------------------------------------------------------
     def dot_command(self, line: str) -> bool:
         """Handle a ``.command``; False means quit."""
-        word, _, arg = line.strip().partition(" ")
+        word, _, argument = line.strip().partition(" ")
         if word in (".quit", ".exit"):
             return False
-        if word == ".help":
-            print(__doc__, file=self.out)
-        elif word == ".tables":
-            self.run_sql("SELECT table_schema AS schema, table_name AS name, table_type AS type "
-                         "FROM information_schema.tables ORDER BY 1, 2;")
-        elif word == ".timer":
-            self.timer = arg.strip().lower() in ("on", "1", "true")
-        else:
+        handler = _DOT_COMMANDS.get(word)
+        if handler is None:
             print(f"Error: unknown command {word}; try .help", file=self.err)
+        else:
+            handler[0](self, argument.strip())
         return True
 
-    def interact(self) -> None:
-        """The read-eval-print loop."""
-        try:
-            import readline
+    def _help(self, argument: str) -> None:
+        lines = [f"{usage:<24} {text}" for usage, text in ((u, t) for _, u, t in _DOT_COMMANDS.values())]
+        lines.append(f"{'.quit, .exit':<24} leave the shell")
+        print("\n".join(lines), file=self.stdout)
 
-            if os.path.exists(HISTORY):
-                readline.read_history_file(HISTORY)
-        except (ImportError, OSError):
-            readline = None  # type: ignore[assignment]
-        print(f"Mallard {engine.__version__} on {self.con.database}. End statements with ;  (.help, .quit)",
-              file=self.out)
-        buffer: list[str] = []
-        while True:
+    def _tables(self, argument: str) -> None:
+        self.run_sql("SELECT table_schema AS schema, table_name AS name, table_type AS type "
+                     "FROM information_schema.tables ORDER BY 1, 2;")
+
+    def _models(self, argument: str) -> None:
+        self.run_sql("SHOW MODELS;")
+
+    def _schemas(self, argument: str) -> None:
+        self.run_sql("SELECT name, max(version) AS latest_version, count(*) AS versions, max(created_at) AS updated_at"
+                     " FROM mallard.schemas GROUP BY name ORDER BY name;")
+
+    def _functions(self, argument: str) -> None:
+        from engine.shell_names import mallard_functions
+
+        rows = mallard_functions(self.con)
+        print(render(self.mode, ["name", "kind", "arguments", "returns"], rows), file=self.out)
+
+    def _switch(self, attribute: str, argument: str) -> None:
+        if argument.lower() not in ("on", "off"):
+            print(f"Error: expected on or off, found {argument!r}", file=self.err)
+            return
+        setattr(self, attribute, argument.lower() == "on")
+
+    def _explain(self, argument: str) -> None:
+        self._switch("explain", argument)
+
+    def _timer(self, argument: str) -> None:
+        self._switch("timer", argument)
+
+    def _mode(self, argument: str) -> None:
+        if argument.lower() not in FORMATS:
+            print(f"Error: expected a mode among {', '.join(FORMATS)}, found {argument!r}", file=self.err)
+            return
+        self.mode = argument.lower()
+
+    def _output(self, argument: str) -> None:
+        if self.out is not self.stdout:
+            self.out.close()
+            self.out = self.stdout
+        if argument and argument != "stdout":
             try:
-                line = input("   ...> " if buffer else "mallard> ")
-            except EOFError:
-                print(file=self.out)
-                break
-            except KeyboardInterrupt:
-                print("^C", file=self.out)
-                buffer.clear()
-                continue
+                self.out = open(argument, "w", encoding="utf-8")  # noqa: SIM115 (closed by the next .output)
+            except OSError as e:
+                print(f"Error: cannot write {argument}: {e.strerror}", file=self.err)
+
+    def close(self) -> None:
+        """Close the ``.output`` file, if one is open."""
+        self._output("")
+
+    # Reading statements ----------------------------------------------------------------
+    def interact(self) -> None:
+        """The read-eval-print loop: prompt_toolkit on a terminal, plain lines from a pipe."""
+        try:
+            if sys.stdin.isatty() and self.stdout.isatty():
+                from engine.shell_prompt import prompt_loop
+
+                prompt_loop(self)
+            else:
+                self.read_lines(sys.stdin)
+        finally:
+            self.close()
+
+    def read_lines(self, lines: Iterable[str]) -> None:
+        """Statements and dot commands from lines of text (a pipe): no prompts, no history."""
+        buffer: list[str] = []
+        for raw in lines:
+            line = raw.rstrip("\n")
             if not buffer and line.strip().startswith("."):
                 if not self.dot_command(line):
-                    break
+                    return
                 continue
             buffer.append(line)
             text = "\n".join(buffer)
             if statement_complete(text):
                 buffer.clear()
                 self.run_sql(text)
-        if readline is not None:
-            try:
-                readline.write_history_file(HISTORY)
-            except OSError:
-                pass
+        if "".join(buffer).strip():
+            self.run_sql("\n".join(buffer))
+
+
+class _Interrupted(engine.OperationalError):
+    """The statement stopped because the user pressed Ctrl-C."""
+
+
+#: Dot command -> (handler, usage, what it does).
+_DOT_COMMANDS: dict[str, tuple[Callable[[Shell, str], None], str, str]] = {
+    ".help": (Shell._help, ".help", "this list"),
+    ".tables": (Shell._tables, ".tables", "tables and views of every schema"),
+    ".models": (Shell._models, ".models", "models (SHOW MODELS)"),
+    ".schemas": (Shell._schemas, ".schemas", "data schemas and their versions"),
+    ".functions": (Shell._functions, ".functions", "Mallard's SQL functions, models and macros"),
+    ".explain": (Shell._explain, ".explain on|off", "print each query's plan (EXPLAIN) before its result"),
+    ".timer": (Shell._timer, ".timer on|off", "print how long each statement took"),
+    ".mode": (Shell._mode, ".mode table|csv|json", "how results print"),
+    ".output": (Shell._output, ".output [FILE]", "write results to FILE (no FILE: back to the screen)"),
+}
 
 
 def statement_complete(text: str) -> bool:
@@ -184,7 +273,7 @@ def statement_complete(text: str) -> bool:
     >>> statement_complete("SELECT 'a;"), statement_complete("SELECT 1;  -- done")
     (False, True)
     """
-    from sqlglot.tokens import TokenType
+    from sqlglot.tokenizer_core import TokenType
 
     from engine.dialect import Mallard
 
@@ -197,7 +286,11 @@ def statement_complete(text: str) -> bool:
     return bool(tokens) and tokens[-1].token_type == TokenType.SEMICOLON
 
 
-def _connect(database: str) -> engine.Connection:
+def _connect(database: str, token: str | None = None) -> Any:
+    if database.startswith(("http://", "https://")):  # a running server owns the file
+        from engine.serving.client import RemoteConnection
+
+        return RemoteConnection(database, token or os.environ.get("MALLARD_TOKEN"))
     return engine.connect(database, autocommit=True)
 
 
@@ -207,6 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from engine.demo import main as demo
 
         return demo(args[1:])
+    if args and args[0] == "serve":
+        from engine.serving.server import main as serve
+
+        return serve(args[1:])
     if args and args[0] == "run":
         parser = argparse.ArgumentParser(prog="mallard run", description="Run a SQL script.")
         parser.add_argument("file")
@@ -222,11 +319,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mallard", description="Mallard SQL shell.")
     parser.add_argument("database", nargs="?", default=":memory:", help="database file (default: in memory)")
     parser.add_argument("-c", "--command", help="run this SQL and exit")
+    parser.add_argument("--server", help="send the statements to a running `mallard serve` at this URL")
+    parser.add_argument("--token", help="the server's bearer token (default: $MALLARD_TOKEN)")
     opts = parser.parse_args(args)
+    if opts.server is not None:
+        opts.database = opts.server  # _connect reads a URL as a server to talk to
     if opts.command is not None:
-        return _run_once(opts.database, opts.command)
+        return _run_once(opts.database, opts.command, opts.token)
     try:
-        con = _connect(opts.database)
+        con = _connect(opts.database, opts.token)
     except Error as e:
         print(f"Error ({type(e).__name__}): {e}", file=sys.stderr)
         return 1
@@ -235,9 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _run_once(database: str, sql: str) -> int:
+def _run_once(database: str, sql: str, token: str | None = None) -> int:
     try:
-        con = _connect(database)
+        con = _connect(database, token)
     except Error as e:
         print(f"Error ({type(e).__name__}): {e}", file=sys.stderr)
         return 1

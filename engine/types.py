@@ -29,7 +29,7 @@ class DBAPITypeObject:
         if isinstance(other, DBAPITypeObject):
             return self.values == other.values
         base = _BASE_NAME.match(str(other).upper())
-        return bool(base) and base.group(0).strip() in self.values
+        return base is not None and base.group(0).strip() in self.values
 
     def __hash__(self) -> int:
         return hash(self.values)

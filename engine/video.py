@@ -1,16 +1,20 @@
-"""Video decoding (PyAV) and the frames representation.
+"""Video frames: the frames table users query, the Python helpers that read and write it,
+PyAV decoding for frames stored as pixels, and the catalog of loaded videos.
 
 A frames table, as ``LOAD VIDEO`` makes it, has one row per kept frame::
 
-    frame_id BIGINT    -- 0, 1, 2, ... in decoding order (after ``every``)
+    frame_id BIGINT    -- 0, 1, 2, ... in presentation order (after ``every``)
     ts       DOUBLE    -- presentation time in seconds
     frame    BLOB      -- the pixels: height*width*3 bytes, RGB, row-major (numpy HxWx3 uint8)
     height   INTEGER
     width    INTEGER
-    source   VARCHAR   -- the file it was decoded from
+    source   VARCHAR   -- the file it was loaded from
 
 so ``np.frombuffer(frame, np.uint8).reshape(height, width, 3)`` gives the frame back
-exactly.  The helpers below do that for Python users.
+exactly.  By default ``frame`` is decoded on read from the stored compressed stream
+(:mod:`engine.video_stream`); with ``store = 'pixels'``, and for :func:`frames_from_numpy`,
+it holds the bytes.  The helpers below read either kind; a stream is decoded straight from
+its packets, a batch at a time.
 
 >>> import engine, numpy as np
 >>> con = engine.connect()
@@ -23,16 +27,19 @@ True
 from __future__ import annotations
 
 import hashlib
-import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
 from engine.errors import DataError, ProgrammingError
+from engine.system_catalog import catalog_name
+from engine.video_stream.reading import stream_reader
+from engine.video_stream.store import StoredStream, drop_stream, stream_of_table
 
 FRAME_COLUMNS = ("frame_id", "ts", "frame", "height", "width", "source")
 
@@ -69,6 +76,7 @@ class VideoInfo:
 
 
 def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes, in hex (identifies a video for the result cache)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -80,28 +88,18 @@ def probe(path: str) -> VideoInfo:
     """Open ``path`` with PyAV and read its first frame; DataError if it is not a readable video."""
     import av
 
-    if not os.path.exists(path):
-        raise DataError(f"video file not found: {path}")
-    if not os.path.isfile(path):
-        raise DataError(f"expected a video file, found a directory: {path}")
-    try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                raise DataError(f"expected a video stream in {path}, found none (streams: "
-                                f"{', '.join(s.type for s in container.streams) or 'none'})")
-            stream = container.streams.video[0]
-            first = next(container.decode(stream), None)
-            if first is None:
-                raise DataError(f"expected decodable video frames in {path}, found none")
-            rate = stream.average_rate or stream.base_rate
-            duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
-            return VideoInfo(
-                path=path, size_bytes=os.path.getsize(path), sha256=file_sha256(path),
-                codec=stream.codec_context.name, width=first.width, height=first.height,
-                fps=float(rate) if rate else None, frames=stream.frames or None, duration_s=duration,
-            )
-    except av.error.FFmpegError as e:
-        raise DataError(f"expected a video file, could not decode {path}: {e}") from e
+    from engine.video_stream.demux import open_video
+
+    with open_video(path) as video:
+        try:
+            first = next(video.container.decode(video.stream), None)
+        except av.error.FFmpegError as e:
+            raise DataError(f"expected a video file, could not decode {path}: {e}") from e
+        if first is None:
+            raise DataError(f"expected decodable video frames in {path}, found none")
+        return VideoInfo(path=path, size_bytes=video.size_bytes, sha256=file_sha256(path), codec=video.params.codec,
+                         width=first.width, height=first.height, fps=video.fps, frames=video.declared_frames,
+                         duration_s=video.duration_s)
 
 
 def decode_frames(path: str, width: int | None = None, height: int | None = None, every: int = 1,
@@ -129,7 +127,7 @@ def decode_frames(path: str, width: int | None = None, height: int | None = None
         raise DataError(f"could not decode {path} (the file is corrupt or truncated): {e}") from e
 
 
-def frames_batch(first_id: int, stamps: Sequence[float], pixels: np.ndarray, source: str) -> pa.RecordBatch:
+def frames_batch(first_id: int, stamps: Sequence[float] | np.ndarray, pixels: np.ndarray, source: str) -> pa.RecordBatch:
     """An Arrow batch of frames rows over one contiguous (N, H, W, 3) uint8 array, without copying."""
     n, h, w = pixels.shape[:3]
     size = h * w * 3
@@ -167,17 +165,33 @@ def iter_frames(con: Any, table: str, *, frame_ids: Sequence[int] | None = None,
                 batch_size: int = 64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (frame_ids, frames) batches in frame_id order; frames is (n, H, W, 3) uint8.
 
-    ``where`` is a SQL condition over the frames table (``"frame_id % 10 = 0"``).
+    ``where`` is a SQL condition over the frames table (``"frame_id % 10 = 0"``).  Frames of a
+    stored stream are decoded straight from its packets, a batch at a time.
     """
-    query = _frames_query(table, frame_ids, where).sql("duckdb")
+    session = con.session
+    name = _table(table)
+    stream_id = stream_of_table(lambda q, p: session.sql(q, p).fetchall(), name)
+    if stream_id is not None:
+        query = _frames_query(table, frame_ids, where)
+        query.set("expressions", [exp.column("frame_id")])
+        ids = np.array([r[0] for r in session.sql(query).fetchall()], dtype=np.int64)
+        yield from stream_reader(session).batches(session, stream_id, ids, batch_size)
+        return
     cursor = con.cursor()
-    cursor.execute(query)
+    cursor.execute(_frames_query(table, frame_ids, where).sql("duckdb"))
     while True:
         rows = cursor.fetchmany(batch_size)
         if not rows:
             return
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         yield ids, np.stack([frame_to_numpy(r[2], r[3], r[4]) for r in rows])
+
+
+def _table(table: str) -> exp.Table:
+    try:
+        return exp.to_table(table)
+    except Exception as e:  # sqlglot's parse errors for a malformed name
+        raise ProgrammingError(f"expected a table name, found {table!r}") from e
 
 
 def frames_to_numpy(con: Any, table: str, *, frame_ids: Sequence[int] | None = None,
@@ -214,9 +228,31 @@ def frames_from_numpy(con: Any, table: str, frames: np.ndarray | Sequence[np.nda
     info = VideoInfo(path=source, size_bytes=pixels.nbytes, sha256=digest, codec="rawvideo", width=w, height=h,
                      fps=fps, frames=n, duration_s=n / fps)
     batches = (frames_batch(i, stamps[i:i + 64], pixels[i:i + 64], source) for i in range(0, n, 64))
-    try:
-        target = exp.to_table(table)
-    except Exception as e:  # sqlglot's parse errors for a malformed name
-        raise ProgrammingError(f"expected a table name, found {table!r}") from e
-    return write_frames_table(con._session, target, info, batches, replace=replace, every=1,
+    return write_frames_table(con.session, _table(table), info, batches, replace=replace, every=1,
                               width=w, height=h, total=n)
+
+
+# The catalog of loaded videos (mallard.videos) ---------------------------------------------------
+
+def insert_video_row(sql: Any, name: str, info: VideoInfo, *, width: int, height: int, every: int, count: int,
+                     duration_s: float | None, seconds: float, stream: StoredStream | None = None) -> None:
+    """Record a frames table in mallard.videos (in the caller's transaction): its storage is
+    'stream' with ``stream``'s decoder parameters, else 'pixels'."""
+    stored = stream.values() if stream is not None else [None] * 5
+    sql(
+        "INSERT INTO mallard.videos (table_name, source, source_bytes, source_sha256, codec, source_width,"
+        " source_height, width, height, fps, every, frame_count, duration_s, pixel_format, load_seconds, storage,"
+        " stream_id, extradata, decoder, packet_count, packet_bytes)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'rgb24', ?, ?, ?, ?, ?, ?, ?)",
+        [name, info.path, info.size_bytes, info.sha256, info.codec, info.width, info.height, width, height,
+         info.fps, every, count, duration_s, seconds, "stream" if stream is not None else "pixels", *stored],
+    )
+
+
+def drop_frames_table(session: Any, table: exp.Table) -> None:
+    """Drop a frames table being replaced, its stored stream if it has one, and its catalog row."""
+    stream_id = stream_of_table(lambda q, p: session.sql(q, p).fetchall(), table)
+    session.sql(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True))
+    if stream_id is not None:
+        drop_stream(session.sql, stream_id)
+    session.sql("DELETE FROM mallard.videos WHERE table_name = ?", [catalog_name(table)])

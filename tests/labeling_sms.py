@@ -4,8 +4,9 @@ and Python functions agree).  Shared by the labeling tests and bench/bench_label
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sqlglot import exp
 

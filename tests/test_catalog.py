@@ -5,7 +5,7 @@ import duckdb
 import pytest
 
 import engine
-from engine.catalog import CATALOG_VERSION, catalog_version, migrations, sql_dir
+from engine.system_catalog import CATALOG_VERSION, catalog_version, migrations, sql_dir
 
 
 def test_first_connect_creates_the_versioned_catalog(db_path):

@@ -16,7 +16,7 @@ import engine
 
 def test_module_globals():
     assert engine.apilevel == "2.0"
-    assert engine.threadsafety in (0, 1, 2, 3)
+    assert engine.threadsafety == 2  # threads may share connections (each with its own cursors)
     assert engine.paramstyle == "qmark"
 
 
@@ -38,12 +38,20 @@ def test_exceptions_are_connection_attributes(con):
         assert getattr(con, name) is getattr(engine, name)
 
 
-def test_connect_returns_a_connection_with_the_required_methods():
-    con = engine.connect(":memory:")
-    assert isinstance(con, engine.Connection)
-    for method in ("close", "commit", "rollback", "cursor"):
-        assert callable(getattr(con, method))
+def test_connect_returns_a_connection_whose_required_methods_work(db_path):
+    con = engine.connect(str(db_path))
+    assert isinstance(con, engine.Connection) and not con.closed
+    cur = con.cursor()
+    assert isinstance(cur, engine.Cursor) and cur.connection is con
+    cur.execute("CREATE TABLE t AS SELECT 1 AS x")
+    con.rollback()
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 't'").fetchone() == (0,)
+    cur.execute("CREATE TABLE t AS SELECT 2 AS x")
+    con.commit()
     con.close()
+    assert con.closed
+    with engine.connect(str(db_path), read_only=True) as again:
+        assert again.execute("SELECT x FROM t").fetchall() == [(2,)]
 
 
 def test_connect_accepts_path_keyword_and_duckdb_config(tmp_path):
@@ -63,7 +71,7 @@ def test_close_makes_connection_unusable():
     con.close()  # closing twice is harmless
     for action in (con.cursor, con.commit, con.rollback, lambda: con.execute("SELECT 1"),
                    lambda: cur.execute("SELECT 1")):
-        with pytest.raises(engine.Error):
+        with pytest.raises(engine.InterfaceError, match="is closed"):
             action()
 
 
@@ -105,10 +113,9 @@ def test_connection_context_manager_commits_then_closes(db_path):
     with engine.connect(db_path) as con:
         con.execute("CREATE TABLE t AS SELECT 7 AS x")
     assert con.closed
-    with pytest.raises(RuntimeError):
-        with engine.connect(db_path) as con2:
-            con2.execute("INSERT INTO t VALUES (8)")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), engine.connect(db_path) as con2:
+        con2.execute("INSERT INTO t VALUES (8)")
+        raise RuntimeError("boom")
     with engine.connect(db_path) as con3:
         assert con3.execute("SELECT x FROM t").fetchall() == [(7,)]
 
@@ -194,7 +201,7 @@ def test_fetchone_fetchmany_fetchall(con):
 
 def test_fetch_without_a_result_set_raises(con):
     cur = con.cursor()
-    with pytest.raises(engine.Error):
+    with pytest.raises(engine.ProgrammingError, match="produced no result set"):
         cur.fetchone()
     cur.execute("CREATE TABLE t (x INTEGER)")
     for fetch in (cur.fetchone, cur.fetchall, cur.fetchmany):
@@ -211,7 +218,7 @@ def test_close_makes_cursor_unusable(con):
     cur.execute("SELECT 1")
     cur.close()
     for action in (lambda: cur.execute("SELECT 1"), cur.fetchone, cur.fetchall, lambda: cur.setinputsizes([1])):
-        with pytest.raises(engine.Error):
+        with pytest.raises(engine.InterfaceError, match="cursor is closed"):
             action()
 
 
@@ -239,8 +246,16 @@ def test_callproc_calls_table_functions_and_macros(con):
     con.execute("CREATE MACRO evens(n) AS TABLE SELECT range * 2 AS e FROM range(n)")
     cur.callproc("evens", [3])
     assert cur.fetchall() == [(0,), (2,), (4,)]
-    with pytest.raises(engine.ProgrammingError):
+    with pytest.raises(engine.ProgrammingError, match="no function named 'no_such_function'"):
         cur.callproc("no_such_function", [])
+
+
+def test_callproc_calls_scalar_functions_as_other_drivers_do(con):
+    cur = con.cursor()
+    assert cur.callproc("lower", ("FOO",)) == ("FOO",)  # PEP 249: the parameters come back unchanged
+    assert cur.fetchall() == [("foo",)]
+    assert cur.callproc("frame_mean", [b"\x01\x03"]) == [b"\x01\x03"]
+    assert cur.fetchall() == [(2.0,)]
 
 
 def test_nextset_is_not_supported(con):

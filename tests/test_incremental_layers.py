@@ -2,7 +2,7 @@
 architectures, equals the stock torch result on the frame the engine computed on."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch

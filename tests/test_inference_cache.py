@@ -7,8 +7,7 @@ import pytest
 
 import engine
 from tests.conftest import data_file
-from tests.inference_clips import last_scans
-from tests.inference_clips import clips, con, db  # noqa: F401  (fixtures)
+from tests.inference_clips import clips, con, db, last_scans  # noqa: F401  (fixtures)
 
 QUERY = "SELECT frame_id, mobilenet(frame).label, mobilenet(frame).score FROM traffic WHERE frame_id < {n} ORDER BY 1"
 

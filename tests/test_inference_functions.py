@@ -7,8 +7,7 @@ import pytest
 
 import engine
 from engine.inference import backbone_frames
-from tests.inference_clips import BIKES_FRAMES, last_scans, reference
-from tests.inference_clips import clips, con, db  # noqa: F401  (fixtures)
+from tests.inference_clips import BIKES_FRAMES, clips, con, db, last_scans, reference  # noqa: F401  (fixtures)
 
 
 def cache_rows(con) -> int:

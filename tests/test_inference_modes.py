@@ -10,8 +10,7 @@ import numpy as np
 import engine
 from engine.inference import backbone_frames
 from engine.inference.incremental import IncrementalConfig, IncrementalEngine
-from tests.inference_clips import last_scans, reference, reference_network
-from tests.inference_clips import clips, con, db  # noqa: F401  (fixtures)
+from tests.inference_clips import clips, con, db, last_scans, reference, reference_network  # noqa: F401  (fixtures)
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

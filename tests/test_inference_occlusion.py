@@ -54,7 +54,7 @@ def test_a_target_by_label_or_class_id_and_the_naive_method(con):
     ("SELECT * FROM occlusion_map(mobilenet, (SELECT frame FROM traffic WHERE frame_id = 10), target => 'unicorn')",
      engine.DataError, "target: expected a class id in [0, 1000) or a label"),
     ("SELECT * FROM occlusion_map(mobilenet, (SELECT frame FROM traffic WHERE frame_id = 10), method => 'fast')",
-     engine.DataError, "method: expected one of incremental, naive"),
+     engine.DataError, "method: expected one of 'incremental', 'naive'"),
     ("SELECT * FROM occlusion_map(mobilenet, (SELECT frame FROM traffic WHERE frame_id = 10), tau => 2)",
      engine.DataError, "tau: expected a number in (0, 1]"),
     ("SELECT * FROM occlusion_map(mobilenet, (SELECT source FROM traffic WHERE frame_id = 10))",

@@ -1,72 +1,70 @@
-"""The inference rules of the planner, as golden files, plus the errors they raise.
+"""The planner's rules, each alone, as golden files, plus the errors they raise.
 
-``tests/golden/<rule>/<case>.sql`` holds a query; ``<case>.expected.sql`` the query after
-the rules up to and including ``<rule>`` (in RULES order), followed by one ``-- scan``
-line per scan request.  Set MALLARD_UPDATE_GOLDEN=1 to rewrite the expected files (then
-read the diff).
+``tests/golden/<rule>/<case>.sql`` holds a plan as text (a query, and one ``-- scan`` /
+``-- occlusion`` line per annotation earlier rules would have attached: see
+:mod:`engine.planner.plan_text`); ``<case>.expected.sql`` holds the plan that rule alone
+makes of it.  Expected files are written by hand: no test writes them.  Every rule of
+RULES must have golden cases.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 import engine
 from engine.dialect import parse_statements
-from engine.inference.functions import FEATURES, LOGITS, MODEL, OCCLUSION_MAP, PlannedFunction
-from engine.inference.occlusion import OcclusionMap
-from engine.inference.plan import scan_requests
-from engine.planner import RULES, PlanContext
+from engine.inference.functions import FEATURES, LOGITS, MODEL, OCCLUSION_MAP, PREDICT, PlannedFunction
+from engine.planner import RULES, CatalogSnapshot, optimize
+from engine.planner.plan_text import parse, render
 
 GOLDEN = Path(__file__).parent / "golden"
-FUNCTIONS = {
+CATALOG = CatalogSnapshot.of({
     "mobilenet": PlannedFunction("mobilenet", MODEL),
     "resnet": PlannedFunction("resnet", MODEL),
     "features": PlannedFunction("features", FEATURES),
     "logits": PlannedFunction("logits", LOGITS),
     "occlusion_map": PlannedFunction("occlusion_map", OCCLUSION_MAP),
-}
-RULE_NAMES = [rule.__name__ for rule in RULES]
-INFERENCE_RULES = ["lift_occlusion_maps", "lift_model_calls", "push_frame_predicates", "share_backbones"]
-CASES = sorted(p for rule in INFERENCE_RULES for p in (GOLDEN / rule).glob("*.sql") if not p.name.endswith(".expected.sql"))
+    "predict": PlannedFunction("predict", PREDICT),
+})
+RULE_BY_NAME = {rule.__name__: rule for rule in RULES}
+CASES = sorted(p for p in GOLDEN.glob("*/*.sql") if not p.name.endswith(".expected.sql"))
 
 
-def plan(sql: str, upto: str) -> str:
-    """The query after RULES up to ``upto``, and one line per scan request."""
-    context = PlanContext(functions=FUNCTIONS)
-    tree = parse_statements(sql)[0].copy()
-    for rule in RULES[: RULE_NAMES.index(upto) + 1]:
-        tree = rule(tree, context)
-    scans = [f"-- scan {r.describe()}" for r in scan_requests(context)]
-    occlusions = [f"-- step {s.describe()}" for s in context.steps if isinstance(s, OcclusionMap)]
-    return "\n".join([tree.sql("duckdb", pretty=True), *scans, *occlusions]) + "\n"
-
-
-def test_every_rule_is_a_module_of_its_own_with_golden_files():
-    for name in INFERENCE_RULES:
-        assert name in RULE_NAMES
+def test_every_rule_has_its_module_and_golden_cases_and_every_golden_folder_a_rule():
+    folders = {p.name for p in GOLDEN.iterdir() if p.is_dir()}
+    assert folders == set(RULE_BY_NAME), f"rules without golden cases: {set(RULE_BY_NAME) - folders}; " \
+                                         f"golden folders without a rule: {folders - set(RULE_BY_NAME)}"
+    for name in RULE_BY_NAME:
         assert (Path(engine.__file__).parent / "planner" / f"{name}.py").exists()
-        assert any((GOLDEN / name).glob("*.expected.sql")), name
+        assert len(list((GOLDEN / name).glob("*.expected.sql"))) >= 2, name
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{p.parent.name}/{p.stem}" for p in CASES])
 def test_golden(case: Path):
     expected_path = case.with_name(case.stem + ".expected.sql")
-    got = plan(case.read_text(), upto=case.parent.name)
-    if os.environ.get("MALLARD_UPDATE_GOLDEN"):
-        expected_path.write_text(got)
-    assert expected_path.exists(), f"{expected_path} is missing (MALLARD_UPDATE_GOLDEN=1 writes it)"
-    assert got == expected_path.read_text()
+    assert expected_path.exists(), f"{expected_path} is missing: write the plan the rule should make"
+    given = parse(case.read_text())
+    snapshot = render(given)
+    got = RULE_BY_NAME[case.parent.name](given, CATALOG)
+    assert render(got) == expected_path.read_text()
+    assert render(given) == snapshot, "a rule changed its input plan"
 
 
 def test_rules_leave_queries_without_model_calls_alone():
-    sql = "SELECT frame_id, frame_mean(frame) FROM traffic WHERE frame_id < 3"
-    context = PlanContext(functions=FUNCTIONS)
-    tree = parse_statements(sql)[0]
-    for rule in RULES:
-        tree = rule(tree, context)
-    assert tree == parse_statements(sql)[0] and not context.steps
+    tree = parse_statements("SELECT frame_id, frame_mean(frame) FROM traffic WHERE frame_id < 3")[0]
+    before = tree.sql("duckdb")
+    plan = optimize(tree, CATALOG)
+    assert plan.tree.sql("duckdb") == before and not plan.scans and not plan.occlusion_maps
+    assert tree.sql("duckdb") == before
+
+
+def test_a_plan_is_immutable():
+    plan = optimize(parse_statements("SELECT mobilenet(frame).label FROM traffic")[0], CATALOG)
+    with pytest.raises(AttributeError):
+        plan.scans = ()  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        plan.scans[0].model = "resnet"  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("sql, message", [
@@ -89,7 +87,5 @@ def test_rules_leave_queries_without_model_calls_alone():
     ("SELECT * FROM occlusion_map(vgg, (SELECT frame FROM traffic))", "unknown model 'vgg'"),
 ])
 def test_malformed_calls_are_programming_errors(sql, message):
-    context = PlanContext(functions=FUNCTIONS)
     with pytest.raises(engine.ProgrammingError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        for rule in RULES:
-            rule(parse_statements(sql)[0], context)
+        optimize(parse_statements(sql)[0], CATALOG)

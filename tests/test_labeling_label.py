@@ -170,7 +170,7 @@ def test_labels_and_record_survive_reopening_the_file(db_path):
     ("LABEL t USING fa, fb, fc WITH (classes = ['x', 'z']) INTO out", engine.DataError,
      "labeling function fa voted y on the row with key 4, which is not one of the classes ['x', 'z']"),
     ("LABEL t USING fa, fb, fc WITH (colour = 'red') INTO out", engine.ProgrammingError,
-     "unknown LABEL option 'colour'; expected one of classes, model"),
+     "unknown LABEL option 'colour'; expected one of classes, fault_tolerant, key"),
     ("LABEL t USING fa, fb, fc WITH (model = 'snorkel') INTO out", engine.DataError,
      "LABEL option model: expected one of 'label_model', 'majority', found 'snorkel'"),
     ("LABEL t USING fa, fb, fc WITH (classes = ['x']) INTO out", engine.DataError, "expected at least 2 classes"),

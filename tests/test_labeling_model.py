@@ -91,12 +91,18 @@ def test_majority_vote_ties_give_no_label(con):
 
 
 @pytest.mark.parametrize(("m", "k"), [(3, 2), (31, 3), (40, 7)])
-def test_vote_codes_round_trip(m, k):
-    """Votes -> 12-bit group codes -> packed BIGINT columns (as the SQL builds them) -> votes."""
+def test_vote_codes_round_trip_through_the_sql_that_packs_them(m, k):
+    """Votes in a DuckDB table -> the BIGINT code columns LABEL's query computes -> votes again."""
+    import duckdb
+    import pyarrow as pa
+    from sqlglot import exp
+
     layout = CodeLayout(m, k)
     votes = np.random.default_rng(m).integers(0, k + 1, size=(50, m)).astype(np.int8)
-    codes = layout.groups.encode(votes)
-    packed = [sum(codes[g].astype(np.int64) << (12 * slot) for slot, g in enumerate(column)) for column in layout.columns]
+    duck = duckdb.connect()
+    duck.register("votes", pa.table({f"v{j}": votes[:, j] for j in range(m)}))
+    query = exp.select(*layout.code_expressions([exp.column(f"v{j}") for j in range(m)])).from_("votes")
+    packed = [np.array(c, dtype=np.int64) for c in zip(*duck.execute(query.sql("duckdb")).fetchall())]
     assert np.array_equal(layout.groups.decode(layout.group_codes(packed)), votes)
     assert np.array_equal(VotePatterns.each_row(votes, k).votes, votes)
 

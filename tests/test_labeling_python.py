@@ -6,19 +6,19 @@ import pyarrow as pa
 import pytest
 
 import engine
+from engine.extensions import DECLARED
 from tests.conftest import data_file
 from tests.labeling_sms import SMS_LFS, create_sms_lfs, load_sms, sms_lf_python
-from udfs import labeling as registry
 from udfs.labeling import labeling_function, register_labeling_function
 
 
 @pytest.fixture(autouse=True)
 def clean_registry():
     """Functions declared by a test are forgotten after it."""
-    before = dict(registry.LABELING_FUNCTIONS)
+    before = dict(DECLARED.labeling_functions)
     yield
-    registry.LABELING_FUNCTIONS.clear()
-    registry.LABELING_FUNCTIONS.update(before)
+    DECLARED.labeling_functions.clear()
+    DECLARED.labeling_functions.update(before)
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_duplicate_names_are_refused_unless_replacing():
     with pytest.raises(ValueError, match="a labeling function named 'lf_twice' is already registered; pass replace=True"):
         labeling_function(name="lf_twice", on="sms")(lambda text: "spam")
     replaced = labeling_function(name="LF_Twice", on="sms", replace=True)(lambda text: "spam")
-    assert registry.LABELING_FUNCTIONS["lf_twice"] is replaced and replaced("anything") == "spam"
+    assert DECLARED.labeling_functions["lf_twice"] is replaced and replaced("anything") == "spam"
 
 
 def test_sql_and_python_functions_give_the_same_labels(sms):

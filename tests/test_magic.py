@@ -3,17 +3,33 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from IPython import get_ipython
 from IPython.testing.globalipapp import start_ipython
 
 import engine
+from engine.magic import SqlMagics
 from tests.conftest import data_file
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ip():
-    shell = start_ipython()
+    """IPython with the extension loaded anew: each test gets fresh magics (their own in-memory
+    database) and leaves no variables behind."""
+    shell = start_ipython() or get_ipython()  # the global test shell, started once
     shell.run_line_magic("load_ext", "engine")
-    return shell
+    magics = SqlMagics(shell)
+    shell.register_magics(magics)
+    names = set(shell.user_ns)
+    yield shell
+    magics.close()
+    for name in set(shell.user_ns) - names:
+        del shell.user_ns[name]
+
+
+def test_each_test_starts_with_an_empty_database(ip):
+    assert ip.run_line_magic("sql", "SELECT count(*) AS n FROM duckdb_tables() WHERE schema_name = 'main'"
+                             )["n"].tolist() == [0]
+    ip.run_line_magic("sql", "CREATE TABLE leftover AS SELECT 1 AS x")
 
 
 def test_line_magic_returns_a_dataframe(ip):

@@ -26,7 +26,7 @@ def test_wheel_carries_sql_and_runs_when_installed(tmp_path):
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target),
                               str(wheel)], capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stderr
-    probe = ("import engine, engine.catalog as c; con = engine.connect(); "
+    probe = ("import engine, engine.system_catalog as c; con = engine.connect(); "
              "print(engine.__file__); print(c.sql_dir()); "
              "print(con.execute(\"SELECT value FROM mallard.meta WHERE key = 'catalog_version'\").fetchone()[0])")
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120,

@@ -31,19 +31,6 @@ def duck(con):
     return connection
 
 
-@pytest.fixture
-def training_architectures():
-    """The training built-ins merged into the architecture table, as the lead's merge will do."""
-    from engine.training.architectures import REGISTRY_ENTRIES
-    from udfs.architectures import ARCHITECTURES
-
-    added = {k: v for k, v in REGISTRY_ENTRIES.items() if k not in ARCHITECTURES}
-    ARCHITECTURES.update(added)
-    yield
-    for key in added:
-        ARCHITECTURES.pop(key)
-
-
 def rows(duck, sql, params=()):
     return duck.execute(sql, list(params)).fetchall()
 
@@ -179,7 +166,7 @@ def test_drop_model_removes_its_training_rows(con, duck):
                       "mallard.model_training) + (SELECT count(*) FROM mallard.training_history)") == [(0,)]
 
 
-def test_model_functions_over_frames_use_a_trained_model(con, duck, training_architectures):
+def test_model_functions_over_frames_use_a_trained_model(con, duck):
     create_table(duck, "more_images", image_table(300, size=12))
     outcome = train(duck, "SELECT * FROM more_images", parse_options(
         {"architecture": "small_cnn", "epochs": 4, "optimizer": "adam", "lr": 0.01, "batch_size": 16}))

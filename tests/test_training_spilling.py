@@ -101,7 +101,7 @@ def test_computation_reads_only_the_arena_never_the_spill_file(duck):
 
 
 def test_an_impossible_budget_names_the_largest_layer(duck):
-    with pytest.raises(engine.DataError, match=r"device_memory = 10.0 KiB is smaller than layer features.2 \(Linear\), "
+    with pytest.raises(engine.DataError, match=r"device_memory = 10.0 KiB is smaller than the largest layer, features.2 \(Linear\), "
                                                r"which needs 65.0 KiB for its parameters, gradients and optimizer state"):
         train(duck, "SELECT * FROM points", parse_options({**WIDE, "optimizer": "adam", "device_memory": "10KiB"}))
 

@@ -42,6 +42,8 @@ CANONICAL = [
     ("EXPORT SCHEMA flights_schema TO 'schema.json'", v.ExportSchema),
     ("EXPORT SCHEMA flights_schema VERSION 1 TO 'schema.json'", v.ExportSchema),
     ("IMPORT SCHEMA flights_schema FROM 'schema.json'", v.ImportSchema),
+    ("EXPORT SCHEMA flights_schema VERSION 2 TO 'schema.pbtxt' WITH (format = 'tfdv')", v.ExportSchema),
+    ("IMPORT SCHEMA flights_schema FROM 'schema.txt' WITH (format = 'tfdv')", v.ImportSchema),
 ]
 
 
@@ -71,14 +73,14 @@ def test_every_statement_has_a_name() -> None:
     ("COMPUTE STATISTICS FOR t APPEND s", "Expected TO after APPEND, found 's' (line 1, column 33)"),
     ("INFER SCHEMA s flights", "Expected FROM after INFER SCHEMA <name>, found 'flights' (line 1, column 16)"),
     ("INFER SCHEMA FROM t", "Expected FROM after INFER SCHEMA <name>, found 't' (line 1, column 19)"),
-    ("VALIDATE t WITH s", "Expected AGAINST after VALIDATE <table>, found 'WITH' (line 1, column 12)"),
+    ("VALIDATE t WITH s", "Expected AGAINST after VALIDATE <table or query>, found 'WITH' (line 1, column 12)"),
     ("VALIDATE t\n  AGAINST", "Expected a schema name after AGAINST, found the end of the statement (line 2, column 10)"),
     ("VALIDATE t AGAINST s VERSION x", "Expected a version number after AGAINST <schema> VERSION, found 'x' (line 1, column 30)"),
     ("ALTER SCHEMA s ALTER COLUMN c SET domain", "Expected ( after ALTER COLUMN c SET, found 'domain' (line 1, column 35)"),
     ("ALTER SCHEMA s ALTER COLUMN c SET (min 1)", "Expected = after property min, found '1' (line 1, column 40)"),
     ("ALTER SCHEMA s ALTER COLUMN c DROP (min)", "Expected SET (...) or RESET (...) after ALTER COLUMN c, found 'DROP' (line 1, column 31)"),
     ("ALTER SCHEMA s ADD COLUMN c", "Expected a column type (INT, FLOAT, STRING, BOOLEAN, TIMESTAMP or BYTES) after ADD COLUMN c, found the end"),
-    ("EXPORT SCHEMA s TO schema.json", "Expected a JSON file path (a quoted string) after TO, found 'schema' (line 1, column 20)"),
+    ("EXPORT SCHEMA s TO schema.json", "Expected a schema file path (a quoted string) after TO, found 'schema' (line 1, column 20)"),
     ("IMPORT SCHEMA s 'x.json'", "Expected FROM after IMPORT SCHEMA <name>, found 'x.json' (line 1, column 17)"),
     ("DROP STATISTICS IF EXISTS", "Expected a statistics name after DROP STATISTICS IF EXISTS, found the end"),
 ])

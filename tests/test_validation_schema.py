@@ -57,7 +57,7 @@ def test_inference_follows_tfdv_and_adds_ranges_and_patterns(orders: engine.Conn
         ["INT", "STRING", "STRING", "FLOAT", "INT", "TIMESTAMP"]
     assert (s["id"]["min_fraction"], s["id"]["min_count"]) == (1.0, 1)          # never missing: required
     assert (s["color"]["min_fraction"], s["color"]["min_count"]) == (0.0, 1)    # sometimes missing: optional
-    assert s["color"]["domain"] == ["blue", "green", "red"] and s["color"]["min_domain_mass"] == 1.0
+    assert s["color"]["domain"] == ["blue", "green", "red"] and s["color"]["min_domain_mass"] == 0.999  # 0.1% margin
     assert s["code"]["domain"] is None and s["code"]["patterns"] == ["AA-999"]   # 997 values > 100
     assert (s["level"]["min"], s["level"]["max"]) == (1.0, 5.0)                 # small integer span: exact
     assert (s["amount"]["min"], s["amount"]["max"]) == (0.0, 1499.0)            # never negative: floor 0
@@ -276,7 +276,7 @@ def test_import_rejects_bad_documents(con: engine.Connection, tmp_path: Path, te
     path.write_text(text)
     with pytest.raises(engine.DataError, match=match):
         con.execute(f"IMPORT SCHEMA s FROM '{path}'")
-    with pytest.raises(engine.DataError, match="could not read a schema from"):
+    with pytest.raises(engine.DataError, match="schema file not found: .*missing.json"):
         con.execute(f"IMPORT SCHEMA s FROM '{tmp_path / 'missing.json'}'")
     assert con.execute("SELECT count(*) FROM mallard.schemas").fetchone()[0] == 0
 

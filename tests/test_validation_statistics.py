@@ -3,8 +3,9 @@ merged across spans without rescanning them, checked against exact DuckDB aggreg
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 

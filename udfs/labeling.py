@@ -1,9 +1,9 @@
-"""Python labeling functions: the ``@labeling_function`` decorator and its registry.
+"""Python labeling functions: the ``@labeling_function`` decorator.
 
 A labeling function (LF) votes a class for a row, or abstains by returning ``None``.  Its
-parameters name the columns it reads.  Decorated functions are registered for every
-connection (through :data:`udfs.PREPARERS`); ``LABEL <table> USING <name>, ...`` then runs
-them inside the same DuckDB query as the SQL labeling functions, in batches.
+parameters name the columns it reads.  Decorated functions are declared for every
+connection (through engine's :mod:`engine.extensions`); ``LABEL <table> USING <name>, ...``
+then runs them inside the same DuckDB query as the SQL labeling functions, in batches.
 
 >>> import engine
 >>> from udfs.labeling import labeling_function
@@ -23,39 +23,10 @@ and returns a sequence of votes of the same length.
 from __future__ import annotations
 
 import inspect
-from collections import ChainMap
-from dataclasses import dataclass, field
-from typing import Any, Callable, MutableMapping
+from collections.abc import Callable
+from typing import Any
 
-from udfs import PREPARERS
-
-
-@dataclass(frozen=True, eq=False)
-class PythonLabelingFunction:
-    """A labeling function written in Python; calling it calls the function."""
-
-    name: str
-    on: str
-    fn: Callable[..., Any] = field(repr=False)
-    columns: tuple[str, ...]
-    vectorized: bool = False
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.fn(*args, **kwargs)
-
-    @property
-    def definition(self) -> str:
-        """The function's source text (or its qualified name when the source is unavailable)."""
-        try:
-            return inspect.getsource(self.fn).strip()
-        except (OSError, TypeError):
-            return f"{getattr(self.fn, '__module__', '?')}.{getattr(self.fn, '__qualname__', self.name)}"
-
-
-#: Labeling functions declared with the decorator, by lower-case name: every connection sees them.
-LABELING_FUNCTIONS: dict[str, PythonLabelingFunction] = {}
-
-_STATE_KEY = "labeling.python_functions"
+from engine.extensions import PythonLabelingFunction, declare_labeling_function, register_labeling_function
 
 
 def labeling_function(name: str | None = None, *, on: str | None = None, vectorized: bool = False,
@@ -64,7 +35,15 @@ def labeling_function(name: str | None = None, *, on: str | None = None, vectori
 
     ``name`` defaults to the function's name; ``on`` is the table it is written for.  A
     second function with the same name is an error unless ``replace=True``.  With
-    ``register=False`` it is only returned, for :func:`register_labeling_function`.
+    ``register=False`` it is only returned, for :func:`register_labeling_function`
+    (one connection only).
+
+    >>> import engine
+    >>> con = engine.connect()
+    >>> only_here = labeling_function(name="doc_only_here", on="t", register=False)(lambda text: None)
+    >>> register_labeling_function(con, only_here)
+    >>> con.execute("SHOW LABELING FUNCTIONS ON t").fetchall()[0][:3]
+    ('doc_only_here', 't', 'python')
     """
     if callable(name):
         raise TypeError(
@@ -79,46 +58,10 @@ def labeling_function(name: str | None = None, *, on: str | None = None, vectori
             name=(name or fn.__name__).lower(), on=on.lower(), fn=fn, columns=_columns(fn), vectorized=vectorized,
         )
         if register:
-            _add(LABELING_FUNCTIONS, lf, replace)
+            declare_labeling_function(lf, replace=replace)
         return lf
 
     return declare
-
-
-def register_labeling_function(connection: Any, lf: PythonLabelingFunction, *, replace: bool = False) -> None:
-    """Make ``lf`` known on one connection only (an ``engine.Connection``).
-
-    >>> import engine
-    >>> con = engine.connect()
-    >>> only_here = labeling_function(name="doc_only_here", on="t", register=False)(lambda text: None)
-    >>> register_labeling_function(con, only_here)
-    >>> "doc_only_here" in python_labeling_functions(con._session), "doc_only_here" in LABELING_FUNCTIONS
-    (True, False)
-    """
-    if not isinstance(lf, PythonLabelingFunction):
-        raise TypeError(f"expected a function made by @labeling_function(...), found {type(lf).__name__}")
-    session = getattr(connection, "_session", connection)
-    _add(python_labeling_functions(session).maps[0], lf, replace)
-
-
-def python_labeling_functions(session: Any) -> ChainMap[str, PythonLabelingFunction]:
-    """The Python labeling functions a session sees: its own, then the declared ones."""
-    if _STATE_KEY not in session.state:
-        prepare_labeling(session)
-    return session.state[_STATE_KEY]
-
-
-def prepare_labeling(session: Any) -> None:
-    """The preparer: give the session its own registry, falling back on the declared functions."""
-    session.state[_STATE_KEY] = ChainMap({}, LABELING_FUNCTIONS)
-
-
-def _add(registry: MutableMapping[str, PythonLabelingFunction], lf: PythonLabelingFunction, replace: bool) -> None:
-    if lf.name in registry and not replace and registry[lf.name].fn is not lf.fn:
-        raise ValueError(
-            f"a labeling function named {lf.name!r} is already registered; pass replace=True to replace it"
-        )
-    registry[lf.name] = lf
 
 
 def _columns(fn: Callable[..., Any]) -> tuple[str, ...]:
@@ -137,4 +80,5 @@ def _columns(fn: Callable[..., Any]) -> tuple[str, ...]:
     return tuple(p.name for p in parameters)
 
 
-PREPARERS.append(prepare_labeling)
+
+__all__ = ["PythonLabelingFunction", "labeling_function", "register_labeling_function"]

@@ -1,10 +1,8 @@
 """The Mallard SQL dialect: DuckDB's dialect plus Mallard's extended statements.
 
-Statements are :class:`~engine.dialect.base.Statement` subclasses defined in the modules of
-this package (one module per capability); importing the package imports them all, and the
-dialect's parser and generator tables are built from their registry.
+The statement classes live in this package's modules (one per capability) and are listed in
+:data:`engine.registry.STATEMENTS`; the parser dispatches on each class's ``PREFIX``.
 
->>> from engine.dialect import parse_statements
 >>> [type(s).__name__ for s in parse_statements("LOAD VIDEO 'a.mp4' INTO clips; SELECT 1")]
 ['LoadVideo', 'Select']
 >>> parse_statements("LOAD VIDEO 'a.mp4' INTO clips")[0].sql("mallard")
@@ -12,8 +10,7 @@ dialect's parser and generator tables are built from their registry.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from functools import lru_cache
 from typing import Any
 
 import sqlglot
@@ -21,22 +18,27 @@ from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ErrorLevel, ParseError, TokenError
 from sqlglot.generators.duckdb import DuckDBGenerator
-from sqlglot.parsers.duckdb import DuckDBParser
-from sqlglot.tokens import Token, TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
-from engine.dialect.base import STATEMENTS, MallardParserMixin, Statement
+from engine.dialect.base import SETTING_SLOT, MallardParserBase, Statement, prefix_groups
 from engine.errors import ProgrammingError
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
-        importlib.import_module(f"{__name__}.{_module.name}")
 
+@lru_cache(maxsize=1)
+def statements_by_first_word() -> dict[str, tuple[type[Statement], ...]]:
+    """Statement classes by the first word of their prefix, longest prefix first."""
+    from engine.registry import STATEMENTS
 
-def _by_first_word() -> dict[str, tuple[type[Statement], ...]]:
     table: dict[str, list[type[Statement]]] = {}
-    for cls in STATEMENTS:
-        table.setdefault(cls.FIRST, []).append(cls)
+    for cls in sorted(STATEMENTS, key=lambda c: -len(prefix_groups(c.PREFIX))):
+        table.setdefault(prefix_groups(cls.PREFIX)[0].words[0], []).append(cls)
     return {word: tuple(classes) for word, classes in table.items()}
+
+
+def setting_names() -> frozenset[str]:
+    from engine.registry import SETTINGS
+
+    return frozenset(SETTINGS)
 
 
 def _line_col(sql: str, offset: int) -> tuple[int, int]:
@@ -46,27 +48,86 @@ def _line_col(sql: str, offset: int) -> tuple[int, int]:
     return line, col
 
 
-class MallardParser(MallardParserMixin, DuckDBParser):
-    """DuckDB's parser, with Mallard's statements tried first on their leading word."""
+def _positional_placeholder(parser: MallardParser) -> exp.Placeholder:
+    """A ``?``, remembering where it stands in the text: parameters bind in text order."""
+    node = exp.Placeholder()
+    assert parser._prev is not None
+    node.meta["offset"] = parser._prev.start
+    return node
 
-    STATEMENTS_BY_FIRST = _by_first_word()
+
+class MallardParser(MallardParserBase):
+    """DuckDB's parser, with Mallard's statements tried first on their leading words."""
+
+    PLACEHOLDER_PARSERS = {
+        **MallardParserBase.PLACEHOLDER_PARSERS,
+        TokenType.PLACEHOLDER: _positional_placeholder,
+    }
+    # predict(<model>, (<query>), name => value, ...) is Mallard's table function (engine.planner.
+    # lift_predictions), not BigQuery's ML.PREDICT, which sqlglot would parse with at most 3 arguments
+    FUNCTIONS = {name: f for name, f in MallardParserBase.FUNCTIONS.items() if name != "PREDICT"}
 
     def _parse_statement(self) -> exp.Expr | None:
         curr = self._curr
         if curr is not None and curr.token_type not in (TokenType.IDENTIFIER, TokenType.STRING):
-            candidates = self.STATEMENTS_BY_FIRST.get(curr.text.upper())
+            candidates = statements_by_first_word().get(curr.text.upper())
             if candidates:
                 start = self._index
                 for cls in candidates:
                     self._retreat(start)
-                    self._advance()
-                    node = cls.parse(self)
+                    flags = self._match_prefix(cls)
+                    if flags is None:
+                        continue
+                    node = cls.parse_body(self, flags)
                     if node is not None:
                         return node
                 self._retreat(start)
         return super()._parse_statement()
 
-    def raise_error(self, message: str, token: Token | None = None) -> None:  # type: ignore[override]
+    def _match_prefix(self, cls: type[Statement]) -> dict[str, bool] | None:
+        """Consume ``cls``'s prefix; the optional groups' flags, or None if it is not there."""
+        flags: dict[str, bool] = {}
+        owned = False
+        done: list[str] = []
+        for group in prefix_groups(cls.PREFIX):
+            if group.words == (SETTING_SLOT,):
+                self.match_words("SESSION") or self.match_words("LOCAL")
+                if not self._curr or self._curr.text.lower() not in setting_names():
+                    return None
+                flags["setting"] = True
+            elif group.flag:
+                flags[group.flag] = self.match_words(*group.words)
+                owned = owned or (flags[group.flag] and cls.OWNED_AFTER_OPTIONAL)
+            elif not self.match_words(*group.words):
+                if owned:
+                    self.fail(f"Expected {' '.join(group.words)} after {' '.join(done)}, found {self.found()}")
+                return None
+            if group.flag is None or flags.get(group.flag):
+                done.extend(group.words)
+        return flags
+
+    def _parse_csv(self, parse_method: Any, sep: TokenType = TokenType.COMMA) -> list[Any]:
+        """sqlglot's, except that an empty item between two separators (``a,, b``) is an
+        error, as DuckDB's own parser has it (sqlglot silently drops it)."""
+        items = []
+        parse_result = parse_method()
+        if parse_result is not None:
+            items.append(parse_result)
+        while self._match(sep):
+            if isinstance(parse_result, exp.Expr):
+                self._add_comments(parse_result)
+            if self._curr is not None and self._curr.token_type == sep:
+                self.raise_error(f"Expected an item after {self._prev.text if self._prev else sep.name}, "
+                                 f"found {self.found()}")
+            parse_result = parse_method()
+            if parse_result is not None:
+                items.append(parse_result)
+        return items
+
+    def _warn_unsupported(self) -> None:
+        """sqlglot logs a warning for statements it keeps as text; Mallard hands those to DuckDB."""
+
+    def raise_error(self, message: str, token: Token | None = None) -> None:
         """Like sqlglot's, but the column is where the offending token starts."""
         sql = self.sql or ""
         if message == "Invalid expression / Unexpected token":
@@ -97,19 +158,23 @@ class MallardParser(MallardParserMixin, DuckDBParser):
         self.errors.append(error)
 
 
+class MallardGenerator(DuckDBGenerator):
+    """DuckDB's generator; an extended statement writes itself (``Statement.to_sql``)."""
+
+    def sql(self, expression: str | exp.Expr | None, key: str | None = None, comment: bool = True) -> str:
+        if isinstance(expression, Statement) and key is None:
+            return expression.to_sql(self)
+        return super().sql(expression, key, comment)
+
+
 class Mallard(DuckDB):
     """DuckDB's SQL plus Mallard's statements; registered with sqlglot as ``"mallard"``."""
 
     Parser = MallardParser
-
-    class Generator(DuckDBGenerator):
-        TRANSFORMS = {
-            **DuckDBGenerator.TRANSFORMS,
-            **{cls: (lambda g, e: e.to_sql(g)) for cls in STATEMENTS},
-        }
+    Generator = MallardGenerator
 
 
-def parse_statements(sql: str) -> list[exp.Expression]:
+def parse_statements(sql: str) -> list[exp.Expr]:
     """Parse SQL text (one or more statements) into ASTs; errors are ProgrammingError.
 
     >>> parse_statements("LOAD VIDEO INTO t")
@@ -122,13 +187,15 @@ def parse_statements(sql: str) -> list[exp.Expression]:
     try:
         trees = sqlglot.parse(sql, read=Mallard, error_level=ErrorLevel.IMMEDIATE)
     except ParseError as e:
-        raise ProgrammingError(_describe_parse_error(sql, e)) from e
+        raise ProgrammingError(_describe_parse_error(e)) from e
     except TokenError as e:
         raise ProgrammingError(f"Could not read the SQL text: {e}") from e
-    return [t for t in trees if t is not None]
+    except RecursionError as e:
+        raise ProgrammingError("the statement is nested too deeply to parse") from e
+    return [t for t in trees if isinstance(t, exp.Expr)]
 
 
-def _describe_parse_error(sql: str, error: ParseError) -> str:
+def _describe_parse_error(error: ParseError) -> str:
     detail: dict[str, Any] = error.errors[0] if error.errors else {}
     message = str(error)
     if detail.get("line") is not None and "(line " not in message:
@@ -150,7 +217,7 @@ def statement_spans(sql: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     first: Token | None = None
     last: Token | None = None
-    for token in tokens + [Token(TokenType.SEMICOLON, ";")]:
+    for token in [*tokens, Token(TokenType.SEMICOLON, ";")]:
         if token.token_type == TokenType.SEMICOLON:
             if first is not None and last is not None:
                 spans.append((first.start, last.end + 1))
@@ -170,7 +237,7 @@ def split_statements(sql: str) -> list[str]:
     return [sql[a:b] for a, b in statement_spans(sql)]
 
 
-def parse_in_script(sql: str, start: int, end: int) -> list[exp.Expression]:
+def parse_in_script(sql: str, start: int, end: int) -> list[exp.Expr]:
     """Parse the statement at ``sql[start:end]``; errors give positions in the whole script."""
     try:
         return parse_statements(sql[start:end])
@@ -179,6 +246,19 @@ def parse_in_script(sql: str, start: int, end: int) -> list[exp.Expression]:
         return parse_statements(prefix + sql[start:end])  # raises with script-wide positions
 
 
-def is_extended(node: exp.Expression) -> bool:
+def is_extended(node: exp.Expr) -> bool:
     """True for Mallard's own statements (as opposed to DuckDB SQL)."""
     return isinstance(node, Statement)
+
+
+__all__ = [
+    "Mallard",
+    "MallardParser",
+    "Statement",
+    "is_extended",
+    "parse_in_script",
+    "parse_statements",
+    "split_statements",
+    "statement_spans",
+    "statements_by_first_word",
+]

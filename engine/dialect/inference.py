@@ -3,17 +3,18 @@
 ``CREATE [OR REPLACE] MODEL <name> FROM '<weights file>' WITH (architecture = '...', ...)``
 ``DROP MODEL [IF EXISTS] <name>``
 ``SHOW MODELS``
-``EXPLAIN [ANALYZE] <query calling model functions>``
+``SHOW STORAGE``
+``EXPLAIN [ANALYZE] <query>``
 """
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from sqlglot.tokens import TokenType
+from sqlglot.generator import Generator
+from sqlglot.tokenizer_core import TokenType
 
-import engine.inference.settings  # noqa: F401  (registers the inference_* settings)
-from engine.dialect.base import MallardParserMixin, Statement
+from engine.dialect.base import MallardParserBase, Statement
+from engine.options import Option, either, list_of, number, text, whole
 
 
 class CreateModel(Statement):
@@ -24,24 +25,36 @@ class CreateModel(Statement):
     "CREATE OR REPLACE MODEL m FROM 'w.pth' WITH (architecture = 'mobilenet_v2')"
     """
 
-    NAME = "CREATE MODEL"
-    FIRST = "CREATE"
-    ROUTE = r"CREATE\s+(?:OR\s+REPLACE\s+)?MODEL\b"
+    PREFIX = "CREATE [OR REPLACE] MODEL"
+    OPTIONS = {
+        "architecture": Option(text, doc="a registered architecture (SHOW MODELS lists the models; "
+                                         "udfs.architectures the architectures)"),
+        "labels": Option(either(text, list_of(text)), doc="a file of class names, one per line, or a list"),
+        "num_classes": Option(whole(1, 1_000_000), doc="classes of the classifier (from labels when given)"),
+        "input_size": Option(either(whole(1, 16384), list_of(whole(1, 16384), length=2),
+                                    expected="a size or [height, width] of whole numbers in [1, 16384]"),
+                             doc="the frame size the model takes: a side or [height, width]; default: any"),
+        "mean": Option(list_of(number(-1e9, 1e9), expected="a list of numbers (one per RGB channel, or per input column)"),
+                       doc="per-channel mean of pixels scaled to [0, 1] (numeric models: per input column)"),
+        "std": Option(list_of(number(-1e9, 1e9), expected="a list of numbers (one per RGB channel, or per input column)"),
+                      doc="per-channel standard deviation (numeric models: per input column)"),
+        "inputs": Option(list_of(text), doc="numeric models: the input columns, in order (the model then takes "
+                                            "one vector of these columns per row instead of a frame)"),
+        "description": Option(text, doc="free text shown by SHOW MODELS"),
+    }
     arg_types = {"this": True, "source": True, "replace": False, "options": False}
 
     @classmethod
-    def parse(cls, p: MallardParserMixin) -> "CreateModel | None":
-        replace = p.match_words("OR", "REPLACE")
-        if not p.match_words("MODEL"):
-            return None  # DuckDB's own CREATE [OR REPLACE] ...
-        after = "CREATE OR REPLACE MODEL" if replace else "CREATE MODEL"
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> CreateModel:
+        after = "CREATE OR REPLACE MODEL" if flags["replace"] else "CREATE MODEL"
         name = p.expect_name("a model name", after=after)
-        p.expect_words("FROM", after=f"{after} {name.name}")
+        if not p.match_words("FROM"):  # WITH/AS after the name is CREATE MODEL ... AS (engine.dialect.training)
+            p.fail(f"Expected FROM '<weights file>' (or AS <query> to train) after {after} {name.name}, found {p.found()}")
         source = p.expect_string_or_parameter("a weights file path", after=f"{after} {name.name} FROM")
         options = p.parse_options(after=after)
-        return cls(this=name, source=source, replace=replace, options=options)
+        return cls(this=name, source=source, replace=flags["replace"], options=options)
 
-    def to_sql(self, g: Any) -> str:
+    def to_sql(self, g: Generator) -> str:
         return (f"CREATE{self._replace_sql()} MODEL {g.sql(self, 'this')} FROM {g.sql(self, 'source')}"
                 f"{self._options_sql(g)}")
 
@@ -54,20 +67,15 @@ class DropModel(Statement):
     'DROP MODEL IF EXISTS m'
     """
 
-    NAME = "DROP MODEL"
-    FIRST = "DROP"
-    ROUTE = r"DROP\s+MODEL\b"
+    PREFIX = "DROP MODEL [IF EXISTS]"
     arg_types = {"this": True, "exists": False}
 
     @classmethod
-    def parse(cls, p: MallardParserMixin) -> "DropModel | None":
-        if not p.match_words("MODEL"):
-            return None
-        exists = p.match_words("IF", "EXISTS")
-        name = p.expect_name("a model name", after="DROP MODEL IF EXISTS" if exists else "DROP MODEL")
-        return cls(this=name, exists=exists)
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> DropModel:
+        name = p.expect_name("a model name", after="DROP MODEL IF EXISTS" if flags["exists"] else "DROP MODEL")
+        return cls(this=name, exists=flags["exists"])
 
-    def to_sql(self, g: Any) -> str:
+    def to_sql(self, g: Generator) -> str:
         return f"DROP MODEL {'IF EXISTS ' if self.args.get('exists') else ''}{g.sql(self, 'this')}"
 
 
@@ -79,42 +87,57 @@ class ShowModels(Statement):
     'SHOW MODELS'
     """
 
-    NAME = "SHOW MODELS"
-    FIRST = "SHOW"
-    ROUTE = r"SHOW\s+MODELS\b"
-    arg_types: dict[str, bool] = {}
+    PREFIX = "SHOW MODELS"
+    arg_types = {}
 
     @classmethod
-    def parse(cls, p: MallardParserMixin) -> "ShowModels | None":
-        return cls() if p.match_words("MODELS") else None
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowModels:
+        return cls()
 
-    def to_sql(self, g: Any) -> str:
+    def to_sql(self, g: Generator) -> str:
         return "SHOW MODELS"
 
 
-class ExplainInference(Statement):
-    """``EXPLAIN [ANALYZE] <query>`` of a query that calls model functions: the inference plan.
+class ShowStorage(Statement):
+    """``SHOW STORAGE``: the bytes the database holds in frames, the result cache, engine state
+    and models, one row per object, and the file's size.
 
-    The router sends EXPLAIN here only when the query calls a function Mallard plans; for
-    other queries the executor hands the text to DuckDB's own EXPLAIN.
+    >>> from engine.dialect import parse_statements
+    >>> parse_statements("show storage")[0].sql("mallard")
+    'SHOW STORAGE'
+    """
+
+    PREFIX = "SHOW STORAGE"
+    arg_types = {}
+
+    @classmethod
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowStorage:
+        return cls()
+
+    def to_sql(self, g: Generator) -> str:
+        return "SHOW STORAGE"
+
+
+class ExplainInference(Statement):
+    """``EXPLAIN [ANALYZE] <query>``: for a query that calls model functions, the inference plan;
+    for any other query, DuckDB's own plan.
 
     >>> from engine.dialect import parse_statements
     >>> parse_statements("explain select mobilenet(frame).label from traffic")[0].sql("mallard")
     'EXPLAIN SELECT MOBILENET(frame).label FROM traffic'
     """
 
-    NAME = "EXPLAIN"
-    FIRST = "EXPLAIN"
-    ROUTE = r"(?!)"  # never on its own: the calls of model functions route it
+    PREFIX = "EXPLAIN"
     arg_types = {"this": True, "analyze": False}
 
     @classmethod
-    def parse(cls, p: MallardParserMixin) -> "ExplainInference | None":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ExplainInference | None:
         # sqlglot's tokenizer hands the rest of an EXPLAIN statement over as one string
-        curr = p._curr
+        curr = p.current()
         if curr is None or curr.token_type != TokenType.STRING:
             return None
         match = re.match(r"\s*(ANALYZE\b)?\s*", curr.text, re.I)
+        assert match is not None
         body = curr.text[match.end():]
         if not body or body.startswith("("):
             return None  # EXPLAIN (FORMAT ...) and friends stay DuckDB's
@@ -122,9 +145,11 @@ class ExplainInference(Statement):
 
         inner = parse_statements(body)
         if len(inner) != 1:
-            p.raise_error(f"Expected one query after EXPLAIN, found {len(inner)} statements")  # type: ignore[attr-defined]
-        p._advance()  # type: ignore[attr-defined]
+            p.fail(f"Expected one query after EXPLAIN, found {len(inner)} statements")
+        if isinstance(inner[0], Statement):
+            p.fail(f"Expected a query after EXPLAIN, found the Mallard statement {inner[0].NAME}")
+        p.advance()
         return cls(this=inner[0], analyze=bool(match.group(1)))
 
-    def to_sql(self, g: Any) -> str:
+    def to_sql(self, g: Generator) -> str:
         return f"EXPLAIN {'ANALYZE ' if self.args.get('analyze') else ''}{g.sql(self, 'this')}"

@@ -11,40 +11,35 @@
 """
 from __future__ import annotations
 
-from typing import Any
-
 from sqlglot import exp
-from sqlglot.tokens import TokenType
+from sqlglot.generator import Generator
+from sqlglot.tokenizer_core import TokenType
 
-from engine.dialect.base import MallardParserMixin, Statement
+from engine.dialect.base import MallardParserBase, Statement
+from engine.options import Option, boolean, choice, column, either, integer, list_of, number, text, whole
+
+_CLASSES = Option(list_of(either(integer, text)),
+                  doc="the classes, e.g. ['ham', 'spam'] or [0, 1]; their order is the order of probs "
+                      "(default: the distinct votes)")
+_KEY = Option(column, doc="the column identifying rows (default: id if present, else rowid)")
+_FAULT_TOLERANT = Option(boolean, False, "Python functions: a row where one raises counts as a failure and abstains")
 
 
 #: Words that end a list of labeling function names rather than being one.
 _CLAUSE_WORDS = {"INTO", "WITH", "ON", "USING"}
 
 
-def _lf_names(p: MallardParserMixin, after: str) -> list[exp.Identifier]:
+def _lf_names(p: MallardParserBase, after: str) -> list[exp.Identifier]:
     """``lf1, lf2, ...``: at least one labeling function name."""
     names = []
     while True:
-        if p._curr is not None and p._curr.text.upper() in _CLAUSE_WORDS:
-            p.raise_error(f"Expected a labeling function name after {after}, found {p.found()}")  # type: ignore[attr-defined]
+        curr = p.current()
+        if curr is not None and curr.text.upper() in _CLAUSE_WORDS:
+            p.fail(f"Expected a labeling function name after {after}, found {p.found()}")
         names.append(p.expect_name("a labeling function name", after=after))
-        if not p._match(TokenType.COMMA):  # type: ignore[attr-defined]
+        if not p.match_token(TokenType.COMMA):
             return names
         after = "a comma"
-
-
-def _expect_query(p: MallardParserMixin, after: str) -> exp.Expression:
-    """``<table>`` or ``(<query>)``: where rows come from."""
-    if p._match(TokenType.L_PAREN):  # type: ignore[attr-defined]
-        query = p._parse_select()  # type: ignore[attr-defined]
-        if query is None:
-            p.raise_error(f"Expected a query (SELECT ...) after {after} (, found {p.found()}")  # type: ignore[attr-defined]
-        if not p._match(TokenType.R_PAREN):  # type: ignore[attr-defined]
-            p.raise_error(f"Expected ) after the query in {after}, found {p.found()}")  # type: ignore[attr-defined]
-        return exp.Subquery(this=query)
-    return p.expect_table("a table name or a (query)", after=after)
 
 
 class CreateLabelingFunction(Statement):
@@ -56,29 +51,22 @@ class CreateLabelingFunction(Statement):
     True
     """
 
-    NAME = "CREATE LABELING FUNCTION"
-    FIRST = "CREATE"
-    ROUTE = r"CREATE\s+(?:OR\s+REPLACE\s+)?LABELING\s+FUNCTION\b"
+    PREFIX = "CREATE [OR REPLACE] LABELING FUNCTION"
     arg_types = {"this": True, "table": True, "expression": True, "replace": False}
 
     @classmethod
-    def parse(cls, p: MallardParserMixin) -> "CreateLabelingFunction | None":
-        start = p._index
-        replace = p.match_words("OR", "REPLACE")
-        if not p.match_words("LABELING", "FUNCTION"):
-            p._retreat(start)  # type: ignore[attr-defined]
-            return None  # DuckDB's own CREATE ...
-        after = f"CREATE{' OR REPLACE' if replace else ''} LABELING FUNCTION"
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> CreateLabelingFunction:
+        after = f"CREATE{' OR REPLACE' if flags['replace'] else ''} LABELING FUNCTION"
         name = p.expect_name("a labeling function name", after=after)
         p.expect_words("ON", after=f"{after} {name.name}")
         table = p.expect_table("a table name", after="ON")
         p.expect_words("AS", after=f"{after} {name.name} ON {table.sql('duckdb')}")
-        expression = p._parse_assignment()  # type: ignore[attr-defined]
+        expression = p.parse_condition()
         if expression is None:
-            p.raise_error(f"Expected a SQL expression after AS, found {p.found()}")  # type: ignore[attr-defined]
-        return cls(this=name, table=table, expression=expression, replace=replace)
+            p.fail(f"Expected a SQL expression after AS, found {p.found()}")
+        return cls(this=name, table=table, expression=expression, replace=flags["replace"])
 
-    def to_sql(self, g: Any) -> str:
+    def to_sql(self, g: Generator) -> str:
         return (
             f"CREATE{self._replace_sql()} LABELING FUNCTION {g.sql(self, 'this')} ON {g.sql(self, 'table')}"
             f" AS {g.sql(self, 'expression')}"
@@ -93,45 +81,36 @@ class DropLabelingFunction(Statement):
     'DROP LABELING FUNCTION IF EXISTS lf_free'
     """
 
-    NAME = "DROP LABELING FUNCTION"
-    FIRST = "DROP"
-    ROUTE = r"DROP\s+LABELING\s+FUNCTION\b"
+    PREFIX = "DROP LABELING FUNCTION [IF EXISTS]"
     arg_types = {"this": True, "exists": False}
 
     @classmethod
-    def parse(cls, p: MallardParserMixin) -> "DropLabelingFunction | None":
-        if not p.match_words("LABELING", "FUNCTION"):
-            return None
-        exists = p.match_words("IF", "EXISTS")
-        after = "DROP LABELING FUNCTION IF EXISTS" if exists else "DROP LABELING FUNCTION"
-        return cls(this=p.expect_name("a labeling function name", after=after), exists=exists)
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> DropLabelingFunction:
+        after = "DROP LABELING FUNCTION IF EXISTS" if flags["exists"] else "DROP LABELING FUNCTION"
+        return cls(this=p.expect_name("a labeling function name", after=after), exists=flags["exists"])
 
-    def to_sql(self, g: Any) -> str:
+    def to_sql(self, g: Generator) -> str:
         exists = " IF EXISTS" if self.args.get("exists") else ""
         return f"DROP LABELING FUNCTION{exists} {g.sql(self, 'this')}"
 
 
 class ShowLabelingFunctions(Statement):
-    """List the labeling functions (SQL ones from the catalog, Python ones registered on the connection).
+    """List the labeling functions (SQL ones from the catalog, Python ones declared in the process).
 
     >>> from engine.dialect import parse_statements
     >>> parse_statements("show labeling functions on sms")[0].sql("mallard")
     'SHOW LABELING FUNCTIONS ON sms'
     """
 
-    NAME = "SHOW LABELING FUNCTIONS"
-    FIRST = "SHOW"
-    ROUTE = r"SHOW\s+LABELING\s+FUNCTIONS\b"
+    PREFIX = "SHOW LABELING FUNCTIONS"
     arg_types = {"table": False}
 
     @classmethod
-    def parse(cls, p: MallardParserMixin) -> "ShowLabelingFunctions | None":
-        if not p.match_words("LABELING", "FUNCTIONS"):
-            return None
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowLabelingFunctions:
         table = p.expect_table("a table name", after="SHOW LABELING FUNCTIONS ON") if p.match_words("ON") else None
         return cls(table=table)
 
-    def to_sql(self, g: Any) -> str:
+    def to_sql(self, g: Generator) -> str:
         on = f" ON {g.sql(self, 'table')}" if self.args.get("table") else ""
         return f"SHOW LABELING FUNCTIONS{on}"
 
@@ -147,13 +126,21 @@ class Label(Statement):
     True
     """
 
-    NAME = "LABEL"
-    FIRST = "LABEL"
-    ROUTE = r"LABEL\s"
+    PREFIX = "LABEL"
+    OPTIONS = {
+        "classes": _CLASSES,
+        "model": Option(choice("label_model", "majority"), "label_model",
+                        "'label_model' (Dawid-Skene EM) or 'majority'"),
+        "seed": Option(whole(0, 2**63 - 1), 0, "breaks ties in the label model's majority-vote start"),
+        "key": _KEY,
+        "max_iter": Option(whole(1, 1_000_000), 100, "EM iterations at most"),
+        "tol": Option(number(0, 1, open_low=True), 1e-5, "EM stops when no parameter moves more than this"),
+        "fault_tolerant": _FAULT_TOLERANT,
+    }
     arg_types = {"this": True, "expressions": True, "into": True, "replace": False, "options": False}
 
     @classmethod
-    def parse(cls, p: MallardParserMixin) -> "Label":
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> Label:
         table = p.expect_table("a table name", after="LABEL")
         p.expect_words("USING", after=f"LABEL {table.sql('duckdb')}")
         lfs = _lf_names(p, after="USING")
@@ -165,7 +152,7 @@ class Label(Statement):
         into = p.expect_table("a table name for the labels", after="INTO OR REPLACE" if replace else "INTO")
         return cls(this=table, expressions=lfs, into=into, replace=replace, options=options)
 
-    def to_sql(self, g: Any) -> str:
+    def to_sql(self, g: Generator) -> str:
         lfs = ", ".join(g.sql(e) for e in self.expressions)
         return (
             f"LABEL {g.sql(self, 'this')} USING {lfs}{self._options_sql(g)} INTO{self._replace_sql()}"
@@ -182,24 +169,23 @@ class AddGoldLabels(Statement):
     True
     """
 
-    NAME = "ADD GOLD LABELS"
-    FIRST = "ADD"
-    ROUTE = r"ADD\s+GOLD\s+LABELS\b"
+    PREFIX = "ADD GOLD LABELS"
+    OPTIONS = {
+        "key": _KEY,
+        "label": Option(column, "label", "the source's column holding the expert label"),
+    }
     arg_types = {"this": True, "source": True, "options": False}
 
     @classmethod
-    def parse(cls, p: MallardParserMixin) -> "AddGoldLabels | None":
-        if not p.match_words("GOLD"):
-            return None
-        p.expect_words("LABELS", after="ADD GOLD")
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> AddGoldLabels:
         p.expect_words("TO", after="ADD GOLD LABELS")
         table = p.expect_table("a table name", after="ADD GOLD LABELS TO")
         p.expect_words("FROM", after=f"ADD GOLD LABELS TO {table.sql('duckdb')}")
-        source = _expect_query(p, after="FROM")
+        source = p.parse_subquery_or_table("a table name or a (query)", after="FROM")
         options = p.parse_options(after="ADD GOLD LABELS")
         return cls(this=table, source=source, options=options)
 
-    def to_sql(self, g: Any) -> str:
+    def to_sql(self, g: Generator) -> str:
         return f"ADD GOLD LABELS TO {g.sql(self, 'this')} FROM {g.sql(self, 'source')}{self._options_sql(g)}"
 
 
@@ -212,22 +198,19 @@ class AnalyzeLabelingFunctions(Statement):
     'ANALYZE LABELING FUNCTIONS lf_a, lf_b ON sms'
     """
 
-    NAME = "ANALYZE LABELING FUNCTIONS"
-    FIRST = "ANALYZE"
-    ROUTE = r"ANALYZE\s+LABELING\s+FUNCTIONS\b"
+    PREFIX = "ANALYZE LABELING FUNCTIONS"
+    OPTIONS = {"classes": _CLASSES, "key": _KEY, "fault_tolerant": _FAULT_TOLERANT}
     arg_types = {"this": True, "expressions": True, "options": False}
 
     @classmethod
-    def parse(cls, p: MallardParserMixin) -> "AnalyzeLabelingFunctions | None":
-        if not p.match_words("LABELING", "FUNCTIONS"):
-            return None  # DuckDB's ANALYZE
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> AnalyzeLabelingFunctions:
         lfs = _lf_names(p, after="ANALYZE LABELING FUNCTIONS")
         p.expect_words("ON", after="ANALYZE LABELING FUNCTIONS <names>")
         table = p.expect_table("a table name", after="ON")
         options = p.parse_options(after="ANALYZE LABELING FUNCTIONS")
         return cls(this=table, expressions=lfs, options=options)
 
-    def to_sql(self, g: Any) -> str:
+    def to_sql(self, g: Generator) -> str:
         lfs = ", ".join(g.sql(e) for e in self.expressions)
         return f"ANALYZE LABELING FUNCTIONS {lfs} ON {g.sql(self, 'this')}{self._options_sql(g)}"
 
@@ -240,19 +223,15 @@ class ShowLabelAnalysis(Statement):
     'SHOW LABEL ANALYSIS FOR sms_labels'
     """
 
-    NAME = "SHOW LABEL ANALYSIS"
-    FIRST = "SHOW"
-    ROUTE = r"SHOW\s+LABEL\s+ANALYSIS\b"
+    PREFIX = "SHOW LABEL ANALYSIS"
     arg_types = {"this": True}
 
     @classmethod
-    def parse(cls, p: MallardParserMixin) -> "ShowLabelAnalysis | None":
-        if not p.match_words("LABEL", "ANALYSIS"):
-            return None
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowLabelAnalysis:
         p.expect_words("FOR", after="SHOW LABEL ANALYSIS")
         return cls(this=p.expect_table("a label table name", after="SHOW LABEL ANALYSIS FOR"))
 
-    def to_sql(self, g: Any) -> str:
+    def to_sql(self, g: Generator) -> str:
         return f"SHOW LABEL ANALYSIS FOR {g.sql(self, 'this')}"
 
 
@@ -264,17 +243,13 @@ class ShowClassBalance(Statement):
     'SHOW CLASS BALANCE FOR sms_labels'
     """
 
-    NAME = "SHOW CLASS BALANCE"
-    FIRST = "SHOW"
-    ROUTE = r"SHOW\s+CLASS\s+BALANCE\b"
+    PREFIX = "SHOW CLASS BALANCE"
     arg_types = {"this": True}
 
     @classmethod
-    def parse(cls, p: MallardParserMixin) -> "ShowClassBalance | None":
-        if not p.match_words("CLASS", "BALANCE"):
-            return None
+    def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> ShowClassBalance:
         p.expect_words("FOR", after="SHOW CLASS BALANCE")
         return cls(this=p.expect_table("a label table name", after="SHOW CLASS BALANCE FOR"))
 
-    def to_sql(self, g: Any) -> str:
+    def to_sql(self, g: Generator) -> str:
         return f"SHOW CLASS BALANCE FOR {g.sql(self, 'this')}"

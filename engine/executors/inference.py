@@ -1,54 +1,49 @@
 """Executors of the inference statements: CREATE MODEL, DROP MODEL, SHOW MODELS, EXPLAIN."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING
 
-from engine.dialect.base import bind_parameters, literal_value, option_dict
-from engine.dialect.inference import CreateModel, DropModel, ExplainInference, ShowModels
-from engine.errors import DataError, ProgrammingError
-from engine.executors import executes
-from engine.inference.catalog import add_version, drop_model
+from sqlglot import exp
+
+from engine.dialect.inference import CreateModel, DropModel, ExplainInference, ShowModels, ShowStorage
+from engine.errors import ProgrammingError
 from engine.inference.create_model import prepare_model
-from engine.inference.functions import register_planned_functions
-from engine.result import Result
+from engine.inference.model_catalog import add_version, drop_model
+from engine.options import read_options
+from engine.statement_result import StatementResult
 
-register_planned_functions()
+if TYPE_CHECKING:
+    from engine.session import Session
 
 
-@executes(CreateModel)
-def create_model(session: Any, node: CreateModel, params: Sequence[Any] | None) -> Result:
+def create_model(session: Session, node: CreateModel) -> StatementResult:
     """``CREATE [OR REPLACE] MODEL <name> FROM '<weights>' WITH (architecture = ..., ...)``."""
     session.require_writable("CREATE MODEL")
-    node = bind_parameters(node, params)
-    options: dict[str, Any] = {}
-    for key, value in option_dict(node).items():
-        try:
-            options[key] = literal_value(value)
-        except ValueError as e:
-            raise DataError(f"CREATE MODEL option {key}: {e}") from None
-    new = prepare_model(session, node.this.name, node.args["source"].name, options,
-                        replace=bool(node.args.get("replace")))
+    options = read_options(node)
+    source = node.args["source"]
+    if not isinstance(source, exp.Literal) or not source.is_string:
+        raise ProgrammingError(f"CREATE MODEL expects the weights file path as a string, found {source.sql()}")
+    new = prepare_model(session, node.this.name, source.name, options, replace=bool(node.args.get("replace")))
     with session.atomic():
         version = add_version(session, new.name, new.spec, new.state, source=new.source,
                               created_by="CREATE MODEL", description=new.description, options=options)
-    return Result(rowcount=1, message=(
+    return StatementResult(rowcount=1, message=(
         f"CREATE MODEL: {new.name} version {version} ({new.spec.architecture}, {new.spec.num_classes} classes)"
     ))
 
 
-@executes(DropModel)
-def drop_model_statement(session: Any, node: DropModel, params: Sequence[Any] | None) -> Result:
+def drop_model_statement(session: Session, node: DropModel) -> StatementResult:
     """``DROP MODEL [IF EXISTS] <name>``: the model, its versions, cached results and state."""
     session.require_writable("DROP MODEL")
     name = node.this.name.lower()
-    exists = session.sql("SELECT count(*) FROM mallard.models WHERE name = ?", [name]).fetchone()[0]
+    exists = session.scalar("SELECT count(*) FROM mallard.models WHERE name = ?", [name])
     if not exists:
         if node.args.get("exists"):
-            return Result(rowcount=0, message=f"DROP MODEL: no model {name}")
+            return StatementResult(rowcount=0, message=f"DROP MODEL: no model {name}")
         raise ProgrammingError(f"model {name} does not exist (DROP MODEL IF EXISTS ignores a missing model)")
     with session.atomic():
         versions = drop_model(session, name)
-    return Result(rowcount=1, message=f"DROP MODEL: {name} ({versions} versions)")
+    return StatementResult(rowcount=1, message=f"DROP MODEL: {name} ({versions} versions)")
 
 
 SHOW_MODELS = """
@@ -64,15 +59,45 @@ ORDER BY m.name
 """
 
 
-@executes(ShowModels)
-def show_models(session: Any, node: ShowModels, params: Sequence[Any] | None) -> Result:
+def show_models(session: Session, node: ShowModels) -> StatementResult:
     """``SHOW MODELS``: one row per model, describing its current version."""
-    return Result(query=SHOW_MODELS)
+    return StatementResult(rows=session.relation(SHOW_MODELS))
 
 
-@executes(ExplainInference)
-def explain(session: Any, node: ExplainInference, params: Sequence[Any] | None) -> Result:
+SHOW_STORAGE = """
+SELECT kind, name, rows, bytes, detail FROM (
+    SELECT 1 AS o, 'frames' AS kind, table_name AS name, frame_count AS rows,
+           CASE WHEN storage = 'stream' THEN packet_bytes ELSE frame_count * width * height * 3 END AS bytes,
+           storage || CASE WHEN storage = 'stream' THEN ' (' || codec || ' packets, ' || packet_count || ')'
+                           ELSE ' (RGB pixels)' END AS detail
+    FROM mallard.videos
+    UNION ALL
+    SELECT 2, 'result cache', model || ' version ' || version, count(*),
+           sum(64 + 4 * (len(logits) + len(features))),
+           count(DISTINCT video_key) || ' videos, ' || count(DISTINCT mode_key) || ' modes'
+    FROM mallard.inference_cache GROUP BY model, version
+    UNION ALL
+    SELECT 3, 'engine state', model || ' version ' || version, count(*), sum(octet_length(state)),
+           'base-frame activations of ' || count(*) || ' (video, mode) pairs'
+    FROM mallard.inference_state GROUP BY model, version
+    UNION ALL
+    SELECT 4, 'models', model, count(*), sum(weights_bytes), count(*) || ' versions (safetensors weights)'
+    FROM mallard.model_versions GROUP BY model
+    UNION ALL
+    SELECT 5, 'database file', current_database(), NULL,
+           (SELECT total_blocks * block_size FROM pragma_database_size() WHERE database_name = current_database()),
+           'all of the file''s blocks, free ones included'
+) ORDER BY o, name
+"""
+
+
+def show_storage(session: Session, node: ShowStorage) -> StatementResult:
+    """``SHOW STORAGE``: what the database's bytes hold: frames, result cache, engine state, models."""
+    return StatementResult(rows=session.relation(SHOW_STORAGE))
+
+
+def explain(session: Session, node: ExplainInference) -> StatementResult:
     """``EXPLAIN [ANALYZE] <query>``: the inference plan of the query's model calls."""
     from engine.inference.explain import explain_statement
 
-    return explain_statement(session, node, params)
+    return explain_statement(session, node)

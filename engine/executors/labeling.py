@@ -1,50 +1,54 @@
 """Executors of the weak-supervision statements (the work lives in :mod:`engine.labeling`)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from engine.dialect.labeling import (AddGoldLabels, AnalyzeLabelingFunctions, CreateLabelingFunction,
-                                     DropLabelingFunction, Label, ShowClassBalance, ShowLabelAnalysis,
-                                     ShowLabelingFunctions)
-from engine.dialect.base import bind_parameters
-from engine.executors import executes
+from engine.dialect.labeling import (
+    AddGoldLabels,
+    AnalyzeLabelingFunctions,
+    CreateLabelingFunction,
+    DropLabelingFunction,
+    Label,
+    ShowClassBalance,
+    ShowLabelAnalysis,
+    ShowLabelingFunctions,
+)
 from engine.labeling import functions, gold, label, runs
-from engine.result import Result
+from engine.statement_result import StatementResult
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 
-@executes(CreateLabelingFunction)
-def create_labeling_function(session: Any, node: CreateLabelingFunction, params: Sequence[Any] | None) -> Result:
-    node = bind_parameters(node, params)
+def create_labeling_function(session: Session, node: CreateLabelingFunction) -> StatementResult:
+    """``CREATE [OR REPLACE] LABELING FUNCTION <name> ON <table> AS <expression>``: stored in the catalog."""
     session.require_writable(node.NAME)
     name = functions.create_sql_function(session, node.this, node.args["table"], node.args["expression"],
                                          bool(node.args.get("replace")))
-    return Result(message=f"CREATE LABELING FUNCTION {name}")
+    return StatementResult(message=f"CREATE LABELING FUNCTION {name}")
 
 
-@executes(DropLabelingFunction)
-def drop_labeling_function(session: Any, node: DropLabelingFunction, params: Sequence[Any] | None) -> Result:
-    node = bind_parameters(node, params)
+def drop_labeling_function(session: Session, node: DropLabelingFunction) -> StatementResult:
+    """``DROP LABELING FUNCTION [IF EXISTS] <name>``."""
     session.require_writable(node.NAME)
     dropped = functions.drop_function(session, node.this, bool(node.args.get("exists")))
-    return Result(message=f"DROP LABELING FUNCTION {node.this.name}" + ("" if dropped else " (there was none)"))
+    return StatementResult(message=f"DROP LABELING FUNCTION {node.this.name}" + ("" if dropped else " (there was none)"))
 
 
-@executes(ShowLabelingFunctions)
-def show_labeling_functions(session: Any, node: ShowLabelingFunctions, params: Sequence[Any] | None) -> Result:
-    node = bind_parameters(node, params)
+def show_labeling_functions(session: Session, node: ShowLabelingFunctions) -> StatementResult:
+    """``SHOW LABELING FUNCTIONS [ON <table>]``: name, table, kind and definition of each."""
     rows = functions.listing(session, node.args.get("table"))
     names = ("name", "table_name", "kind", "definition")
-    return Result(arrow=pa.table({n: pa.array([r[i] for r in rows], pa.string()) for i, n in enumerate(names)}))
+    return StatementResult(rows=pa.table({n: pa.array([r[i] for r in rows], pa.string()) for i, n in enumerate(names)}))
 
 
-@executes(Label)
-def label_table(session: Any, node: Label, params: Sequence[Any] | None) -> Result:
-    node = bind_parameters(node, params)
+def label_table(session: Session, node: Label) -> StatementResult:
+    """``LABEL <table> USING <lf>, ... [WITH (...)] INTO [OR REPLACE] <target>``: one label per row, in one transaction."""
     outcome = label.label(session, node)
     record = outcome.record
-    return Result(rowcount=record.n_rows, message=(
+    return StatementResult(rowcount=record.n_rows, message=(
         f"LABEL: {record.n_rows} rows of {record.source.sql('duckdb')} into {record.target.sql('duckdb')} "
         f"({record.model}, {len(outcome.stats)} functions, {record.n_patterns} vote patterns, "
         f"{record.n_covered / max(record.n_rows, 1):.1%} covered, {record.n_gold} gold) in {record.total_seconds:.2f} s; "
@@ -52,26 +56,22 @@ def label_table(session: Any, node: Label, params: Sequence[Any] | None) -> Resu
     ))
 
 
-@executes(AddGoldLabels)
-def add_gold_labels(session: Any, node: AddGoldLabels, params: Sequence[Any] | None) -> Result:
-    node = bind_parameters(node, params)
+def add_gold_labels(session: Session, node: AddGoldLabels) -> StatementResult:
+    """``ADD GOLD LABELS TO <table> FROM <table> | (<query>) [WITH (key = <column>, label = <column>)]``."""
     count = gold.add_gold_labels(session, node.this, node.args["source"], node)
-    return Result(rowcount=count, message=f"ADD GOLD LABELS: {count} gold labels for {node.this.sql('duckdb')}")
+    return StatementResult(rowcount=count, message=f"ADD GOLD LABELS: {count} gold labels for {node.this.sql('duckdb')}")
 
 
-@executes(AnalyzeLabelingFunctions)
-def analyze_labeling_functions(session: Any, node: AnalyzeLabelingFunctions, params: Sequence[Any] | None) -> Result:
-    node = bind_parameters(node, params)
-    return Result(arrow=label.analyze(session, node))
+def analyze_labeling_functions(session: Session, node: AnalyzeLabelingFunctions) -> StatementResult:
+    """``ANALYZE LABELING FUNCTIONS <lf>, ... ON <table> [WITH (classes, key, fault_tolerant)]``: the LF analysis, nothing written."""
+    return StatementResult(rows=label.analyze(session, node))
 
 
-@executes(ShowLabelAnalysis)
-def show_label_analysis(session: Any, node: ShowLabelAnalysis, params: Sequence[Any] | None) -> Result:
-    node = bind_parameters(node, params)
-    return Result(query=runs.ANALYSIS_QUERY, params=[runs.latest_run(session, node.this)])
+def show_label_analysis(session: Session, node: ShowLabelAnalysis) -> StatementResult:
+    """``SHOW LABEL ANALYSIS FOR <label table>``: the analysis recorded by the LABEL run that wrote it."""
+    return StatementResult(rows=session.relation(runs.ANALYSIS_QUERY, [runs.latest_run(session, node.this)]))
 
 
-@executes(ShowClassBalance)
-def show_class_balance(session: Any, node: ShowClassBalance, params: Sequence[Any] | None) -> Result:
-    node = bind_parameters(node, params)
-    return Result(query=runs.CLASS_BALANCE_QUERY, params=[runs.latest_run(session, node.this)])
+def show_class_balance(session: Session, node: ShowClassBalance) -> StatementResult:
+    """``SHOW CLASS BALANCE FOR <label table>``: estimated class balance and label shares."""
+    return StatementResult(rows=session.relation(runs.CLASS_BALANCE_QUERY, [runs.latest_run(session, node.this)]))

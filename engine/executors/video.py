@@ -1,44 +1,80 @@
-"""LOAD VIDEO: decode a video file with PyAV into a frames table, in one transaction."""
+"""LOAD VIDEO: store a video file as a frames table, in one transaction.
+
+``store = 'stream'`` (the default) copies the container's packets and decodes frames when
+they are read (engine.video_stream); ``store = 'pixels'`` decodes every frame now and
+stores its RGB bytes (for tiny clips, and the form :func:`engine.frames_from_numpy` makes).
+"""
 from __future__ import annotations
 
 import os
 import time
-import uuid
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.catalog import STAGING_PREFIX, catalog_name
-from engine.dialect.base import bind_parameters, literal_value, option_dict
 from engine.dialect.video import LoadVideo
 from engine.errors import DataError, ProgrammingError
-from engine.executors import executes
+from engine.options import read_options
 from engine.prefetch import prefetch
-from engine.result import Result
-from engine.video import FRAMES_DDL, VideoInfo, decode_frames, frames_batch, probe
+from engine.statement_result import StatementResult
+from engine.system_catalog import catalog_name, require_user_table
+from engine.video import (
+    FRAMES_DDL,
+    VideoInfo,
+    decode_frames,
+    drop_frames_table,
+    frames_batch,
+    insert_video_row,
+    probe,
+)
+from engine.video_stream.load import LoadOptions, load_stream, output_size, registered
 
-OPTIONS = {"width", "height", "every", "limit", "batch_frames"}
+if TYPE_CHECKING:
+    from engine.session import Session
+
+#: Options that apply to ``store = 'pixels'`` only.
+PIXELS_ONLY = ("batch_frames",)
 
 
-@executes(LoadVideo)
-def load_video(session: Any, node: LoadVideo, params: Sequence[Any] | None) -> Result:
-    """``LOAD [OR REPLACE] VIDEO '<path>' INTO <table> [WITH (width, height, every, limit)]``."""
-    node = bind_parameters(node, params)
+def load_video(session: Session, node: LoadVideo) -> StatementResult:
+    """``LOAD [OR REPLACE] VIDEO '<path>' INTO <table> [WITH (width, height, every, limit, store)]``."""
     if not isinstance(node.this, exp.Literal) or not node.this.is_string:
         raise ProgrammingError(f"expected the video path as a string, found {node.this.sql()}")
-    options = _options(node)
+    options = read_options(node)
+    store = options.get("store", "stream")
+    for key in PIXELS_ONLY:
+        if key in options and store != "pixels":
+            raise ProgrammingError(f"LOAD VIDEO option {key} applies to store = 'pixels' only")
     path = os.path.abspath(node.this.name)
     target: exp.Table = node.args["into"]
+    require_user_table(target, "LOAD VIDEO")
     replace = bool(node.args.get("replace"))
     session.require_writable("LOAD VIDEO")
     if not replace and session.table_exists(target):
         raise ProgrammingError(
             f"table {target.sql('duckdb')} already exists; use LOAD OR REPLACE VIDEO to replace it"
         )
+    if options.pop("store", "stream") == "pixels":
+        return _load_pixels(session, target, path, options, replace)
+    started = time.perf_counter()
+    loaded = load_stream(session, target, path, LoadOptions(options.get("width"), options.get("height"),
+                                                            options.get("every", 1), options.get("limit")),
+                         replace=replace)
+    seconds = time.perf_counter() - started
+    warning = f"; warning: {loaded.warning}" if loaded.warning else ""
+    return StatementResult(rowcount=loaded.frames, message=(
+        f"LOAD VIDEO: {loaded.frames} frames of {loaded.width}x{loaded.height} from {os.path.basename(path)} into "
+        f"{target.sql('duckdb')} as its compressed stream ({loaded.packets} packets, "
+        f"{loaded.packet_bytes / 1e6:.1f} MB) in {seconds:.2f} s{warning}"
+    ))
+
+
+def _load_pixels(session: Session, target: exp.Table, path: str, options: dict[str, Any], replace: bool) -> StatementResult:
     info = probe(path)
-    width, height = _output_size(info, options.get("width"), options.get("height"))
+    width, height = output_size((info.width, info.height), options.get("width"), options.get("height"))
     every = options.get("every", 1)
     limit = options.get("limit")
     batch = options.get("batch_frames") or max(1, min(64, (8 << 20) // (width * height * 3)))
@@ -51,104 +87,51 @@ def load_video(session: Any, node: LoadVideo, params: Sequence[Any] | None) -> R
     n = write_frames_table(session, target, info, prefetch(batches), replace=replace, every=every,
                            width=width, height=height, total=expected, desc=f"LOAD VIDEO {os.path.basename(path)}")
     seconds = time.perf_counter() - started
-    return Result(rowcount=n, message=(
+    return StatementResult(rowcount=n, message=(
         f"LOAD VIDEO: {n} frames of {width}x{height} from {os.path.basename(path)} into "
-        f"{target.sql('duckdb')} in {seconds:.2f} s ({n / seconds:.0f} frames/s)"
+        f"{target.sql('duckdb')} as pixels in {seconds:.2f} s ({n / seconds:.0f} frames/s)"
     ))
 
 
-def write_frames_table(session: Any, target: exp.Table, info: VideoInfo, batches: Iterable[pa.RecordBatch], *,
+def write_frames_table(session: Session, target: exp.Table, info: VideoInfo, batches: Iterable[pa.RecordBatch], *,
                        replace: bool, every: int, width: int, height: int, total: int | None,
                        desc: str = "frames") -> int:
-    """Create ``target`` from ``batches`` and register it in mallard.videos, all or nothing.
+    """Create the pixels frames table ``target`` from ``batches`` and register it in mallard.videos.
 
-    Inside a transaction (manual-commit mode, or after BEGIN) everything happens in it.
-    Otherwise the frames go into a staging table committed batch by batch, so DuckDB writes
-    them while decoding goes on, and one final transaction renames the staging table to
-    ``target`` and records it; a failure drops the staging table, and one left by a killed
-    process is dropped the next time the database is opened (engine.catalog).
+    Everything happens in one transaction (the caller's, if one is open): a failure or a
+    killed process leaves no table and no catalog row, and no other connection ever sees
+    a half-written table.
     """
     session.require_writable("writing a frames table")
     if not replace and session.table_exists(target):
         raise ProgrammingError(f"table {target.sql('duckdb')} already exists; pass replace=True to replace it")
     started = time.perf_counter()
-    if session.in_transaction:
-        with session.atomic():
-            if replace:
-                _drop_frames_table(session, target)
-            _create_frames_table(session, target)
-            count = _append_frames(session, target, batches, total, desc, commit_each=False)
-            _publish(session, target, target, info, count, every, width, height, replace, started)
-        return count
-    staging = exp.Table(this=exp.to_identifier(f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"),
-                        db=target.args.get("db"), catalog=target.args.get("catalog"))
-    _create_frames_table(session, staging)
-    threshold = session.sql("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
-    try:
-        # no checkpoint per commit: each would rewrite the growing row group of frames
-        session.sql("SET checkpoint_threshold = '1000 GiB'")
-        count = _append_frames(session, staging, batches, total, desc, commit_each=True)
-        with session.atomic():
-            _publish(session, staging, target, info, count, every, width, height, replace, started)
-    except BaseException:
-        session.quiesce()
-        session.sql(exp.Drop(tables=[staging.copy()], kind="TABLE", exists=True))
-        raise
-    finally:
-        session.sql("SET checkpoint_threshold = ?", [threshold])
+    with session.atomic():
+        if replace:
+            drop_frames_table(session, target)
+        session.sql(exp.Create(this=exp.Schema(this=target.copy(), expressions=FRAMES_DDL.expressions), kind="TABLE"))
+        count = _append_frames(session, target, batches, total, desc)
+        if count == 0:
+            raise DataError(f"expected video frames in {info.path}, decoded none")
+        stamps = session.row(exp.select("min(ts)", "max(ts)").from_(target.copy()))
+        insert_video_row(session.sql, catalog_name(target), info, width=width, height=height, every=every,
+                         count=count, duration_s=(stamps[1] - stamps[0]) if stamps[0] is not None else None,
+                         seconds=time.perf_counter() - started)
     return count
 
 
-def _drop_frames_table(session: Any, table: exp.Table) -> None:
-    """Drop a table being replaced, and its catalog row."""
-    session.sql(exp.Drop(tables=[table.copy()], kind="TABLE", exists=True))
-    session.sql("DELETE FROM mallard.videos WHERE table_name = ?", [catalog_name(table)])
-
-
-def _create_frames_table(session: Any, table: exp.Table) -> None:
-    session.sql(exp.Create(this=exp.Schema(this=table.copy(), expressions=FRAMES_DDL.expressions), kind="TABLE"))
-
-
-def _append_frames(session: Any, table: exp.Table, batches: Iterable[pa.RecordBatch], total: int | None,
-                   desc: str, commit_each: bool) -> int:
-    """Insert every batch; with ``commit_each`` each insert commits on its own (autocommit)."""
+def _append_frames(session: Session, table: exp.Table, batches: Iterable[pa.RecordBatch], total: int | None,
+                   desc: str) -> int:
     name = f"__mallard_frames_{id(session):x}"
     insert = exp.insert(exp.select("*").from_(name), table.copy()).sql("duckdb")
     count = 0
     with session.progress(total, desc, unit="frame") as bar:
         for batch in batches:
-            session.register(name, batch)
-            try:
+            with registered(session, name, batch):
                 session.sql(insert)
-            finally:
-                session.unregister(name)
             count += batch.num_rows
             bar.update(batch.num_rows)
     return count
-
-
-def _publish(session: Any, source: exp.Table, target: exp.Table, info: VideoInfo, count: int, every: int,
-             width: int, height: int, replace: bool, started: float) -> None:
-    """In the caller's transaction: put the frames table in place and record it in the catalog."""
-    if count == 0:
-        raise DataError(f"expected video frames in {info.path}, decoded none")
-    name = catalog_name(target)
-    if source != target:
-        if replace:
-            _drop_frames_table(session, target)
-        elif session.table_exists(target):
-            raise ProgrammingError(f"table {target.sql('duckdb')} already exists (created while loading)")
-        session.sql(exp.Alter(this=source.copy(), kind="TABLE",
-                              actions=[exp.AlterRename(this=exp.Table(this=target.this.copy()))]))
-    stamps = session.sql(exp.select("min(ts)", "max(ts)").from_(target.copy())).fetchone()
-    session.sql(
-        "INSERT INTO mallard.videos (table_name, source, source_bytes, source_sha256, codec, source_width,"
-        " source_height, width, height, fps, every, frame_count, duration_s, pixel_format, load_seconds)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'rgb24', ?)",
-        [name, info.path, info.size_bytes, info.sha256, info.codec, info.width, info.height, width, height,
-         info.fps, every, count, (stamps[1] - stamps[0]) if stamps[0] is not None else None,
-         time.perf_counter() - started],
-    )
 
 
 def _batches(frames: Iterator[tuple[float, np.ndarray]], size: int, width: int, height: int,
@@ -169,33 +152,3 @@ def _batches(frames: Iterator[tuple[float, np.ndarray]], size: int, width: int, 
         first_id += len(stamps)
         if len(stamps) < size:
             return
-
-
-def _options(node: LoadVideo) -> dict[str, int]:
-    raw = option_dict(node)
-    unknown = set(raw) - OPTIONS
-    if unknown:
-        raise ProgrammingError(
-            f"unknown LOAD VIDEO option {sorted(unknown)[0]!r}; expected one of {', '.join(sorted(OPTIONS))}"
-        )
-    options: dict[str, int] = {}
-    for key, value_node in raw.items():
-        try:
-            value = literal_value(value_node)
-        except ValueError:
-            value = value_node.sql()
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise DataError(f"LOAD VIDEO option {key}: expected a positive whole number, found {value!r}")
-        options[key] = value
-    return options
-
-
-def _output_size(info: VideoInfo, width: int | None, height: int | None) -> tuple[int, int]:
-    """The stored frame size: as asked, or scaled keeping the aspect ratio when one side is given."""
-    if width is None and height is None:
-        return info.width, info.height
-    if width is None:
-        width = max(1, round(info.width * height / info.height))
-    if height is None:
-        height = max(1, round(info.height * width / info.width))
-    return width, height

@@ -8,10 +8,13 @@ SQL reaches this package through ``engine/dialect/inference.py`` (statements),
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.connection import Connection
 
 
-def scan_statistics(con: Any) -> list[Any]:
+def scan_statistics(con: Connection) -> list[Any]:
     """The :class:`~engine.inference.scan.ScanStats` of a connection's recent inference scans,
     oldest first (frames served from the script, the cache, or computed; kinds; multiply-adds).
 
@@ -21,10 +24,10 @@ def scan_statistics(con: Any) -> list[Any]:
     """
     from engine.inference.scan import STATS
 
-    return list(_session(con).state.get(STATS, []))
+    return list(con.session.state.get(STATS, []))
 
 
-def backbone_frames(con: Any) -> int:
+def backbone_frames(con: Connection) -> int:
     """How many frames this connection has run through a network so far (all scans).
 
     >>> import engine
@@ -33,8 +36,5 @@ def backbone_frames(con: Any) -> int:
     """
     from engine.inference.scan import BACKBONE_FRAMES
 
-    return int(_session(con).state.get(BACKBONE_FRAMES, 0))
+    return int(con.session.state.get(BACKBONE_FRAMES, 0))
 
-
-def _session(con: Any) -> Any:
-    return getattr(con, "_session", con)

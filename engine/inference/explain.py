@@ -11,26 +11,31 @@ persisted base frame.  ``EXPLAIN ANALYZE`` runs the scans and reports what they 
 >>> con = engine.connect(progress="off")
 >>> _ = con.execute("CREATE MODEL tiny FROM 'data/mobilenet_v2.pth' WITH (architecture = 'mobilenet_v2')")
 >>> _ = engine.frames_from_numpy(con, "clip", np.zeros((4, 32, 32, 3), np.uint8))
->>> plan = explain_plans(con, "SELECT tiny(frame).label FROM clip WHERE frame_id < 3")[0]
+>>> plan = explain_plans(con.session, "SELECT tiny(frame).label FROM clip WHERE frame_id < 3")[0]
 >>> plan.counts()["full"], plan.macs == plan.macs_full
 (3, True)
 """
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+from sqlglot import exp
 
 from engine.dialect import parse_statements
-from engine.inference.cache import ResultCache
 from engine.inference.runners import FrameDecision, FullRunner, IncrementalRunner
-from engine.inference.scan import SCRIPT_RESULTS, InferenceScan, PreparedScan, _script_key, execute_scan
+from engine.inference.scan import PreparedScan, execute_scan, serve_plan
 from engine.inference.state import load_state
-from engine.planner import PlanContext, optimize
-from engine.result import Result
+from engine.planner import CatalogSnapshot, optimize
+from engine.planner.steps import OcclusionStep, PredictStep, QueryStep, Step, plan_steps, scan_steps
+from engine.statement_result import StatementResult
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: Decision kinds in the order EXPLAIN lists them.
 KINDS = ("cached", "shared", "skipped", "incremental", "full")
@@ -122,48 +127,43 @@ def _ratio(full: int, spent: int) -> str:
     return f" ({full / spent:.2f}x fewer)" if spent else " (none spent)"
 
 
-def explain_plans(con: Any, sql: str | Any, analyze: bool = False, params: Sequence[Any] | None = None) -> list[ScanPlan]:
-    """The plans of the inference scans of one query (text or parsed) on a connection (or its
-    session), one decision per frame; ``analyze=True`` runs the scans and reports what they did."""
-    session = getattr(con, "_session", con)
+def explain_plans(session: Session, sql: str | exp.Expr, analyze: bool = False) -> list[ScanPlan]:
+    """The plans of the inference scans of one query (text or parsed, parameters bound), one
+    decision per frame; ``analyze=True`` runs the scans and reports what they did."""
     node = parse_statements(sql)[0] if isinstance(sql, str) else sql
-    context = PlanContext(functions=session.functions, info={"params": params})
-    optimize(node, context)
-    scans = [step for step in context.steps if isinstance(step, InferenceScan)]
-    for scan in scans:
-        scan.prepare(session)
+    return scan_plans(session, plan_steps(optimize(node, CatalogSnapshot.of(session.functions))), analyze)
+
+
+def scan_plans(session: Session, steps: tuple[Step, ...], analyze: bool) -> list[ScanPlan]:
+    """Each scan step's plan (validating every scan before running any)."""
+    prepared = [PreparedScan.prepare(session, step.request) for step in scan_steps(steps)]
     plans = []
-    for scan in scans:
-        prepared = scan.prepare(session)
+    for scan in prepared:
         if analyze:
-            _, stats = execute_scan(session, prepared)
-            plans.append(ScanPlan(prepared, stats.per_frame, analyzed=True))
+            _, stats = execute_scan(session, scan)
+            plans.append(ScanPlan(scan, stats.per_frame, analyzed=True))
         else:
-            plans.append(ScanPlan(prepared, plan_scan(session, prepared)))
+            plans.append(ScanPlan(scan, plan_scan(session, scan)))
     return plans
 
 
-def plan_scan(session: Any, scan: PreparedScan) -> list[FrameDecision]:
-    """Per-frame decisions of a scan, computing nothing."""
-    wanted = scan.selection.frame_ids
-    decisions: list[FrameDecision] = []
-    shared = session.script_state.get(SCRIPT_RESULTS, {}).get(_script_key(scan)) if scan.key is not None else None
-    shared_ids = np.intersect1d(wanted, shared.frame_ids) if shared is not None else np.empty(0, np.int64)
-    if shared is not None and len(shared_ids):
-        served = shared.select(shared_ids)
-        decisions += [FrameDecision(int(i), "shared", 0, int(f)) for i, f in zip(served.frame_ids, served.macs_full)]
-    remaining = np.setdiff1d(wanted, shared_ids, assume_unique=True)
-    if scan.use_cache and scan.key is not None and len(remaining):
-        cache = ResultCache(session, scan.key)
-        cached = cache.read(cache.cached_ids(remaining), set())
+def plan_scan(session: Session, scan: PreparedScan) -> list[FrameDecision]:
+    """Per-frame decisions of a scan, computing nothing (the same serve plan execution uses)."""
+    served = serve_plan(session, scan)
+    decisions = [FrameDecision(int(i), "shared", 0, int(f))
+                 for i, f in zip(served.shared.frame_ids, served.shared.macs_full)]
+    if len(served.cached):
+        from engine.inference.cache import ResultCache
+
+        assert scan.key is not None
+        cached = ResultCache(session, scan.key).read(served.cached, set())
         decisions += [FrameDecision(int(i), "cached", 0, int(f)) for i, f in zip(cached.frame_ids, cached.macs_full)]
-        remaining = np.setdiff1d(remaining, cached.frame_ids, assume_unique=True)
-    decisions += _plan_computation(session, scan, remaining)
+    decisions += _plan_computation(session, scan, served.missing)
     return sorted(decisions, key=lambda d: d.frame_id)
 
 
-def _plan_computation(session: Any, scan: PreparedScan, frame_ids: np.ndarray) -> list[FrameDecision]:
-    from engine.inference.catalog import load_network
+def _plan_computation(session: Session, scan: PreparedScan, frame_ids: np.ndarray) -> list[FrameDecision]:
+    from engine.inference.model_catalog import load_network
 
     if len(frame_ids) == 0:
         return []
@@ -183,15 +183,34 @@ def _plan_computation(session: Any, scan: PreparedScan, frame_ids: np.ndarray) -
     return decisions
 
 
-def explain_statement(session: Any, node: Any, params: Sequence[Any] | None) -> Result:
-    """The executor of ``EXPLAIN [ANALYZE] <query>``: DuckDB's EXPLAIN when no model is called."""
+def explain_statement(session: Session, node: Any) -> StatementResult:
+    """The executor of ``EXPLAIN [ANALYZE] <query>``: the inference plan of a query that calls
+    models (its steps, as execution reads them); DuckDB's own EXPLAIN for any other query."""
     inner = node.this
-    context = PlanContext(functions=session.functions, info={"params": params})
-    rewritten = optimize(inner, context)
-    if not context.steps:
-        analyze = "ANALYZE " if node.args.get("analyze") else ""
-        return Result(query=f"EXPLAIN {analyze}{inner.sql('duckdb')}", params=params)
-    plans = explain_plans(session, inner, analyze=bool(node.args.get("analyze")), params=params)
-    rows = [("inference_scan", plan.render()) for plan in plans]
-    rows.append(("rewritten_query", rewritten.sql("duckdb", pretty=True)))
-    return Result(arrow=pa.table({"explain_key": [r[0] for r in rows], "explain_value": [r[1] for r in rows]}))
+    analyze = bool(node.args.get("analyze"))
+    steps = plan_steps(optimize(inner, CatalogSnapshot.of(session.functions)))
+    query = steps[-1]
+    assert isinstance(query, QueryStep)
+    if not query.rewritten:
+        return StatementResult(rows=session.relation(f"EXPLAIN {'ANALYZE ' if analyze else ''}{inner.sql('duckdb')}"))
+    rows = [("inference_scan", plan.render()) for plan in scan_plans(session, steps, analyze)]
+    rows += [("occlusion_map", step.request.describe()) for step in steps if isinstance(step, OcclusionStep)]
+    rows += [("predict", _prediction_text(session, step, analyze)) for step in steps if isinstance(step, PredictStep)]
+    rows.append(("rewritten_query", query.tree.sql("duckdb", pretty=True)))
+    return StatementResult(rows=pa.table({"explain_key": [r[0] for r in rows], "explain_value": [r[1] for r in rows]}))
+
+
+def _prediction_text(session: Session, step: PredictStep, analyze: bool) -> str:
+    """EXPLAIN of a predict(...) step; with ANALYZE, it runs and reports what it did."""
+    from engine.serving.offline import explain_prediction, prediction_statistics
+
+    text = explain_prediction(session, step.request)
+    if not analyze:
+        return text
+    from engine.executors.planned import STEP_RUNNERS
+
+    STEP_RUNNERS[PredictStep](session, step, {})
+    done = prediction_statistics(session)[-1]
+    return (f"{text}\n  ANALYZED: {done.predicted} of {done.rows} rows predicted in {done.batches} network calls, "
+            f"batch size {done.batch_size}{' (searched)' if done.searched else ''}, {done.seconds:.3f} s "
+            f"({done.network_seconds:.3f} s in the network)")

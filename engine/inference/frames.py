@@ -7,29 +7,43 @@ it).  Its *video key* hashes the source's SHA-256, the table's catalog name, the
 size and the sampling, so results cached for it are found again after a reopen and are
 not found after LOAD OR REPLACE loads other content.
 
+The frames reader.  A table stored as a stream (LOAD VIDEO's default) is read straight from
+its packets: :meth:`FramesTable.frame_batches` decodes the frames a scan needs in frame_id
+order, one run per stretch between keyframes (reading only the packets those runs need),
+and hands them over a batch at a time, with the keyframe flag of each frame (a frame where
+decoding can start; the incremental engine computes a full base frame there, so that a
+segment's answers do not depend on what ran before it).  Pixels never pass through DuckDB
+BLOBs on the way.  A table stored as pixels is read from its BLOBs, in large reads.
+
 >>> import engine, numpy as np
 >>> con = engine.connect()
 >>> engine.frames_from_numpy(con, "clip", np.zeros((3, 4, 6, 3), dtype=np.uint8))
 3
 >>> from sqlglot import exp
->>> frames = FramesTable.resolve(con._session, exp.to_table("clip"), "frame", "m")
->>> frames.select(con._session, None).frame_ids.tolist(), frames.video_key is not None
+>>> frames = FramesTable.resolve(con.session, exp.to_table("clip"), "frame", "m")
+>>> frames.select(con.session, None).frame_ids.tolist(), frames.video_key is not None
 ([0, 1, 2], True)
 """
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from sqlglot import exp
 
-from engine.catalog import catalog_name
 from engine.errors import DataError, ProgrammingError
+from engine.system_catalog import catalog_name
+from engine.video_stream.reading import stream_reader
+from engine.video_stream.store import stream_of_table
 
-#: Bytes of frames one read brings into memory.
+#: Bytes of frames one read of a pixels table brings into memory.
 READ_BYTES = 256 << 20
+#: Pixels tables have no codec keyframes: every this many frame_ids counts as one (about a
+#: GOP of a camera stream), so that they too are cut into segments.
+PIXEL_KEYFRAME_INTERVAL = 250
 
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
 
@@ -46,7 +60,20 @@ class Selection:
         return len(self.frame_ids)
 
     def sizes(self) -> set[tuple[int, int]]:
+        """The distinct (height, width) of the selected frames."""
         return set(zip(self.heights.tolist(), self.widths.tolist()))
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    """Frames a scan reads, in frame_id order."""
+
+    frame_ids: np.ndarray          # int64, ascending
+    frames: np.ndarray             # (n, H, W, 3) uint8
+    keyframes: np.ndarray          # bool: decoding can start at this frame (a segment starts here)
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
 
 
 @dataclass(frozen=True)
@@ -58,9 +85,15 @@ class FramesTable:
     frame_column: str
     columns: frozenset[str]
     video_key: str | None          # None: not registered in mallard.videos, so never cached
+    stream_id: int | None = None   # stored as a stream: frames are decoded from its packets
+
+    @property
+    def storage(self) -> str:
+        """'stream' (decoded from packets on read) or 'pixels' (RGB bytes in the table)."""
+        return "stream" if self.stream_id is not None else "pixels"
 
     @classmethod
-    def resolve(cls, session: Any, table: exp.Table, frame_column: str, caller: str) -> "FramesTable":
+    def resolve(cls, session: Any, table: exp.Table, frame_column: str, caller: str) -> FramesTable:
         """Check that ``table`` is a frames table and ``frame_column`` its BLOB frame column."""
         plain = table.copy()
         if (plain.db or "").lower() == "main" and not plain.catalog:
@@ -85,13 +118,15 @@ class FramesTable:
             )
         if types["frame_id"] not in _INTEGER_TYPES:
             raise ProgrammingError(f"{where}: expected an integer frame_id, found {types['frame_id']}")
-        return cls(table, name, frame_column, frozenset(types), _video_key(session, name))
+        stream_id = stream_of_table(lambda q, p: session.sql(q, p).fetchall(), table, frame_column)
+        return cls(table, name, frame_column, frozenset(types), _video_key(session, name), stream_id)
 
-    def select(self, session: Any, predicate: exp.Expression | None, limit: int | None = None,
+    def select(self, session: Any, predicate: exp.Expr | None, limit: int | None = None,
                order: str = "asc") -> Selection:
         """The frames passing ``predicate`` (over this table's columns), checked for size."""
         query = exp.select("frame_id", "height", "width").from_(self.table.copy())
-        query = query.where(exp.column(self.frame_column).is_(exp.null()).not_())
+        if self.stream_id is None:  # a stream's frames are never NULL (and testing one would decode it)
+            query = query.where(exp.column(self.frame_column).is_(exp.null()).not_())
         if predicate is not None and self.can_evaluate(predicate):
             query = query.where(predicate.copy())
         if limit is not None:
@@ -107,7 +142,7 @@ class FramesTable:
                                 f"{height}x{width}")
         return Selection(ids, np.array([r[1] for r in rows], dtype=np.int64), np.array([r[2] for r in rows], dtype=np.int64))
 
-    def can_evaluate(self, predicate: exp.Expression) -> bool:
+    def can_evaluate(self, predicate: exp.Expr) -> bool:
         """Whether every column ``predicate`` reads is a column of this table."""
         return all(c.name.lower() in self.columns for c in predicate.find_all(exp.Column))
 
@@ -119,6 +154,10 @@ class FramesTable:
         """
         if len(frame_ids) == 0:
             return np.empty((0, height, width, 3), dtype=np.uint8)
+        if self.stream_id is not None:
+            frames = np.empty((len(frame_ids), height, width, 3), dtype=np.uint8)
+            stream_reader(session).frames_into(session, self.stream_id, np.asarray(frame_ids, dtype=np.int64), frames)
+            return frames
         query = (
             exp.select("frame_id", exp.column(self.frame_column)).from_(self.table.copy())
             .where("frame_id BETWEEN ? AND ? AND list_contains(?, frame_id)")
@@ -146,12 +185,36 @@ class FramesTable:
         whole vector (2048 rows) at a time, so reading 8 frames costs about as much as reading
         800, and few large reads beat one read per batch.
         """
+        if self.stream_id is not None:
+            yield from stream_reader(session).batches(session, self.stream_id, frame_ids, batch_size, height=height,
+                                                      width=width)
+            return
         per_read = max(batch_size, READ_BYTES // (height * width * 3) // batch_size * batch_size)
         for start in range(0, len(frame_ids), per_read):
             ids = frame_ids[start:start + per_read]
             frames = self.read(session, ids, height, width)
             for offset in range(0, len(ids), batch_size):
                 yield ids[offset:offset + batch_size], frames[offset:offset + batch_size]
+
+
+    def frame_batches(self, session: Any, frame_ids: np.ndarray, height: int, width: int,
+                      batch_size: int) -> Iterator[FrameBatch]:
+        """:meth:`batches` with the keyframe flag of each frame (see the module docstring)."""
+        for ids, frames in self.batches(session, frame_ids, height, width, batch_size):
+            yield FrameBatch(ids, frames, self.keyframes(session, ids))
+
+    def keyframes(self, session: Any, frame_ids: np.ndarray) -> np.ndarray:
+        """Which of ``frame_ids`` are keyframes: where decoding can start, so a segment starts.
+
+        A stream's keyframes are its codec's (a frame whose packet decodes on its own); a
+        pixels table's are every :data:`PIXEL_KEYFRAME_INTERVAL`-th frame_id.
+        """
+        ids = np.asarray(frame_ids, dtype=np.int64)
+        if self.stream_id is None:
+            return ids % PIXEL_KEYFRAME_INTERVAL == 0
+        record = stream_reader(session).record(session, self.stream_id)
+        record.check_frame_ids(ids)
+        return record.keyframe[ids].astype(bool)
 
 
 def _offsets(blobs: Any) -> np.ndarray:
@@ -172,7 +235,7 @@ def _pixels(blobs: Any, n: int, height: int, width: int) -> np.ndarray:
     return np.stack([data[a:a + size].reshape(height, width, 3) for a in offsets[:-1]])
 
 
-def arrow_query(session: Any, query: str | exp.Expression, params: list[Any] | None = None) -> Any:
+def arrow_query(session: Any, query: str | exp.Expr, params: list[Any] | None = None) -> Any:
     """The rows of ``query`` as a pyarrow Table (DuckDB's relation API: no extra copy)."""
     import duckdb
 

@@ -11,46 +11,39 @@ projective-field threshold for approximate maps; 1 = exact).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-from sqlglot import exp
 
 from engine.errors import DataError, ProgrammingError
+from engine.options import Option, choice, either, integer, number, text, whole
 
-#: Options of occlusion_map and their defaults.
-OCCLUSION_OPTIONS = {"patch": 16, "stride": 4, "target": None, "method": "incremental", "tau": 1.0}
+if TYPE_CHECKING:
+    from engine.planner.annotations import OcclusionRequest
+    from engine.session import Session
+
 METHODS = ("incremental", "naive")
 
-
-@dataclass
-class OcclusionMap:
-    """The plan step of one occlusion_map(...) call."""
-
-    model: str
-    frame_query: exp.Select
-    options: dict[str, Any]
-    relation: str
-
-    def describe(self) -> str:
-        options = ", ".join(f"{k} => {v!r}" if isinstance(v, str) else f"{k} => {v}"
-                            for k, v in {**{"patch": 16, "stride": 4}, **self.options}.items())
-        return f"{self.relation}: occlusion_map({self.model}, {self.frame_query.sql('duckdb')}, {options})"
-
-    def run(self, session: Any) -> None:
-        session.register(self.relation, compute_occlusion_map(session, self))
+#: The named arguments of occlusion_map(...) (``patch => 16``), checked like statement options.
+OCCLUSION_OPTIONS: Mapping[str, Option] = {
+    "patch": Option(whole(1, 10**9), 16, "side of the grey patch, in pixels"),
+    "stride": Option(whole(1, 10**9), 4, "step between patch positions, in pixels"),
+    "target": Option(either(integer, text), None, "class id or label (default: the frame's top-1)"),
+    "method": Option(choice(*METHODS), "incremental", "'incremental' (Krypton) or 'naive' re-inference"),
+    "tau": Option(number(0, 1, open_low=True), 1.0, "projective-field threshold (1 = exact)"),
+}
 
 
-def compute_occlusion_map(session: Any, step: OcclusionMap) -> pa.Table:
+def compute_occlusion_map(session: Session, request: OcclusionRequest) -> pa.Table:
     """Validate the call, fetch its frame, compute the heatmap; its rows as an Arrow table."""
-    from engine.inference.catalog import load_network, require_model
     from engine.inference.incremental import occlusion_map
+    from engine.inference.model_catalog import load_network, require_image_model, require_model
 
-    version = require_model(session, step.model)
-    options = _options(step.options)
-    image = _frame(session, step)
+    version = require_image_model(require_model(session, request.model), "occlusion_map")
+    options = {**{name: option.default for name, option in OCCLUSION_OPTIONS.items()}, **dict(request.options)}
+    image = _frame(session, request)
     spec = version.spec
     if spec.input_size is not None and image.shape[:2] != spec.input_size:
         raise DataError(f"model {version.model} takes {spec.input_size[0]}x{spec.input_size[1]} frames; the frame "
@@ -77,20 +70,6 @@ def compute_occlusion_map(session: Any, step: OcclusionMap) -> pa.Table:
     })
 
 
-def _options(given: dict[str, Any]) -> dict[str, Any]:
-    options = {**OCCLUSION_OPTIONS, **given}
-    for name in ("patch", "stride"):
-        value = options[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise DataError(f"occlusion_map option {name}: expected a positive whole number, found {value!r}")
-    tau = options["tau"]
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 < tau <= 1:
-        raise DataError(f"occlusion_map option tau: expected a number in (0, 1], found {tau!r}")
-    if options["method"] not in METHODS:
-        raise DataError(f"occlusion_map option method: expected one of {', '.join(METHODS)}, found {options['method']!r}")
-    return options
-
-
 def _target(value: Any, spec: Any) -> int | None:
     """The target class: None (the frame's top-1), a class id, or a label."""
     if value is None:
@@ -103,7 +82,7 @@ def _target(value: Any, spec: Any) -> int | None:
                     f"the model, found {value!r}")
 
 
-def _frame(session: Any, step: OcclusionMap) -> np.ndarray:
+def _frame(session: Session, step: OcclusionRequest) -> np.ndarray:
     from engine.video import frame_to_numpy
 
     try:

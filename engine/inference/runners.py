@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from engine.inference.results import FrameResults
+from engine.inference.frame_results import FrameResults
 
 if TYPE_CHECKING:
     from torch import nn

@@ -1,11 +1,13 @@
-"""The inference scan: one model over one frames table, the step the planner puts before a
-rewritten query.
+"""The inference scan: one model over one frames table, a step of a planned query
+(:class:`engine.planner.steps.ScanStep`).
 
-It validates everything first (model, frames table, frame sizes), then serves each frame
-it needs from the statement script's shared results, from the result cache, or computes
-it (in frame_id order, batched, in the session's ``inference_mode``), storing new results
-and the incremental engine's state in one transaction.  The results are exposed to the
-rewritten query as an Arrow relation named by the scan request.
+:meth:`PreparedScan.prepare` validates everything first (model, frames table, frame sizes)
+without writing.  :func:`serve_plan` decides, for each frame the scan needs, whether it is
+served from the statement script's shared results, from the result cache, or computed:
+execution (:func:`execute_scan`) and ``EXPLAIN`` both call it.  Computed frames run in
+frame_id order, batched, in the session's ``inference_mode``; new results and the
+incremental engine's state are stored in one transaction.  :func:`scan_relation` gives the
+results as the Arrow relation the rewritten query reads.
 """
 from __future__ import annotations
 
@@ -13,19 +15,23 @@ import json
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
-from engine.errors import DataError
-from engine.inference.cache import CacheKey, ResultCache, forget_replaced_video
-from engine.inference.catalog import ModelVersion, load_network, require_model
+from engine.errors import DataError, OperationalError
+from engine.inference.cache import CacheKey, ResultCache, evict_to_limit, forget_replaced_video
+from engine.inference.frame_results import FrameResults, relation
 from engine.inference.frames import FramesTable, Selection
-from engine.inference.plan import ScanRequest
-from engine.inference.results import FrameResults, relation
+from engine.inference.model_catalog import ModelVersion, load_network, require_image_model, require_model
 from engine.inference.runners import FrameDecision, FullRunner, IncrementalRunner
 from engine.inference.settings import incremental_config, mode_key
 from engine.inference.state import load_state, save_state
+from engine.planner.annotations import ScanRequest
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: Where a session keeps the statistics of its recent scans (newest last).
 STATS = "inference.scans"
@@ -81,8 +87,8 @@ class PreparedScan:
     batch_size: int
 
     @classmethod
-    def prepare(cls, session: Any, request: ScanRequest) -> "PreparedScan":
-        version = require_model(session, request.model)
+    def prepare(cls, session: Session, request: ScanRequest) -> PreparedScan:
+        version = require_image_model(require_model(session, request.model), f"{request.model}(frame)")
         frames = FramesTable.resolve(session, request.table, request.frame_column, request.model)
         selection = frames.select(session, request.predicate, request.limit, request.order)
         _check_sizes(version, frames, selection)
@@ -111,48 +117,45 @@ def _check_sizes(version: ModelVersion, frames: FramesTable, selection: Selectio
         )
 
 
-@dataclass
-class InferenceScan:
-    """The plan step of one scan request (see the module docstring).
+@dataclass(frozen=True)
+class ServePlan:
+    """Where each frame a scan needs comes from (frame ids ascending in each part)."""
 
-    ``siblings`` are the scans of the same statement: the first to run validates them all,
-    so bad input in any of them fails the statement before anything is computed or written.
-    """
-
-    request: ScanRequest
-    siblings: list["InferenceScan"] = field(default_factory=list, repr=False, compare=False)
-    prepared: PreparedScan | None = field(default=None, repr=False, compare=False)
-    stats: ScanStats | None = None
-
-    def prepare(self, session: Any) -> PreparedScan:
-        if self.prepared is None:
-            self.prepared = PreparedScan.prepare(session, self.request)
-        return self.prepared
-
-    def run(self, session: Any) -> None:
-        for sibling in self.siblings:
-            sibling.prepare(session)
-        scan = self.prepare(session)
-        results, self.stats = execute_scan(session, scan)
-        session.register(self.request.relation, relation(results, self.request.outputs, scan.version.spec.label))
-        history = session.state.setdefault(STATS, [])
-        history.append(self.stats)
-        del history[:-100]
+    shared: FrameResults        # computed by an earlier statement of the same script
+    cached: np.ndarray          # frame ids stored in the result cache
+    missing: np.ndarray         # frame ids to compute now
 
 
-def execute_scan(session: Any, scan: PreparedScan) -> tuple[FrameResults, ScanStats]:
-    """Serve or compute every selected frame; store what was computed."""
-    started = time.perf_counter()
-    stats = ScanStats(scan.version.model, scan.version.version, scan.frames.name, scan.mode,
-                      frames=len(scan.selection))
+def serve_plan(session: Session, scan: PreparedScan) -> ServePlan:
+    """Which frames are shared, cached or to compute (reads no cached values)."""
     wanted = scan.selection.frame_ids
     script = _script_results(session, scan)
     shared = script.select(wanted) if script is not None else FrameResults.empty()
     remaining = np.setdiff1d(wanted, shared.frame_ids, assume_unique=True)
+    cached = ResultCache(session, scan.key).cached_ids(remaining) if scan.use_cache and scan.key is not None \
+        else np.empty(0, np.int64)
+    return ServePlan(shared, cached, np.setdiff1d(remaining, cached, assume_unique=True))
+
+
+def scan_relation(session: Session, scan: PreparedScan) -> pa.Table:
+    """Run the scan and give its results as the relation the rewritten query joins by frame_id."""
+    results, stats = execute_scan(session, scan)
+    history = session.state.setdefault(STATS, [])
+    history.append(stats)
+    del history[:-100]
+    return relation(results, scan.request.outputs, scan.version.spec.label)
+
+
+def execute_scan(session: Session, scan: PreparedScan) -> tuple[FrameResults, ScanStats]:
+    """Serve or compute every selected frame; store what was computed."""
+    started = time.perf_counter()
+    stats = ScanStats(scan.version.model, scan.version.version, scan.frames.name, scan.mode,
+                      frames=len(scan.selection))
+    served = serve_plan(session, scan)
+    shared, missing = served.shared, served.missing
+    script = _script_results(session, scan)
     cache = ResultCache(session, scan.key) if scan.use_cache and scan.key is not None else None
-    cached_ids = cache.cached_ids(remaining) if cache is not None else np.empty(0, np.int64)
-    cached = cache.read(cached_ids, scan.request.outputs) if cache is not None else FrameResults.empty()
-    missing = np.setdiff1d(remaining, cached_ids, assume_unique=True)
+    cached = cache.read(served.cached, scan.request.outputs) if cache is not None else FrameResults.empty()
     stats.shared, stats.cached = len(shared), len(cached)
     computed = _compute(session, scan, missing, cache, stats) if len(missing) else FrameResults.empty()
     if script is not None and len(computed):
@@ -164,13 +167,14 @@ def execute_scan(session: Any, scan: PreparedScan) -> tuple[FrameResults, ScanSt
     return FrameResults.concat([shared, cached, computed]), stats
 
 
-def _compute(session: Any, scan: PreparedScan, missing: np.ndarray, cache: ResultCache | None,
+def _compute(session: Session, scan: PreparedScan, missing: np.ndarray, cache: ResultCache | None,
              stats: ScanStats) -> FrameResults:
     writes = not session.read_only and scan.key is not None
     parts: list[FrameResults] = []
     position = np.searchsorted(scan.selection.frame_ids, missing)
     heights, widths = scan.selection.heights[position], scan.selection.widths[position]
     desc = f"{scan.version.model} over {scan.frames.name} ({scan.mode})"
+    interrupted = False
     with session.atomic() if writes else nullcontext(), session.progress(len(missing), desc, unit="frame") as bar:
         if writes:
             forget_replaced_video(session, scan.frames.name, scan.key.video_key)  # type: ignore[union-attr]
@@ -178,6 +182,9 @@ def _compute(session: Any, scan: PreparedScan, missing: np.ndarray, cache: Resul
             ids = missing[(heights == height) & (widths == width)]
             runner = _runner(session, scan, height, width)
             for batch_ids, frames in scan.frames.batches(session, ids, height, width, scan.batch_size):
+                if session.cancel.is_set():
+                    interrupted = True  # stop; what was computed is complete per frame and is kept
+                    break
                 started = time.perf_counter()
                 results, decisions = runner.run(batch_ids, frames)
                 stats.network_seconds += time.perf_counter() - started
@@ -187,16 +194,30 @@ def _compute(session: Any, scan: PreparedScan, missing: np.ndarray, cache: Resul
                     cache.store(results)
                 parts.append(results)
                 bar.update(len(batch_ids))
+            if interrupted:
+                break
             if isinstance(runner, IncrementalRunner) and writes:
                 save_state(session, _state_key(scan), json.dumps(_config_dict(scan.config)), runner.state_dict(),
                            last_frame_id=int(ids[-1]))
+        if writes and cache is not None:
+            evict_to_limit(session, _cache_limit(session))
     computed = FrameResults.concat(parts)
+    if interrupted:
+        session.cancel.clear()
+        raise OperationalError(
+            f"the inference scan of {scan.version.model} over {scan.frames.name} was interrupted after "
+            f"{len(computed)} of {len(missing)} frames; the results computed are kept in the result cache")
     stats.count(computed)
     session.state[BACKBONE_FRAMES] = session.state.get(BACKBONE_FRAMES, 0) + stats.computed - stats.skipped
     return computed
 
 
-def _runner(session: Any, scan: PreparedScan, height: int, width: int) -> FullRunner | IncrementalRunner:
+def _cache_limit(session: Session) -> int | None:
+    limit = session.settings["inference_cache_limit"]
+    return None if limit == "none" else int(limit)
+
+
+def _runner(session: Session, scan: PreparedScan, height: int, width: int) -> FullRunner | IncrementalRunner:
     network = load_network(session, scan.version)
     spec = scan.version.spec
     if scan.mode == "full":
@@ -221,7 +242,7 @@ def _script_key(scan: PreparedScan) -> tuple[Any, ...]:
     return (key.model, key.version, key.video_key, key.mode_key) if key is not None else ()
 
 
-def _script_results(session: Any, scan: PreparedScan) -> FrameResults | None:
+def _script_results(session: Session, scan: PreparedScan) -> FrameResults | None:
     """Results earlier statements of this execute() computed for the scan's key (None: no key)."""
     if scan.key is None:
         return None

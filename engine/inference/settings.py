@@ -13,27 +13,13 @@ import json
 from dataclasses import asdict, fields
 from typing import Any
 
-from engine.settings import boolean, choice, number, register_setting
+from engine.options import Validator, boolean, byte_size, choice, either, whole
+from engine.settings import Setting
 
 MODES = ("full", "exact", "approximate")
 
-register_setting(
-    "inference_mode", "full", choice(*MODES),
-    "How model functions over frames compute: 'full' (every frame through the whole CNN), "
-    "'exact' (incremental: only changed regions, same results) or 'approximate' "
-    "(incremental with change thresholds and frame skipping; bounded fidelity loss).",
-)
-register_setting(
-    "inference_cache", True, boolean,
-    "Reuse results of model functions stored in the database (EVA-style result cache) and store new ones.",
-)
-#: IncrementalConfig field -> the setting that sets it (filled in by _register_knobs).
+#: IncrementalConfig field -> the setting that sets it.
 KNOBS: dict[str, str] = {}
-
-register_setting(
-    "inference_batch_size", 16, number(1, 4096, integer=True),
-    "Frames per batch of an inference scan.",
-)
 
 
 def incremental_config(session: Any) -> Any:
@@ -84,19 +70,28 @@ _KNOB_DESCRIPTIONS = {
 }
 
 
-def _knob_parser(name: str, default: Any) -> Any:
-    """A setting parser for IncrementalConfig field ``name``: coerce, then let the config validate."""
+def _knob_validator(name: str, default: Any) -> Validator:
+    """The validator of IncrementalConfig field ``name``: coerce, then let the config check it."""
     from engine.errors import DataError
     from engine.inference.incremental.config import IncrementalConfig
+    from engine.options import number
 
-    def parse(value: Any) -> Any:
+    if name == "refresh":
+        expected = "'auto' or a whole number of frames >= 1"
+    elif isinstance(default, bool):
+        expected = boolean.expected
+    elif isinstance(default, int):
+        expected = "a whole number >= 0"
+    else:
+        expected = "a number >= 0"
+
+    def check(value: Any) -> Any:
         if name == "refresh":
-            value = value if str(value).lower() == "auto" else number(1, 1e9, integer=True)(value)
-            value = "auto" if value == "auto" or str(value).lower() == "auto" else value
+            value = "auto" if str(value).lower() == "auto" else whole(1, 10**9)(value)
         elif isinstance(default, bool):
             value = boolean(value)
         elif isinstance(default, int):
-            value = number(0, 1e9, integer=True)(value)
+            value = whole(0, 10**9)(value)
         elif isinstance(default, float):
             value = number(0, 1e9)(value)
         try:
@@ -105,22 +100,35 @@ def _knob_parser(name: str, default: Any) -> Any:
             raise ValueError(str(e).replace("incremental config: ", "")) from None
         return value
 
-    return parse
+    return Validator(expected, check)
 
 
-def _register_knobs() -> None:
+def _knob_settings() -> tuple[Setting, ...]:
     """One setting per IncrementalConfig field, default = the engine's default."""
-    try:
-        from engine.inference.incremental.config import IncrementalConfig
-    except Exception:  # the incremental engine is missing or broken: 'full' mode still works
-        return
+    from engine.inference.incremental.config import IncrementalConfig
+
+    settings = []
     for f in fields(IncrementalConfig):
-        setting = _KNOB_NAMES.get(f.name, f"inference_{f.name}")
-        KNOBS[f.name] = setting
-        if setting == "inference_batch_size":
-            continue  # registered above: the scan's batch is the engine's batch
-        register_setting(setting, f.default, _knob_parser(f.name, f.default),
-                         _KNOB_DESCRIPTIONS.get(f.name, f"Incremental engine: {f.name}."))
+        name = _KNOB_NAMES.get(f.name, f"inference_{f.name}")
+        KNOBS[f.name] = name
+        if name != "inference_batch_size":  # declared below: the scan's batch is the engine's batch
+            settings.append(Setting(name, f.default, _knob_validator(f.name, f.default),
+                                    _KNOB_DESCRIPTIONS.get(f.name, f"Incremental engine: {f.name}.")))
+    return tuple(settings)
 
 
-_register_knobs()
+#: The inference settings (the registry reads this table).
+SETTINGS: tuple[Setting, ...] = (
+    Setting("inference_mode", "full", choice(*MODES),
+            "How model functions over frames compute: 'full' (every frame through the whole CNN), "
+            "'exact' (incremental: only changed regions, same results) or 'approximate' "
+            "(incremental with change thresholds and frame skipping; bounded fidelity loss)."),
+    Setting("inference_cache", True, boolean,
+            "Reuse results of model functions stored in the database (EVA-style result cache) and store new ones."),
+    Setting("inference_batch_size", 16, whole(1, 4096), "Frames per batch of an inference scan."),
+    Setting("inference_cache_limit", "none", either(choice("none"), byte_size,
+                                                    expected="'none' or a size such as '64MB' or '2GiB'"),
+            "Largest size of the result cache ('64MB', '2GB', or 'none'); scans evict the least recently used "
+            "results beyond it."),
+    *_knob_settings(),
+)

@@ -5,22 +5,25 @@
 >>> from engine.inference.cache import CacheKey
 >>> con = engine.connect()
 >>> key = CacheKey("m", 1, "v0", "clip", "exact:{}")
->>> save_state(con._session, key, "{}", {"base": torch.ones(2, 2)}, last_frame_id=7)
->>> load_state(con._session, key)["base"].sum().item()
+>>> save_state(con.session, key, "{}", {"base": torch.ones(2, 2)}, last_frame_id=7)
+>>> load_state(con.session, key)["base"].sum().item()
 4.0
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from engine.inference.cache import CacheKey
 from engine.inference.weights import from_safetensors, to_safetensors
 
 if TYPE_CHECKING:
+    from engine.session import Session
+
+if TYPE_CHECKING:
     import torch
 
 
-def load_state(session: Any, key: CacheKey) -> dict[str, "torch.Tensor"] | None:
+def load_state(session: Session, key: CacheKey) -> dict[str, torch.Tensor] | None:
     """The state saved for ``key``, or None."""
     row = session.sql(
         "SELECT state FROM mallard.inference_state WHERE model = ? AND version = ? AND video_key = ? AND mode_key = ?",
@@ -29,7 +32,7 @@ def load_state(session: Any, key: CacheKey) -> dict[str, "torch.Tensor"] | None:
     return None if row is None else from_safetensors(row[0])
 
 
-def save_state(session: Any, key: CacheKey, config: str, state: dict[str, "torch.Tensor"],
+def save_state(session: Session, key: CacheKey, config: str, state: dict[str, torch.Tensor],
                last_frame_id: int | None) -> None:
     """Replace the state saved for ``key``.
 

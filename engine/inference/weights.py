@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import DataError
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-def read_weights_file(path: str) -> dict[str, "torch.Tensor"]:
+def read_weights_file(path: str) -> dict[str, torch.Tensor]:
     """The state dict stored in ``path`` (safetensors, or a tensors-only torch file)."""
     import torch
 
@@ -52,7 +53,7 @@ def read_weights_file(path: str) -> dict[str, "torch.Tensor"]:
     return _state_dict_of(loaded, path)
 
 
-def _read_safetensors_file(path: str) -> dict[str, "torch.Tensor"]:
+def _read_safetensors_file(path: str) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     try:
@@ -61,7 +62,7 @@ def _read_safetensors_file(path: str) -> dict[str, "torch.Tensor"]:
         raise DataError(f"expected a safetensors file at {path}, could not read it: {e}") from e
 
 
-def _state_dict_of(loaded: Any, path: str) -> dict[str, "torch.Tensor"]:
+def _state_dict_of(loaded: Any, path: str) -> dict[str, torch.Tensor]:
     """Accept a mapping of tensors, or one nested under 'state_dict' / 'model' (checkpoints)."""
     import torch
 
@@ -78,7 +79,7 @@ def _state_dict_of(loaded: Any, path: str) -> dict[str, "torch.Tensor"]:
     )
 
 
-def check_state_dict(model: "nn.Module", state: Mapping[str, "torch.Tensor"], architecture: str) -> None:
+def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], architecture: str) -> None:
     """DataError naming the first key whose presence or shape differs from ``model``'s."""
     expected = model.state_dict()
     for key, tensor in expected.items():
@@ -100,18 +101,18 @@ def check_state_dict(model: "nn.Module", state: Mapping[str, "torch.Tensor"], ar
             )
 
 
-def _shape(tensor: "torch.Tensor") -> str:
+def _shape(tensor: torch.Tensor) -> str:
     return "(" + ", ".join(str(d) for d in tensor.shape) + ")"
 
 
-def to_safetensors(state: Mapping[str, "torch.Tensor"]) -> bytes:
+def to_safetensors(state: Mapping[str, torch.Tensor]) -> bytes:
     """Serialize a state dict to safetensors bytes (contiguous CPU copies, no shared storage)."""
     from safetensors.torch import save
 
     return save({k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()})
 
 
-def from_safetensors(data: bytes) -> dict[str, "torch.Tensor"]:
+def from_safetensors(data: bytes) -> dict[str, torch.Tensor]:
     """The state dict held in safetensors bytes."""
     from safetensors.torch import load
 

@@ -1,7 +1,7 @@
 """Weak supervision inside the database (Snorkel's ideas, computed where the data lives).
 
 - :mod:`~engine.labeling.functions`: labeling functions (SQL in the catalog, Python by decorator);
-- :mod:`~engine.labeling.plan` and :mod:`~engine.labeling.matrix`: the label matrix, built by one
+- :mod:`~engine.labeling.vote_plan` and :mod:`~engine.labeling.matrix`: the label matrix, built by one
   DuckDB query and read as distinct vote patterns with counts;
 - :mod:`~engine.labeling.dawid_skene` and :mod:`~engine.labeling.majority`: label models;
 - :mod:`~engine.labeling.analysis`: LF analysis; :mod:`~engine.labeling.gold`: expert labels;

@@ -16,8 +16,8 @@
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -56,11 +56,11 @@ def lf_analysis(names: Sequence[str], patterns: VotePatterns, gold: VotePatterns
     out = []
     for j, name in enumerate(names):
         voted = by_vote[j, 1:, :].sum(axis=0) / n
-        stats = LFStats(lf=name, polarity=[class_texts[c] for c in np.flatnonzero(by_vote[j, 1:, 0] > 0)],
+        stats = LFStats(lf=name, polarity=[class_texts[int(c)] for c in np.flatnonzero(by_vote[j, 1:, 0] > 0)],
                         coverage=float(voted[0]), overlaps=float(voted[1]), conflicts=float(voted[2]))
         if confusion is not None:
-            right = int(round(sum(confusion[j, y + 1, y] for y in range(patterns.k))))
-            said = int(round(confusion[j, 1:, :].sum()))
+            right = round(sum(confusion[j, y + 1, y] for y in range(patterns.k)))
+            said = round(confusion[j, 1:, :].sum())
             stats.correct, stats.incorrect = right, said - right
             stats.emp_acc = right / said if said else None
         if learned is not None and np.isfinite(learned[j]):

@@ -12,8 +12,9 @@ string votes.  Class ``i`` is vote code ``i + 1``; code 0 is an abstain.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
 
@@ -27,7 +28,7 @@ class LabelClasses:
     values: tuple[Any, ...]
 
     @classmethod
-    def from_values(cls, values: Iterable[Any], *, where: str = "classes") -> "LabelClasses":
+    def from_values(cls, values: Iterable[Any], *, where: str = "classes") -> LabelClasses:
         """Validate and order classes: integers sort numerically; strings keep the given order."""
         found = list(values)
         if any(v is None or isinstance(v, (bool, float, list)) for v in found):
@@ -43,7 +44,7 @@ class LabelClasses:
         return cls(tuple(found))
 
     @classmethod
-    def infer(cls, texts: Iterable[str]) -> "LabelClasses":
+    def infer(cls, texts: Iterable[str]) -> LabelClasses:
         """Classes from the distinct votes seen (as text): whole numbers if all votes are, sorted."""
         seen = sorted(set(texts))
         if seen and all(_is_integer_text(t) for t in seen):

@@ -71,7 +71,7 @@ class DawidSkene:
         theta = prior = None
         converged = False
         iterations = 0
-        for iterations in range(1, self.max_iter + 1):
+        for iterations in range(1, self.max_iter + 1):  # noqa: B007 (read after the loop)
             new_prior, new_theta = self._m_step(q, patterns)
             if theta is not None and max(np.abs(new_theta - theta).max(), np.abs(new_prior - prior).max()) < self.tol:
                 theta, prior, converged = new_theta, new_prior, True

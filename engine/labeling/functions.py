@@ -5,15 +5,20 @@
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from engine.catalog import catalog_name
 from engine.errors import ProgrammingError
+from engine.extensions import PythonLabelingFunction
+from engine.extensions import session_labeling_functions as python_labeling_functions
 from engine.labeling.table import column_names
-from udfs.labeling import PythonLabelingFunction, python_labeling_functions
+from engine.system_catalog import catalog_name
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,7 @@ class LabelingFunction:
     kind: str  # 'sql' or 'python'
     table: str  # the table it was written for
     definition: str
-    expression: exp.Expression | None = None  # SQL functions
+    expression: exp.Expr | None = None  # SQL functions
     python: PythonLabelingFunction | None = None  # Python functions
 
     def columns(self) -> list[str]:
@@ -41,7 +46,7 @@ def lf_name(identifier: exp.Identifier) -> str:
     return identifier.name if identifier.args.get("quoted") else identifier.name.lower()
 
 
-def sql_function(session: Any, name: str) -> LabelingFunction | None:
+def sql_function(session: Session, name: str) -> LabelingFunction | None:
     row = session.sql(
         "SELECT name, table_name, definition FROM mallard.labeling_functions WHERE name = ?", [name]
     ).fetchone()
@@ -50,14 +55,14 @@ def sql_function(session: Any, name: str) -> LabelingFunction | None:
     return LabelingFunction(row[0], "sql", row[1], row[2], expression=parse_definition(row[2]))
 
 
-def parse_definition(definition: str) -> exp.Expression:
+def parse_definition(definition: str) -> exp.Expr:
     """The stored SQL of a labeling function, parsed back (DuckDB SQL)."""
     import sqlglot
 
     return sqlglot.parse_one(definition, read="duckdb")
 
 
-def resolve(session: Any, names: Iterable[exp.Identifier]) -> list[LabelingFunction]:
+def resolve(session: Session, names: Iterable[exp.Identifier]) -> list[LabelingFunction]:
     """The labeling functions named, in order; unknown, ambiguous or repeated names are errors."""
     python = python_labeling_functions(session)
     found: list[LabelingFunction] = []
@@ -81,12 +86,12 @@ def resolve(session: Any, names: Iterable[exp.Identifier]) -> list[LabelingFunct
     return found
 
 
-def known_names(session: Any) -> list[str]:
+def known_names(session: Session) -> list[str]:
     rows = session.sql("SELECT name FROM mallard.labeling_functions").fetchall()
     return sorted({r[0] for r in rows} | set(python_labeling_functions(session)))
 
 
-def check_columns(session: Any, lfs: list[LabelingFunction], table: exp.Table) -> None:
+def check_columns(session: Session, lfs: list[LabelingFunction], table: exp.Table) -> None:
     """Each function's columns exist in ``table`` (else an error naming the function and column)."""
     have = column_names(session, table)
     lowered = {c.lower() for c in have}
@@ -99,7 +104,7 @@ def check_columns(session: Any, lfs: list[LabelingFunction], table: exp.Table) -
                 )
 
 
-def check_sql_expression(session: Any, name: str, expression: exp.Expression, table: exp.Table) -> None:
+def check_sql_expression(session: Session, name: str, expression: exp.Expr, table: exp.Table) -> None:
     """Bind the expression over the table without reading it: errors name the function."""
     probe = exp.select(exp.cast(expression.copy(), "VARCHAR")).from_(table.copy()).limit(0)
     try:
@@ -108,7 +113,7 @@ def check_sql_expression(session: Any, name: str, expression: exp.Expression, ta
         raise ProgrammingError(f"labeling function {name} does not run over {table.sql('duckdb')}: {e}") from e
 
 
-def create_sql_function(session: Any, identifier: exp.Identifier, table: exp.Table, expression: exp.Expression,
+def create_sql_function(session: Session, identifier: exp.Identifier, table: exp.Table, expression: exp.Expr,
                         replace: bool) -> str:
     """Check and store ``CREATE [OR REPLACE] LABELING FUNCTION``; returns the stored name."""
     name = lf_name(identifier)
@@ -135,7 +140,7 @@ def create_sql_function(session: Any, identifier: exp.Identifier, table: exp.Tab
     return name
 
 
-def _has_bare_aggregate(expression: exp.Expression) -> bool:
+def _has_bare_aggregate(expression: exp.Expr) -> bool:
     """An aggregate outside any window or subquery (``count(*)`` alone is not per row).
 
     >>> import sqlglot
@@ -145,7 +150,7 @@ def _has_bare_aggregate(expression: exp.Expression) -> bool:
     return any(agg.find_ancestor(exp.Window, exp.Select, exp.Subquery) is None for agg in expression.find_all(exp.AggFunc))
 
 
-def drop_function(session: Any, identifier: exp.Identifier, if_exists: bool) -> bool:
+def drop_function(session: Session, identifier: exp.Identifier, if_exists: bool) -> bool:
     """``DROP LABELING FUNCTION``; True when one was dropped."""
     name = lf_name(identifier)
     if sql_function(session, name) is None:
@@ -161,7 +166,7 @@ def drop_function(session: Any, identifier: exp.Identifier, if_exists: bool) -> 
     return True
 
 
-def listing(session: Any, table: exp.Table | None) -> list[tuple[str, str, str, str]]:
+def listing(session: Session, table: exp.Table | None) -> list[tuple[str, str, str, str]]:
     """(name, table, kind, definition) of every labeling function, optionally only those ON ``table``."""
     rows = [tuple(r) for r in session.sql(
         "SELECT name, table_name, kind, definition FROM mallard.labeling_functions ORDER BY name"

@@ -5,26 +5,28 @@ weight 1) and the functions' votes on gold rows give their empirical accuracy.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from engine.catalog import catalog_name
-from engine.dialect.base import literal_value, option_dict
 from engine.errors import DataError, ProgrammingError
 from engine.labeling.classes import LabelClasses
 from engine.labeling.matrix import VOTE_ERROR
 from engine.labeling.table import RowKey, column_names, quote_column, require_table, row_key
+from engine.options import read_options
+from engine.system_catalog import catalog_name
 
-GOLD_OPTIONS = ("key", "label")
+if TYPE_CHECKING:
+    from engine.session import Session
+
 _GOLD = exp.to_table("mallard.gold_labels")
 
 
-def _for_table(source: exp.Table) -> exp.Expression:
+def _for_table(source: exp.Table) -> exp.Expr:
     return exp.EQ(this=exp.column("table_name"), expression=exp.Literal.string(catalog_name(source)))
 
 
-def check_key(session: Any, source: exp.Table, key: RowKey) -> bool:
+def check_key(session: Session, source: exp.Table, key: RowKey) -> bool:
     """Whether ``source`` has gold labels; they must be keyed by ``key``."""
     rows = session.sql(
         "SELECT DISTINCT key_column FROM mallard.gold_labels WHERE table_name = ?", [catalog_name(source)]
@@ -55,16 +57,16 @@ def code_subquery(source: exp.Table, classes: LabelClasses) -> exp.Subquery:
     return exp.Subquery(this=query)
 
 
-def distinct_labels(session: Any, source: exp.Table) -> set[str]:
+def distinct_labels(session: Session, source: exp.Table) -> set[str]:
     query = exp.select("label").distinct().from_(_GOLD.copy()).where(_for_table(source))
     return {r[0] for r in session.sql(query).fetchall()}
 
 
-def add_gold_labels(session: Any, table: exp.Table, source: exp.Expression, options_node: exp.Expression) -> int:
+def add_gold_labels(session: Session, table: exp.Table, source: exp.Expr, options_node: exp.Expr) -> int:
     """Check and store gold labels for ``table`` from ``source`` (a table or subquery); returns how many."""
     session.require_writable("ADD GOLD LABELS")
     require_table(session, table, "ADD GOLD LABELS")
-    options = _options(options_node)
+    options = read_options(options_node)
     key = row_key(session, table, options.get("key"))
     label_column = options.get("label", "label")
     rows = _gold_rows(session, source, key.name, label_column)
@@ -85,24 +87,10 @@ def add_gold_labels(session: Any, table: exp.Table, source: exp.Expression, opti
             this=exp.Schema(this=_GOLD.copy(), expressions=[exp.to_identifier(c) for c in ("table_name", "key_column", "row_key", "label")]),
             expression=insert,
         ))
-    return int(session.sql(exp.select(exp.Count(this=exp.Star())).from_(exp.alias_(rows.copy(), "gold_rows"))).fetchone()[0])
+    return int(session.scalar(exp.select(exp.Count(this=exp.Star())).from_(exp.alias_(rows.copy(), "gold_rows"))))
 
 
-def _options(node: exp.Expression) -> dict[str, str]:
-    raw = option_dict(node)
-    unknown = sorted(set(raw) - set(GOLD_OPTIONS))
-    if unknown:
-        raise ProgrammingError(f"unknown ADD GOLD LABELS option {unknown[0]!r}; expected one of {', '.join(GOLD_OPTIONS)}")
-    out = {}
-    for name, value in raw.items():
-        text = value.name if isinstance(value, (exp.Column, exp.Identifier)) else literal_value(value)
-        if not isinstance(text, str) or not text:
-            raise DataError(f"ADD GOLD LABELS option {name}: expected a column name, found {value.sql()}")
-        out[name] = text
-    return out
-
-
-def _gold_rows(session: Any, source: exp.Expression, key: str, label: str) -> exp.Subquery:
+def _gold_rows(session: Session, source: exp.Expr, key: str, label: str) -> exp.Subquery:
     """``(SELECT CAST(key AS VARCHAR) AS row_key, CAST(label AS VARCHAR) AS label FROM source)``."""
     origin = exp.alias_(source.copy(), "gold_source") if isinstance(source, exp.Subquery) else source.copy()
     probe = exp.select("*").from_(origin.copy()).limit(0)
@@ -120,13 +108,13 @@ def _gold_rows(session: Any, source: exp.Expression, key: str, label: str) -> ex
     return exp.Subquery(this=query)
 
 
-def _check_rows(session: Any, table: exp.Table, key: RowKey, rows: exp.Subquery) -> None:
+def _check_rows(session: Session, table: exp.Table, key: RowKey, rows: exp.Subquery) -> None:
     """Every gold row has a key and a label, keys are unique, and each key is a row of ``table``."""
     stats = exp.select(
         exp.Count(this=exp.Star()), exp.Count(this=exp.column("row_key")), exp.Count(this=exp.column("label")),
         exp.Count(this=exp.Distinct(expressions=[exp.column("row_key")])),
     ).from_(exp.alias_(rows.copy(), "gold_rows"))
-    total, keyed, labeled, distinct = session.sql(stats).fetchone()
+    total, keyed, labeled, distinct = session.row(stats)
     if keyed < total or labeled < total:
         raise DataError(f"ADD GOLD LABELS: {total - min(keyed, labeled)} gold row(s) have a NULL key or label")
     if distinct < total:

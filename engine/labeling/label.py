@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -23,12 +23,16 @@ from engine.labeling.dawid_skene import DawidSkene
 from engine.labeling.functions import resolve
 from engine.labeling.majority import MajorityVote
 from engine.labeling.matrix import LabelMatrix
+from engine.labeling.options import LabelOptions, label_options
 from engine.labeling.patterns import VotePatterns
-from engine.labeling.options import ANALYZE_OPTIONS, LabelOptions, label_options
-from engine.labeling.plan import VotePlan
 from engine.labeling.runs import RunRecord, record_run
 from engine.labeling.table import require_table
+from engine.labeling.vote_plan import VotePlan
 from engine.labeling.writer import Predictions, check_key_name, gold_classes_arrow, write_label_table
+from engine.system_catalog import require_user_table
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: The label model needs at least this many functions (it is not identifiable with fewer).
 MIN_LABEL_MODEL_FUNCTIONS = 3
@@ -43,13 +47,14 @@ class LabelOutcome:
     stats: list[LFStats]
 
 
-def label(session: Any, node: exp.Expression) -> LabelOutcome:
+def label(session: Session, node: exp.Expr) -> LabelOutcome:
     """Execute a parsed ``LABEL`` statement."""
     started = time.perf_counter()
     source: exp.Table = node.this
     target: exp.Table = node.args["into"]
+    require_user_table(target, "LABEL")
     replace = bool(node.args.get("replace"))
-    options = label_options(node, "LABEL")
+    options = label_options(node)
     session.require_writable("LABEL")
     require_table(session, source, "LABEL")
     if target.sql("duckdb").lower() == source.sql("duckdb").lower():
@@ -79,7 +84,7 @@ def label(session: Any, node: exp.Expression) -> LabelOutcome:
             matrix.drop()
 
 
-def _fit_and_write(session: Any, plan: VotePlan, matrix: LabelMatrix, options: LabelOptions, target: exp.Table,
+def _fit_and_write(session: Session, plan: VotePlan, matrix: LabelMatrix, options: LabelOptions, target: exp.Table,
                    replace: bool, started: float, applied: float, steps: Any) -> LabelOutcome:
     patterns = matrix.patterns()
     gold = matrix.gold_patterns()
@@ -118,7 +123,7 @@ def _fit(patterns: VotePatterns, options: LabelOptions, k: int) -> tuple[Any, Pr
     return fitted, predictions
 
 
-def _write(session: Any, matrix: LabelMatrix, plan: VotePlan, predictions: Predictions, patterns: VotePatterns,
+def _write(session: Session, matrix: LabelMatrix, plan: VotePlan, predictions: Predictions, patterns: VotePatterns,
            target: exp.Table, replace: bool) -> None:
     name = f"__mallard_label_predictions_{id(matrix):x}"
     gold_name = f"__mallard_label_gold_{id(matrix):x}" if matrix.has_gold else None
@@ -133,17 +138,17 @@ def _write(session: Any, matrix: LabelMatrix, plan: VotePlan, predictions: Predi
             session.unregister(gold_name)
 
 
-def _label_share(session: Any, target: exp.Table, classes: Any, n_rows: int) -> np.ndarray:
+def _label_share(session: Session, target: exp.Table, classes: Any, n_rows: int) -> np.ndarray:
     """Fraction of the label table's rows given each class (gold labels included)."""
     query = exp.select("label", exp.Count(this=exp.Star())).from_(target.copy()).group_by("label")
     counts = dict(session.sql(query).fetchall())
     return np.array([counts.get(v, 0) for v in classes.values], dtype=np.float64) / max(n_rows, 1)
 
 
-def analyze(session: Any, node: exp.Expression) -> pa.Table:
+def analyze(session: Session, node: exp.Expr) -> pa.Table:
     """Execute ``ANALYZE LABELING FUNCTIONS``: the analysis without a label model; writes nothing."""
     source: exp.Table = node.this
-    options = label_options(node, "ANALYZE LABELING FUNCTIONS", ANALYZE_OPTIONS)
+    options = label_options(node)
     require_table(session, source, "ANALYZE LABELING FUNCTIONS")
     lfs = resolve(session, node.expressions)
     plan = VotePlan.prepare(session, source, lfs, options.key, options.classes, options.fault_tolerant)

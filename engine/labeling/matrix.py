@@ -9,8 +9,9 @@ back to the rows in SQL.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlglot import exp
@@ -19,6 +20,9 @@ from engine.errors import DataError, Error
 from engine.labeling.classes import LabelClasses
 from engine.labeling.patterns import GROUP_BITS, VoteGroups, VotePatterns
 from engine.labeling.table import RowKey
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: Marks errors raised by the vote query itself (a vote outside the classes).
 VOTE_ERROR = "mallard-labeling:"
@@ -54,7 +58,7 @@ class CodeLayout:
     def names(self) -> list[str]:
         return [f"c{i}" for i in range(len(self.columns))]
 
-    def code_expressions(self, votes: Sequence[exp.Expression]) -> list[exp.Expression]:
+    def code_expressions(self, votes: Sequence[exp.Expr]) -> list[exp.Expr]:
         """One BIGINT expression per code column: the sum of ``vote << shift``."""
         groups, bits = self.groups.groups, self.groups.bits
         out = []
@@ -65,7 +69,7 @@ class CodeLayout:
                     shift = GROUP_BITS * slot + bits * i
                     terms.append(exp.BitwiseLeftShift(this=exp.cast(votes[j], "BIGINT"),
                                                       expression=exp.Literal.number(shift)))
-            total = terms[0]
+            total: exp.Expr = terms[0]
             for term in terms[1:]:
                 total = exp.Add(this=total, expression=term)
             out.append(exp.alias_(total, name))
@@ -74,15 +78,15 @@ class CodeLayout:
     def group_codes(self, columns: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The per-group codes held in the packed code columns."""
         mask = (1 << GROUP_BITS) - 1
-        out = []
+        out: list[np.ndarray] = []
         for column, values in zip(self.columns, columns):
             values = np.asarray(values, dtype=np.int64)
             out.extend(((values >> (GROUP_BITS * slot)) & mask).astype(np.intp) for slot in range(len(column)))
         return out
 
 
-def vote_code(raw: exp.Expression, classes: LabelClasses, lf: str, key: exp.Expression,
-              numeric: bool) -> exp.Expression:
+def vote_code(raw: exp.Expr, classes: LabelClasses, lf: str, key: exp.Expr,
+              numeric: bool) -> exp.Expr:
     """``CASE`` mapping a labeling function's raw vote to its code; other values raise, naming the
     function, the value and the row."""
     ifs = [exp.If(this=exp.Is(this=raw.copy(), expression=exp.Null()), true=exp.Literal.number(0))]
@@ -111,7 +115,7 @@ def translate_vote_error(error: Error) -> Error:
 class LabelMatrix:
     """A label matrix materialized in a temporary table of this session."""
 
-    session: Any
+    session: Session
     table: str
     layout: CodeLayout
     n_rows: int
@@ -149,8 +153,8 @@ class LabelMatrix:
         self.session.sql(exp.Drop(tables=[self.ref()], kind="TABLE", exists=True))
 
 
-def build_label_matrix(session: Any, source: exp.Table, key: RowKey, raw_votes: list[exp.Expression],
-                       vote_codes: list[exp.Expression], gold: exp.Expression | None, name: str,
+def build_label_matrix(session: Session, source: exp.Table, key: RowKey, raw_votes: list[exp.Expr],
+                       vote_codes: list[exp.Expr], gold: exp.Expr | None, name: str,
                        layout: CodeLayout, n_rows: int) -> LabelMatrix:
     """Run the labeling functions over ``source`` in one query into the temporary table ``name``.
 

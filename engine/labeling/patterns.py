@@ -117,7 +117,7 @@ class VotePatterns:
     _totals: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
-    def from_rows(cls, votes: np.ndarray, k: int) -> "VotePatterns":
+    def from_rows(cls, votes: np.ndarray, k: int) -> VotePatterns:
         """Patterns of a dense label matrix (rows x m; 0 abstains, i + 1 votes class i)."""
         votes = np.asarray(votes, dtype=np.int8)
         unique, counts = np.unique(votes, axis=0, return_counts=True)
@@ -125,7 +125,7 @@ class VotePatterns:
         return cls(groups.encode(unique), counts.astype(np.int64), groups)
 
     @classmethod
-    def each_row(cls, votes: np.ndarray, k: int) -> "VotePatterns":
+    def each_row(cls, votes: np.ndarray, k: int) -> VotePatterns:
         """Every row as its own pattern (count 1), in row order."""
         votes = np.asarray(votes, dtype=np.int8)
         groups = VoteGroups(votes.shape[1], k)

@@ -10,20 +10,27 @@ abstains on those rows.  A vote outside the classes is always an error.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
+from duckdb import PythonExceptionHandling
+from duckdb.func import FunctionNullHandling, PythonUDFType
 from sqlglot import exp
 
 from engine.errors import DataError
 from engine.labeling.classes import LabelClasses
 from engine.labeling.functions import LabelingFunction
 from engine.labeling.table import quote_column
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 
 @dataclass(eq=False)
@@ -43,34 +50,33 @@ class PythonVotes:
         assert self.lf.python is not None
         return self.lf.python.fn
 
-    def call(self, key: exp.Expression) -> exp.Expression:
+    def call(self, key: exp.Expr) -> exp.Expr:
         """The SQL call: ``udf(key, column, ...)``, giving the vote code (0 abstains)."""
         return exp.Anonymous(this=self.udf_name, expressions=[key.copy(), *[quote_column(c) for c in self.lf.columns()]])
 
-    def register(self, session: Any, key_type: str, column_types: dict[str, str]) -> None:
+    def register(self, session: Session, key_type: str, column_types: dict[str, str]) -> None:
         by_lower = {name.lower(): kind for name, kind in column_types.items()}
-        parameters = [duckdb.sqltype(key_type)] + [duckdb.sqltype(by_lower[c.lower()]) for c in self.lf.columns()]
+        parameters: list[Any] = [duckdb.sqltype(key_type), *(duckdb.sqltype(by_lower[c.lower()]) for c in self.lf.columns())]
         vectorized = self.lf.python is not None and self.lf.python.vectorized
         session.quiesce()
         session.duck.create_function(
             self.udf_name, _with_arity(self._batch if vectorized else self._row, len(parameters)), parameters,
             duckdb.sqltype("INTEGER"),
-            type="arrow" if vectorized else "native", null_handling="special", exception_handling="default",
+            type=PythonUDFType.ARROW if vectorized else PythonUDFType.NATIVE, null_handling=FunctionNullHandling.SPECIAL,
+            exception_handling=PythonExceptionHandling.DEFAULT,
             side_effects=True,  # never merged or skipped: failures are counted
         )
 
-    def unregister(self, session: Any) -> None:
+    def unregister(self, session: Session) -> None:
         session.quiesce()
-        try:
+        with contextlib.suppress(duckdb.Error):  # never registered (an earlier step failed)
             session.duck.remove_function(self.udf_name)
-        except duckdb.Error:
-            pass  # never registered (an earlier step failed)
 
     # Row at a time --------------------------------------------------------------------
     def _row(self, key: Any, *values: Any) -> int:
         try:
             vote = self.fn(*values)
-        except Exception as e:  # noqa: BLE001 - any failure of user code is counted or reported
+        except Exception as e:
             return self._failed(key, e)
         return self._code(vote, key)
 
@@ -79,7 +85,7 @@ class PythonVotes:
         n = len(keys)
         try:
             votes = _as_list(self.fn(*columns))
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             return pa.array([self._single(keys, columns, i, e) for i in range(n)], pa.int32())
         if len(votes) != n:
             self.failure = DataError(
@@ -94,7 +100,7 @@ class PythonVotes:
         key = keys[i].as_py()
         try:
             vote = _as_list(self.fn(*[c.slice(i, 1) for c in columns]))[0]
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             return self._failed(key, e)
         return self._code(vote, key)
 

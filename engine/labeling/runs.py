@@ -2,17 +2,21 @@
 so a label table can always be traced to the functions, options and model that made it."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlglot import exp
 
-from engine.catalog import catalog_name
 from engine.errors import ProgrammingError
 from engine.labeling.analysis import LFStats
 from engine.labeling.classes import LabelClasses
 from engine.labeling.functions import LabelingFunction
+from engine.system_catalog import catalog_name
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 
 @dataclass
@@ -40,10 +44,10 @@ class RunRecord:
     total_seconds: float = 0.0
 
 
-def record_run(session: Any, run: RunRecord, lfs: Sequence[LabelingFunction], stats: Sequence[LFStats],
+def record_run(session: Session, run: RunRecord, lfs: Sequence[LabelingFunction], stats: Sequence[LFStats],
                failures: Sequence[int]) -> int:
     """Insert the run and its functions; returns the run id."""
-    run_id = int(session.sql("SELECT coalesce(max(run_id), 0) + 1 FROM mallard.label_runs").fetchone()[0])
+    run_id = int(session.scalar("SELECT coalesce(max(run_id), 0) + 1 FROM mallard.label_runs"))
     session.sql(
         "INSERT INTO mallard.label_runs (run_id, target_table, source_table, key_column, model, classes, label_type,"
         " seed, options, n_rows, n_covered, n_patterns, n_gold, iterations, converged, class_balance, label_share,"
@@ -63,7 +67,7 @@ def record_run(session: Any, run: RunRecord, lfs: Sequence[LabelingFunction], st
     return run_id
 
 
-def latest_run(session: Any, target: exp.Table) -> int:
+def latest_run(session: Session, target: exp.Table) -> int:
     """The id of the last LABEL run that wrote ``target``."""
     row = session.sql("SELECT max(run_id) FROM mallard.label_runs WHERE target_table = ?", [catalog_name(target)]).fetchone()
     if row is None or row[0] is None:

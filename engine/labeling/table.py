@@ -7,11 +7,14 @@ DuckDB's ``rowid`` (stable while the table is not rewritten).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
 from engine.errors import DataError, ProgrammingError
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,7 @@ class RowKey:
     name: str
     type: str
 
-    def column(self) -> exp.Expression:
+    def column(self) -> exp.Expr:
         return quote_column(self.name)
 
 
@@ -29,22 +32,22 @@ def quote_column(name: str) -> exp.Column:
     return exp.column(exp.to_identifier(name, quoted=not name.isidentifier() or name.lower() != name))
 
 
-def column_types(session: Any, table: exp.Table) -> dict[str, str]:
+def column_types(session: Session, table: exp.Table) -> dict[str, str]:
     """Column name -> DuckDB type, in table order."""
     rows = session.sql(exp.Describe(this=exp.select("*").from_(table.copy()))).fetchall()
     return {r[0]: r[1] for r in rows}
 
 
-def column_names(session: Any, table: exp.Table) -> list[str]:
+def column_names(session: Session, table: exp.Table) -> list[str]:
     return list(column_types(session, table))
 
 
-def require_table(session: Any, table: exp.Table, what: str) -> None:
+def require_table(session: Session, table: exp.Table, what: str) -> None:
     if not session.table_exists(table):
         raise ProgrammingError(f"{what}: table {table.sql('duckdb')} does not exist")
 
 
-def row_key(session: Any, table: exp.Table, key: str | None) -> RowKey:
+def row_key(session: Session, table: exp.Table, key: str | None) -> RowKey:
     """The key column to use: ``key`` if given, else ``id`` if present, else ``rowid``."""
     types = column_types(session, table)
     by_lower = {name.lower(): name for name in types}
@@ -67,7 +70,7 @@ def row_key(session: Any, table: exp.Table, key: str | None) -> RowKey:
     return RowKey("rowid", "BIGINT")
 
 
-def _has_rowid(session: Any, table: exp.Table) -> bool:
+def _has_rowid(session: Session, table: exp.Table) -> bool:
     """Base tables have DuckDB's rowid; views do not."""
     try:
         session.sql(exp.select("rowid").from_(table.copy()).limit(0))
@@ -76,20 +79,20 @@ def _has_rowid(session: Any, table: exp.Table) -> bool:
     return True
 
 
-def check_unique_key(session: Any, table: exp.Table, key: RowKey) -> int:
+def check_unique_key(session: Session, table: exp.Table, key: RowKey) -> int:
     """The table's row count, after checking that the key is never NULL and never repeats."""
     column = key.column()
     declared = key.name == "rowid" or _declared_unique(session, table, key.name)
     distinct_count = exp.Count(this=exp.Star()) if declared else exp.Count(this=exp.Distinct(expressions=[column.copy()]))
     query = exp.select(exp.Count(this=exp.Star()), exp.Count(this=column.copy()), distinct_count).from_(table.copy())
-    rows, non_null, distinct = session.sql(query).fetchone()
+    rows, non_null, distinct = session.row(query)
     if non_null < rows:
         raise DataError(f"key column {key.name} of {table.sql('duckdb')} has NULLs; each row needs a key (WITH (key = ...))")
     if distinct < rows:
-        dup = session.sql(
+        dup = session.scalar(
             exp.select(column.copy()).from_(table.copy()).group_by(column.copy())
             .having(exp.Count(this=exp.Star()) > 1).limit(1)
-        ).fetchone()[0]
+        )
         raise DataError(
             f"key column {key.name} of {table.sql('duckdb')} is not unique ({dup!r} appears more than once); "
             "choose a unique column with WITH (key = ...)"
@@ -97,7 +100,7 @@ def check_unique_key(session: Any, table: exp.Table, key: RowKey) -> int:
     return int(rows)
 
 
-def _declared_unique(session: Any, table: exp.Table, column: str) -> bool:
+def _declared_unique(session: Session, table: exp.Table, column: str) -> bool:
     """Whether ``column`` alone carries a PRIMARY KEY or UNIQUE constraint (so DuckDB keeps it unique)."""
     rows = session.sql(
         "SELECT constraint_column_names FROM duckdb_constraints() WHERE constraint_type IN ('PRIMARY KEY', 'UNIQUE')"

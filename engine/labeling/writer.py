@@ -14,7 +14,7 @@ The label table has one row per row of the labeled table:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +24,9 @@ from engine.errors import ProgrammingError
 from engine.labeling.classes import LabelClasses
 from engine.labeling.matrix import LabelMatrix
 from engine.labeling.patterns import VotePatterns
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 OUTPUT_COLUMNS = ("label", "probs", "n_votes", "provenance", "weight")
 
@@ -41,7 +44,7 @@ class Predictions:
     weight: np.ndarray
 
     @classmethod
-    def from_probs(cls, patterns: VotePatterns, probs: np.ndarray, ties_abstain: bool) -> "Predictions":
+    def from_probs(cls, patterns: VotePatterns, probs: np.ndarray, ties_abstain: bool) -> Predictions:
         labels = probs.argmax(axis=1)
         top = probs.max(axis=1)
         if ties_abstain:
@@ -80,13 +83,13 @@ def check_key_name(key: str) -> None:
         )
 
 
-def write_label_table(session: Any, matrix: LabelMatrix, target: exp.Table, key: str, predictions: str,
+def write_label_table(session: Session, matrix: LabelMatrix, target: exp.Table, key: str, predictions: str,
                       gold_classes: str | None, replace: bool) -> None:
     """``CREATE [OR REPLACE] TABLE target AS`` the rows joined to their pattern's prediction."""
     v, p, g = "v", "p", "g"
     on = exp.and_(*[exp.EQ(this=exp.column(name, v), expression=exp.column(name, p)) for name in matrix.layout.names])
 
-    def pick(weak: exp.Expression, gold: exp.Expression) -> exp.Expression:
+    def pick(weak: exp.Expr, gold: exp.Expr) -> exp.Expr:
         if gold_classes is None:
             return weak
         no_gold = exp.Is(this=exp.column("gold", v), expression=exp.Null())

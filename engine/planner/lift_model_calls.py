@@ -6,53 +6,63 @@ correlated lookup of the scan's result by ``frame_id``.  Unaliased projections k
 name the call would have had (``label`` for ``m(frame).label``).
 
 >>> import sqlglot
->>> from engine.planner import PlanContext
+>>> from engine.planner.annotations import CatalogSnapshot, Plan
 >>> from engine.inference.functions import PlannedFunction
->>> context = PlanContext(functions={"m": PlannedFunction("m", "model")})
->>> tree = lift_model_calls(sqlglot.parse_one("SELECT m(frame).label FROM traffic", read="duckdb"), context)
->>> tree.sql("duckdb")
+>>> catalog = CatalogSnapshot.of({"m": PlannedFunction("m", "model")})
+>>> plan = lift_model_calls(Plan(sqlglot.parse_one("SELECT m(frame).label FROM traffic", read="duckdb")), catalog)
+>>> plan.tree.sql("duckdb")
 'SELECT (SELECT __mallard_call_1.prediction FROM __mallard_call_1 WHERE __mallard_call_1.frame_id = traffic.frame_id).label AS label FROM traffic'
->>> [r.describe() for r in context.info["inference_scans"]]
+>>> [r.describe() for r in plan.scans]
 ['__mallard_call_1: m ON traffic (frame) OUTPUTS prediction']
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from sqlglot import exp
 
 from engine.errors import ProgrammingError
-from engine.inference.plan import ModelCall, ScanRequest, model_call, relation_reference, scan_requests, scope_sources
+from engine.inference.functions import PlannedFunction
+from engine.planner.annotations import CatalogSnapshot, Plan, ScanRequest
+from engine.planner.model_calls import ModelCall, model_call, relation_reference, scope_sources
 
 
-def lift_model_calls(expression: exp.Expression, context: Any) -> exp.Expression:
-    """Replace model calls by lookups into scan relations; record one ScanRequest per scan."""
-    if not _calls(expression, context.functions):
-        return expression
-    _name_projections(expression, context.functions)
-    calls = _calls(expression, context.functions)
-    requests = scan_requests(context)
-    for call in calls:
+def lift_model_calls(plan: Plan, catalog: CatalogSnapshot) -> Plan:
+    """Replace model calls by lookups into scan relations; one ScanRequest per scan."""
+    if not _calls(plan.tree, catalog.functions):
+        return plan
+    tree = plan.tree.copy()
+    _name_projections(tree, catalog.functions)
+    requests: list[ScanRequest] = list(plan.scans)
+    scopes: list[exp.Select] = [exp.Select() for _ in requests]  # earlier requests: no scope in this tree
+    for call in _calls(tree, catalog.functions):
         scope, table = frames_source(call)
-        request = next((r for r in requests if r.scope is scope and r.model == call.model
-                        and r.table is table and r.frame_column == call.frame.name.lower()), None)
-        if request is None:
-            request = ScanRequest(model=call.model, table=table, frame_column=call.frame.name.lower(),
-                                  outputs=set(), relation=f"__mallard_call_{len(requests) + 1}", scope=scope)
-            requests.append(request)
-        request.outputs.add(call.output)
-        call.node.replace(relation_reference(request.relation, call.output, table.alias_or_name))
-    return expression
+        column = call.frame.name.lower()
+        index = next((i for i, r in enumerate(requests) if scopes[i] is scope and r.model == call.model
+                      and r.table_key == _key(table) and r.alias == table.alias_or_name.lower()
+                      and r.frame_column == column), None)
+        if index is None:
+            requests.append(ScanRequest(model=call.model, table=table.copy(), frame_column=column,
+                                        outputs=frozenset(), relation=f"__mallard_call_{len(requests) + 1}"))
+            scopes.append(scope)
+            index = len(requests) - 1
+        requests[index] = requests[index].with_outputs({call.output})
+        call.node.replace(relation_reference(requests[index].relation, call.output, table.alias_or_name))
+    return plan.but(tree=tree, scans=tuple(requests))
 
 
-def _calls(expression: exp.Expression, functions: dict[str, Any]) -> list[ModelCall]:
+def _key(table: exp.Table) -> tuple[str, ...]:
+    return tuple(p.lower() for p in (table.catalog, table.db, table.name))
+
+
+def _calls(expression: exp.Expr, functions: Mapping[str, PlannedFunction]) -> list[ModelCall]:
     if not functions:
         return []
     calls = [model_call(node, functions) for node in expression.find_all(exp.Anonymous)]
     return [c for c in calls if c is not None]
 
 
-def _name_projections(expression: exp.Expression, functions: dict[str, Any]) -> None:
+def _name_projections(expression: exp.Expr, functions: Mapping[str, PlannedFunction]) -> None:
     """Alias each unaliased projection holding a model call as DuckDB would name the call."""
     for select in list(expression.find_all(exp.Select)):
         for projection in select.expressions:
@@ -61,13 +71,13 @@ def _name_projections(expression: exp.Expression, functions: dict[str, Any]) -> 
             projection.replace(exp.alias_(projection.copy(), projection_name(projection)))
 
 
-def projection_name(projection: exp.Expression) -> str:
+def projection_name(projection: exp.Expr) -> str:
     """``label`` for ``m(frame).label`` or ``m(frame)['label']``; else the expression's text."""
     if isinstance(projection, exp.Dot) and isinstance(projection.expression, exp.Identifier):
         return projection.expression.name
     if (isinstance(projection, exp.Bracket) and len(projection.expressions) == 1
             and isinstance(projection.expressions[0], exp.Literal) and projection.expressions[0].is_string):
-        return projection.expressions[0].this
+        return str(projection.expressions[0].this)
     return projection.sql("duckdb", normalize_functions="lower")
 
 
@@ -94,7 +104,7 @@ def frames_source(call: ModelCall) -> tuple[exp.Select, exp.Table]:
     )
 
 
-def _frames_table(source: exp.Expression, call: ModelCall) -> exp.Table:
+def _frames_table(source: exp.Expr, call: ModelCall) -> exp.Table:
     if isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier) and not _is_cte(source):
         return source
     raise ProgrammingError(
@@ -106,9 +116,9 @@ def _frames_table(source: exp.Expression, call: ModelCall) -> exp.Table:
 def _is_cte(table: exp.Table) -> bool:
     if table.db:
         return False
-    node: exp.Expression | None = table
+    node: exp.Expr | None = table
     while node is not None:
-        with_ = node.args.get("with_") or node.args.get("with") if isinstance(node, exp.Expression) else None
+        with_ = node.args.get("with_") or node.args.get("with") if isinstance(node, exp.Expr) else None
         if isinstance(with_, exp.With) and any(cte.alias.lower() == table.name.lower() for cte in with_.expressions):
             return True
         node = node.parent

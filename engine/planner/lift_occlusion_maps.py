@@ -1,38 +1,47 @@
-"""Rule: turn the table function ``occlusion_map(<model>, (<frame query>), patch => 16,
-stride => 4)`` into a relation computed before the query runs (Krypton's occlusion-based
-explanation, as batched incremental inference over every patch position).
+"""Rule: lift ``occlusion_map(<model>, (<frame query>), ...)`` table functions out of FROM.
 
-The frame query selects one frame column of a frames table; the rule adds the table's
-``height`` and ``width`` so the step can decode the frame.
+Each becomes a relation computed before the query runs (Krypton's occlusion-based
+explanation, as batched incremental inference over every patch position).  The frame query
+selects one frame column of a frames table; the rule adds the table's ``height`` and
+``width`` so the step can decode the frame.  Named arguments are checked as statement
+options are (:mod:`engine.options`).
 
 >>> import sqlglot
->>> from engine.planner import PlanContext
+>>> from engine.planner.annotations import CatalogSnapshot, Plan
 >>> from engine.inference.functions import PlannedFunction
->>> context = PlanContext(functions={"m": PlannedFunction("m", "model"),
-...                                  "occlusion_map": PlannedFunction("occlusion_map", "occlusion_map")})
+>>> catalog = CatalogSnapshot.of({"m": PlannedFunction("m", "model"),
+...                                "occlusion_map": PlannedFunction("occlusion_map", "occlusion_map")})
 >>> sql = "SELECT * FROM occlusion_map(m, (SELECT frame FROM traffic WHERE frame_id = 10), stride => 8)"
->>> lift_occlusion_maps(sqlglot.parse_one(sql, read="duckdb"), context).sql("duckdb")
+>>> plan = lift_occlusion_maps(Plan(sqlglot.parse_one(sql, read="duckdb")), catalog)
+>>> plan.tree.sql("duckdb")
 'SELECT * FROM __mallard_occlusion_1 AS occlusion_map'
->>> context.steps[0].describe()
-'__mallard_occlusion_1: occlusion_map(m, SELECT frame, height, width FROM traffic WHERE frame_id = 10, patch => 16, stride => 8)'
+>>> plan.occlusion_maps[0].describe()
+'__mallard_occlusion_1: occlusion_map(m, (SELECT frame, height, width FROM traffic WHERE frame_id = 10), patch => 16, stride => 8)'
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlglot import exp
 
 from engine.errors import ProgrammingError
-from engine.inference.functions import OCCLUSION_MAP
-from engine.inference.occlusion import OCCLUSION_OPTIONS, OcclusionMap
-from engine.inference.plan import function_name, model_argument
+from engine.inference.functions import OCCLUSION_MAP, PlannedFunction
+from engine.inference.occlusion import OCCLUSION_OPTIONS
+from engine.options import check_value
+from engine.planner.annotations import CatalogSnapshot, OcclusionRequest, Plan
+from engine.planner.model_calls import function_name, model_argument
 
 
-def lift_occlusion_maps(expression: exp.Expression, context: Any) -> exp.Expression:
-    """Replace each ``occlusion_map(...)`` in FROM by a relation its step computes."""
-    if OCCLUSION_MAP not in context.functions:
-        return expression
-    calls = [n for n in expression.find_all(exp.Anonymous) if function_name(n) == OCCLUSION_MAP]
+def lift_occlusion_maps(plan: Plan, catalog: CatalogSnapshot) -> Plan:
+    """Replace each ``occlusion_map(...)`` in FROM by a relation computed first."""
+    if OCCLUSION_MAP not in catalog.functions:
+        return plan
+    tree = plan.tree.copy()
+    calls = [n for n in tree.find_all(exp.Anonymous) if function_name(n) == OCCLUSION_MAP]
+    if not calls:
+        return plan
+    requests = list(plan.occlusion_maps)
     for call in calls:
         table = call.parent
         if not isinstance(table, exp.Table) or table.this is not call:
@@ -40,15 +49,15 @@ def lift_occlusion_maps(expression: exp.Expression, context: Any) -> exp.Express
                 "occlusion_map(...) is a table function: write SELECT * FROM occlusion_map(<model>, "
                 "(SELECT frame FROM <frames table> WHERE ...), patch => 16, stride => 4)"
             )
-        relation = f"__mallard_occlusion_{sum(isinstance(s, OcclusionMap) for s in context.steps) + 1}"
-        context.steps.append(_occlusion_step(call, relation, context.functions))
+        relation = f"__mallard_occlusion_{len(requests) + 1}"
+        requests.append(_request(call, relation, catalog.functions))
         if not table.alias:
             table.set("alias", exp.TableAlias(this=exp.to_identifier(OCCLUSION_MAP)))
         table.set("this", exp.to_identifier(relation))
-    return expression
+    return plan.but(tree=tree, occlusion_maps=tuple(requests))
 
 
-def _occlusion_step(call: exp.Anonymous, relation: str, functions: dict[str, Any]) -> OcclusionMap:
+def _request(call: exp.Anonymous, relation: str, functions: Mapping[str, PlannedFunction]) -> OcclusionRequest:
     positional = [a for a in call.expressions if not isinstance(a, (exp.Kwarg, exp.PropertyEQ))]
     named = [a for a in call.expressions if isinstance(a, (exp.Kwarg, exp.PropertyEQ))]
     if len(positional) != 2:
@@ -57,25 +66,19 @@ def _occlusion_step(call: exp.Anonymous, relation: str, functions: dict[str, Any
             "positional arguments"
         )
     model = model_argument(OCCLUSION_MAP, positional[0], functions)
-    options: dict[str, Any] = {}
+    options: list[tuple[str, Any]] = []
     for arg in named:
         name = arg.this.name.lower()
         if name not in OCCLUSION_OPTIONS:
-            raise ProgrammingError(f"unknown occlusion_map option {name!r}; expected one of {', '.join(OCCLUSION_OPTIONS)}")
-        options[name] = _literal(name, arg.expression)
-    return OcclusionMap(model=model, frame_query=_frame_query(positional[1]), options=options, relation=relation)
+            raise ProgrammingError(f"unknown occlusion_map option {name!r}; expected one of "
+                                   f"{', '.join(sorted(OCCLUSION_OPTIONS))}")
+        options.append((name, check_value(f"occlusion_map option {name}", OCCLUSION_OPTIONS[name].validator,
+                                          arg.expression)))
+    return OcclusionRequest(model=model, frame_query=_frame_query(positional[1]), options=tuple(options),
+                            relation=relation)
 
 
-def _literal(name: str, node: exp.Expression) -> Any:
-    from engine.dialect.base import literal_value
-
-    try:
-        return literal_value(node)
-    except ValueError:
-        raise ProgrammingError(f"occlusion_map option {name}: expected a literal, found {node.sql('duckdb')}") from None
-
-
-def _frame_query(node: exp.Expression) -> exp.Select:
+def _frame_query(node: exp.Expr) -> exp.Select:
     """``(SELECT <frame column> FROM ...)`` with the frame's height and width added."""
     query = node.this if isinstance(node, exp.Subquery) else None
     if not isinstance(query, exp.Select) or len(query.expressions) != 1:
@@ -86,7 +89,8 @@ def _frame_query(node: exp.Expression) -> exp.Select:
     projection = query.expressions[0]
     column = projection.this if isinstance(projection, exp.Alias) else projection
     if not isinstance(column, exp.Column):
-        raise ProgrammingError(f"occlusion_map expects the frame query to select a frame column, found {projection.sql('duckdb')}")
+        raise ProgrammingError(f"occlusion_map expects the frame query to select a frame column, "
+                               f"found {projection.sql('duckdb')}")
     query = query.copy()
     table = column.args.get("table")
     query.set("expressions", [

@@ -3,36 +3,30 @@
 Scan requests of the same model over the same frames table (the label, score, features
 and logits of one model, in any SELECT of the statement) merge into one scan that runs the
 backbone once and yields every output any of them needs; it covers the union of their
-frame restrictions.  The merged scans become the plan's steps.
+frame restrictions.
 
 >>> import sqlglot
->>> from engine.planner import PlanContext
+>>> from engine.planner.annotations import CatalogSnapshot, Plan
 >>> from engine.planner.lift_model_calls import lift_model_calls
 >>> from engine.inference.functions import PlannedFunction
->>> functions = {"m": PlannedFunction("m", "model"), "features": PlannedFunction("features", "features")}
->>> context = PlanContext(functions=functions)
+>>> catalog = CatalogSnapshot.of({"m": PlannedFunction("m", "model"), "features": PlannedFunction("features", "features")})
 >>> query = sqlglot.parse_one("SELECT m(frame).label, (SELECT features(m, frame) FROM traffic LIMIT 1) FROM traffic", read="duckdb")
->>> _ = share_backbones(lift_model_calls(query, context), context)
->>> [step.request.describe() for step in context.steps]
+>>> [scan.describe() for scan in share_backbones(lift_model_calls(Plan(query), catalog), catalog).scans]
 ['__mallard_scan_1: m ON traffic (frame) OUTPUTS features, prediction']
 """
 from __future__ import annotations
 
-from typing import Any
-
 from sqlglot import exp
 
-from engine.inference.plan import SCANS, ScanRequest, scan_requests
-from engine.inference.scan import InferenceScan
+from engine.planner.annotations import CatalogSnapshot, Plan, ScanRequest
 
 
-def share_backbones(expression: exp.Expression, context: Any) -> exp.Expression:
-    """Merge scan requests by (model, frames table, frame column); add one step per merged scan."""
-    requests = scan_requests(context)
-    if not requests:
-        return expression
-    groups: dict[tuple[Any, ...], list[ScanRequest]] = {}
-    for request in requests:
+def share_backbones(plan: Plan, catalog: CatalogSnapshot) -> Plan:
+    """Merge scan requests by (model, frames table, frame column); rename the lookups to match."""
+    if not plan.scans:
+        return plan
+    groups: dict[tuple[object, ...], list[ScanRequest]] = {}
+    for request in plan.scans:
         groups.setdefault((request.model, request.table_key, request.frame_column), []).append(request)
     merged: list[ScanRequest] = []
     renames: dict[str, str] = {}
@@ -40,20 +34,16 @@ def share_backbones(expression: exp.Expression, context: Any) -> exp.Expression:
         scan = _merge(group, f"__mallard_scan_{index}")
         renames.update({r.relation: scan.relation for r in group})
         merged.append(scan)
-    _rename_relations(expression, renames)
-    context.info[SCANS] = merged
-    steps = [InferenceScan(scan) for scan in merged]
-    for step in steps:
-        step.siblings = steps
-    context.steps.extend(steps)
-    return expression
+    tree = plan.tree.copy()
+    _rename_relations(tree, renames)
+    return plan.but(tree=tree, scans=tuple(merged))
 
 
 def _merge(group: list[ScanRequest], relation: str) -> ScanRequest:
     first = group[0]
     table = exp.Table(this=first.table.this.copy(), db=first.table.args.get("db"),
                       catalog=first.table.args.get("catalog"))
-    outputs = set().union(*(r.outputs for r in group))
+    outputs = frozenset().union(*(r.outputs for r in group))
     if len(group) == 1:
         return ScanRequest(first.model, table, first.frame_column, outputs, relation,
                            first.predicate, first.limit, first.order)
@@ -64,7 +54,7 @@ def _merge(group: list[ScanRequest], relation: str) -> ScanRequest:
     return ScanRequest(first.model, table, first.frame_column, outputs, relation, predicate)
 
 
-def _rename_relations(expression: exp.Expression, renames: dict[str, str]) -> None:
+def _rename_relations(expression: exp.Expr, renames: dict[str, str]) -> None:
     for table in expression.find_all(exp.Table):
         if table.name in renames:
             table.set("this", exp.to_identifier(renames[table.name]))

@@ -38,7 +38,7 @@ _LAZY = {
     "evaluate": "evaluation", "Evaluation": "evaluation",
     "export_model": "export", "load_export": "export", "ExportedModel": "export",
     "load_model": "loading", "model_signature": "loading", "ModelSignature": "loading",
-    "REGISTRY_ENTRIES": "architectures", "BUILT_INS": "architectures",
+    "BUILT_INS": "architectures",
 }
 
 

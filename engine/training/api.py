@@ -35,7 +35,7 @@ from typing import Any
 import duckdb
 
 from engine.errors import DataError, ProgrammingError
-from engine.inference.catalog import ModelSpec
+from engine.inference.model_catalog import ModelSpec
 from engine.training.architectures import architecture_kind
 from engine.training.materialize import TrainingData, materialize
 from engine.training.options import TrainingOptions, parse_options
@@ -94,7 +94,8 @@ class TrainingOutcome:
         return ModelSpec(
             architecture=self.architecture(result), num_classes=len(self.data.classes),
             input_size=(self.data.input_shape[0], self.data.input_shape[1]) if image else None,
-            mean=self.data.mean, std=self.data.std, labels=self.data.labels,  # type: ignore[arg-type]
+            mean=self.data.mean, std=self.data.std, labels=self.data.labels,
+            inputs=None if image else tuple(c.lower() for c in self.data.inputs),
         )
 
 
@@ -185,7 +186,7 @@ def _check_architectures(options: TrainingOptions, spec: DataSpec, parent: Paren
 
 def load_parent(duck: duckdb.DuckDBPyConnection, name: str, version: int | None = None) -> ParentModel:
     """The catalog model ``name`` (its current version, or ``version``), to fine-tune from."""
-    from engine.inference.catalog import require_model
+    from engine.inference.model_catalog import require_model
     from engine.training.lineage import CatalogSession, version_of
 
     session = CatalogSession(duck)

@@ -8,10 +8,9 @@ the penultimate vector and ``classifier`` maps it to logits.  It is also a *sequ
 layers* (:func:`training_layers`): ``features`` in order, then ``classifier``, which is what
 GPipe cuts into stages and Hydra into shards.
 
-:data:`REGISTRY_ENTRIES` holds them as :class:`udfs.architectures.Architecture` rows, to be
-merged into ``udfs.architectures.ARCHITECTURES`` (so the catalog builds trained versions by
-name).  Built by name alone (``factory(num_classes=...)``), ``mlp`` takes its input width
-from the weights it is loaded with (a lazy first layer).
+:data:`BUILT_INS` lists them; ``udfs.architectures`` registers them in ``ARCHITECTURES`` (so the
+catalog builds trained versions by name).  Built by name alone (``factory(num_classes=...)``),
+``mlp`` takes its widths from the weights it is loaded with.
 
 >>> import torch
 >>> net = build_network("small_cnn", num_classes=10)
@@ -20,13 +19,16 @@ from the weights it is loaded with (a lazy first layer).
 >>> mlp = build_network("mlp", num_classes=2, in_features=5)
 >>> [name for name, _ in training_layers(mlp)]
 ['features.0', 'features.1', 'features.2', 'features.3', 'classifier']
->>> fresh = build_network("mlp", num_classes=2)            # as the catalog builds it
+>>> fresh = build_network("mlp", num_classes=2, hidden=(4,))   # as the catalog builds it
 >>> fresh.load_state_dict(mlp.state_dict())
 <All keys matched successfully>
+>>> fresh.features[0].weight.shape
+torch.Size([128, 5])
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
 from torch import nn
@@ -57,13 +59,45 @@ class LayeredClassifier(nn.Module):
 
 def mlp(num_classes: int = 2, in_features: int | None = None, hidden: tuple[int, ...] = (128, 64)) -> nn.Module:
     """Linear-ReLU layers of widths ``hidden``, then a linear classifier.  Without
-    ``in_features`` the first layer is lazy: it takes its width from the weights loaded into it."""
+    ``in_features`` (as the catalog builds it, by name) the network takes its widths, input and
+    hidden, from the weights loaded into it."""
+    if in_features is None:
+        return WeightShapedMLP(num_classes, hidden)
+    return LayeredClassifier(*_mlp_layers(in_features, hidden, num_classes))
+
+
+def _mlp_layers(in_features: int, hidden: Sequence[int], num_classes: int) -> tuple[nn.Sequential, nn.Linear]:
     layers: list[nn.Module] = []
     width = in_features
     for size in hidden:
-        layers += [nn.Linear(width, size) if width is not None else nn.LazyLinear(size), nn.ReLU()]
+        layers += [nn.Linear(width, size), nn.ReLU()]
         width = size
-    return LayeredClassifier(nn.Sequential(*layers), nn.Linear(width, num_classes))  # type: ignore[arg-type]
+    return nn.Sequential(*layers), nn.Linear(width, num_classes)
+
+
+class WeightShapedMLP(LayeredClassifier):
+    """An ``mlp`` whose layer widths come from the state dict loaded into it (the catalog
+    builds a trained version by its architecture's name alone, without its ``hidden``)."""
+
+    def __init__(self, num_classes: int, hidden: tuple[int, ...]) -> None:
+        super().__init__(*_mlp_layers(1, hidden, num_classes))
+
+    def fit_to_weights(self, state_dict: Mapping[str, Any]) -> None:
+        """Rebuild the layers to the shapes of ``state_dict``'s weights (when they are an mlp's:
+        ``features.0.weight``, ``features.2.weight``, ..., ``classifier.weight``)."""
+        linear = sorted((int(key.split(".")[1]), tuple(value.shape)) for key, value in state_dict.items()
+                        if key.startswith("features.") and key.endswith(".weight") and key.count(".") == 2
+                        and key.split(".")[1].isdigit())
+        head = state_dict.get("classifier.weight")
+        if (linear and head is not None and [i for i, _ in linear] == list(range(0, 2 * len(linear), 2))
+                and all(len(shape) == 2 for _, shape in linear) and len(head.shape) == 2):
+            hidden = [shape[0] for _, shape in linear]
+            self.features, self.classifier = _mlp_layers(linear[0][1][1], hidden, int(head.shape[0]))
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Rebuild the layers to the shapes of ``state_dict``'s weights, then load it."""
+        self.fit_to_weights(state_dict)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
 def small_cnn(num_classes: int = 10) -> nn.Module:
@@ -99,7 +133,8 @@ class TrainingArchitecture:
     description: str
 
 
-#: The built-ins, by name (one table; the lead merges :data:`REGISTRY_ENTRIES` into udfs').
+#: The built-ins, by name (one table; ``udfs.architectures`` registers them, so the catalog builds
+#: trained versions by name).
 BUILT_INS: dict[str, TrainingArchitecture] = {
     "mlp": TrainingArchitecture("mlp", "numeric", mlp, "linear-ReLU layers over numeric columns"),
     "small_cnn": TrainingArchitecture("small_cnn", "image", small_cnn, "two conv-groupnorm stages, 0.2M parameters"),
@@ -107,15 +142,6 @@ BUILT_INS: dict[str, TrainingArchitecture] = {
 }
 
 
-def _registry_entries() -> dict[str, Any]:
-    from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD, Architecture
-
-    return {name: Architecture(name, spec.factory, None, IMAGENET_MEAN, IMAGENET_STD, 10 if spec.kind == "image" else 2)
-            for name, spec in BUILT_INS.items()}
-
-
-#: The built-ins as rows of ``udfs.architectures.ARCHITECTURES`` (input size: any).
-REGISTRY_ENTRIES: dict[str, Any] = _registry_entries()
 
 
 def architecture_kind(name: str) -> str:

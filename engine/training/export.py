@@ -1,7 +1,9 @@
 """``EXPORT MODEL m TO 'file.safetensors'``: the weights as stored (safetensors) and a JSON
 sidecar beside them (``file.json``) saying how to use them: architecture and what rebuilds
 it, class labels, the input (columns, kind, size) and its normalization, metrics and lineage.
-:func:`load_export` reads both back into a torch module without the database.
+:func:`load_export` reads both back into a torch module without the database, and
+``CREATE MODEL ... FROM 'file.safetensors'`` takes its options from the sidecar
+(:func:`sidecar_options`).
 
 >>> import engine, os, tempfile, torch
 >>> from engine.training.api import train
@@ -17,6 +19,8 @@ it, class labels, the input (columns, kind, size) and its normalization, metrics
 >>> network, sidecar = load_export(path)
 >>> sidecar["architecture"], sidecar["labels"], sidecar["input"]["columns"]
 ('mlp', ['large', 'small'], ['x'])
+>>> sorted(sidecar_options(path))                  # what CREATE MODEL ... FROM reads of the sidecar
+['architecture', 'inputs', 'labels', 'mean', 'num_classes', 'std']
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from engine.errors import DataError
-from engine.inference.catalog import ModelSpec
+from engine.inference.model_catalog import ModelSpec
 from engine.training.lineage import CatalogSession
 from engine.training.loading import ModelSignature, build_for, model_signature
 
@@ -101,6 +105,34 @@ def _sidecar(signature: ModelSignature, metrics: Any, lineage: tuple[Any, ...]) 
         "metrics": metrics,
         "lineage": lineage_values,
     }
+
+
+def sidecar_options(path: str) -> dict[str, Any]:
+    """The ``CREATE MODEL ... FROM '<path>'`` options an exported model's sidecar gives
+    (architecture, labels, inputs, normalization); empty when ``path`` has no sidecar of
+    this format.  Options written in the statement take precedence over these."""
+    if not path.endswith(SUFFIX) or not os.path.isfile(sidecar_path(path)):
+        return {}
+    try:
+        with open(sidecar_path(path), encoding="utf-8") as f:
+            sidecar = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT:
+        return {}
+    options: dict[str, Any] = {"architecture": sidecar["architecture"], "num_classes": sidecar["num_classes"]}
+    if sidecar.get("labels"):
+        options["labels"] = list(sidecar["labels"])
+    mean, std = sidecar["normalization"]["mean"], sidecar["normalization"]["std"]
+    columns = sidecar["input"]["columns"]
+    if sidecar["input"]["kind"] == "numeric" and len(mean) == len(columns):  # one value per column
+        options["inputs"] = list(columns)
+    if sidecar["input"]["kind"] == "numeric" and "inputs" not in options:
+        return {}  # list columns: no catalog form serves them
+    if sidecar["input"].get("size"):
+        options["input_size"] = list(sidecar["input"]["size"])
+    options["mean"], options["std"] = list(mean), list(std)
+    return options
 
 
 def load_export(path: str) -> tuple["nn.Module", dict[str, Any]]:

@@ -3,7 +3,7 @@ caller's transaction), and reading it back (history per epoch, pruning old versi
 
 A training statement writes one row of ``mallard.training_runs`` (query, data fingerprint,
 options, LABEL run, parent model, strategy, wall time), one model version per configuration
-through :func:`engine.inference.catalog.add_version` (the best made current, its parent the
+through :func:`engine.inference.model_catalog.add_version` (the best made current, its parent the
 model fine-tuned from or the version it replaces), one row per version of
 ``mallard.model_training`` and one per epoch of ``mallard.training_history``.
 ``mallard.model_lineage`` joins them.
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 
 class CatalogSession:
-    """What the catalog functions of :mod:`engine.inference.catalog` use of a session:
+    """What the catalog functions of :mod:`engine.inference.model_catalog` use of a session:
     ``sql(query, params)`` on a DuckDB connection, with errors translated."""
 
     def __init__(self, duck: duckdb.DuckDBPyConnection) -> None:
@@ -48,6 +48,11 @@ class CatalogSession:
             return self.duck.execute(query, params) if params else self.duck.execute(query)
         except duckdb.Error as e:
             raise translate(e) from e
+
+    def scalar(self, query: str, params: Sequence[Any] | None = None) -> Any:
+        """The first value of the first row of a query (None when it has no row)."""
+        row = self.sql(query, params).fetchone()
+        return None if row is None else row[0]
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ def record(duck: duckdb.DuckDBPyConnection, model_name: str, outcome: "TrainingO
            replace: bool = False) -> RecordedModel:
     """Store every configuration of ``outcome`` as a version of ``model_name`` (the best one
     current) with its lineage.  Runs in the caller's transaction: it neither begins nor commits."""
-    from engine.inference.catalog import add_version
+    from engine.inference.model_catalog import add_version
 
     session = CatalogSession(duck)
     name = check_target(duck, model_name, replace)
@@ -84,6 +89,7 @@ def record(duck: duckdb.DuckDBPyConnection, model_name: str, outcome: "TrainingO
         result = outcome.results[position]
         options = {**outcome.options.given, **result.configuration.as_dict(),
                    "architecture": outcome.architecture(result)}
+        options.pop("inputs", None)  # the catalog reads "inputs" as a numeric model's columns: add_version sets it
         versions[position] = add_version(
             session, name, outcome.model_spec(result), result.state, source=None, created_by="TRAIN",
             description=outcome.options.description, options=options, metrics=result.metrics(),
@@ -154,14 +160,14 @@ def prune_versions(duck: duckdb.DuckDBPyConnection, model: str, keep: int) -> in
 
 
 def _require(session: CatalogSession, model: str) -> int:
-    from engine.inference.catalog import require_model
+    from engine.inference.model_catalog import require_model
 
     return require_model(session, model).version
 
 
 def version_of(session: Any, name: str, version: int) -> Any:
     """The ModelVersion ``version`` of model ``name``; ProgrammingError if there is none."""
-    from engine.inference.catalog import _VERSION_COLUMNS, _version_of, require_model
+    from engine.inference.model_catalog import _VERSION_COLUMNS, _version_of, require_model
 
     require_model(session, name)
     row = session.sql(f"SELECT {_VERSION_COLUMNS} FROM mallard.model_versions WHERE model = ? AND version = ?",

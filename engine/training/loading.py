@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from engine.errors import ProgrammingError
-from engine.inference.catalog import ModelSpec
+from engine.inference.model_catalog import ModelSpec
 from engine.training.lineage import CatalogSession, version_of
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class ModelSignature:
 
 def model_signature(duck: duckdb.DuckDBPyConnection, name: str, version: int | None = None) -> ModelSignature:
     """The signature of ``name``'s current version (or ``version``)."""
-    from engine.inference.catalog import require_model
+    from engine.inference.model_catalog import require_model
 
     session = CatalogSession(duck)
     found = require_model(session, name) if version is None else version_of(session, name, version)

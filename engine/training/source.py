@@ -52,8 +52,11 @@ class DataSpec:
 
 
 def source_relation(duck: duckdb.DuckDBPyConnection, query_sql: str, rows: Any = None) -> duckdb.DuckDBPyRelation:
-    """The training query as a lazy relation (nothing runs yet); ``rows``, an Arrow stream the
-    caller already made from the query (say, through Mallard's planner), replaces running it."""
+    """The training query as a lazy relation (nothing runs yet); ``rows``, a relation or an
+    Arrow stream the caller already made from the query (say, through Mallard's planner),
+    replaces running it."""
+    if isinstance(rows, duckdb.DuckDBPyRelation):
+        return rows
     if rows is not None:
         return duck.from_arrow(rows)
     try:
@@ -174,7 +177,7 @@ def query_tables(query_sql: str) -> list[str]:
     >>> query_tables("SELECT s.text, l.probs FROM sms s JOIN sms_labels l USING (id)")
     ['sms', 'sms_labels']
     """
-    from engine.catalog import catalog_name
+    from engine.system_catalog import catalog_name
 
     try:
         tree = sqlglot.parse_one(query_sql, read="duckdb")

@@ -26,7 +26,7 @@ model is a generator that pauses after every shard.
 >>> shards = plan_shards(training_layers(net), config, budget=1 << 20, frozen=set())
 Traceback (most recent call last):
 ...
-engine.errors.DataError: device_memory = 1.0 MiB is smaller than layer features.10 (Linear), which needs 3.1 MiB for its parameters, gradients and optimizer state; give at least 3.1 MiB
+engine.errors.DataError: device_memory = 1.0 MiB is smaller than the largest layer, features.10 (Linear), which needs 3.1 MiB for its parameters, gradients and optimizer state; give at least 3.1 MiB
 >>> [len(s.layers) for s in plan_shards(training_layers(net), config, budget=3200 << 10, frozen=set())]
 [10, 3]
 """
@@ -83,19 +83,21 @@ class Shard:
 
 def plan_shards(layers: list[tuple[str, nn.Module]], configuration: Configuration, budget: int,
                 frozen: set[str]) -> list[Shard]:
-    """Pack consecutive layers into shards that fit ``budget``; DataError naming the layer
-    that alone does not fit."""
+    """Pack consecutive layers into shards that fit ``budget``; DataError naming the largest
+    layer when it alone does not fit."""
+    needs = [layer_bytes(layer, name, configuration, frozen) for name, layer in layers]
+    largest = max(range(len(layers)), key=lambda i: needs[i]) if layers else 0
+    if layers and needs[largest] > budget:
+        name, layer = layers[largest]
+        raise DataError(
+            f"device_memory = {format_bytes(budget)} is smaller than the largest layer, {name} "
+            f"({type(layer).__name__}), which needs {format_bytes(needs[largest])} for its parameters, gradients "
+            f"and optimizer state; give at least {format_bytes(needs[largest])}"
+        )
     shards: list[Shard] = []
     current: list[tuple[str, nn.Module]] = []
     size = 0
-    for name, layer in layers:
-        need = layer_bytes(layer, name, configuration, frozen)
-        if need > budget:
-            raise DataError(
-                f"device_memory = {format_bytes(budget)} is smaller than layer {name} ({type(layer).__name__}), "
-                f"which needs {format_bytes(need)} for its parameters, gradients and optimizer state; "
-                f"give at least {format_bytes(need)}"
-            )
+    for (name, layer), need in zip(layers, needs):
         if current and size + need > budget:
             shards.append(Shard(tuple(current), size))
             current, size = [], 0

@@ -100,13 +100,21 @@ JOIN (SELECT c.key, coalesce(sum(v.count), 0) + any_value(c.unstored_count) AS o
       GROUP BY c.key) o USING (key)
 WHERE c.type_ok AND c.present > 0 AND o.outside / c.present > 1 - c.min_domain_mass"""),
     Check("big_value", """
-SELECT column_name, CASE WHEN type = 'INT' THEN 'INT_TYPE_BIG_INT' ELSE 'FLOAT_TYPE_BIG_FLOAT' END, 'ERROR',
-       'largest value ' || anomaly_number(data_max) || ' is above the schema''s max ' || anomaly_number(max),
+SELECT column_name, CASE WHEN type = 'INT' THEN 'INT_TYPE_BIG_INT' ELSE 'FLOAT_TYPE_BIG_FLOAT' END,
+       CASE WHEN inferred_range THEN 'WARNING' ELSE 'ERROR' END,
+       'largest value ' || anomaly_number(data_max) || ' is above the schema''s max ' || anomaly_number(max)
+       || CASE WHEN inferred_range THEN ' (an inferred range: ALTER SCHEMA ' || schema_name || ' ALTER COLUMN '
+               || column_name || ' SET (max = ' || anomaly_number(data_max) || ') widens it, SET (max = NULL) drops it)'
+               ELSE '' END,
        data_max, max, 'TFDV'
 FROM mallard_v_columns WHERE type_ok AND max IS NOT NULL AND data_max > max"""),
     Check("small_value", """
-SELECT column_name, CASE WHEN type = 'INT' THEN 'INT_TYPE_SMALL_INT' ELSE 'FLOAT_TYPE_SMALL_FLOAT' END, 'ERROR',
-       'smallest value ' || anomaly_number(data_min) || ' is below the schema''s min ' || anomaly_number(min),
+SELECT column_name, CASE WHEN type = 'INT' THEN 'INT_TYPE_SMALL_INT' ELSE 'FLOAT_TYPE_SMALL_FLOAT' END,
+       CASE WHEN inferred_range THEN 'WARNING' ELSE 'ERROR' END,
+       'smallest value ' || anomaly_number(data_min) || ' is below the schema''s min ' || anomaly_number(min)
+       || CASE WHEN inferred_range THEN ' (an inferred range: ALTER SCHEMA ' || schema_name || ' ALTER COLUMN '
+               || column_name || ' SET (min = ' || anomaly_number(data_min) || ') widens it, SET (min = NULL) drops it)'
+               ELSE '' END,
        data_min, min, 'TFDV'
 FROM mallard_v_columns WHERE type_ok AND min IS NOT NULL AND data_min < min"""),
     Check("nan", """

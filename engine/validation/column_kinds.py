@@ -43,7 +43,7 @@ def column_kind(sql_type: str) -> str:
     return "BYTES"
 
 
-def numeric_value(column: exp.Expression, kind: str) -> exp.Expression:
+def numeric_value(column: exp.Expr, kind: str) -> exp.Expr:
     """The DOUBLE a numeric column's statistics are computed over."""
     if kind == "TIMESTAMP":
         return exp.func("epoch", column)
@@ -52,7 +52,7 @@ def numeric_value(column: exp.Expression, kind: str) -> exp.Expression:
     return exp.cast(column, "DOUBLE")
 
 
-def category_value(column: exp.Expression) -> exp.Expression:
+def category_value(column: exp.Expr) -> exp.Expr:
     """The VARCHAR a categorical column's values are counted as."""
     return exp.cast(column, "VARCHAR")
 

@@ -6,7 +6,13 @@ missing, else 0, and ``min_count`` 1); a string domain when a column has at most
 
 - numeric ranges: an integer column spanning at most 100 values (months, hours) gets its
   observed range; otherwise the range is widened by ``range_margin`` (0.5) of its span on
-  each side, and a column never negative keeps 0 as its floor;
+  each side, and a column never negative keeps 0 as its floor.  An inferred range is *soft*:
+  data outside it is a WARNING that names the ``ALTER SCHEMA`` widening or dropping it (the
+  sample the schema came from rarely shows a column's true extremes); a range set by hand
+  is an ERROR;
+- string domains tolerate 0.1% of values outside them (``min_domain_mass`` 0.999, TFDV's
+  ``distribution_constraints``): new rare values of a real column (a new destination
+  airport) pass, a corruption's many do not;
 - ``disallow_nan`` / ``disallow_inf`` on float columns that had none;
 - value patterns (shapes such as ``9999-99-99``) of string columns without a domain when at
   most 20 shapes cover 99.9% of the values;
@@ -18,10 +24,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.validation.column_kinds import CATEGORICAL_KINDS
 from engine.validation.schema import ColumnSchema, Schema
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: Integer columns spanning at most this many values get their exact observed range.
 SMALL_INT_SPAN = 100
@@ -41,18 +50,18 @@ class InferenceOptions:
     range_margin: float = 0.5
     infer_patterns: bool = True
     environments: list[str] = field(default_factory=list)
-    min_domain_mass: float = 1.0
+    min_domain_mass: float = 0.999
 
 
-def infer_schema(session: Any, statistics: str, options: InferenceOptions) -> Schema:
+def infer_schema(session: Session, statistics: str, options: InferenceOptions) -> Schema:
     """A schema inferred from the statistics ``statistics`` (a set name or staging key)."""
     rows = statistics_rows(session, statistics)
     values = _values(session, statistics, options.max_domain_size)
     patterns = _patterns(session, statistics)
     columns = [infer_column(row, values.get(row["column_name"]), patterns.get(row["column_name"], []), options)
                for row in rows]
-    row_count, duplicates = session.sql(
-        "SELECT sum(row_count)::BIGINT, sum(duplicate_rows)::BIGINT FROM validation_spans(?)", [statistics]).fetchone()
+    row_count, duplicates = session.row(
+        "SELECT sum(row_count)::BIGINT, sum(duplicate_rows)::BIGINT FROM validation_spans(?)", [statistics])
     duplicate_fraction = duplicates / row_count if row_count else 0.0
     return Schema(
         columns=columns,
@@ -62,7 +71,7 @@ def infer_schema(session: Any, statistics: str, options: InferenceOptions) -> Sc
     )
 
 
-def statistics_rows(session: Any, statistics: str) -> list[dict[str, Any]]:
+def statistics_rows(session: Session, statistics: str) -> list[dict[str, Any]]:
     """The merged statistics of each column, with the masses of its decile bins (a baseline)."""
     cursor = session.sql(
         "SELECT * EXCLUDE (sketch), decile_cuts(quantiles) AS decile_cuts,"
@@ -72,7 +81,7 @@ def statistics_rows(session: Any, statistics: str) -> list[dict[str, Any]]:
     return [dict(zip(names, r)) for r in cursor.fetchall()]
 
 
-def _values(session: Any, statistics: str, limit: int) -> dict[str, list[str]]:
+def _values(session: Session, statistics: str, limit: int) -> dict[str, list[str]]:
     """Column -> all its values, for categorical columns with at most ``limit`` of them."""
     rows = session.sql(
         "SELECT v.column_name, list(v.value ORDER BY v.value) FROM validation_values(?) v"
@@ -82,7 +91,7 @@ def _values(session: Any, statistics: str, limit: int) -> dict[str, list[str]]:
     return dict(rows)
 
 
-def _patterns(session: Any, statistics: str) -> dict[str, list[tuple[str, int]]]:
+def _patterns(session: Session, statistics: str) -> dict[str, list[tuple[str, int]]]:
     rows = session.sql(
         "SELECT column_name, list({'value': value, 'count': count} ORDER BY rank) FROM validation_values(?)"
         " WHERE kind = 'pattern' GROUP BY ALL", [statistics]).fetchall()
@@ -106,6 +115,7 @@ def infer_column(row: dict[str, Any], values: list[str] | None, patterns: list[t
             column.patterns = _covering_patterns(patterns, present)
     if kind in ("INT", "FLOAT") and options.infer_ranges and row["min"] is not None:
         column.min, column.max = _range(kind, row["min"], row["max"], options.range_margin)
+        column.inferred.append("range")
     if kind == "FLOAT":
         column.disallow_nan = not row["nan_count"]
         column.disallow_inf = not row["inf_count"]
@@ -131,6 +141,10 @@ def _range(kind: str, low: float, high: float, margin: float) -> tuple[float, fl
         return low, high
     floor = 0.0 if low >= 0 else low - margin * span
     ceiling = high + margin * span
+    if not math.isfinite(floor):
+        floor = low  # the margin would overflow a double: keep the observed bound
+    if not math.isfinite(ceiling):
+        ceiling = high
     if kind == "INT":
         return float(math.floor(floor)), float(math.ceil(ceiling))
     return floor, ceiling
@@ -146,7 +160,7 @@ def _baseline(row: dict[str, Any]) -> dict[str, Any]:
     return baseline
 
 
-def _duplicate_allowance(session: Any, observed: float) -> float | None:
+def _duplicate_allowance(session: Session, observed: float) -> float | None:
     """Keep the default threshold unless the data the schema came from already had more."""
     default = session.settings["validation_duplicate_threshold"]
     return min(1.0, 2 * observed) if observed > default else None

@@ -8,64 +8,24 @@ column kinds they apply to.  ``ALTER SCHEMA`` and JSON import check values throu
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, Callable
 
+from engine.options import Validator, boolean, choice, either, finite, list_of, mapped, number, text, whole
 from engine.validation.column_kinds import CATEGORICAL_KINDS, KINDS
 
 NUMBERS = frozenset({"INT", "FLOAT"})
 #: Kinds the Jensen-Shannon comparator and the numeric-shift check measure.
 DISTRIBUTIONS = frozenset({"INT", "FLOAT", "TIMESTAMP"})
 
-
-def fraction(value: Any) -> float:
-    number = finite_number(value)
-    if not 0 <= number <= 1:
-        raise ValueError(f"expected a fraction in [0, 1], found {value!r}")
-    return number
-
-
-def count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
-        raise ValueError(f"expected a whole number >= 0, found {value!r}")
-    return int(value)
-
-
-def finite_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"expected a finite number, found {value!r}")
-    return float(value)
-
-
-def flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected TRUE or FALSE, found {value!r}")
-    return value
-
-
-def strings(value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"expected a list of strings such as ['a', 'b'], found {value!r}")
-    return list(dict.fromkeys(value))
-
-
-def environments(value: Any) -> list[str]:
-    return [v.upper() for v in strings([value] if isinstance(value, str) else value)]
-
-
-def histogram_source(value: Any) -> str:
-    text = str(value).upper()
-    if text not in ("STANDARD", "QUANTILES"):
-        raise ValueError(f"expected 'STANDARD' (equal-width) or 'QUANTILES', found {value!r}")
-    return text
-
-
-def kind(value: Any) -> str:
-    text = str(value).upper()
-    if text not in KINDS:
-        raise ValueError(f"expected a type among {', '.join(KINDS)}, found {value!r}")
-    return text
+fraction = mapped(number(0, 1), float, expected="a fraction in [0, 1]")
+count = whole(0, 2**63 - 1)
+finite_number = finite
+flag = boolean
+strings = mapped(list_of(text, min_length=0), lambda values: list(dict.fromkeys(values)))
+environments = mapped(either(text, list_of(text, min_length=0)),
+                      lambda value: list(dict.fromkeys(v.upper() for v in ([value] if isinstance(value, str) else value))))
+histogram_source = mapped(choice("standard", "quantiles"), str.upper)
+kind = mapped(choice(*(k.lower() for k in KINDS)), str.upper, expected=f"a type among {', '.join(KINDS)}")
 
 
 @dataclass(frozen=True)
@@ -73,12 +33,12 @@ class Property:
     """A schema property: how its value is read, the kinds it applies to (None: all), what it means."""
 
     name: str
-    parse: Callable[[Any], Any]
+    parse: Validator
     kinds: frozenset[str] | None
     description: str
 
 
-def _table(*rows: tuple[str, Callable[[Any], Any], frozenset[str] | None, str]) -> dict[str, Property]:
+def _table(*rows: tuple[str, Validator, frozenset[str] | None, str]) -> dict[str, Property]:
     return {name: Property(name, parse, kinds, text) for name, parse, kinds, text in rows}
 
 

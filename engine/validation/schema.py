@@ -20,6 +20,9 @@ from engine.validation.properties import COLUMN_PROPERTIES, SCHEMA_PROPERTIES
 
 FORMAT = "mallard-schema/1"
 
+#: Properties INFER SCHEMA guesses softly: numeric ranges.
+INFERRED = ("range",)
+
 
 @dataclass
 class ColumnSchema:
@@ -55,6 +58,9 @@ class ColumnSchema:
     #: Statistics the column was inferred from: count, missing_fraction, and for numbers
     #: mean, std_dev and the deciles (the reference of MALLARD_NUMERIC_SHIFT / _MISSING_RISE).
     baseline: dict[str, Any] | None = None
+    #: Properties INFER SCHEMA guessed and nobody has confirmed ('range'): data outside
+    #: them is a WARNING, not an ERROR (ALTER SCHEMA ... SET confirms one).
+    inferred: list[str] = field(default_factory=list)
 
     def expected_in(self, environment: str | None) -> bool:
         """Whether validation under ``environment`` (None: no environment) expects the column."""
@@ -91,7 +97,7 @@ class Schema:
         lowered = name.lower()
         return next((c for c in self.columns if c.name.lower() == lowered), None)
 
-    def copy(self) -> "Schema":
+    def copy(self) -> Schema:
         return Schema.from_dict(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,7 +119,7 @@ class Schema:
         })
 
     @classmethod
-    def from_dict(cls, document: Any) -> "Schema":
+    def from_dict(cls, document: Any) -> Schema:
         """Read a schema document, checking every value (DataError naming the bad one)."""
         return _schema_from_dict(document)
 
@@ -158,6 +164,7 @@ def _column_to_dict(c: ColumnSchema) -> dict[str, Any]:
             "shift_threshold": c.shift_threshold,
             "missing_rise_threshold": c.missing_rise_threshold,
             "baseline": c.baseline,
+            "inferred": c.inferred or None,
         }) or None,
     })
 
@@ -174,7 +181,7 @@ class _Reader:
     def take(self, key: str) -> Any:
         return self.items.pop(key, None)
 
-    def child(self, key: str) -> "_Reader":
+    def child(self, key: str) -> _Reader:
         return _Reader(self.take(key) or {}, f"{self.where}.{key}")
 
     def done(self) -> None:
@@ -235,6 +242,7 @@ def _column_from_dict(document: Any, where: str) -> ColumnSchema:
     values.update(shift_threshold=mallard.take("shift_threshold"),
                   missing_rise_threshold=mallard.take("missing_rise_threshold"))
     sql_type, baseline = mallard.take("sql_type"), mallard.take("baseline")
+    inferred = mallard.take("inferred")
     mallard.done()
     r.done()
     checked = {k: _checked(COLUMN_PROPERTIES, k, v, where) for k, v in values.items() if k != "name"}
@@ -246,7 +254,8 @@ def _column_from_dict(document: Any, where: str) -> ColumnSchema:
             raise DataError(f"schema JSON: {where}: {key} applies to {', '.join(sorted(kinds))} columns, "
                             f"the column is {checked['type']}")
     column = ColumnSchema(name=name, type=checked.pop("type"), sql_type=sql_type if isinstance(sql_type, str) else None,
-                          baseline=baseline if isinstance(baseline, dict) else None)
+                          baseline=baseline if isinstance(baseline, dict) else None,
+                          inferred=[v for v in inferred if v in INFERRED] if isinstance(inferred, list) else [])
     return replace(column, **{k: v for k, v in checked.items() if v is not None})
 
 

@@ -25,7 +25,7 @@ _SCHEMA_DEFAULTS = {f.name: f for f in fields(Schema)}
 
 
 def _default(field: Any) -> Any:
-    return field.default_factory() if callable(field.default_factory) else field.default  # type: ignore[misc]
+    return field.default_factory() if callable(field.default_factory) else field.default
 
 
 def _property(table: dict[str, Property], name: str, where: str) -> Property:
@@ -90,9 +90,17 @@ def set_column_properties(schema: Schema, name: str, values: dict[str, Any]) -> 
         if value is not None:
             _check_applies(COLUMN_PROPERTIES[key], column)
         setattr(column, key, _default(_DEFAULTS[key]) if value is None else value)
+        _confirm(column, key)
     _check_column(column)
     _declare_environments(schema, column.in_environment + column.not_in_environment)
     return cleared
+
+
+def _confirm(column: ColumnSchema, key: str) -> None:
+    """A property set by hand is no longer a guess: data outside it becomes an ERROR."""
+    confirmed = {"min": "range", "max": "range"}.get(key)
+    if confirmed in column.inferred:
+        column.inferred.remove(confirmed)
 
 
 def reset_column_properties(schema: Schema, name: str, keys: list[str]) -> None:
@@ -120,7 +128,7 @@ def set_schema_properties(schema: Schema, values: dict[str, Any]) -> None:
 
 
 def reset_schema_properties(schema: Schema, keys: list[str]) -> None:
-    set_schema_properties(schema, {key: None for key in keys})
+    set_schema_properties(schema, dict.fromkeys(keys))
 
 
 def add_column(schema: Schema, name: str, kind: str) -> None:

@@ -8,12 +8,17 @@ validation passes silently from then on, a type change is NOT applied unless ask
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
+from engine.errors import ProgrammingError
 from engine.validation.inference import MAX_PATTERNS, PATTERN_COVERAGE, InferenceOptions, infer_column, statistics_rows
-from engine.validation.schema import Schema
+from engine.validation.schema import ColumnSchema, Schema
 from engine.validation.validation_run import References, SchemaVersion, find_anomalies
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: The columns of UPDATE SCHEMA's result.
 CHANGE_COLUMNS = (("column_name", "VARCHAR"), ("anomaly", "VARCHAR"), ("change", "VARCHAR"),
@@ -27,6 +32,14 @@ class Change:
     change: str
     before: str | None
     after: str | None
+
+
+def _column(schema: Schema, name: str | None) -> ColumnSchema:
+    """The schema's column an anomaly names (anomalies name columns the schema has)."""
+    column = schema.column(name or "")
+    if column is None:
+        raise ProgrammingError(f"the schema has no column {name!r}")
+    return column
 
 
 @dataclass
@@ -43,26 +56,26 @@ class DataFacts:
         return self.columns[name.lower()]
 
 
-def read_facts(session: Any, key: str) -> DataFacts:
+def read_facts(session: Session, key: str) -> DataFacts:
     columns = {row["column_name"].lower(): row for row in statistics_rows(session, key)}
     values = dict(session.sql("SELECT lower(column_name), list(value ORDER BY value) FROM validation_values(?)"
                               " WHERE kind = 'value' GROUP BY ALL", [key]).fetchall())
     shapes = {name: [(s["value"], s["count"]) for s in found] for name, found in session.sql(
         "SELECT lower(column_name), list({'value': value, 'count': count} ORDER BY rank) FROM validation_values(?)"
         " WHERE kind = 'pattern' GROUP BY ALL", [key]).fetchall()}
-    rows, duplicates = session.sql("SELECT sum(row_count)::BIGINT, sum(duplicate_rows)::BIGINT FROM validation_spans(?)",
-                                   [key]).fetchone()
+    rows, duplicates = session.row("SELECT sum(row_count)::BIGINT, sum(duplicate_rows)::BIGINT FROM validation_spans(?)",
+                                   [key])
     return DataFacts(columns, values, shapes, rows or 0, duplicates or 0)
 
 
-def update_schema(session: Any, target: SchemaVersion, key: str, environment: str | None,
+def update_schema(session: Session, target: SchemaVersion, key: str, environment: str | None,
                   accept_type_changes: bool) -> tuple[Schema, list[Change]]:
     """A relaxed copy of the schema that the statistics ``key`` conform to, and the changes made."""
     anomalies = find_anomalies(session, target, References(key), environment)
     facts = read_facts(session, key)
     updated = target.schema.copy()
     changes: list[Change] = []
-    for anomaly in anomalies:
+    for anomaly in anomalies.to_pylist():
         rule = _RULES.get(anomaly["anomaly"])
         if rule is not None:
             change = rule(updated, anomaly["column_name"], facts, accept_type_changes)
@@ -93,14 +106,14 @@ def _new_column(schema: Schema, name: str | None, facts: DataFacts, accept: bool
 
 
 def _missing_column(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column = schema.column(name or "")
+    column = _column(schema, name)
     before = f"min_count {column.min_count}, min_fraction {column.min_fraction:g}"
     column.min_count, column.min_fraction = 0, 0.0
     return "presence relaxed: the column may be absent", before, "min_count 0, min_fraction 0"
 
 
 def _data_type(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column = schema.column(name or "")
+    column = _column(schema, name)
     found = facts.column(column.name)
     if not accept:
         return ("type change NOT applied (the column stays checked); accept it with "
@@ -113,20 +126,20 @@ def _data_type(schema: Schema, name: str | None, facts: DataFacts, accept: bool)
 
 
 def _fraction_present(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column, found = schema.column(name or ""), facts.column(name or "")
+    column, found = _column(schema, name), facts.column(name or "")
     before = column.min_fraction
     column.min_fraction = found["present"] / found["count"]
     return "min_fraction lowered", _text(before), _text(column.min_fraction)
 
 
 def _number_present(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column, found = schema.column(name or ""), facts.column(name or "")
+    column, found = _column(schema, name), facts.column(name or "")
     before, column.min_count = column.min_count, int(found["present"])
     return "min_count lowered", _text(before), _text(column.min_count)
 
 
 def _domain(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column, found = schema.column(name or ""), facts.column(name or "")
+    column, found = _column(schema, name), facts.column(name or "")
     before = len(column.domain or [])
     if found["unstored_count"]:
         column.domain = None
@@ -138,7 +151,7 @@ def _domain(schema: Schema, name: str | None, facts: DataFacts, accept: bool) ->
 
 def _bound(which: str) -> Rule:
     def rule(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-        column, found = schema.column(name or ""), facts.column(name or "")
+        column, found = _column(schema, name), facts.column(name or "")
         before = getattr(column, which)
         setattr(column, which, float(found[which]))
         return f"{which} widened", _text(before), _text(getattr(column, which))
@@ -147,14 +160,14 @@ def _bound(which: str) -> Rule:
 
 def _allow(flag: str) -> Rule:
     def rule(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-        setattr(schema.column(name or ""), flag, False)
+        setattr(_column(schema, name), flag, False)
         return f"{flag} turned off", "true", "false"
     return rule
 
 
 def _unique(which: str) -> Rule:
     def rule(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-        column, found = schema.column(name or ""), facts.column(name or "")
+        column, found = _column(schema, name), facts.column(name or "")
         before = getattr(column, which)
         setattr(column, which, int(found["distinct_count"]))
         return f"{which} widened", _text(before), _text(getattr(column, which))
@@ -170,14 +183,14 @@ def _examples(which: str) -> Rule:
 
 
 def _baseline(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column, found = schema.column(name or ""), facts.column(name or "")
+    column, found = _column(schema, name), facts.column(name or "")
     before = (column.baseline or {}).get("mean")
     column.baseline = infer_column(found, None, [], InferenceOptions()).baseline
     return "baseline moved to the new data", f"mean {_text(before)}", f"mean {_text(found['mean'])}"
 
 
 def _missing_baseline(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column, found = schema.column(name or ""), facts.column(name or "")
+    column, found = _column(schema, name), facts.column(name or "")
     baseline = dict(column.baseline or {})
     before = baseline.get("missing_fraction")
     baseline["missing_fraction"] = found["missing_fraction"]
@@ -186,7 +199,7 @@ def _missing_baseline(schema: Schema, name: str | None, facts: DataFacts, accept
 
 
 def _patterns(schema: Schema, name: str | None, facts: DataFacts, accept: bool) -> Any:
-    column, found = schema.column(name or ""), facts.column(name or "")
+    column, found = _column(schema, name), facts.column(name or "")
     before = list(column.patterns or [])
     patterns, covered = list(before), 0
     shapes = facts.shapes.get(column.name.lower(), [])

@@ -7,16 +7,20 @@ scanned into the connection's staging area and its statistics are dropped afterw
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from engine.catalog import catalog_name
 from engine.errors import ProgrammingError
+from engine.system_catalog import catalog_name
 from engine.validation.span_statistics import scan_span
 from engine.validation.statistics_store import staged, statistics_exists
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ class StatisticsRef:
     stored: bool  # a stored set (True) or a table scanned for this statement (False)
 
 
-def check_source(session: Any, source: exp.Table, role: str) -> None:
+def check_source(session: Session, source: exp.Table, role: str) -> None:
     """Fail before any work when ``source`` is neither stored statistics nor a table."""
     if _stored_name(session, source) is None and not session.table_exists(source):
         raise ProgrammingError(
@@ -36,7 +40,7 @@ def check_source(session: Any, source: exp.Table, role: str) -> None:
 
 
 @contextmanager
-def statistics_of(session: Any, source: exp.Table, role: str) -> Iterator[StatisticsRef]:
+def statistics_of(session: Session, source: exp.Table, role: str) -> Iterator[StatisticsRef]:
     """Statistics of ``source``: the stored set of that name, else a fresh scan of the table."""
     stored = _stored_name(session, source)
     if stored is not None:
@@ -48,14 +52,14 @@ def statistics_of(session: Any, source: exp.Table, role: str) -> Iterator[Statis
 
 
 @contextmanager
-def table_statistics(session: Any, table: exp.Table) -> Iterator[StatisticsRef]:
+def table_statistics(session: Session, table: exp.Table) -> Iterator[StatisticsRef]:
     """Statistics of a table scanned now (staged, dropped at the end)."""
     with staged(session) as key:
         scan_span(session, table, key, session.settings["validation_max_values"])
         yield StatisticsRef(key, catalog_name(table), False)
 
 
-def _stored_name(session: Any, source: exp.Table) -> str | None:
+def _stored_name(session: Session, source: exp.Table) -> str | None:
     if source.args.get("db") or source.args.get("catalog"):
         return None
     name = catalog_name(source)

@@ -21,14 +21,17 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from engine.catalog import catalog_name
 from engine.errors import ProgrammingError
+from engine.system_catalog import catalog_name
 from engine.validation.column_kinds import CATEGORICAL_KINDS, NUMERIC_KINDS, category_value, column_kind, numeric_value
 from engine.validation.sql_templates import fill, struct
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: Hashes kept per column and span by the KMV distinct-count sketch.
 KMV_SIZE = 1024
@@ -50,7 +53,7 @@ class SourceColumn:
         return exp.column(self.name, quoted=True)
 
 
-def describe_source(session: Any, source: exp.Table) -> list[SourceColumn]:
+def describe_source(session: Session, source: exp.Table) -> list[SourceColumn]:
     """The columns of a table or view (ProgrammingError naming it when there is none)."""
     if not session.table_exists(source):
         raise ProgrammingError(f"expected a table or view named {source.sql('duckdb')}, found none")
@@ -66,7 +69,7 @@ def describe_source(session: Any, source: exp.Table) -> list[SourceColumn]:
 SKETCH_ACCURACY = 0.01
 
 
-def scan_span(session: Any, source: exp.Table, key: str, max_values: int) -> list[SourceColumn]:
+def scan_span(session: Session, source: exp.Table, key: str, max_values: int) -> list[SourceColumn]:
     """Stage the partial statistics of ``source`` under ``key`` (span 0); return its columns."""
     columns = describe_source(session, source)
     started = time.perf_counter()
@@ -83,7 +86,7 @@ def scan_span(session: Any, source: exp.Table, key: str, max_values: int) -> lis
 
 
 # Scan 1: one aggregate row ----------------------------------------------------------------
-def _aggregate_scan(session: Any, source: exp.Table, key: str, columns: list[SourceColumn]) -> None:
+def _aggregate_scan(session: Session, source: exp.Table, key: str, columns: list[SourceColumn]) -> None:
     query = exp.select(
         exp.alias_(exp.Count(this=exp.Star()), "row_count"),
         exp.alias_(exp.Array(expressions=[_column_partial(c) for c in columns]), "columns"),
@@ -99,11 +102,11 @@ def _aggregate_scan(session: Any, source: exp.Table, key: str, columns: list[Sou
     session.sql("DROP TABLE mallard_span_aggregate")
 
 
-def _duplicate_scan(session: Any, source: exp.Table, key: str, columns: list[SourceColumn]) -> None:
+def _duplicate_scan(session: Session, source: exp.Table, key: str, columns: list[SourceColumn]) -> None:
     everything = exp.func("hash", *[c.ref for c in columns])
     count = exp.select(exp.Sub(this=exp.Count(this=exp.Star()),
                                expression=exp.Count(this=exp.Distinct(expressions=[everything])))).from_(source.copy())
-    duplicates = session.sql(count).fetchone()[0]
+    duplicates = session.scalar(count)
     session.sql("UPDATE mallard_span_rows SET duplicate_rows = ? WHERE statistics = ?", [duplicates, key])
 
 
@@ -112,7 +115,7 @@ _NULL_DOUBLE = exp.cast(exp.null(), "DOUBLE")
 
 
 def _column_partial(column: SourceColumn) -> exp.Struct:
-    fields: dict[str, exp.Expression] = {
+    fields: dict[str, exp.Expr] = {
         "column_name": exp.Literal.string(column.name),
         "position": exp.Literal.number(column.position),
         "sql_type": exp.Literal.string(column.sql_type),
@@ -150,23 +153,23 @@ def counted_integers(column: SourceColumn) -> bool:
     return column.kind == "INT" and bool(_SMALL_INT.match(column.sql_type.upper()))
 
 
-def _integer_placeholders() -> dict[str, exp.Expression]:
+def _integer_placeholders() -> dict[str, exp.Expr]:
     zero = exp.cast(exp.Literal.number(0), "BIGINT")
     return {"finite": zero, "nan_count": zero, "inf_count": zero, "zeros": zero, "mean": _NULL_DOUBLE,
             "m2": _NULL_DOUBLE, "min": _NULL_DOUBLE, "max": _NULL_DOUBLE,
             "bins": exp.cast(exp.null(), _BINS, dialect="duckdb")}
 
 
-def _numeric_partial(column: SourceColumn) -> dict[str, exp.Expression]:
+def _numeric_partial(column: SourceColumn) -> dict[str, exp.Expr]:
     # integers aggregate as they are (no casts per row); other kinds as DOUBLE, floats finite only
     x = column.ref if column.kind == "INT" else numeric_value(column.ref, column.kind)
     is_float = column.kind == "FLOAT"
     finite = "FILTER (WHERE isfinite(_x))" if is_float else ""
 
-    def aggregate(template: str) -> exp.Expression:
+    def aggregate(template: str) -> exp.Expr:
         return fill(template.replace("{finite}", finite), _x=x)
 
-    def as_double(template: str) -> exp.Expression:
+    def as_double(template: str) -> exp.Expr:
         return exp.cast(aggregate(template), "DOUBLE")
 
     zero = exp.cast(exp.Literal.number(0), "BIGINT")
@@ -184,7 +187,7 @@ def _numeric_partial(column: SourceColumn) -> dict[str, exp.Expression]:
 
 
 # Scan 3: counts of string values and of number bins ----------------------------------------
-def _count_scan(session: Any, source: exp.Table, key: str, columns: list[SourceColumn], max_values: int) -> None:
+def _count_scan(session: Session, source: exp.Table, key: str, columns: list[SourceColumn], max_values: int) -> None:
     keys = _count_keys(columns)
     if not keys:
         return
@@ -201,12 +204,12 @@ def _count_scan(session: Any, source: exp.Table, key: str, columns: list[SourceC
     session.sql("DROP TABLE mallard_span_counts")
 
 
-def _count_query(source: exp.Table, keys: list[tuple[str, exp.Expression, int, str]]) -> exp.Select:
+def _count_query(source: exp.Table, keys: list[tuple[str, exp.Expr, int, str]]) -> exp.Select:
     """``GROUP BY GROUPING SETS ((v0), (b1), ...)`` over the keys, as rows (position, role, value, bin,
     number, count)."""
     inner = exp.select(*[exp.alias_(expression, alias) for alias, expression, _, _ in keys]).from_(source.copy())
 
-    def pick(values: dict[str, exp.Expression], empty_type: str) -> exp.Expression:
+    def pick(values: dict[str, exp.Expr], empty_type: str) -> exp.Expr:
         if not values:
             return exp.cast(exp.null(), empty_type)
         return exp.Case(ifs=[exp.If(this=exp.EQ(this=exp.func("grouping", exp.column(alias)), expression=exp.Literal.number(0)),
@@ -226,7 +229,7 @@ def _count_query(source: exp.Table, keys: list[tuple[str, exp.Expression, int, s
         " OR (role = 'number' AND number IS NOT NULL)")
 
 
-def _count_keys(columns: list[SourceColumn]) -> list[tuple[str, exp.Expression, int, str]]:
+def _count_keys(columns: list[SourceColumn]) -> list[tuple[str, exp.Expr, int, str]]:
     """(alias, expression, position, role) of what scan 3 counts: string values, number bins, and
     the integers themselves (binned after counting: a logarithm per distinct value, not per row)."""
     keys = []
@@ -241,7 +244,7 @@ def _count_keys(columns: list[SourceColumn]) -> list[tuple[str, exp.Expression, 
 
 
 
-def _bin_key(column: SourceColumn) -> exp.Expression:
+def _bin_key(column: SourceColumn) -> exp.Expr:
     """The sketch bin of a value: hourly for times, DDSketch's for numbers (NULL for NaN, infinity)."""
     x = numeric_value(column.ref, column.kind)
     if column.kind == "TIMESTAMP":

@@ -17,14 +17,14 @@ from sqlglot import exp
 
 
 @lru_cache(maxsize=256)
-def _parsed(template: str) -> exp.Expression:
+def _parsed(template: str) -> exp.Expr:
     return sqlglot.parse_one(template, read="duckdb")
 
 
-def fill(template: str, **placeholders: exp.Expression) -> exp.Expression:
+def fill(template: str, **placeholders: exp.Expr) -> exp.Expr:
     """The template parsed, each column named like a keyword replaced by its expression."""
 
-    def substitute(node: exp.Expression) -> exp.Expression:
+    def substitute(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column) and not node.table and node.name in placeholders:
             return placeholders[node.name].copy()
         return node
@@ -32,7 +32,7 @@ def fill(template: str, **placeholders: exp.Expression) -> exp.Expression:
     return _parsed(template).copy().transform(substitute)
 
 
-def struct(fields: dict[str, exp.Expression]) -> exp.Struct:
+def struct(fields: dict[str, exp.Expr]) -> exp.Struct:
     """A DuckDB struct literal ``{'name': value, ...}``."""
     return exp.Struct(expressions=[
         exp.PropertyEQ(this=exp.to_identifier(name), expression=value) for name, value in fields.items()

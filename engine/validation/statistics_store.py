@@ -6,10 +6,14 @@ statistics are read with the ``validation_statistics(name)`` table macro.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import TYPE_CHECKING
 
 from engine.errors import Error, ProgrammingError
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: Staging table -> (the catalog table it mirrors, the macro that reads both).
 _STAGING = {
@@ -20,18 +24,18 @@ _STAGING = {
 _DEPTH = "validation_staging_depth"
 
 
-def statistics_exists(session: Any, name: str) -> bool:
-    return bool(session.sql("SELECT count(*) FROM mallard.statistics WHERE name = ?", [name]).fetchone()[0])
+def statistics_exists(session: Session, name: str) -> bool:
+    return bool(session.scalar("SELECT count(*) FROM mallard.statistics WHERE name = ?", [name]))
 
 
-def require_statistics(session: Any, name: str) -> None:
+def require_statistics(session: Session, name: str) -> None:
     if not statistics_exists(session, name):
         known = [r[0] for r in session.sql("SELECT name FROM mallard.statistics ORDER BY name").fetchall()]
         listing = ", ".join(known) if known else "none yet (COMPUTE STATISTICS FOR <table> makes one)"
         raise ProgrammingError(f"expected statistics named {name!r}; known statistics: {listing}")
 
 
-def stored_columns(session: Any, name: str) -> dict[str, str]:
+def stored_columns(session: Session, name: str) -> dict[str, str]:
     """Column name -> kind of a stored set (from its first span)."""
     rows = session.sql(
         "SELECT column_name, kind FROM mallard.statistics_columns WHERE statistics = ? AND span = 1"
@@ -39,23 +43,23 @@ def stored_columns(session: Any, name: str) -> dict[str, str]:
     return dict(rows)
 
 
-def next_span(session: Any, name: str) -> int:
-    return session.sql("SELECT coalesce(max(span), 0) + 1 FROM mallard.statistics_spans WHERE statistics = ?",
-                       [name]).fetchone()[0]
+def next_span(session: Session, name: str) -> int:
+    return session.scalar("SELECT coalesce(max(span), 0) + 1 FROM mallard.statistics_spans WHERE statistics = ?",
+                       [name])
 
 
-def delete_statistics(session: Any, name: str) -> None:
+def delete_statistics(session: Session, name: str) -> None:
     for table in ("statistics_values", "statistics_columns", "statistics_spans"):
         session.sql(f"DELETE FROM mallard.{table} WHERE statistics = ?", [name])
     session.sql("DELETE FROM mallard.statistics WHERE name = ?", [name])
 
 
-def create_statistics(session: Any, name: str, sketch_accuracy: float, max_values: int) -> None:
+def create_statistics(session: Session, name: str, sketch_accuracy: float, max_values: int) -> None:
     session.sql("INSERT INTO mallard.statistics (name, sketch_accuracy, max_values) VALUES (?, ?, ?)",
                 [name, sketch_accuracy, max_values])
 
 
-def save_span(session: Any, key: str, name: str, span: int) -> None:
+def save_span(session: Session, key: str, name: str, span: int) -> None:
     """Copy the span staged under ``key`` into set ``name`` as span number ``span``."""
     session.sql("INSERT INTO mallard.statistics_spans SELECT * REPLACE (? AS statistics, ? AS span)"
                 " FROM mallard_span_rows WHERE statistics = ?", [name, span, key])
@@ -67,7 +71,7 @@ def save_span(session: Any, key: str, name: str, span: int) -> None:
 
 
 @contextmanager
-def staged(session: Any) -> Iterator[str]:
+def staged(session: Session) -> Iterator[str]:
     """A fresh staging key for statistics computed but not stored.
 
     The staging tables are temp tables that live only while some statement stages into them
@@ -91,13 +95,13 @@ def staged(session: Any) -> Iterator[str]:
             pass  # the failed statement's transaction is aborted; its rollback undoes the staging
 
 
-def _open_staging(session: Any) -> None:
+def _open_staging(session: Session) -> None:
     for table, (stored, macro) in _STAGING.items():
         session.sql(f"CREATE TEMP TABLE IF NOT EXISTS {table} AS SELECT * FROM {stored} LIMIT 0")
         session.sql(_partial_macro(macro, stored, table))
 
 
-def _close_staging(session: Any) -> None:
+def _close_staging(session: Session) -> None:
     for table, (stored, macro) in _STAGING.items():
         session.sql(_partial_macro(macro, stored, None))
         session.sql(f"DROP TABLE IF EXISTS {table}")

@@ -11,28 +11,21 @@ applies to every schema whose field is unset, at validation time.
 """
 from __future__ import annotations
 
-from engine.settings import number, register_setting
+from engine.options import number, whole
+from engine.settings import Setting
 
-MAX_VALUES = register_setting(
-    "validation_max_values", 10000, number(100, 1_000_000, integer=True),
-    "Value counts kept per categorical column and span by COMPUTE STATISTICS (merges are exact below it).",
-)
-SHIFT = register_setting(
-    "validation_shift_threshold", 0.05, number(0, 1),
-    "MALLARD_NUMERIC_SHIFT: Jensen-Shannon divergence (log2) between a numeric column's decile histogram "
-    "and its schema's baseline, over bins cut at the baseline's deciles; 1 turns the check off.",
-)
-MISSING_RISE = register_setting(
-    "validation_missing_rise_threshold", 0.02, number(0, 1),
-    "MALLARD_MISSING_RISE: rise of an optional column's missing fraction over its inferred baseline; "
-    "1 turns the check off.",
-)
-FORMAT = register_setting(
-    "validation_format_threshold", 0.01, number(0, 1),
-    "MALLARD_FORMAT_CHANGE: fraction of a string column's values whose shape matches none of the "
-    "schema's patterns; 1 turns the check off.",
-)
-DUPLICATES = register_setting(
-    "validation_duplicate_threshold", 0.001, number(0, 1),
-    "MALLARD_DUPLICATE_ROWS: fraction of rows that repeat an earlier row; 1 turns the check off.",
+SETTINGS: tuple[Setting, ...] = (
+    Setting("validation_max_values", 10000, whole(100, 1_000_000),
+            "Value counts kept per categorical column and span by COMPUTE STATISTICS (merges are exact below it)."),
+    Setting("validation_shift_threshold", 0.05, number(0, 1),
+            "MALLARD_NUMERIC_SHIFT: Jensen-Shannon divergence (log2) between a numeric column's decile histogram "
+            "and its schema's baseline, over bins cut at the baseline's deciles; 1 turns the check off."),
+    Setting("validation_missing_rise_threshold", 0.02, number(0, 1),
+            "MALLARD_MISSING_RISE: rise of an optional column's missing fraction over its inferred baseline; "
+            "1 turns the check off."),
+    Setting("validation_format_threshold", 0.01, number(0, 1),
+            "MALLARD_FORMAT_CHANGE: fraction of a string column's values whose shape matches none of the "
+            "schema's patterns; 1 turns the check off."),
+    Setting("validation_duplicate_threshold", 0.001, number(0, 1),
+            "MALLARD_DUPLICATE_ROWS: fraction of rows that repeat an earlier row; 1 turns the check off."),
 )

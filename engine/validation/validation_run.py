@@ -1,18 +1,24 @@
 """One validation: lay out the relations the checks read (temp tables, dropped at the end), run
 every check as one SQL query (a UNION ALL of :data:`engine.validation.checks.CHECKS`), and hand
-back the anomalies in order.
+back the anomalies in order, as Arrow rows.
 
 Nothing crosses from Python but parameters: the schema's columns come from its stored JSON
 (``validation_schema(name, version)``), each threshold resolved against the session's settings.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
 
 from engine.validation.checks import CHECKS
 from engine.validation.schema import Schema
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 #: The columns of an anomaly row and their types.
 ANOMALY_COLUMNS = (("column_name", "VARCHAR"), ("anomaly", "VARCHAR"), ("severity", "VARCHAR"),
@@ -37,21 +43,22 @@ class SchemaVersion:
     schema: Schema
 
 
-def find_anomalies(session: Any, target: SchemaVersion, refs: References, environment: str | None) -> list[dict[str, Any]]:
-    """The anomalies of ``refs.current`` against ``target``, in order, as dicts (ANOMALY_COLUMNS)."""
+def find_anomalies(session: Session, target: SchemaVersion, refs: References, environment: str | None) -> pa.Table:
+    """The anomalies of ``refs.current`` against ``target``, in order (ANOMALY_COLUMNS), as
+    DuckDB computed them (read once as Arrow: no row crosses into Python objects)."""
     names = [name for name, _ in ANOMALY_COLUMNS]
     with _relations(session, target, refs, environment):
         checks = [c.sql for c in CHECKS if c.needs is None or getattr(refs, c.needs) is not None]
         union = "\nUNION ALL\n".join(f"({sql.strip()})" for sql in checks)
-        rows = session.sql(
-            f"SELECT a.* FROM ({union}) AS a({', '.join(names)})"
+        typed = ", ".join(f"CAST(a.{name} AS {sql_type}) AS {name}" for name, sql_type in ANOMALY_COLUMNS)
+        return session.relation(
+            f"SELECT {typed} FROM ({union}) AS a({', '.join(names)})"
             " LEFT JOIN mallard_v_order o ON o.key = lower(a.column_name)"
-            " ORDER BY a.column_name IS NOT NULL, o.position, a.anomaly, a.description").fetchall()
-    return [dict(zip(names, row)) for row in rows]
+            " ORDER BY a.column_name IS NOT NULL, o.position, a.anomaly, a.description").to_arrow_table()
 
 
 @contextmanager
-def _relations(session: Any, target: SchemaVersion, refs: References, environment: str | None) -> Iterator[None]:
+def _relations(session: Session, target: SchemaVersion, refs: References, environment: str | None) -> Iterator[None]:
     created: list[str] = []
 
     def temp(name: str, sql: str, params: list[Any] | None = None) -> None:
@@ -109,7 +116,8 @@ SELECT lower(column_name) AS key, column_name, position, type,
        (drift_jensen_shannon_divergence IS NOT NULL AND $4) OR (skew_jensen_shannon_divergence IS NOT NULL AND $5)
            AS shift_covered,
        coalesce(missing_rise_threshold, $6) AS missing_rise_threshold,
-       baseline_missing_fraction, baseline_count, baseline_mean, baseline_quantiles, baseline_cuts, baseline_masses
+       baseline_missing_fraction, baseline_count, baseline_mean, baseline_quantiles, baseline_cuts, baseline_masses,
+       inferred_range, $7::VARCHAR AS schema_name
 FROM validation_schema($7, $8)
 """
 

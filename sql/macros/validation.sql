@@ -210,7 +210,7 @@ ORDER BY b.position;
 -- VALIDATE reads the thresholds and baselines.
 CREATE OR REPLACE TEMP MACRO validation_schema(schema_name, schema_version) AS TABLE
 WITH document AS (
-    SELECT json_transform(body, '{"feature":[{"name":"VARCHAR","type":"VARCHAR","presence":{"min_fraction":"DOUBLE","min_count":"BIGINT"},"string_domain":{"value":["VARCHAR"]},"distribution_constraints":{"min_domain_mass":"DOUBLE"},"int_domain":{"min":"DOUBLE","max":"DOUBLE","disallow_nan":"BOOLEAN","disallow_inf":"BOOLEAN"},"float_domain":{"min":"DOUBLE","max":"DOUBLE","disallow_nan":"BOOLEAN","disallow_inf":"BOOLEAN"},"unique_constraints":{"min":"BIGINT","max":"BIGINT"},"in_environment":["VARCHAR"],"not_in_environment":["VARCHAR"],"drift_comparator":{"infinity_norm":{"threshold":"DOUBLE"},"normalized_abs_difference":{"threshold":"DOUBLE"},"jensen_shannon_divergence":{"threshold":"DOUBLE","source":{"type":"VARCHAR"}}},"skew_comparator":{"infinity_norm":{"threshold":"DOUBLE"},"normalized_abs_difference":{"threshold":"DOUBLE"},"jensen_shannon_divergence":{"threshold":"DOUBLE","source":{"type":"VARCHAR"}}},"lifecycle_stage":"VARCHAR","mallard":{"sql_type":"VARCHAR","value_patterns":{"pattern":["VARCHAR"],"max_off_pattern_fraction":"DOUBLE"},"shift_threshold":"DOUBLE","missing_rise_threshold":"DOUBLE","baseline":{"count":"DOUBLE","missing_fraction":"DOUBLE","mean":"DOUBLE","quantiles":["DOUBLE"],"decile_cuts":["DOUBLE"],"decile_masses":["DOUBLE"]}}}]}') AS doc
+    SELECT json_transform(body, '{"feature":[{"name":"VARCHAR","type":"VARCHAR","presence":{"min_fraction":"DOUBLE","min_count":"BIGINT"},"string_domain":{"value":["VARCHAR"]},"distribution_constraints":{"min_domain_mass":"DOUBLE"},"int_domain":{"min":"DOUBLE","max":"DOUBLE","disallow_nan":"BOOLEAN","disallow_inf":"BOOLEAN"},"float_domain":{"min":"DOUBLE","max":"DOUBLE","disallow_nan":"BOOLEAN","disallow_inf":"BOOLEAN"},"unique_constraints":{"min":"BIGINT","max":"BIGINT"},"in_environment":["VARCHAR"],"not_in_environment":["VARCHAR"],"drift_comparator":{"infinity_norm":{"threshold":"DOUBLE"},"normalized_abs_difference":{"threshold":"DOUBLE"},"jensen_shannon_divergence":{"threshold":"DOUBLE","source":{"type":"VARCHAR"}}},"skew_comparator":{"infinity_norm":{"threshold":"DOUBLE"},"normalized_abs_difference":{"threshold":"DOUBLE"},"jensen_shannon_divergence":{"threshold":"DOUBLE","source":{"type":"VARCHAR"}}},"lifecycle_stage":"VARCHAR","mallard":{"sql_type":"VARCHAR","value_patterns":{"pattern":["VARCHAR"],"max_off_pattern_fraction":"DOUBLE"},"shift_threshold":"DOUBLE","missing_rise_threshold":"DOUBLE","baseline":{"count":"DOUBLE","missing_fraction":"DOUBLE","mean":"DOUBLE","quantiles":["DOUBLE"],"decile_cuts":["DOUBLE"],"decile_masses":["DOUBLE"]},"inferred":["VARCHAR"]}}]}') AS doc
     FROM mallard.schemas
     WHERE name = schema_name
       AND version = coalesce(schema_version, (SELECT max(version) FROM mallard.schemas WHERE name = schema_name))
@@ -243,7 +243,8 @@ flat AS (
            coalesce(f.lifecycle_stage = 'DEPRECATED', false) AS deprecated,
            f.mallard.baseline.count AS baseline_count, f.mallard.baseline.missing_fraction AS baseline_missing_fraction,
            f.mallard.baseline.mean AS baseline_mean, f.mallard.baseline.quantiles AS baseline_quantiles,
-           f.mallard.baseline.decile_cuts AS baseline_cuts, f.mallard.baseline.decile_masses AS baseline_masses
+           f.mallard.baseline.decile_cuts AS baseline_cuts, f.mallard.baseline.decile_masses AS baseline_masses,
+           coalesce(list_contains(f.mallard.inferred, 'range'), false) AS inferred_range
     FROM features
 )
 SELECT *,

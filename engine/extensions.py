@@ -1,0 +1,119 @@
+"""What users add to Mallard from Python: SQL scalar functions and labeling functions.
+
+This is engine's public extension API; the decorators of :mod:`udfs` (the user-facing
+function library) call it.  A declaration is process-wide (every connection opened
+afterwards sees it; :func:`register_labeling_function` makes a labeling function known to
+one connection only).  Mallard's own built-in functions are not declared here: they are
+listed in :mod:`engine.registry`.
+
+>>> import engine
+>>> from engine.extensions import ScalarFunction, declare_scalar_function
+>>> declare_scalar_function(ScalarFunction("doc_twice", lambda x: 2 * x, ("DOUBLE",), "DOUBLE"), replace=True)
+>>> engine.connect().execute("SELECT doc_twice(21)").fetchone()
+(42.0,)
+"""
+from __future__ import annotations
+
+import inspect
+import threading
+from collections import ChainMap
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.connection import Connection
+    from engine.session import Session
+
+
+@dataclass(frozen=True)
+class ScalarFunction:
+    """A scalar SQL function written in Python.
+
+    ``parameters`` and ``returns`` are DuckDB type names; with ``vectorized`` the function
+    receives and returns pyarrow arrays (one call per batch of rows).
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    parameters: tuple[str, ...]
+    returns: str
+    vectorized: bool = False
+    side_effects: bool = False
+    #: Made for one database instance (registered once there, never replaced).
+    bound_to_instance: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class PythonLabelingFunction:
+    """A labeling function written in Python; calling it calls the function."""
+
+    name: str
+    on: str
+    fn: Callable[..., Any] = field(repr=False)
+    columns: tuple[str, ...]
+    vectorized: bool = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    @property
+    def definition(self) -> str:
+        """The function's source text (or its qualified name when the source is unavailable)."""
+        try:
+            return inspect.getsource(self.fn).strip()
+        except (OSError, TypeError):
+            return f"{getattr(self.fn, '__module__', '?')}.{getattr(self.fn, '__qualname__', self.name)}"
+
+
+@dataclass
+class Declarations:
+    """Everything users declared in this process, by lower-case name."""
+
+    scalar_functions: dict[str, ScalarFunction] = field(default_factory=dict)
+    labeling_functions: dict[str, PythonLabelingFunction] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+#: The process's declarations (filled by user code through the functions below).
+DECLARED = Declarations()
+
+_SESSION_LABELING = "extensions.labeling_functions"
+
+
+def declare_scalar_function(spec: ScalarFunction, *, replace: bool = False) -> None:
+    """Make ``spec`` a SQL function of every connection opened from now on."""
+    with DECLARED.lock:
+        existing = DECLARED.scalar_functions.get(spec.name)
+        if existing is not None and not replace and existing.fn is not spec.fn:
+            raise ValueError(f"a function named {spec.name!r} is already declared; pass replace=True to replace it")
+        DECLARED.scalar_functions[spec.name] = spec
+
+
+def declare_labeling_function(lf: PythonLabelingFunction, *, replace: bool = False) -> None:
+    """Make ``lf`` known to every connection."""
+    with DECLARED.lock:
+        _add(DECLARED.labeling_functions, lf, replace)
+
+
+def register_labeling_function(connection: Connection, lf: PythonLabelingFunction, *, replace: bool = False) -> None:
+    """Make ``lf`` known on one connection only."""
+    if not isinstance(lf, PythonLabelingFunction):
+        raise TypeError(f"expected a function made by @labeling_function(...), found {type(lf).__name__}")
+    _add(session_labeling_functions(connection.session).maps[0], lf, replace)
+
+
+def session_labeling_functions(session: Session) -> ChainMap[str, PythonLabelingFunction]:
+    """The Python labeling functions a session sees: its own, then the declared ones."""
+    found = session.state.get(_SESSION_LABELING)
+    if found is None:
+        found = session.state[_SESSION_LABELING] = ChainMap({}, DECLARED.labeling_functions)
+    return found
+
+
+def _add(registry: MutableMapping[str, PythonLabelingFunction], lf: PythonLabelingFunction, replace: bool) -> None:
+    if lf.name in registry and not replace and registry[lf.name].fn is not lf.fn:
+        raise ValueError(
+            f"a labeling function named {lf.name!r} is already registered; pass replace=True to replace it"
+        )
+    registry[lf.name] = lf

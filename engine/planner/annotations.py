@@ -1,0 +1,126 @@
+"""What planning reads and produces: an immutable catalog snapshot, and a plan (the tree
+plus immutable annotations the rules attach to it).
+
+>>> from sqlglot import exp
+>>> request = ScanRequest(model="m", table=exp.to_table("traffic"), frame_column="frame",
+...                       outputs=frozenset({"prediction"}), relation="__mallard_call_1")
+>>> request.describe()
+'__mallard_call_1: m ON traffic (frame) OUTPUTS prediction'
+>>> request.with_outputs({"features"}).outputs == frozenset({"features", "prediction"})
+True
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from sqlglot import exp
+
+from engine.inference.functions import PlannedFunction
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """The catalog as the planner sees it: every function Mallard plans, by lower-case name."""
+
+    functions: Mapping[str, PlannedFunction] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def of(cls, functions: Mapping[str, PlannedFunction]) -> CatalogSnapshot:
+        return cls(MappingProxyType(dict(functions)))
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """One inference scan the rewritten query needs: a model over a frames table.
+
+    ``predicate`` (over the frames table's own columns, unqualified) and ``limit`` restrict
+    the frames scanned; ``order`` is 'asc' or 'desc' with a limit.  Trees inside are never
+    modified (rules copy them).
+    """
+
+    model: str
+    table: exp.Table
+    frame_column: str
+    outputs: frozenset[str]
+    relation: str
+    predicate: exp.Expr | None = None
+    limit: int | None = None
+    order: str = "asc"
+
+    @property
+    def table_key(self) -> tuple[str, ...]:
+        """The frames table's identity within one statement (lower-cased parts)."""
+        parts = (self.table.catalog, self.table.db, self.table.name)
+        return tuple(p.lower() for p in parts)
+
+    @property
+    def alias(self) -> str:
+        """The name the query uses for the frames table."""
+        return self.table.alias_or_name.lower()
+
+    def with_outputs(self, outputs: Iterable[str]) -> ScanRequest:
+        return replace(self, outputs=self.outputs | frozenset(outputs))
+
+    def restricted(self, predicate: exp.Expr | None, limit: int | None = None,
+                   order: str = "asc") -> ScanRequest:
+        return replace(self, predicate=predicate, limit=limit, order=order)
+
+    def describe(self) -> str:
+        """One line for golden files and EXPLAIN: model, table, outputs, restriction."""
+        text = f"{self.relation}: {self.model} ON {self.table.sql('duckdb')} ({self.frame_column})"
+        text += f" OUTPUTS {', '.join(sorted(self.outputs))}"
+        if self.predicate is not None:
+            text += f" WHERE {self.predicate.sql('duckdb')}"
+        if self.limit is not None:
+            text += f" ORDER BY frame_id {self.order.upper()} LIMIT {self.limit}"
+        return text
+
+
+@dataclass(frozen=True)
+class OcclusionRequest:
+    """One ``occlusion_map(model, (frame query), options...)`` the query reads as a relation."""
+
+    model: str
+    frame_query: exp.Select
+    options: tuple[tuple[str, Any], ...]
+    relation: str
+
+    def describe(self) -> str:
+        shown = {"patch": 16, "stride": 4, **dict(self.options)}
+        options = ", ".join(f"{k} => {v!r}" if isinstance(v, str) else f"{k} => {v}" for k, v in shown.items())
+        return f"{self.relation}: occlusion_map({self.model}, ({self.frame_query.sql('duckdb')}), {options})"
+
+
+@dataclass(frozen=True)
+class PredictionRequest:
+    """One ``predict(model, (query), options...)`` the query reads as a relation: the model's
+    predictions over every row of ``query``, with the query's columns."""
+
+    model: str
+    query: exp.Query
+    options: tuple[tuple[str, Any], ...]
+    relation: str
+
+    def describe(self) -> str:
+        options = "".join(f", {k} => {v!r}" if isinstance(v, str) else f", {k} => {v}" for k, v in self.options)
+        return f"{self.relation}: predict({self.model}, ({self.query.sql('duckdb')}){options})"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A statement being planned: its tree and the annotations rules have attached so far."""
+
+    tree: exp.Expr
+    scans: tuple[ScanRequest, ...] = ()
+    occlusion_maps: tuple[OcclusionRequest, ...] = ()
+    predictions: tuple[PredictionRequest, ...] = ()
+
+    def but(self, **changes: Any) -> Plan:
+        """A new plan with some fields replaced (the plan itself never changes)."""
+        return replace(self, **changes)
+
+
+Rule = Callable[[Plan, CatalogSnapshot], Plan]

@@ -1,0 +1,257 @@
+"""Offline prediction: ``SELECT * FROM predict(<model>, (<query>))``, the computation behind the
+planner's :class:`~engine.planner.steps.PredictStep`.
+
+The query runs in DuckDB and its rows arrive as Arrow record batches; a background thread
+fetches and decodes the next batch while the model runs on the current one (torch uses the
+machine's cores inside each call).  Rows go through the network in batches of the size
+:class:`~engine.serving.batch_size.BatchSizeSearch` finds fastest per row (remembered per
+model version and input shape for the session), or of the ``batch_size`` option.  The
+relation has the query's columns and three more: ``predicted_label``,
+``predicted_class_id`` and ``predicted_score``.
+
+>>> import engine, numpy as np
+>>> con = engine.connect(progress="off")
+>>> _ = con.execute("CREATE MODEL tiny FROM 'data/mobilenet_v2.pth' WITH (architecture = 'mobilenet_v2')")
+>>> _ = engine.frames_from_numpy(con, "clip", np.zeros((3, 32, 32, 3), np.uint8))
+>>> con.execute("SELECT frame_id, predicted_label FROM predict(tiny, (SELECT * FROM clip)) ORDER BY 1").fetchall()
+[(0, 'class_21'), (1, 'class_21'), (2, 'class_21')]
+>>> con.execute("SELECT tiny(frame).label FROM clip WHERE frame_id = 0").fetchall()   # the same computation
+[('class_21',)]
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Mapping
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engine.errors import ProgrammingError
+from engine.options import Option, text, whole
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from engine.inference.model_catalog import ModelVersion
+    from engine.planner.annotations import PredictionRequest
+    from engine.serving.input_columns import Group, InputReader
+    from engine.serving.predictor import Predictor
+    from engine.session import Session
+
+#: The named arguments of predict(...) (``batch_size => 64``), checked like statement options.
+PREDICT_OPTIONS: Mapping[str, Option] = {
+    "batch_size": Option(whole(1, 1_000_000), None, "rows per network call (default: searched, the fastest per row)"),
+    "version": Option(whole(1, 10**9), None, "the model version to predict with (default: the current one)"),
+    "input": Option(text, None, "image models: the BLOB column to read (default: frame, else the only BLOB column)"),
+}
+
+#: The columns predict(...) adds to the query's.
+OUTPUT_COLUMNS = ("predicted_label", "predicted_class_id", "predicted_score")
+#: Rows per Arrow batch read from the query: images, numeric rows.
+IMAGE_BATCH_ROWS, NUMERIC_BATCH_ROWS = 256, 16384
+#: The batch-size search over numeric rows starts here: a call costs about 100 microseconds in
+#: Python and torch whatever the model, so a batch needs about a thousand rows to pay for it.
+NUMERIC_SEARCH_START = 1024
+#: Where a session keeps the statistics of its recent predictions, and its batch sizes found.
+STATS, BATCH_SIZES = "serving.predictions", "serving.batch_sizes"
+
+
+@dataclass
+class PredictionStats:
+    """What one ``predict(...)`` did."""
+
+    model: str
+    version: int
+    input: str
+    rows: int = 0               # rows of the query
+    predicted: int = 0          # rows with an input (not NULL)
+    batches: int = 0            # network calls
+    batch_size: int = 0         # the size used after the search (or given)
+    searched: bool = False      # whether this call ran the search
+    seconds: float = 0.0
+    network_seconds: float = 0.0
+    sizes: dict[int, int] = field(default_factory=dict)  # network calls by batch size
+
+
+def options_of(request: PredictionRequest) -> dict[str, Any]:
+    """The call's options with their defaults filled in."""
+    return {**{name: option.default for name, option in PREDICT_OPTIONS.items()}, **dict(request.options)}
+
+
+def predict_relation(session: Session, request: PredictionRequest, rows: duckdb.DuckDBPyRelation) -> pa.Table:
+    """The rows of ``rows`` (the request's query, planned and ready) with their predictions."""
+    from engine.inference.model_catalog import require_version
+    from engine.serving.input_columns import input_reader
+    from engine.serving.predictor import Predictor
+
+    options = options_of(request)
+    version = require_version(session, request.model, options["version"])
+    predictor = Predictor.load(session, version)
+    batch_rows = NUMERIC_BATCH_ROWS if predictor.input.is_numeric else IMAGE_BATCH_ROWS
+    session.quiesce()  # DuckDB runs a relation only when no execute() result is pending
+    total = int(rows.aggregate("count(*)").fetchall()[0][0])
+    batches = rows.to_arrow_reader(batch_rows)
+    with closing(batches):  # an error midway leaves no open result on the connection
+        _check_output_names(batches.schema)
+        reader = input_reader(batches.schema, predictor.input, options["input"])
+        stats = PredictionStats(version.model, version.version, reader.describe())
+        started = time.perf_counter()
+        sizes = _BatchSizes(session, version, options["batch_size"], batch_rows, stats)
+        out: list[pa.RecordBatch] = []
+        desc = f"predict {version.model} (version {version.version})"
+        with session.progress(total, desc, unit="row") as bar, closing(_decoded(batches, reader)) as decoded:
+            for batch, groups in decoded:
+                session.check_cancelled("predict")
+                out.append(_with_predictions(batch, groups, predictor, sizes, stats))
+                stats.rows += batch.num_rows
+                bar.update(batch.num_rows)
+    stats.seconds = time.perf_counter() - started
+    stats.batch_size = sizes.chosen()
+    history = session.state.setdefault(STATS, [])
+    history.append(stats)
+    del history[:-100]
+    schema = out[0].schema if out else _output_schema(batches.schema)
+    return pa.Table.from_batches(out, schema=schema)
+
+
+def _check_output_names(schema: pa.Schema) -> None:
+    taken = sorted(set(OUTPUT_COLUMNS) & {n.lower() for n in schema.names})
+    if taken:
+        raise ProgrammingError(f"predict adds the column {taken[0]}, which the query already has; rename it in the "
+                               "query (AS another name)")
+
+
+def _output_schema(schema: pa.Schema) -> pa.Schema:
+    return schema.append(pa.field(OUTPUT_COLUMNS[0], pa.string())).append(
+        pa.field(OUTPUT_COLUMNS[1], pa.int32())).append(pa.field(OUTPUT_COLUMNS[2], pa.float64()))
+
+
+def _decoded(batches: pa.RecordBatchReader, reader: InputReader) -> Generator[tuple[pa.RecordBatch, list[Group]]]:
+    """Each record batch with its decoded inputs, fetched and decoded one batch ahead."""
+    from engine.prefetch import prefetch
+
+    yield from prefetch(((batch, reader.decode(batch)) for batch in batches), depth=2)
+
+
+class _BatchSizes:
+    """The batch size to run: given, remembered for this version and input shape, or searched."""
+
+    def __init__(self, session: Session, version: ModelVersion, fixed: int | None, limit: int,
+                 stats: PredictionStats) -> None:
+        self.known: dict[tuple[Any, ...], int] = session.state.setdefault(BATCH_SIZES, {})
+        self.version, self.fixed, self.limit, self.stats = version, fixed, limit, stats
+        self.searches: dict[tuple[Any, ...], Any] = {}
+        self.used: set[tuple[Any, ...]] = set()
+
+    def key(self, shape: tuple[int, ...]) -> tuple[Any, ...]:
+        return (self.version.model, self.version.version, self.version.weights_sha256, shape)
+
+    def next_size(self, shape: tuple[int, ...]) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        key = self.key(shape)
+        self.used.add(key)
+        if key in self.known:
+            return self.known[key]
+        from engine.serving.batch_size import BatchSizeSearch
+
+        numeric = len(shape) == 1  # numeric rows: start higher and grow faster (see NUMERIC_SEARCH_START)
+        search = self.searches.setdefault(key, BatchSizeSearch(limit=self.limit, start=NUMERIC_SEARCH_START if numeric
+                                                               else 1, growth=4 if numeric else 2))
+        self.stats.searched = True
+        return int(search.next_size())
+
+    def record(self, shape: tuple[int, ...], size: int, seconds: float) -> None:
+        search = self.searches.get(self.key(shape))
+        if search is None or search.done:
+            return
+        search.record(size, seconds)
+        if search.done:
+            self.known[self.key(shape)] = search.best
+
+    def chosen(self) -> int:
+        """The size settled on (the largest over input shapes; 0 when nothing ran)."""
+        if self.fixed is not None:
+            return self.fixed
+        sizes = [self.known[k] if k in self.known else self.searches[k].best for k in self.used]
+        return max(sizes, default=0)
+
+
+def _with_predictions(batch: pa.RecordBatch, groups: list[Group], predictor: Predictor, sizes: _BatchSizes,
+                      stats: PredictionStats) -> pa.RecordBatch:
+    n = batch.num_rows
+    class_ids = np.zeros(n, dtype=np.int32)   # stays 0 (masked) where the input is NULL
+    scores = np.empty(n, dtype=np.float64)
+    present = np.zeros(n, dtype=bool)
+    for rows, inputs in groups:
+        shape = tuple(inputs.shape[1:])
+        start = 0
+        while start < len(rows):
+            size = sizes.next_size(shape)
+            chunk = slice(start, start + size)
+            began = time.perf_counter()
+            predicted = predictor.predict(inputs[chunk])
+            seconds = time.perf_counter() - began
+            sizes.record(shape, len(predicted), seconds)
+            stats.network_seconds += seconds
+            stats.batches += 1
+            stats.sizes[len(predicted)] = stats.sizes.get(len(predicted), 0) + 1
+            at = rows[chunk]
+            class_ids[at], scores[at], present[at] = predicted.class_ids, predicted.scores, True
+            start += size
+    stats.predicted += int(present.sum())
+    missing = ~present
+    ids = pa.array(class_ids, pa.int32(), mask=missing)
+    labels = pc.take(pa.array(predictor.label_names, pa.string()), ids)  # NULL where the input was
+    return pa.RecordBatch.from_arrays(
+        [*batch.columns, labels, ids, pa.array(scores, pa.float64(), mask=missing)],
+        schema=_output_schema(batch.schema),
+    )
+
+
+def explain_prediction(session: Session, request: PredictionRequest) -> str:
+    """What ``predict(...)`` will do, validated and computing nothing: model version, input,
+    rows and batch size (EXPLAIN shows it)."""
+    from engine.inference.model_catalog import require_version
+    from engine.planner import CatalogSnapshot, optimize
+    from engine.planner.steps import plan_steps
+    from engine.serving.input_columns import input_reader
+    from engine.serving.model_inputs import model_input
+
+    options = options_of(request)
+    version = require_version(session, request.model, options["version"])
+    head = f"PREDICT {version.model} (version {version.version}, {version.spec.architecture}) OVER"
+    query = f"  ({request.query.sql('duckdb')})"
+    if plan_steps(optimize(request.query, CatalogSnapshot.of(session.functions)))[-1].rewritten:  # type: ignore[union-attr]
+        return "\n".join([head, query, "  (the query calls models itself: it is planned when the statement runs)"])
+    session.quiesce()
+    relation = session.relation(request.query)
+    schema = relation.limit(0).to_arrow_table().schema
+    _check_output_names(schema)
+    reader = input_reader(schema, model_input(version), options["input"])
+    rows = int(relation.aggregate("count(*)").fetchall()[0][0])
+    remembered = [size for key, size in session.state.get(BATCH_SIZES, {}).items()
+                  if key[:3] == (version.model, version.version, version.weights_sha256)]
+    if options["batch_size"] is not None:
+        batch = f"{options['batch_size']} (given)"
+    elif remembered:
+        batch = f"{max(remembered)} (found fastest per row by an earlier predict of this session)"
+    else:
+        batch = "searched: 1, 2, 4, ... rows while the time per row falls, then the fastest"
+    return "\n".join([
+        head,
+        query,
+        f"  input        {reader.describe()}",
+        f"  rows         {rows}",
+        f"  batch size   {batch}",
+        f"  output       the query's columns, then {', '.join(OUTPUT_COLUMNS)}",
+    ])
+
+
+def prediction_statistics(session: Session) -> list[PredictionStats]:
+    """The statistics of the session's recent ``predict(...)`` calls, oldest first."""
+    return list(session.state.get(STATS, []))

@@ -1,0 +1,152 @@
+"""A model version loaded for prediction: the one computation behind ``predict(...)`` in SQL
+and every answer of the server, so online and offline predictions agree exactly.
+
+Image models run as ``<model>(frame)`` does (:func:`udfs.models.forward_frames` on the
+network with batch norm folded and channels-last weights); numeric models normalize each
+input column by the version's ``mean``/``std`` and run the network on the float vectors.
+A prediction is the top-1 class, its label and its softmax probability.
+
+>>> import engine, numpy as np, torch
+>>> from udfs.architectures import build
+>>> from engine.inference.model_catalog import ModelSpec, add_version, current_version
+>>> con = engine.connect()
+>>> torch.manual_seed(0) and None
+>>> spec = ModelSpec("plain_cnn", 3, (16, 16), (0.5,) * 3, (0.25,) * 3, ("cat", "dog", "owl"))
+>>> add_version(con.session, "pets", spec, build("plain_cnn", num_classes=3).state_dict(), source=None,
+...             created_by="doctest")
+1
+>>> predictor = Predictor.load(con.session, current_version(con.session, "pets"))
+>>> result = predictor.predict(np.zeros((2, 16, 16, 3), np.uint8))
+>>> len(result), result.labels[0] in ("cat", "dog", "owl"), bool(0 < result.scores[0] <= 1)
+(2, True, True)
+>>> predictor.predict(np.zeros((1, 8, 8, 3), np.uint8))
+Traceback (most recent call last):
+...
+engine.errors.DataError: model pets version 1 takes 16x16 images (height x width); found 8x8
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.errors import DataError, ProgrammingError
+from engine.inference.model_catalog import ModelVersion
+from engine.serving.model_inputs import ModelInput, model_input
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from engine.session import Session
+
+#: The size an image model that takes any size is warmed up at.
+WARM_UP_SIZE = (224, 224)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Top-1 predictions of a batch: class ids and softmax probabilities, with the model's
+    label of every class (``label_names[class_id]``)."""
+
+    class_ids: np.ndarray     # int32
+    scores: np.ndarray        # float64
+    label_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.class_ids)
+
+    @property
+    def labels(self) -> list[str]:
+        """The label of each prediction."""
+        return [self.label_names[c] for c in self.class_ids.tolist()]
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Prediction ``i`` as JSON-ready values."""
+        class_id = int(self.class_ids[i])
+        return {"label": self.label_names[class_id], "class_id": class_id, "score": float(self.scores[i])}
+
+
+class Predictor:
+    """A model version's network ready to predict batches (see the module docstring)."""
+
+    def __init__(self, version: ModelVersion, network: nn.Module, device: str = "cpu") -> None:
+
+        from udfs.models import inference_network
+
+        self.version = version
+        self.input: ModelInput = model_input(version)
+        self.device = device
+        prepared = network.eval() if self.input.is_numeric else inference_network(network)
+        self.network: Any = prepared.to(device)
+        self.label_names = tuple(version.spec.label(i) for i in range(version.spec.num_classes))
+        self._mean = np.asarray(version.spec.mean, dtype=np.float64)
+        self._std = np.asarray(version.spec.std, dtype=np.float64)
+        self._normalizes = bool(np.any(self._mean != 0) or np.any(self._std != 1))
+
+    @classmethod
+    def load(cls, session: Session, version: ModelVersion, *, device: str = "cpu", warm: bool = True) -> Predictor:
+        """Build ``version``'s network from the catalog (and run it once, so that a version that
+        cannot predict fails here rather than on a request)."""
+        from engine.inference.model_catalog import load_network
+
+        predictor = cls(version, load_network(session, version), device)
+        if warm:
+            predictor.warm_up()
+        return predictor
+
+    @property
+    def name(self) -> str:
+        return self.version.model
+
+    def warm_up(self) -> None:
+        """Predict one input of zeros; ProgrammingError naming the version when it cannot."""
+        if self.input.is_numeric:
+            sample: np.ndarray = np.zeros((1, len(self.input.columns)), np.float64)
+        else:
+            height, width = self.input.size or WARM_UP_SIZE
+            sample = np.zeros((1, height, width, 3), np.uint8)
+        try:
+            self.predict(sample)
+        except (RuntimeError, ValueError, TypeError, IndexError) as e:
+            raise ProgrammingError(f"model {self.name} version {self.version.version} cannot predict an input of "
+                                   f"shape {tuple(sample.shape)}: {str(e).splitlines()[0]}") from e
+
+    def predict(self, batch: np.ndarray) -> Predictions:
+        """Top-1 predictions of a batch: ``(n, H, W, 3)`` uint8 pixels for an image model,
+        ``(n, columns)`` numbers for a numeric model."""
+        from udfs.models import top1
+
+        logits = self._numeric_logits(batch) if self.input.is_numeric else self._image_logits(batch)
+        class_ids, scores = top1(logits.to("cpu"))
+        return Predictions(class_ids, scores, self.label_names)
+
+    def _image_logits(self, frames: np.ndarray) -> Any:
+        import torch
+
+        from udfs.models import forward_frames, normalize_frames, penultimate
+
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise DataError(f"model {self.name} takes RGB images; found an array of shape {frames.shape}")
+        expected = self.input.size
+        if expected is not None and tuple(frames.shape[1:3]) != expected:
+            raise DataError(f"model {self.name} version {self.version.version} takes {expected[0]}x{expected[1]} "
+                            f"images (height x width); found {frames.shape[1]}x{frames.shape[2]}")
+        spec = self.version.spec
+        if self.device == "cpu":
+            return forward_frames(self.network, frames, spec.mean, spec.std)[0]
+        with torch.inference_mode():
+            x = normalize_frames(frames, spec.mean, spec.std).to(self.device, non_blocking=True)
+            return self.network.classifier(penultimate(self.network, x))
+
+    def _numeric_logits(self, values: np.ndarray) -> Any:
+        import torch
+
+        columns = len(self.input.columns)
+        if values.ndim != 2 or values.shape[1] != columns:
+            raise DataError(f"model {self.name} takes {columns} numbers per row ({', '.join(self.input.columns)}); "
+                            f"found an array of shape {values.shape}")
+        if self._normalizes:  # in NumPy: one pass, and no torch thread hand-off for two small element-wise ops
+            values = (values - self._mean) / self._std
+        with torch.inference_mode():
+            return self.network(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).to(self.device))

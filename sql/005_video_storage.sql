@@ -1,3 +1,0 @@
--- Placeholder on the training branch only: migration 005 belongs to video storage (issue 10),
--- whose branch has the real file of this name; merging takes that one.  It keeps the migration
--- numbers without a gap here, so that 006_training.sql applies and tests/test_catalog.py holds.
