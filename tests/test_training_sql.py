@@ -115,8 +115,8 @@ def test_evaluate_model_matches_a_hand_count(db):
     db.execute(f"CREATE MODEL sides WITH ({MLP}, lr = 0.05, epochs = 2) AS SELECT id, a, b, label FROM pts")
     query = "SELECT a, b, label FROM pts WHERE id % 3 = 0"
     rows = db.execute(f"EVALUATE MODEL sides ON ({query})").fetchall()
-    by_hand = dict(((t, p), n) for t, p, n in db.execute(
-        f"SELECT label, predicted_label, count(*) FROM predict(sides, ({query})) GROUP BY ALL").fetchall())
+    by_hand = {(t, p): n for t, p, n in db.execute(
+        f"SELECT label, predicted_label, count(*) FROM predict(sides, ({query})) GROUP BY ALL").fetchall()}
     n = sum(by_hand.values())
     assert n == 200
     for model, version, cls, support, precision, recall, predicted_as, accuracy, loss, total in rows:

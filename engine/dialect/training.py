@@ -16,6 +16,7 @@ from sqlglot.tokenizer_core import TokenType
 
 from engine.dialect.base import MallardParserBase, Statement
 from engine.options import Option, Validator, boolean, byte_size, choice, column, either, list_of, number, text, whole
+from engine.training.settings import DEVICE
 
 
 def _grid(item: Validator) -> Validator:
@@ -73,7 +74,8 @@ class TrainModel(Statement):
                                                  "resident at once ('64MB')"),
         "workers": Option(whole(1, 1024), None, "processes: data-parallel for one configuration, model hopping "
                                                 "for a grid (default: 1; a grid: one per core)"),
-        "device": Option(text, None, "'cpu', 'cuda' or 'cuda:<n>' (default: SET training_device)"),
+        "device": Option(DEVICE, None, "where to train (default: SET training_device); an absent GPU is an "
+                                       "OperationalError"),
         "description": Option(text, None, "free text shown by SHOW MODELS"),
     }
     arg_types = {"this": True, "query": True, "replace": False, "options": False}

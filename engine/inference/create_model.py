@@ -47,9 +47,8 @@ class NewModel:
 
 def prepare_model(session: Session, name: str, source: str, options: dict[str, Any], replace: bool) -> NewModel:
     """Validate a CREATE MODEL statement without writing anything."""
-    from udfs.architectures import ARCHITECTURES
-
     from engine.training.export import sidecar_options
+    from udfs.architectures import ARCHITECTURES
 
     name = check_model_name(session, name, replace)
     options = {**sidecar_options(os.path.abspath(source)), **options}  # an exported model's sidecar

@@ -42,7 +42,7 @@ from engine.training.options import TrainingOptions, parse_options
 from engine.training.progress import CancelCheck, ProgressCallback
 from engine.training.source import DataSpec, find_label_run, resolve_data, settle, source_relation
 
-__all__ = ["train", "TrainingOutcome", "ParentModel", "parse_options"]
+__all__ = ["ParentModel", "TrainingOutcome", "parse_options", "train"]
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def _run(options: TrainingOptions, setup: Any, reporter: Any) -> tuple[list[Any]
     results = train_in_process(configurations, setup, survivors, reporter)
     strategy = ("spilling" if options.device_memory is not None
                 else "pipeline" if options.pipeline_stages > 1 or options.micro_batches > 1 else "plain")
-    schedule = {k: v for k, v in results[0].extra.items()} if strategy != "plain" else {}
+    schedule = dict(results[0].extra.items()) if strategy != "plain" else {}
     if strategy == "spilling":
         schedule["peak_resident_bytes"] = max(r.extra["peak_resident_bytes"] for r in results)
     return results, strategy, schedule
@@ -187,10 +187,10 @@ def _check_architectures(options: TrainingOptions, spec: DataSpec, parent: Paren
 def load_parent(duck: duckdb.DuckDBPyConnection, name: str, version: int | None = None) -> ParentModel:
     """The catalog model ``name`` (its current version, or ``version``), to fine-tune from."""
     from engine.inference.model_catalog import require_model
-    from engine.training.lineage import CatalogSession, version_of
+    from engine.training.lineage import catalog_session, version_of
 
-    session = CatalogSession(duck)
+    session = catalog_session(duck)
     found = require_model(session, name) if version is None else version_of(session, name, version)
-    blob = session.sql("SELECT weights FROM mallard.model_versions WHERE model = ? AND version = ?",
-                       [found.model, found.version]).fetchone()[0]
+    blob = session.scalar("SELECT weights FROM mallard.model_versions WHERE model = ? AND version = ?",
+                          [found.model, found.version])
     return ParentModel(found.model, found.version, found.spec, bytes(blob))

@@ -27,9 +27,9 @@ torch.Size([128, 5])
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
@@ -44,11 +44,11 @@ class LayeredClassifier(nn.Module):
         self.features = features
         self.classifier = classifier
 
-    def forward_features(self, x):  # type: ignore[no-untyped-def]
+    def forward_features(self, x: Any) -> Any:
         """The penultimate vector of ``x``."""
         return self.features(x)
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x: Any) -> Any:
         """Logits of ``x``."""
         return self.classifier(self.features(x))
 

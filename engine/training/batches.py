@@ -62,10 +62,10 @@ class RawBatch:
 class Batch:
     """A batch as tensors: the normalized input, the target and the per-row weights."""
 
-    x: "torch.Tensor"
-    target: "torch.Tensor"            # class ids (int64), or probabilities (float32, n x classes)
-    labels: "torch.Tensor"            # class ids, to count accuracy (argmax of probs without labels)
-    weight: "torch.Tensor | None"
+    x: torch.Tensor
+    target: torch.Tensor            # class ids (int64), or probabilities (float32, n x classes)
+    labels: torch.Tensor            # class ids, to count accuracy (argmax of probs without labels)
+    weight: torch.Tensor | None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -114,7 +114,7 @@ class PartitionReader:
         self._views = []
         self._source.close()
 
-    def __enter__(self) -> "PartitionReader":
+    def __enter__(self) -> PartitionReader:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -148,7 +148,7 @@ def _probabilities(table: pa.Table, data: TrainingData) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, k)
 
 
-def frames_to_input(frames: np.ndarray, mean: Any, std: Any) -> "torch.Tensor":
+def frames_to_input(frames: np.ndarray, mean: Any, std: Any) -> torch.Tensor:
     """(n, H, W, 3) uint8 frames -> contiguous (n, 3, H, W) float32, scaled to [0, 1] and
     normalized per channel: the values of :func:`udfs.models.normalize_frames`, bit for bit,
     but laid out NCHW before the arithmetic (element-wise arithmetic on the permuted view is

@@ -125,7 +125,7 @@ def serve_data_parallel(connection: Any, setup_json: str, configuration_json: st
             dist.all_reduce(totals)
             if rank == 0:
                 val_loss, val_accuracy = drain(validation_steps(run, reporter), run)
-                metrics = EpochMetrics(epoch + 1, float(totals[0] / max(totals[1], 1)), val_loss, val_accuracy,
+                metrics = EpochMetrics(epoch + 1, float(totals[0]) / max(float(totals[1]), 1.0), val_loss, val_accuracy,
                                        int(totals[1]), time.perf_counter() - started)
                 connection.send_bytes(encode({"type": "epoch", "metrics": asdict(metrics)}))
             dist.barrier()

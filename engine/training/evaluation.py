@@ -22,8 +22,9 @@ was trained on, else ``label``), as class names or ids.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 import numpy as np

@@ -33,7 +33,7 @@ import duckdb
 
 from engine.errors import DataError
 from engine.inference.model_catalog import ModelSpec
-from engine.training.lineage import CatalogSession
+from engine.training.lineage import catalog_session
 from engine.training.loading import ModelSignature, build_for, model_signature
 
 if TYPE_CHECKING:
@@ -67,13 +67,13 @@ def export_model(duck: duckdb.DuckDBPyConnection, name: str, path: str, *, versi
     if not os.path.isdir(folder):
         raise DataError(f"EXPORT MODEL: the folder {folder} does not exist")
     signature = model_signature(duck, name, version)
-    session = CatalogSession(duck)
-    weights, metrics = session.sql(
+    session = catalog_session(duck)
+    weights, metrics = session.row(
         "SELECT weights, metrics FROM mallard.model_versions WHERE model = ? AND version = ?",
-        [signature.model, signature.version]).fetchone()
-    lineage = session.sql(
+        [signature.model, signature.version])
+    lineage = session.row(
         "SELECT query, data_rows, data_hash, seed, configuration, label_run_id, parent_model, parent_version, created_by"
-        " FROM mallard.model_lineage WHERE model = ? AND version = ?", [signature.model, signature.version]).fetchone()
+        " FROM mallard.model_lineage WHERE model = ? AND version = ?", [signature.model, signature.version])
     with open(path, "wb") as f:
         f.write(bytes(weights))
     with open(sidecar_path(path), "w", encoding="utf-8") as f:
@@ -135,7 +135,7 @@ def sidecar_options(path: str) -> dict[str, Any]:
     return options
 
 
-def load_export(path: str) -> tuple["nn.Module", dict[str, Any]]:
+def load_export(path: str) -> tuple[nn.Module, dict[str, Any]]:
     """The exported model as a torch module (eval mode) and its sidecar."""
     from engine.inference.weights import read_weights_file
 
@@ -147,8 +147,8 @@ def load_export(path: str) -> tuple["nn.Module", dict[str, Any]]:
     if sidecar.get("format") != FORMAT:
         raise DataError(f"{sidecar_file}: expected format {FORMAT}, found {sidecar.get('format')!r}")
     spec = ModelSpec(sidecar["architecture"], sidecar["num_classes"],
-                     tuple(sidecar["input"]["size"]) if sidecar["input"]["size"] else None,  # type: ignore[arg-type]
-                     tuple(sidecar["normalization"]["mean"]), tuple(sidecar["normalization"]["std"]),  # type: ignore[arg-type]
+                     tuple(sidecar["input"]["size"]) if sidecar["input"]["size"] else None,
+                     tuple(sidecar["normalization"]["mean"]), tuple(sidecar["normalization"]["std"]),
                      tuple(sidecar["labels"]) if sidecar["labels"] else None)
     signature = ModelSignature(sidecar["model"], sidecar["version"], spec, sidecar["input"]["kind"],
                                tuple(sidecar["input"]["columns"]), None, sidecar["architecture_options"])

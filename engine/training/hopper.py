@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from engine.errors import InternalError
 from engine.training.batches import partition_order
@@ -56,8 +57,8 @@ class HopperSchedule:
                       for e in range(c.epochs) for i, p in enumerate(partition_order(c.seed, e, partitions, c.index))]
             for c in configurations
         }
-        self.position = {m: 0 for m in self.plans}
-        self.epochs_done = {m: 0 for m in self.plans}
+        self.position = dict.fromkeys(self.plans, 0)
+        self.epochs_done = dict.fromkeys(self.plans, 0)
         self.busy: set[int] = set()
         self.active = set(self.plans)
         self.stopped: set[int] = set()
@@ -123,7 +124,7 @@ def train_hopper(configurations: Sequence[Configuration], setup: Setup, workers:
     by_index = {c.index: c for c in configurations}
     accounting = _Accounting(workers)
     epoch_totals: dict[int, list[float]] = {m: [0.0, 0, 0.0] for m in paths}
-    seconds = {m: 0.0 for m in paths}
+    seconds = dict.fromkeys(paths, 0.0)
     pool = WorkerPool("hopper", [{"setup_json": setup.to_json(), "threads": threads_per_worker(workers)}
                                  for _ in range(workers)])
     try:

@@ -24,14 +24,16 @@ model fine-tuned from or the version it replaces), one row per version of
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
 
-from engine.errors import DataError, ProgrammingError, translate
+from engine.errors import DataError, OperationalError, ProgrammingError, translate
 
 if TYPE_CHECKING:
+    from engine.session import Session
     from engine.training.api import TrainingOutcome
 
 
@@ -54,6 +56,19 @@ class CatalogSession:
         row = self.sql(query, params).fetchone()
         return None if row is None else row[0]
 
+    def row(self, query: str, params: Sequence[Any] | None = None) -> tuple[Any, ...]:
+        """The one row of a query that returns one; OperationalError when it returns none."""
+        found = self.sql(query, params).fetchone()
+        if found is None:
+            raise OperationalError(f"expected a row from {query}")
+        return found
+
+
+def catalog_session(duck: duckdb.DuckDBPyConnection) -> Session:
+    """A :class:`CatalogSession` on ``duck``, typed as the Session the catalog functions take
+    (they use only ``sql``, ``scalar`` and ``row`` of it)."""
+    return cast("Session", CatalogSession(duck))
+
 
 @dataclass(frozen=True)
 class RecordedModel:
@@ -70,18 +85,18 @@ def check_target(duck: duckdb.DuckDBPyConnection, name: str, replace: bool) -> s
     Call it before training, so a long run does not end in a name clash."""
     from engine.inference.create_model import check_model_name
 
-    return check_model_name(CatalogSession(duck), name, replace)
+    return check_model_name(catalog_session(duck), name, replace)
 
 
-def record(duck: duckdb.DuckDBPyConnection, model_name: str, outcome: "TrainingOutcome",
+def record(duck: duckdb.DuckDBPyConnection, model_name: str, outcome: TrainingOutcome,
            replace: bool = False) -> RecordedModel:
     """Store every configuration of ``outcome`` as a version of ``model_name`` (the best one
     current) with its lineage.  Runs in the caller's transaction: it neither begins nor commits."""
     from engine.inference.model_catalog import add_version
 
-    session = CatalogSession(duck)
+    session = catalog_session(duck)
     name = check_target(duck, model_name, replace)
-    run_id = int(session.sql("SELECT coalesce(max(run_id), 0) + 1 FROM mallard.training_runs").fetchone()[0])
+    run_id = int(session.scalar("SELECT coalesce(max(run_id), 0) + 1 FROM mallard.training_runs"))
     parent = outcome.parent
     order = [outcome.best] + [i for i in range(len(outcome.results)) if i != outcome.best]
     versions: dict[int, int] = {}
@@ -101,7 +116,7 @@ def record(duck: duckdb.DuckDBPyConnection, model_name: str, outcome: "TrainingO
     return RecordedModel(name, run_id, tuple(versions[i] for i in range(len(outcome.results))), versions[outcome.best])
 
 
-def _insert_run(session: CatalogSession, run_id: int, name: str, outcome: Any, best_version: int) -> None:
+def _insert_run(session: Session, run_id: int, name: str, outcome: Any, best_version: int) -> None:
     data = outcome.data
     session.sql(
         "INSERT INTO mallard.training_runs (run_id, model, query, data_rows, data_hash, train_rows, holdout_rows,"
@@ -116,7 +131,7 @@ def _insert_run(session: CatalogSession, run_id: int, name: str, outcome: Any, b
     )
 
 
-def _insert_version(session: CatalogSession, name: str, version: int, run_id: int, outcome: Any, result: Any,
+def _insert_version(session: Session, name: str, version: int, run_id: int, outcome: Any, result: Any,
                     best: bool) -> None:
     configuration = result.configuration
     session.sql(
@@ -135,7 +150,7 @@ def _insert_version(session: CatalogSession, name: str, version: int, run_id: in
 def training_history(duck: duckdb.DuckDBPyConnection, model: str, version: int | None = None) -> list[tuple[Any, ...]]:
     """(version, epoch, train_loss, val_loss, val_accuracy, train_rows, seconds) of every
     trained version of ``model`` (or one), by version and epoch."""
-    session = CatalogSession(duck)
+    session = catalog_session(duck)
     _require(session, model)
     return session.sql(
         "SELECT version, epoch, train_loss, val_loss, val_accuracy, train_rows, seconds FROM mallard.training_history"
@@ -148,7 +163,7 @@ def prune_versions(duck: duckdb.DuckDBPyConnection, model: str, keep: int) -> in
     their training rows and cached results; returns how many were deleted."""
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise DataError(f"keep: expected a positive whole number of versions, found {keep!r}")
-    session = CatalogSession(duck)
+    session = catalog_session(duck)
     current = _require(session, model)
     name = model.lower()
     doomed = [r[0] for r in session.sql(
@@ -159,7 +174,7 @@ def prune_versions(duck: duckdb.DuckDBPyConnection, model: str, keep: int) -> in
     return len(doomed)
 
 
-def _require(session: CatalogSession, model: str) -> int:
+def _require(session: Session, model: str) -> int:
     from engine.inference.model_catalog import require_model
 
     return require_model(session, model).version

@@ -29,7 +29,7 @@ import duckdb
 
 from engine.errors import ProgrammingError
 from engine.inference.model_catalog import ModelSpec
-from engine.training.lineage import CatalogSession, version_of
+from engine.training.lineage import catalog_session, version_of
 
 if TYPE_CHECKING:
     from torch import nn
@@ -53,7 +53,7 @@ def model_signature(duck: duckdb.DuckDBPyConnection, name: str, version: int | N
     """The signature of ``name``'s current version (or ``version``)."""
     from engine.inference.model_catalog import require_model
 
-    session = CatalogSession(duck)
+    session = catalog_session(duck)
     found = require_model(session, name) if version is None else version_of(session, name, version)
     row = session.sql(
         "SELECT t.architecture_options, r.input_kind, r.inputs, r.label_column FROM mallard.model_training t"
@@ -67,7 +67,7 @@ def model_signature(duck: duckdb.DuckDBPyConnection, name: str, version: int | N
                           found.weights_sha256)
 
 
-def build_for(signature: ModelSignature) -> "nn.Module":
+def build_for(signature: ModelSignature) -> nn.Module:
     """An untrained network of the signature's architecture and shape."""
     from engine.training.architectures import BUILT_INS, build_network
 
@@ -83,13 +83,13 @@ def build_for(signature: ModelSignature) -> "nn.Module":
     return build(name, num_classes=signature.spec.num_classes)
 
 
-def load_model(duck: duckdb.DuckDBPyConnection, name: str, version: int | None = None) -> "nn.Module":
+def load_model(duck: duckdb.DuckDBPyConnection, name: str, version: int | None = None) -> nn.Module:
     """Model ``name``'s current version (or ``version``) as a torch module, in eval mode."""
     from engine.inference.weights import from_safetensors
 
     signature = model_signature(duck, name, version)
     network = build_for(signature)
-    blob = CatalogSession(duck).sql("SELECT weights FROM mallard.model_versions WHERE model = ? AND version = ?",
-                                    [signature.model, signature.version]).fetchone()[0]
+    blob = catalog_session(duck).scalar("SELECT weights FROM mallard.model_versions WHERE model = ? AND version = ?",
+                                        [signature.model, signature.version])
     network.load_state_dict(from_safetensors(blob), strict=True)
     return network.eval()

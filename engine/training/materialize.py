@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -92,7 +93,7 @@ class TrainingData:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainingData":
+    def from_json(cls, text: str) -> TrainingData:
         """The inverse of :meth:`to_json`."""
         values = json.loads(text)
         values["fingerprint"] = Fingerprint(**values["fingerprint"])
@@ -125,15 +126,15 @@ def materialize(relation: duckdb.DuckDBPyRelation, spec: DataSpec, options: Trai
     return writer.finish(classes, spec, label_run)
 
 
-def _col(name: str) -> exp.Expression:
+def _col(name: str) -> exp.Expr:
     return exp.column(name, quoted=True)
 
 
-def data_columns(spec: DataSpec) -> list[exp.Expression]:
+def data_columns(spec: DataSpec) -> list[exp.Expr]:
     """The columns read, under Mallard's names: ``__x`` (the image BLOB, or the features as
     one FLOAT[]), ``__h``/``__w`` (images), ``__label`` (VARCHAR or BIGINT), ``__probs``,
     ``__weight``."""
-    columns: list[exp.Expression] = [_input_expression(spec, _col)]
+    columns: list[exp.Expr] = [_input_expression(spec, _col)]
     if spec.kind == "image":
         columns += [exp.alias_(_col("height"), "__h"), exp.alias_(_col("width"), "__w")]
     if spec.label is not None:
@@ -154,7 +155,7 @@ def _ordered_relation(relation: duckdb.DuckDBPyRelation, spec: DataSpec, options
     columns.append(exp.alias_(col(spec.key) if spec.key else exp.func("hash", *used), "__k"))
     first = relation.project(", ".join(c.sql("duckdb") for c in columns))
     seed = exp.Literal.number(options.split_seed)
-    threshold = exp.Literal.number(int(round(options.holdout * _HOLDOUT_SCALE)))
+    threshold = exp.Literal.number(round(options.holdout * _HOLDOUT_SCALE))
     holdout = exp.LT(this=exp.Mod(this=exp.func("hash", col("__k"), seed),
                                   expression=exp.Literal.number(_HOLDOUT_SCALE)), expression=threshold)
     order = exp.func("hash", col("__k"), seed, exp.Literal.string("order"))
@@ -163,7 +164,7 @@ def _ordered_relation(relation: duckdb.DuckDBPyRelation, spec: DataSpec, options
     return second.order("__order, __k, __hash")
 
 
-def _input_expression(spec: DataSpec, col: Callable[[str], exp.Expression]) -> exp.Expression:
+def _input_expression(spec: DataSpec, col: Callable[[str], exp.Expr]) -> exp.Expr:
     if spec.kind == "image":
         return exp.alias_(col(spec.inputs[0]), "__x")
     # Scalars become one-element lists, lists are cast; all concatenated in the order given.

@@ -18,7 +18,7 @@ a time (Hydra) gives bit-for-bit the update of the whole model.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn

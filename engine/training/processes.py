@@ -12,6 +12,7 @@ cancel check or an interrupt terminates every worker.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing.connection
 import os
@@ -19,8 +20,9 @@ import socket
 import subprocess
 import sys
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import engine.errors as errors
 from engine.errors import OperationalError
@@ -94,15 +96,11 @@ class WorkerPool:
     def close(self) -> None:
         """Ask every worker to stop, wait for them, and end any that do not."""
         for worker in range(len(self.connections)):
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 self.send(worker, {"type": "stop"})
-            except (OSError, ValueError):
-                pass
         for process in self.processes:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
         self.terminate()
 
     def terminate(self) -> None:
@@ -128,8 +126,6 @@ def rebuild_error(message: dict[str, Any]) -> errors.Error:
 
 def report_failure(connection: Any, error: BaseException) -> None:
     """Send ``error`` to the statement's process (a worker's last message)."""
-    try:
+    with contextlib.suppress(OSError):
         connection.send_bytes(encode({"type": "error", "kind": type(error).__name__, "message": str(error),
                                       "trace": "".join(traceback.format_exc(limit=6))}))
-    except OSError:
-        pass

@@ -13,8 +13,8 @@ returned or written.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from engine.errors import OperationalError
 

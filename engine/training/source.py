@@ -20,6 +20,7 @@ engine.errors.ProgrammingError: the training query has no label column y; its co
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ from engine.training.options import TrainingOptions
 
 _INTEGER = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
             "UHUGEINT")
-_NUMBER = _INTEGER + ("FLOAT", "DOUBLE", "REAL", "BOOLEAN")
+_NUMBER = (*_INTEGER, "FLOAT", "DOUBLE", "REAL", "BOOLEAN")
 _LIST = re.compile(r"^(.*)\[\d*\]$")
 
 
@@ -163,12 +164,12 @@ def _inputs(types: dict[str, str], inputs: tuple[str, ...] | None, taken: set[st
     if not candidates:
         raise DataError(f"the training query has no input columns besides the label; its columns are {described}")
     lists = tuple(c for c in candidates if _is_numeric_list(types[c]))
-    return DataSpec("numeric", tuple(candidates), *roles, list_inputs=lists)
+    return dataclasses.replace(DataSpec("numeric", tuple(candidates), *roles), list_inputs=lists)
 
 
 def _is_numeric_list(kind: str) -> bool:
     match = _LIST.match(kind)
-    return bool(match) and (match.group(1) in _NUMBER or match.group(1).startswith("DECIMAL"))
+    return match is not None and (match.group(1) in _NUMBER or match.group(1).startswith("DECIMAL"))
 
 
 def query_tables(query_sql: str) -> list[str]:

@@ -157,7 +157,8 @@ class SpillStore:
     def __init__(self, path: str, entries: list[tuple[str, tuple[int, ...]]], device: torch.device) -> None:
         total = sum(int(np.prod(shape)) if shape else 1 for _, shape in entries)
         if device.type == "cpu":
-            self.array = np.memmap(path, dtype=np.float32, mode="w+", shape=(max(total, 1),))
+            self.array: np.memmap[Any, Any] | None = np.memmap(path, dtype=np.float32, mode="w+",
+                                                               shape=(max(total, 1),))
             self.flat = torch.from_numpy(self.array)
         else:
             self.array = None
@@ -269,7 +270,7 @@ class SpilledRun:
         trainable = [params[name] for name in states]
         if not trainable:
             return
-        optimizer = make_optimizer(trainable, self.configuration)
+        optimizer = make_optimizer(trainable, self.configuration)  # type: ignore[arg-type]  # the arena's views
         for name, state in states.items():
             optimizer.state[params[name]] = state
         optimizer.step()

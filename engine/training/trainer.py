@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Generator
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ from engine.training.materialize import TrainingData
 from engine.training.objective import row_losses
 from engine.training.optimizers import load_optimizer_tensors, make_optimizer, optimizer_tensors
 from engine.training.options import Configuration, TrainingOptions
-from engine.training.progress import Cancelled, CancelCheck, ProgressCallback, TrainingProgress
+from engine.training.progress import CancelCheck, Cancelled, ProgressCallback, TrainingProgress
 
 #: Rows per batch when evaluating the held-out rows.
 EVAL_BATCH = 1024
@@ -66,7 +67,7 @@ class Setup:
 
     @classmethod
     def of(cls, data: TrainingData, options: TrainingOptions, parent_architecture: str | None = None,
-           parent_weights: str | None = None) -> "Setup":
+           parent_weights: str | None = None) -> Setup:
         """The setup of a run's materialized data and options."""
         return cls(data, options.hidden, options.freeze, options.pipeline_stages, options.micro_batches,
                    options.device_memory, options.device, parent_architecture, parent_weights,
@@ -84,7 +85,7 @@ class Setup:
         return json.dumps(values)
 
     @classmethod
-    def from_json(cls, text: str) -> "Setup":
+    def from_json(cls, text: str) -> Setup:
         """The inverse of :meth:`to_json`."""
         values = json.loads(text)
         values["data"] = TrainingData.from_json(values["data"])
@@ -122,7 +123,7 @@ class Reporter:
         if self.cancel is not None and self.cancel():
             raise Cancelled("training was cancelled; nothing was kept")
 
-    def batch(self, run: "Any", epoch: int, rows: int, epoch_loss: float) -> None:
+    def batch(self, run: Any, epoch: int, rows: int, epoch_loss: float) -> None:
         """A batch of ``rows`` rows was trained; ``epoch_loss`` is the epoch's mean loss so far."""
         self.check()
         index = run.configuration.index
@@ -223,7 +224,7 @@ class ModelRun:
         load_optimizer_tensors(self.optimizer, self.network, tensors)
         self.rng = tensors["rng"].clone()
 
-    def with_own_rng(self) -> "RngStream":
+    def with_own_rng(self) -> RngStream:
         """Run with this model's own random stream (dropout draws the same numbers wherever it runs)."""
         return RngStream(self)
 
@@ -296,10 +297,10 @@ def _check_registered_input_size(name: str, data: TrainingData) -> None:
     from udfs.architectures import ARCHITECTURES
 
     spec = ARCHITECTURES.get(name)
-    if data.kind == "image" and spec is not None and spec.input_size is not None:
-        if tuple(spec.input_size) != tuple(data.input_shape[:2]):
-            raise DataError(f"architecture {name} takes {spec.input_size[0]}x{spec.input_size[1]} images, "
-                            f"the training images are {data.input_shape[0]}x{data.input_shape[1]}")
+    if (data.kind == "image" and spec is not None and spec.input_size is not None
+            and tuple(spec.input_size) != tuple(data.input_shape[:2])):
+        raise DataError(f"architecture {name} takes {spec.input_size[0]}x{spec.input_size[1]} images, "
+                        f"the training images are {data.input_shape[0]}x{data.input_shape[1]}")
 
 
 def load_parent(network: nn.Module, parent: dict[str, torch.Tensor], name: str, data: TrainingData) -> None:

@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
         module, function = ROLES[first["role"]].split(":")
         getattr(import_module(module), function)(connection, **arguments)
         return 0
-    except BaseException as e:  # noqa: BLE001 - every failure goes back to the statement
+    except BaseException as e:
         report_failure(connection, e)
         return 1
     finally:
