@@ -49,6 +49,9 @@ def test_a_model_trained_from_a_query_predicts_through_predict(db, tmp_path):
                          " WHERE model = 'sides'").fetchone()
     assert version[:3] == ("mlp", 2, ["above", "below"])
     assert json.loads(version[3])["inputs"] == ["a", "b"]  # what serving reads: a numeric model's columns
+    shown = db.execute("SHOW MODELS").fetch_df().loc[0]
+    assert (shown["name"], shown["trained_on"], shown["trained_rows"], shown["seed"]) == (
+        "sides", "SELECT id, a, b, label FROM pts WHERE id < 500", 500, 0)
     hits, rows = db.execute("SELECT sum((predicted_label = label)::INT), count(*) FROM "
                             "predict(sides, (SELECT a, b, label FROM pts WHERE id >= 500))").fetchone()
     assert rows == 100 and hits >= 95  # the rule is learnable: unseen rows are predicted right
