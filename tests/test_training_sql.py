@@ -72,6 +72,20 @@ def test_an_image_model_trained_in_sql_answers_model_functions(db):
                             "FROM shapes_test)) ORDER BY id").fetchall()
     assert [(i, p) for i, p, _ in by_function] == by_predict
     assert np.mean([p == t for _, p, t in by_function]) > 0.7
+    # distillation: a query that calls a model (planned like any statement) gives the labels
+    db.execute("CREATE MODEL student WITH (architecture = 'tiny_cnn', epochs = 1, holdout = 0, workers = 1) AS "
+               "SELECT frame_id, frame, height, width, shapes(frame).label AS label FROM shapes_test")
+    lineage = db.execute("SELECT data_rows, query FROM mallard.model_lineage WHERE model = 'student'").fetchone()
+    assert lineage == (40, "SELECT frame_id, frame, height, width, shapes(frame).label AS label FROM shapes_test")
+
+
+def test_training_shows_a_progress_bar_with_loss_and_throughput(tmp_path, capfd):
+    con = engine.connect(str(tmp_path / "bar.duckdb"), progress="on", autocommit=True)
+    con.execute(POINTS)
+    con.execute(f"CREATE MODEL sides WITH ({MLP}, epochs = 2) AS SELECT a, b, label FROM pts")
+    con.close()
+    shown = capfd.readouterr().err
+    assert "CREATE MODEL sides" in shown and "loss=" in shown and "rows_s=" in shown and "row/s" in shown
 
 
 def test_a_grid_in_sql_keeps_every_configuration_as_a_version(db):
@@ -93,8 +107,8 @@ def test_a_grid_in_sql_keeps_every_configuration_as_a_version(db):
 def test_parameters_bind_into_the_training_statement(db):
     db.execute(f"CREATE MODEL sides WITH ({MLP}, lr = ?, epochs = ?) AS SELECT a, b, label FROM pts WHERE id < ?",
                [0.05, 3, 300])
-    row = db.execute("SELECT data_rows, configuration ->> 'lr', epochs_run FROM mallard.model_lineage").fetchone()
-    assert row == (300, "0.05", 3)
+    row = db.execute("SELECT data_rows, configuration ->> 'lr', epochs_run, query FROM mallard.model_lineage").fetchone()
+    assert row == (300, "0.05", 3, "SELECT a, b, label FROM pts WHERE id < 300")  # the value bound, in the text
 
 
 def test_export_and_create_model_from_the_file_predict_the_same(db, tmp_path):

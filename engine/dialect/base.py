@@ -231,8 +231,8 @@ class MallardParserBase(DuckDBParser):
 
     def parse_query(self, after: str) -> exp.Query:
         """A query (``SELECT ...``, ``WITH ... SELECT ...``, ``(SELECT ...)``, ``FROM t``) up to the
-        end of the statement."""
-        found = self.found()
+        end of the statement; its text as written is in ``meta["text"]``."""
+        found, first = self.found(), self._curr
         if self._match(TokenType.L_PAREN, advance=False):  # (SELECT ...) [UNION ...]: as DuckDB's statements
             query = self._parse_query_modifiers(self._parse_set_operations(self._parse_expression()))
         else:
@@ -243,6 +243,8 @@ class MallardParserBase(DuckDBParser):
             self.fail(f"Expected a query (SELECT ...) after {after}, found {found}")
         assert isinstance(query, exp.Query)
         self.expect_end(after="the query")
+        if first is not None and self._prev is not None:
+            query.meta["text"] = self._find_sql(first, self._prev)  # as written (lineage records it)
         return query
 
     def current(self) -> Token | None:

@@ -38,7 +38,8 @@ def train_model(session: Session, node: TrainModel) -> StatementResult:
     replace = bool(node.args.get("replace"))
     name = check_target(session.duck, node.this.name, replace)
     query = node.args["query"]
-    query_sql = query.sql("duckdb")
+    written = query.meta.get("text")
+    query_sql = written if isinstance(written, str) and "?" not in written else query.sql("duckdb")
     rows = _query_rows(session, query, "CREATE MODEL ... AS")
     progress = _TrainingBar(session, name)
     try:
