@@ -256,3 +256,16 @@ def test_training_device_setting_names_an_absent_gpu(db):
         assert catalog_counts(db) == (0, 0, 0, 0, 0)
     with pytest.raises(engine.DataError, match="expected 'cpu', 'cuda' or 'cuda:<n>'"):
         db.execute("SET training_device = 'gpu'")
+
+
+def test_fine_tuning_in_sql_names_its_parent_and_checks_the_input_size(db):
+    db.execute(f"CREATE MODEL base WITH ({MLP}, epochs = 1) AS SELECT a, b, label FROM pts WHERE id < 300")
+    db.execute("CREATE MODEL tuned WITH (from_model = 'base', epochs = 1, lr = 0.01, workers = 1) AS "
+               "SELECT a, b, label FROM pts WHERE id >= 300")
+    assert db.execute("SELECT parent_model, parent_version, architecture FROM mallard.model_lineage "
+                      "WHERE model = 'tuned'").fetchone() == ("base", 1, "mlp")
+    before = catalog_counts(db)
+    with pytest.raises(engine.DataError, match="does not fit the parent model: its features.0.weight has shape "
+                                               "\\(16, 2\\), the data's input \\(1,\\) needs \\(16, 1\\)"):
+        db.execute("CREATE MODEL narrow WITH (from_model = 'base') AS SELECT a, label FROM pts")
+    assert catalog_counts(db) == before

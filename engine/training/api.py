@@ -116,6 +116,8 @@ def train(duck: duckdb.DuckDBPyConnection, query_sql: str, options: TrainingOpti
     relation = source_relation(duck, query_sql, rows)
     spec = resolve_data(relation, options)
     parent = load_parent(duck, options.from_model) if options.from_model else None
+    if parent is not None and parent.spec.architecture == "mlp" and "hidden" not in options.given:
+        options = dataclasses.replace(options, hidden=parent_hidden(parent))  # the parent's layer widths
     _check_architectures(options, spec, parent)
     label_run = find_label_run(duck, query_sql)
     folder = tempfile.mkdtemp(prefix="mallard_training_")
@@ -180,8 +182,19 @@ def _check_architectures(options: TrainingOptions, spec: DataSpec, parent: Paren
         if parent is not None and name != parent.spec.architecture:
             raise DataError(f"from_model = '{parent.name}' is a {parent.spec.architecture}; "
                             f"architecture = '{name}' cannot start from its weights")
-    if options.hidden != (128, 64) and not any((c.architecture or "") == "mlp" for c in options.configurations):
+    built = {c.architecture or (parent.spec.architecture if parent is not None else "") for c in options.configurations}
+    if "hidden" in options.given and "mlp" not in built:
         raise DataError("option hidden sets mlp's layer widths; the architecture is not mlp")
+
+
+def parent_hidden(parent: ParentModel) -> tuple[int, ...]:
+    """The hidden layer widths of an ``mlp`` parent, read from its weights."""
+    from engine.inference.weights import from_safetensors
+
+    state = from_safetensors(parent.weights)
+    widths = sorted((int(key.split(".")[1]), int(value.shape[0])) for key, value in state.items()
+                    if key.startswith("features.") and key.endswith(".weight") and key.split(".")[1].isdigit())
+    return tuple(width for _, width in widths)
 
 
 def load_parent(duck: duckdb.DuckDBPyConnection, name: str, version: int | None = None) -> ParentModel:
