@@ -3,16 +3,41 @@
 ``CREATE MODEL ... WITH (architecture = 'mobilenet_v2')`` builds the network registered
 under that name and loads the weights into it.  MobileNetV2 keeps torchvision's state-dict
 keys, so torchvision's ImageNet weights load as they are.  A user adds an architecture the
-same way the built-ins are added:
+same way the built-ins are added.  The network must offer
+
+- ``forward_features(x)``: the pooled penultimate features, (n, F);
+- ``classifier``: a *registered* submodule mapping them to logits (an ``nn.Module`` attribute,
+  or a property returning one, such as ``self.fc``); exact and approximate modes trace
+  ``classifier(forward_features(x))`` with torch.fx;
+- state-dict keys equal to the weights file's (CREATE MODEL names the first key that differs).
+
+To bring in a third-party model, subclass it (a wrapper module would prefix every key) and add
+what is missing:
 
 >>> import torch
 >>> from torch import nn
 >>> from udfs.architectures import architecture, build
->>> @architecture("tiny_mlp", input_size=(8, 8), replace=True)
-... def tiny_mlp(num_classes: int = 10) -> nn.Module:
-...     return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, num_classes))
->>> build("tiny_mlp", num_classes=4)(torch.zeros(1, 3, 8, 8)).shape
-torch.Size([1, 4])
+>>> class ThirdPartyNet(nn.Module):            # as a library ships it: features unpooled, head named fc
+...     def __init__(self, num_classes=1000):
+...         super().__init__()
+...         self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+...         self.fc = nn.Linear(8, num_classes)
+...     def forward_features(self, x):
+...         return self.body(x)
+...     def forward(self, x):
+...         return self.fc(self.forward_features(x).mean((2, 3)))
+>>> @architecture("third_party_net", replace=True)
+... class ForMallard(ThirdPartyNet):
+...     def forward_features(self, x):             # pooled, as model functions expect
+...         return super().forward_features(x).mean((2, 3))
+...     @property
+...     def classifier(self) -> nn.Module:         # a property: `self.classifier = self.fc` would add keys
+...         return self.fc
+...     def forward(self, x):
+...         return self.classifier(self.forward_features(x))
+>>> net = build("third_party_net", num_classes=4)
+>>> net(torch.zeros(1, 3, 8, 8)).shape, sorted(net.state_dict()) == sorted(ThirdPartyNet(4).state_dict())
+(torch.Size([1, 4]), True)
 """
 from __future__ import annotations
 
@@ -64,7 +89,8 @@ def architecture(name: str, *, input_size: tuple[int, int] | None = None,
 
 
 def build(name: str, num_classes: int | None = None) -> nn.Module:
-    """A fresh, untrained network of a registered architecture, in eval mode."""
+    """A fresh, untrained network of a registered architecture, in eval mode (ProgrammingError
+    when the architecture is unknown or its network lacks what model functions need)."""
     from engine.errors import ProgrammingError
 
     spec = ARCHITECTURES.get(name.lower())
@@ -72,7 +98,36 @@ def build(name: str, num_classes: int | None = None) -> nn.Module:
         raise ProgrammingError(
             f"unknown architecture {name!r}; registered: {', '.join(sorted(ARCHITECTURES))}"
         )
-    return spec.factory(num_classes=num_classes or spec.num_classes).eval()
+    network = spec.factory(num_classes=num_classes or spec.num_classes)
+    check_network(network, spec.name)
+    return network.eval()
+
+
+def check_network(network: object, name: str) -> None:
+    """ProgrammingError unless ``network`` offers ``forward_features`` and a registered ``classifier``.
+
+    >>> from torch import nn
+    >>> check_network(nn.Linear(2, 2), "linear")
+    Traceback (most recent call last):
+    ...
+    engine.errors.ProgrammingError: architecture linear: the network (Linear) has no forward_features(x) method ...
+    """
+    from engine.errors import ProgrammingError
+
+    kind = type(network).__name__
+    if not isinstance(network, nn.Module):
+        raise ProgrammingError(f"architecture {name}: the factory must return a torch nn.Module, found {kind}")
+    if not callable(getattr(network, "forward_features", None)):
+        raise ProgrammingError(
+            f"architecture {name}: the network ({kind}) has no forward_features(x) method returning the pooled "
+            "penultimate features (n, F); subclass it and add one (see udfs.architectures)")
+    classifier = getattr(network, "classifier", None)
+    if not isinstance(classifier, nn.Module) or not any(m is classifier for m in network.modules()):
+        found = "nothing" if classifier is None else f"a {type(classifier).__name__} that is not one of its submodules"
+        raise ProgrammingError(
+            f"architecture {name}: the network ({kind}) needs `classifier`, a submodule mapping the features to "
+            f"logits (an nn.Module attribute, or a property returning one such as self.fc), found {found}; "
+            "exact and approximate modes trace classifier(forward_features(x)) with torch.fx")
 
 
 # MobileNetV2 (Sandler et al. 2018), module names as torchvision's -------------------------

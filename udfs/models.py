@@ -44,9 +44,14 @@ def normalize_frames(frames: np.ndarray, mean: Sequence[float], std: Sequence[fl
 
 def forward_frames(network: nn.Module, frames: np.ndarray, mean: Sequence[float],
                    std: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full inference of a batch of frames: (logits (n, C), features (n, F))."""
+    """Full inference of a batch of frames: (logits (n, C), features (n, F)).
+
+    ``network`` is an architecture's network or its :func:`inference_network`."""
     with torch.inference_mode():
-        features = penultimate(network, normalize_frames(frames, mean, std))
+        x = normalize_frames(frames, mean, std)
+        if isinstance(network, InferenceNetwork):
+            return network(x)
+        features = penultimate(network, x)
         return network.classifier(features), features
 
 
@@ -58,29 +63,78 @@ def penultimate(network: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return forward_features(x)
 
 
-_INFERENCE_NETWORKS: "weakref.WeakKeyDictionary[nn.Module, nn.Module]" = weakref.WeakKeyDictionary()
+class Outputs(nn.Module):
+    """Logits and penultimate features of an architecture's network in one forward pass (the
+    form torch.fx traces)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        features = self.network.forward_features(x)
+        return self.network.classifier(features), features
 
 
-def inference_network(network: nn.Module) -> nn.Module:
+class InferenceNetwork(nn.Module):
+    """A network made for inference: ``forward(x) -> (logits, features)``; ``folded`` counts the
+    batch-norm layers folded into convolutions and ``traced`` says whether torch.fx saw the
+    whole graph (else only ``nn.Sequential`` conv -> batch-norm pairs were folded)."""
+
+    def __init__(self, module: nn.Module, folded: int, traced: bool) -> None:
+        super().__init__()
+        self.module = module
+        self.folded = folded
+        self.traced = traced
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        return self.module(x)
+
+
+_INFERENCE_NETWORKS: "weakref.WeakKeyDictionary[nn.Module, InferenceNetwork]" = weakref.WeakKeyDictionary()
+
+
+def inference_network(network: nn.Module) -> InferenceNetwork:
     """A copy of ``network`` made for inference: batch-norm folded into the convolution before
     it, weights channels-last.  Same function (logits agree within about 1e-5), fewer passes
     over memory: MobileNetV2 at 224x224 runs about 1.3x faster on one CPU thread.
 
-    Folds every ``Conv2d`` directly followed by ``BatchNorm2d`` in an ``nn.Sequential`` (the
-    layout of the built-in architectures); other layers are kept as they are.  Built once per
-    network (cached while the network lives).
+    The network is traced with torch.fx and every ``BatchNorm2d`` whose input is a ``Conv2d``
+    used nowhere else is folded into it (``torch.fx.experimental.optimization.fuse``), wherever
+    the two sit in the module tree; a network torch.fx cannot trace gets the folding of
+    ``nn.Sequential`` conv -> batch-norm pairs only.  Built once per network (cached while the
+    network lives).
 
     >>> from udfs.architectures import build
     >>> net = build("mobilenet_v2").eval()
     >>> folded = inference_network(net)
-    >>> any(isinstance(m, nn.BatchNorm2d) for m in folded.modules()), inference_network(net) is folded
-    (False, True)
+    >>> any(isinstance(m, nn.BatchNorm2d) for m in folded.modules()), folded.folded, inference_network(net) is folded
+    (False, 52, True)
     """
     cached = _INFERENCE_NETWORKS.get(network)
     if cached is not None:
         return cached
-    folded = copy.deepcopy(network).eval()
-    for module in folded.modules():
+    from torch.fx.experimental.optimization import fuse
+
+    copied = copy.deepcopy(network).eval()
+    before = _batch_norms(copied)
+    try:
+        module: nn.Module = fuse(Outputs(copied), inplace=True)
+        traced = True
+    except Exception:  # torch.fx cannot trace data-dependent control flow; fold what the tree shows
+        module, traced = Outputs(_fold_sequential(copied)), False
+    folded = InferenceNetwork(module.to(memory_format=torch.channels_last), before - _batch_norms(module), traced)
+    _INFERENCE_NETWORKS[network] = folded
+    return folded
+
+
+def _batch_norms(module: nn.Module) -> int:
+    return sum(isinstance(m, nn.BatchNorm2d) for m in module.modules())
+
+
+def _fold_sequential(network: nn.Module) -> nn.Module:
+    """Fold every ``Conv2d`` directly followed by ``BatchNorm2d`` in an ``nn.Sequential``."""
+    for module in network.modules():
         if not isinstance(module, nn.Sequential):
             continue
         children = list(module._modules.items())
@@ -88,9 +142,7 @@ def inference_network(network: nn.Module) -> nn.Module:
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
                 module._modules[conv_name] = torch.nn.utils.fusion.fuse_conv_bn_eval(conv, bn)
                 module._modules[bn_name] = nn.Identity()
-    folded = folded.to(memory_format=torch.channels_last)
-    _INFERENCE_NETWORKS[network] = folded
-    return folded
+    return network
 
 
 def top1(logits: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

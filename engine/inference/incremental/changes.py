@@ -43,8 +43,8 @@ def block_max(values: torch.Tensor, block: int) -> torch.Tensor:
 
 
 def block_mask(grid: np.ndarray, block: int, height: int, width: int) -> np.ndarray:
-    """(n, gh, gw) block grid -> (n, H, W) pixel mask."""
-    return grid.repeat(block, axis=1).repeat(block, axis=2)[:, :height, :width]
+    """(n, gh, gw) block grid -> (n, H, W) pixel mask (C-contiguous)."""
+    return np.ascontiguousarray(grid.repeat(block, axis=1).repeat(block, axis=2)[:, :height, :width])
 
 
 def paste_blocks(base: np.ndarray, frame: np.ndarray, grid: np.ndarray, block: int) -> np.ndarray:

@@ -145,12 +145,17 @@ class BatchForward:
 
 def _threshold(rows: torch.Tensor, mask: torch.Tensor, store: MaterializedActivation, threshold: float,
                chain: bool) -> Activation:
-    """Keep only changed positions whose largest change over channels (against the base frame)
-    exceeds ``threshold`` (CBinfer); the others keep the base frame's value."""
+    """Keep only changed positions whose largest change over channels exceeds ``threshold``
+    against the value the frame would read there otherwise (CBinfer): the base frame's, or with
+    ``chain`` the value held after the frames before it (so a frame's answer does not depend on
+    which frames share its batch).  The other positions keep that value."""
     positions = mask.view(-1).nonzero().squeeze(1)
     hw = mask.shape[1] * mask.shape[2]
-    change = store.base.index_select(0, positions % hw).sub_(rows).abs_().amax(dim=1)
-    kept = (change > threshold).nonzero().squeeze(1)
+    if chain:
+        keep = _kept_in_order(rows, positions % hw, mask.view(mask.shape[0], -1).sum(1).tolist(), store, threshold)
+    else:
+        keep = store.base.index_select(0, positions % hw).sub_(rows).abs_().amax(dim=1) > threshold
+    kept = keep.nonzero().squeeze(1)
     if kept.numel() == positions.numel():
         act = Activation.write(store, mask, rows, chain)
         act._positions = positions
@@ -161,6 +166,29 @@ def _threshold(rows: torch.Tensor, mask: torch.Tensor, store: MaterializedActiva
     act = Activation(mask, torch.index_select(rows, 0, kept, out=store.rows(kept.numel())), store, chain)
     act._positions = kept_positions
     return act
+
+
+def _kept_in_order(rows: torch.Tensor, places: torch.Tensor, counts: list[int], store: MaterializedActivation,
+                   threshold: float) -> torch.Tensor:
+    """(P,) bool: which rows (frame by frame, ``counts`` rows each, at positions ``places``)
+    differ by more than ``threshold`` from the value held there after the frames before."""
+    slot = torch.full((store.hw,), -1, dtype=torch.long)
+    slot[places] = 0
+    union = (slot == 0).nonzero().squeeze(1)
+    slot[union] = torch.arange(union.numel())
+    local = slot.index_select(0, places)
+    held = store.base.index_select(0, union)
+    keep = torch.empty(places.numel(), dtype=torch.bool)
+    start = 0
+    for count in counts:
+        if count:
+            where, new = local[start:start + count], rows[start:start + count]
+            kept = held.index_select(0, where).sub_(new).abs_().amax(dim=1) > threshold
+            keep[start:start + count] = kept
+            chosen = kept.nonzero().squeeze(1)
+            held.index_copy_(0, where.index_select(0, chosen), new.index_select(0, chosen))
+        start += count
+    return keep
 
 
 def projective_field_crop(mask: torch.Tensor, tau: float) -> torch.Tensor:

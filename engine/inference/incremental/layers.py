@@ -137,7 +137,6 @@ class Conv:
             dense=lambda x: F.conv2d(x, self._weight_cl, self.bias, stride, padding, 1, groups),
             on_contexts=lambda x: F.conv2d(x, self._weight_cl, self.bias, stride, 0, 1, groups),
             pad_row=ZERO_ROW,
-            signature=("conv", tuple(self.weight.shape), stride, padding, groups, shape_in),
         )
 
     def forward(self, inputs: Sequence[Activation], out_mask: torch.Tensor, tile: int,
@@ -219,8 +218,7 @@ class Pool:
             on_contexts = lambda x: F.avg_pool2d(x, kernel, stride, 0, divisor_override=1)  # noqa: E731
             pad_row = ZERO_ROW
             self._divisor = divisor
-        signature = ("pool", self.kind, self.window.kernel, self.window.stride, self.window.padding, shape_in)
-        self._compute = WindowCompute(self.window, channels, 0, dense, on_contexts, pad_row, signature)
+        self._compute = WindowCompute(self.window, channels, 0, dense, on_contexts, pad_row)
 
     def _divisors(self, height: int, width: int) -> torch.Tensor:
         """Per output position, what the stock average pool divides the window sum by."""

@@ -5,7 +5,9 @@ An output position changes when its window touches a changed input position, so 
 output mask is a max-pool of the input mask with the layer's geometry (Krypton's patch
 propagation, exact rather than its upper bound, for any number of patches of any shape).
 
-The changed outputs are computed in one of two ways, whichever the work estimate favours:
+The changed outputs are computed in one of two ways, whichever the work estimate favours
+(a fixed model of gathered floats and multiply-adds: the choice depends only on the masks,
+never on measured time, so the same frames always take the same route):
 
 - tiles: the output plane is cut into ``tile`` x ``tile`` tiles; for every tile holding a
   changed output, the read-in context (the tile's window, zero- or -inf-filled where it falls
@@ -25,7 +27,6 @@ The changed outputs are computed in one of two ways, whichever the work estimate
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -35,16 +36,13 @@ import torch.nn.functional as F
 from engine.inference.incremental.activations import Activation
 
 #: How much a gathered float costs against a streamed one, a multiply-add against a streamed
-#: float, and the index arithmetic of one gathered context row (in floats): rough CPU figures
-#: that only steer the choice between tiles and dense.
+#: float, and the index arithmetic of one gathered context row (in floats): CPU figures that
+#: only steer the choice between tiles and dense.
 GATHER_WEIGHT = 2.0
 MAC_WEIGHT = 0.1
 ROW_INDEX_COST = 32
 #: A stock layer on many small contexts costs this many times more per output than on full frames.
 TILE_COMPUTE_FACTOR = 1.5
-#: Every this many calls a windowed layer re-measures the route it does not prefer.
-EXPLORE_EVERY = 50
-_SECONDS_PER_WORK: dict[tuple, dict[str, float]] = {}
 
 
 @dataclass(frozen=True)
@@ -152,29 +150,6 @@ class WindowCompute:
     dense: Callable[[torch.Tensor], torch.Tensor]       # (n, C, H, W) -> (n, C_out, Ho, Wo), with padding
     on_contexts: Callable[[torch.Tensor], torch.Tensor]  # (n, C, ch, cw) -> (n, C_out, th, tw), padding 0
     pad_row: int
-    signature: tuple = ()       # what the layer computes, for sharing measurements between engines
-    calls: int = 0
-
-    @property
-    def seconds_per_work(self) -> dict[str, float]:
-        """Measured seconds per unit of estimated work, per route (shared by layers of one signature)."""
-        return _SECONDS_PER_WORK.setdefault(self.signature or (id(self),), {})
-
-    def choose(self, works: dict[str, float]) -> str:
-        """The route with the least predicted time: estimated work times the measured seconds per
-        unit of work of that route on this layer (each route is tried once first, and the other
-        one now and then, so the measurements follow the machine)."""
-        self.calls += 1
-        untried = [r for r in sorted(works, key=works.get) if r not in self.seconds_per_work]  # type: ignore[arg-type]
-        if untried:
-            return untried[0]
-        ranked = sorted(works, key=lambda r: works[r] * self.seconds_per_work[r])
-        return ranked[-1] if self.calls % EXPLORE_EVERY == 0 else ranked[0]
-
-    def measured(self, route: str, work: float, seconds: float) -> None:
-        rate = seconds / max(work, 1.0)
-        previous = self.seconds_per_work.get(route)
-        self.seconds_per_work[route] = rate if previous is None else 0.7 * previous + 0.3 * rate
 
 
 def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, tile: int,
@@ -182,7 +157,7 @@ def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
     """Rows (P, C_out) of the changed outputs (in ``out_mask`` row order) of a windowed layer.
 
     ``tile`` is the largest tile side tried (halves of it down to 2 are tried too);
-    ``route`` is 'auto' (the least predicted time, see :meth:`WindowCompute.choose`), 'tiles' or 'dense'.
+    ``route`` is 'auto' (the least estimated work), 'tiles' or 'dense'.
     """
     window = compute.window
     b, height, width = act.mask.shape
@@ -209,15 +184,10 @@ def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
         return _run_dense(compute, act, frames, positions, out_h * out_w, out)
     if route == "tiles":
         return _run_tiles(compute, act, best[1], best[2], positions, out_h * out_w, out)
-    works = {"dense": dense_work, "tiles": best[0] + positions.numel() * compute.out_channels}
-    chosen = compute.choose(works)
-    start = time.perf_counter()
-    if chosen == "dense":
-        rows = _run_dense(compute, act, frames, positions, out_h * out_w, out)
-    else:
-        rows = _run_tiles(compute, act, best[1], best[2], positions, out_h * out_w, out)
-    compute.measured(chosen, works[chosen], time.perf_counter() - start)
-    return rows
+    tiles_work = best[0] + positions.numel() * compute.out_channels
+    if dense_work <= tiles_work:
+        return _run_dense(compute, act, frames, positions, out_h * out_w, out)
+    return _run_tiles(compute, act, best[1], best[2], positions, out_h * out_w, out)
 
 
 def bucket(count: int) -> int:
