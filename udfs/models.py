@@ -22,6 +22,7 @@ True
 from __future__ import annotations
 
 import copy
+import warnings
 import weakref
 from typing import Sequence
 
@@ -114,7 +115,9 @@ def inference_network(network: nn.Module) -> InferenceNetwork:
     cached = _INFERENCE_NETWORKS.get(network)
     if cached is not None:
         return cached
-    from torch.fx.experimental.optimization import fuse
+    with warnings.catch_warnings():   # the module's import touches deprecated torch.jit names
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.fx.experimental.optimization import fuse
 
     copied = copy.deepcopy(network).eval()
     before = _batch_norms(copied)

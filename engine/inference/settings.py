@@ -59,7 +59,7 @@ def mode_key(mode: str, config: Any) -> str:
 
 
 #: Knobs exact mode ignores (IncrementalConfig.answer_fields says which knobs change answers).
-APPROXIMATE_ONLY = ("pixel_threshold", "activation_threshold", "tau", "skip_threshold", "refresh", "fidelity_bar",
+APPROXIMATE_ONLY = ("pixel_threshold", "activation_threshold", "tau", "halo", "skip_threshold", "refresh", "fidelity_bar",
                     "audit_every")
 
 

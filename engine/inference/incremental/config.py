@@ -61,6 +61,8 @@ class IncrementalConfig:
                             "this fraction of the layer (Krypton); 1 turns it off.")
     skip_threshold: float = _knob(0.0, "Approximate mode: skip a frame whose difference to the last computed frame "
                                        "is at most this (NoScope); 0 turns it off.")
+    halo: bool = _knob(False, "Approximate mode: recompute the ring of outputs a stride-1 window (a 3x3 depthwise "
+                              "convolution) reaches around a changed region; off keeps their values (less work).")
     refresh: str | int = _knob(8, "Approximate mode: compute a frame in full every N computed frames, bounding "
                                   "drift; 'auto' only when full inference is cheaper.")
     batch_frames: int = _knob(16, "Frames computed together (one call of each layer).", changes="none",
@@ -94,6 +96,7 @@ class IncrementalConfig:
             ("fidelity_bar", 0 <= self.fidelity_bar <= 1, "a number in [0, 1]"),
             ("audit_every", isinstance(self.audit_every, int) and self.audit_every >= 0, "an integer >= 0"),
             ("persist_state", isinstance(self.persist_state, bool), "true or false"),
+            ("halo", isinstance(self.halo, bool), "true or false"),
         )
         for name, ok, expected in checks:
             if not ok:

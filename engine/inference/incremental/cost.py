@@ -31,10 +31,23 @@ import torch.nn.functional as F
 from engine.inference.incremental.graph import LayerGraph
 
 
-def footprint(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(B, h, w): the positions of an h x w plane whose share of the (B, H, W) mask holds a true pixel."""
-    if tuple(mask.shape[1:]) == size:
+def footprint(mask: torch.Tensor, size: tuple[int, int], grid: torch.Tensor | None = None,
+              block: int = 1) -> torch.Tensor:
+    """(B, h, w): the positions of an h x w plane whose share of the (B, H, W) mask holds a true
+    pixel.  When the mask is the (B, gh, gw) block ``grid`` blown up and the plane's stride
+    divides the block (or the block the stride), it is read off the grid, which is cheaper."""
+    height, width = mask.shape[1:]
+    if (height, width) == size:
         return mask
+    h, w = size
+    exact = grid is not None and (grid.shape[1] * block, grid.shape[2] * block) == (height, width)
+    if exact and height % h == 0 and width % w == 0 and height // h == width // w:
+        stride = height // h
+        if block % stride == 0:
+            repeat = block // stride
+            return grid.repeat_interleave(repeat, 1).repeat_interleave(repeat, 2)  # type: ignore[union-attr]
+        if stride % block == 0:
+            return F.max_pool2d(grid.unsqueeze(1).to(torch.float32), stride // block).squeeze(1) > 0  # type: ignore[union-attr]
     return F.adaptive_max_pool2d(mask.unsqueeze(1).to(torch.float32), size).squeeze(1) > 0
 
 
@@ -44,11 +57,14 @@ def propagated_macs(graph: LayerGraph, mask: torch.Tensor, tau: float = 1.0) -> 
 
 
 def estimated_macs(graph: LayerGraph, mask: torch.Tensor, limit: int | None, tau: float = 1.0,
-                   thresholded: frozenset[str] = frozenset()) -> torch.Tensor:
+                   thresholded: frozenset[str] = frozenset(), grid: torch.Tensor | None = None,
+                   block: int = 1, halo: bool = True) -> torch.Tensor:
     """(B,) multiply-adds of each frame's changed positions (head included), from the input
-    masks (B, H, W).  Outputs of ``thresholded`` layers are limited to the footprint of the input
-    mask; windowed layers are cropped to ``tau``.  A frame whose total passes ``limit`` stops
-    there and is charged full inference (``graph.macs_full``)."""
+    masks (B, H, W) (``grid``: the block grid they blow up, if so).  Outputs of ``thresholded``
+    layers are limited to the footprint of the input mask; windowed layers are cropped to
+    ``tau``; without ``halo`` stride-1 windowed layers do not grow the changed region (as
+    approximate mode runs them).  A frame whose total passes ``limit`` stops there and is charged
+    full inference (``graph.macs_full``)."""
     from engine.inference.incremental.execution import projective_field_crop
     from engine.inference.incremental.layers import Conv, Pool
 
@@ -63,10 +79,13 @@ def estimated_macs(graph: LayerGraph, mask: torch.Tensor, limit: int | None, tau
         out = node.layer.propagate([masks[name] for name in node.inputs])  # type: ignore[union-attr]
         if tau < 1.0 and isinstance(node.layer, (Conv, Pool)) and not node.layer.window.pointwise:
             out = projective_field_crop(out, tau)
+        if not halo and isinstance(node.layer, (Conv, Pool)) and node.layer.window.stride == (1, 1) \
+                and out.shape == masks[node.inputs[0]].shape:
+            out = masks[node.inputs[0]]
         if node.name in thresholded:
             size = (out.shape[1], out.shape[2])
             if size not in footprints:
-                footprints[size] = footprint(masks["input"], size)
+                footprints[size] = footprint(masks["input"], size, grid, block)
             out = out & footprints[size]
         masks[node.name] = out
         for name in node.inputs:
@@ -87,6 +106,8 @@ def estimated_macs(graph: LayerGraph, mask: torch.Tensor, limit: int | None, tau
                 break
             masks = {name: value.index_select(0, kept) for name, value in masks.items()}
             footprints = {size: value.index_select(0, kept) for size, value in footprints.items()}
+            grid = None if grid is None else grid.index_select(0, kept)
     result = total + head
     result[over] = graph.macs_full
     return result
+

@@ -181,9 +181,11 @@ class Decider:
         estimates = np.where(area > 0, graph.macs_full, 0).astype(np.int64)
         candidates = np.flatnonzero((area > 0) & ~over)
         if len(candidates):
-            masks = torch.from_numpy(block_mask(grids[candidates], self.config.block, graph.height, graph.width))
+            chosen = grids[candidates]
+            masks = torch.from_numpy(block_mask(chosen, self.config.block, graph.height, graph.width))
             tau = self.config.tau if self.approximate else 1.0
-            estimated = estimated_macs(graph, masks, self.limit, tau, self.thresholded).numpy()
+            estimated = estimated_macs(graph, masks, self.limit, tau, self.thresholded, torch.from_numpy(chosen),
+                                       self.config.block, halo=not self.approximate or self.config.halo).numpy()
             over[candidates] = estimated > self.limit
             estimates[candidates] = np.where(over[candidates], graph.macs_full, estimated)
         return estimates, over

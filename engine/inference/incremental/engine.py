@@ -178,7 +178,8 @@ class IncrementalEngine:
         graph = self._graph_for(height, width)
         if self._graph is not graph:
             self._graph = graph
-            self._forward = BatchForward(graph, self._thresholds(graph), self._tau(), self.config.tile)
+            self._forward = BatchForward(graph, self._thresholds(graph), self._tau(), self.config.tile,
+                                         halo=self.mode == "exact" or self.config.halo)
             self._decider = self._make_decider(graph)
             self.reset()
         return graph

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import torch.nn.functional as F
+
 import torch
 
 from engine.inference.incremental.activations import Activation, MaterializedActivation
@@ -40,14 +42,17 @@ class BatchForward:
 
     ``thresholds`` maps a layer output name to its change threshold (approximate mode);
     ``tau`` is the projective-field threshold; ``tile`` the output tile side of windowed layers;
-    ``route`` forces how windowed layers compute ('tiles' or 'dense'; 'auto' picks per layer).
+    ``route`` forces how windowed layers compute ('tiles', 'shifts' or 'dense'; 'auto' picks per
+    layer); without ``halo`` (approximate mode) a stride-1 windowed layer recomputes only the
+    positions that changed in its input, not the ring around them its window reaches.
     """
 
     def __init__(self, graph: LayerGraph, thresholds: Mapping[str, float], tau: float = 1.0, tile: int = 8,
-                 route: str = "auto") -> None:
+                 route: str = "auto", halo: bool = True) -> None:
         self.graph = graph
         self.thresholds = dict(thresholds)
         self.tau = tau
+        self.halo = halo
         self.tile = tile
         self.route = route
         self.stores: dict[str, MaterializedActivation] = {
@@ -126,6 +131,9 @@ class BatchForward:
             out_mask = layer.propagate([act.mask for act in inputs])  # type: ignore[union-attr]
             if self.tau < 1.0 and isinstance(layer, (Conv, Pool)) and not layer.window.pointwise:
                 out_mask = projective_field_crop(out_mask, self.tau)
+            if not self.halo and isinstance(layer, (Conv, Pool)) and layer.window.stride == (1, 1) \
+                    and out_mask.shape == inputs[0].mask.shape:
+                out_mask = inputs[0].mask     # approximate: a stride-1 window does not grow the region
             # deep layers often change everywhere: then rows are whole frames and need no index tables
             full = isinstance(layer, (Conv, Pool)) and not layer.window.pointwise and bool(out_mask.all())
         same_mask = out_mask is inputs[0].mask
@@ -216,3 +224,4 @@ def _centre_range(present: torch.Tensor, cap: int) -> torch.Tensor:
     start = torch.where(span > cap, first + (span - cap) // 2, first)
     stop = torch.where(span > cap, start + cap, last + 1)
     return (index >= start.view(-1, 1)) & (index < stop.view(-1, 1))
+

@@ -132,11 +132,18 @@ class Conv:
             self._weight_rows = w.transpose(1, 2).contiguous()          # (g, C_in/g, C_out/g)
         stride, groups = self.window.stride, self.groups
         padding = self.window.padding
+        on_windows = per_offset = None
+        if groups == 1 and not self.window.pointwise:
+            # (K*C_in, C_out), rows ordered as the gathered windows: kernel row, kernel column, channel
+            by_window = self.weight.permute(2, 3, 1, 0).reshape(-1, c_out).contiguous()
+            on_windows = lambda cols: torch.addmm(self.bias, cols, by_window)  # noqa: E731
+        if groups == c_out == c_in_group * groups and c_in_group == 1:
+            per_offset = self.weight.view(c_out, -1).t().contiguous()     # depthwise: (K, C) weights per offset
         self._compute = WindowCompute(
             self.window, c_out, self.macs_per_position,
             dense=lambda x: F.conv2d(x, self._weight_cl, self.bias, stride, padding, 1, groups),
             on_contexts=lambda x: F.conv2d(x, self._weight_cl, self.bias, stride, 0, 1, groups),
-            pad_row=ZERO_ROW,
+            pad_row=ZERO_ROW, on_windows=on_windows, per_offset=per_offset, bias=self.bias,
         )
 
     def forward(self, inputs: Sequence[Activation], out_mask: torch.Tensor, tile: int,
