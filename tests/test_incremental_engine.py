@@ -200,7 +200,7 @@ def test_rebase_when_the_change_is_large(mobilenet: nn.Module, vtest_frames: np.
     frames = np.repeat(vtest_frames[:1], 4, axis=0)
     frames[1, 100:108, 40:48] = 0                    # one block: incremental
     frames[2] = 255 - frames[2]                      # everything changes: full inference is cheaper
-    eng = IncrementalEngine(mobilenet, MEAN, STD, "exact")
+    eng = IncrementalEngine(mobilenet, MEAN, STD, "exact", IncrementalConfig(fallback_ratio=0.9))
     logits, _, stats = eng.run(frames, [0, 1, 2, 3])
     assert [(s.kind, s.reason) for s in stats] == [("full", "first frame"), ("incremental", ""), ("full", "cost"),
                                                    ("full", "cost")]

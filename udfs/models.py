@@ -43,17 +43,38 @@ def normalize_frames(frames: np.ndarray, mean: Sequence[float], std: Sequence[fl
     return x.sub_(m).div_(s)
 
 
+#: Pixels a dense network call takes at once: batches of larger frames are split (on CPUs one
+#: 576x768 frame at a time runs about 1.3x faster than 16 together: the activations stay in cache).
+DENSE_PIXELS = 8 * 224 * 224
+
+
+def dense_batch(height: int, width: int) -> int:
+    """Frames of this size per dense network call.
+
+    >>> dense_batch(224, 224), dense_batch(576, 768)
+    (8, 1)
+    """
+    return max(1, DENSE_PIXELS // (height * width))
+
+
 def forward_frames(network: nn.Module, frames: np.ndarray, mean: Sequence[float],
                    std: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full inference of a batch of frames: (logits (n, C), features (n, F)).
-
-    ``network`` is an architecture's network or its :func:`inference_network`."""
+    """Full inference of a batch of frames: (logits (n, C), features (n, F)), in calls of
+    :func:`dense_batch` frames.  ``network`` is an architecture's network or its
+    :func:`inference_network`."""
+    step = dense_batch(frames.shape[1], frames.shape[2])
+    logits, features = [], []
     with torch.inference_mode():
-        x = normalize_frames(frames, mean, std)
-        if isinstance(network, InferenceNetwork):
-            return network(x)
-        features = penultimate(network, x)
-        return network.classifier(features), features
+        for start in range(0, len(frames), step):
+            x = normalize_frames(frames[start:start + step], mean, std)
+            if isinstance(network, InferenceNetwork):
+                part_logits, part_features = network(x)
+            else:
+                part_features = penultimate(network, x)
+                part_logits = network.classifier(part_features)
+            logits.append(part_logits)
+            features.append(part_features)
+        return torch.cat(logits), torch.cat(features)
 
 
 def penultimate(network: nn.Module, x: torch.Tensor) -> torch.Tensor:

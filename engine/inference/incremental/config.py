@@ -7,7 +7,7 @@ bookkeeping only).
 
 >>> config = IncrementalConfig(activation_threshold=0.02)
 >>> config.block, config.refresh
-(8, 8)
+(8, 16)
 >>> IncrementalConfig.answer_fields("exact")
 ()
 >>> FrameStats(frame_id=3, kind="skipped", patches=[], macs=0, macs_full=300).saving
@@ -55,28 +55,27 @@ class IncrementalConfig:
         8 / 255, "Approximate mode: a grid cell changed when its largest pixel change (in [0, 1]) exceeds this "
         "(exact mode recomputes every cell that changed at all).")
     activation_threshold: float = _knob(
-        0.13, "Approximate mode: a layer output position propagates only when its change exceeds this "
+        0.1, "Approximate mode: a layer output position propagates only when its change exceeds this "
         "(CBinfer-style); 0 turns it off.", setting="inference_change_threshold")
     tau: float = _knob(1.0, "Approximate mode: projective-field threshold, each layer's changed region cropped to "
                             "this fraction of the layer (Krypton); 1 turns it off.")
     skip_threshold: float = _knob(0.0, "Approximate mode: skip a frame whose difference to the last computed frame "
                                        "is at most this (NoScope); 0 turns it off.")
-    halo: bool = _knob(False, "Approximate mode: recompute the ring of outputs a stride-1 window (a 3x3 depthwise "
+    halo: bool = _knob(True, "Approximate mode: recompute the ring of outputs a stride-1 window (a 3x3 depthwise "
                               "convolution) reaches around a changed region; off keeps their values (less work).")
-    refresh: str | int = _knob(8, "Approximate mode: compute a frame in full every N computed frames, bounding "
+    refresh: str | int = _knob(16, "Approximate mode: compute a frame in full every N computed frames, bounding "
                                   "drift; 'auto' only when full inference is cheaper.")
     batch_frames: int = _knob(16, "Frames computed together (one call of each layer).", changes="none",
                               setting="inference_batch_size")
     fallback_ratio: float = _knob(
-        0.6, "Compute a frame in full when its estimated incremental multiply-adds exceed this fraction of full "
+        0.2, "Compute a frame in full when its estimated incremental multiply-adds exceed this fraction of full "
         "inference's (incremental work costs more per multiply-add than dense work).", changes="none")
     tile: int = _knob(4, "Side of the output tiles in which the incremental engine gathers read-in context.",
                       changes="none")
     fidelity_bar: float = _knob(0.995, "Approximate mode: the mean logit cosine against full inference the "
                                        "fidelity audit checks.", changes="none")
-    audit_every: int = _knob(4, "Approximate mode: every N-th refresh frame is also computed incrementally and "
-                                "compared with its full result (the fidelity audit); 0 turns it off.",
-                             changes="none")
+    audit_every: int = _knob(64, "Approximate mode: every N-th incremental frame is also computed in full and "
+                                 "compared (the fidelity audit); 0 turns it off.", changes="none")
     persist_state: bool = _knob(False, "Exact mode: keep the engine's base frame and activations in the database "
                                        "so a later query continues from them (answers unchanged).",
                                 changes="none")
@@ -157,10 +156,10 @@ class FrameStats:
 class FidelityAudit:
     """Approximate mode's check of its own fidelity.
 
-    Every ``audit_every``-th refresh frame (a frame computed in full to bound drift) is also
-    computed incrementally, as the frame before it would have been; the logit cosine of the two
-    is a sample of approximate mode's fidelity at its worst point (the most drift, just before a
-    refresh).  ``held`` says whether the mean of the samples reaches the bar (None: no sample).
+    Every ``audit_every``-th incremental frame of a segment is also computed in full from its
+    true pixels; the logit cosines of the two are a sample of approximate mode's fidelity (at
+    varying places in the refresh cycle).  ``held`` says whether their mean reaches the bar
+    (None: no sample).
 
     >>> FidelityAudit(frames=3, mean_cosine=0.996, min_cosine=0.99, bar=0.995).held
     True

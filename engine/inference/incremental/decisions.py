@@ -53,14 +53,14 @@ class Reference:
     composite: np.ndarray      # (H, W, 3) uint8: the frame the held activations were computed on
     last_true: np.ndarray      # (H, W, 3) uint8: the true pixels of the last computed frame (NoScope)
     since_full: int = 0        # frames computed incrementally since the last full one
-    refreshes: int = 0         # forced refreshes in this segment (every audit_every-th is audited)
+    incremental: int = 0       # frames computed incrementally in this segment (every audit_every-th is audited)
 
 
 @dataclass(frozen=True)
 class Decision:
     """What happens to one frame.  ``composite`` is the frame the result is computed on (the
-    true frame for full frames; for skipped frames the reference).  An ``audit`` frame is full
-    and also computed incrementally on ``audit_composite`` (blocks ``grid``) to measure fidelity."""
+    true frame for full frames; for skipped frames the reference).  An ``audit`` frame (approximate
+    mode, incremental) is also computed in full from its true pixels ``frame``, to measure fidelity."""
 
     kind: str
     reason: str
@@ -68,7 +68,7 @@ class Decision:
     composite: np.ndarray
     macs: int
     audit: bool = False
-    audit_composite: np.ndarray | None = None
+    frame: np.ndarray | None = None
 
 
 class Decider:
@@ -137,20 +137,20 @@ class Decider:
                 decisions.append(Decision("skipped", "similar", None, reference.composite, 0))
                 return decisions, reference          # later composites chained from this frame's blocks
             if self._refresh_due(reference):
-                audit = self._audited(reference) and not over[index]
-                macs = self.graph.macs_full + (int(estimates[index]) if audit else 0)
-                decisions.append(Decision("full", "refresh", grid if audit else None, frame, macs, audit,
-                                          composites[index] if audit else None))
-                return decisions, Reference(frame, frame, 0, reference.refreshes + 1)
+                decisions.append(Decision("full", "refresh", None, frame, self.graph.macs_full))
+                return decisions, Reference(frame, frame, 0, reference.incremental)
             if over[index]:
                 decisions.append(Decision("full", "cost", None, frame, self.graph.macs_full))
-                reference = Reference(frame, frame, 0, reference.refreshes)
+                reference = Reference(frame, frame, 0, reference.incremental)
                 if self.approximate:
                     return decisions, reference      # later composites chained from the pasted blocks
                 continue
-            decisions.append(Decision("incremental", "", grid, composites[index], int(estimates[index])))
+            audit = self._audited(reference)
+            macs = int(estimates[index]) + (self.graph.macs_full if audit else 0)
+            decisions.append(Decision("incremental", "", grid, composites[index], macs, audit,
+                                      frame if audit else None))
             reference = replace(reference, composite=composites[index], last_true=frame,
-                                since_full=reference.since_full + 1)
+                                since_full=reference.since_full + 1, incremental=reference.incremental + 1)
         return decisions, reference
 
     def _refresh_due(self, reference: Reference) -> bool:
@@ -158,8 +158,10 @@ class Decider:
         return self.approximate and every is not None and reference.since_full + 1 >= every
 
     def _audited(self, reference: Reference) -> bool:
+        """Approximate mode audits every ``audit_every``-th incremental frame of a segment (the
+        last of each run of that many, so positions in the refresh cycle vary)."""
         every = self.config.audit_every
-        return every > 0 and reference.refreshes % every == 0
+        return self.approximate and every > 0 and (reference.incremental + 1) % every == 0
 
     def _changes(self, frames: np.ndarray, composite: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Changed blocks of each frame against the composite before it, and the composites.

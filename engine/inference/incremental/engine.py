@@ -5,7 +5,8 @@ approximate mode.
 >>> import numpy as np, torch
 >>> from udfs.architectures import build
 >>> model = build("plain_cnn", num_classes=3)
->>> engine = IncrementalEngine(model, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "exact")
+>>> small_frames = IncrementalConfig(fallback_ratio=0.9)   # at 32x32 one block reaches much of the net
+>>> engine = IncrementalEngine(model, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "exact", small_frames)
 >>> frames = np.zeros((4, 32, 32, 3), np.uint8); frames[1:, 8:16, 8:16] = 255; frames[3, 0:8, 24:32] = 90
 >>> logits, features, stats = engine.run(frames, [0, 1, 2, 3])
 >>> [s.kind for s in stats], stats[1].patches, stats[3].patches
@@ -16,6 +17,7 @@ True
 """
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 import numpy as np
@@ -30,6 +32,7 @@ from engine.inference.incremental.execution import BatchForward
 from engine.inference.incremental.graph import LayerGraph
 from engine.inference.incremental.layers import Add, Conv
 from engine.inference.incremental.patches import block_patches
+from udfs.models import dense_batch
 
 
 class IncrementalEngine:
@@ -56,6 +59,9 @@ class IncrementalEngine:
         self.config = config or IncrementalConfig()
         self.computed_frames: np.ndarray | None = None
         self.audit_cosines: list[float] = []
+        #: Seconds spent deciding, computing incremental frames and full frames (reported only:
+        #: no decision ever reads a clock).
+        self.seconds = {"decide": 0.0, "incremental": 0.0, "full": 0.0}
         self._graphs: dict[tuple[int, int], LayerGraph] = {}
         self._graph: LayerGraph | None = None          # the graph of the frames being run
         self._forward: BatchForward | None = None
@@ -87,7 +93,9 @@ class IncrementalEngine:
         starts = _starts(segment_start, len(frames))
         self._activate(frames.shape[1], frames.shape[2])
         assert self._decider is not None
+        started = time.perf_counter()
         decisions, reference = self._decider.decide(frames, starts, self._reference)
+        self.seconds["decide"] += time.perf_counter() - started
         logits: list[torch.Tensor] = []
         features: list[torch.Tensor] = []
         stats: list[FrameStats] = []
@@ -118,7 +126,7 @@ class IncrementalEngine:
         state = {
             "reference.composite": torch.from_numpy(reference.composite.copy()),
             "reference.last_true": torch.from_numpy(reference.last_true.copy()),
-            "reference.counters": torch.tensor([reference.since_full, reference.refreshes], dtype=torch.long),
+            "reference.counters": torch.tensor([reference.since_full, reference.incremental], dtype=torch.long),
             "last.logits": self._last[0].clone(),
             "last.features": self._last[1].clone(),
         }
@@ -149,8 +157,8 @@ class IncrementalEngine:
                 raise DataError(f"incremental state: activation {name} has shape {tuple(tensor.shape)}, "
                                 f"expected {tuple(store.base.shape)}")
             store.base.copy_(tensor)
-        since_full, refreshes = (int(v) for v in state["reference.counters"])
-        self._reference = Reference(composite, state["reference.last_true"].numpy().copy(), since_full, refreshes)
+        since_full, incremental = (int(v) for v in state["reference.counters"])
+        self._reference = Reference(composite, state["reference.last_true"].numpy().copy(), since_full, incremental)
         self._last = (state["last.logits"].clone(), state["last.features"].clone())
 
     def graph(self, height: int, width: int) -> LayerGraph:
@@ -213,37 +221,46 @@ class IncrementalEngine:
         assert self._forward is not None and self._graph is not None
         graph = self._graph
         incremental = [i for i, d in enumerate(chunk) if d.kind == "incremental"]
-        audited = [i for i, d in enumerate(chunk) if d.audit]
         full = [i for i, d in enumerate(chunk) if d.kind == "full"]
         pooled: dict[int, torch.Tensor] = {}
         macs = [0] * len(chunk)
-        audit_pooled = None
-        if incremental or audited:
-            composites = [chunk[i].composite for i in incremental] + [chunk[i].audit_composite for i in audited]
-            grids = np.stack([chunk[i].grid for i in incremental + audited])  # type: ignore[misc]
+        if incremental:
+            grids = np.stack([chunk[i].grid for i in incremental])  # type: ignore[misc]
             masks = torch.from_numpy(block_mask(grids, self.config.block, graph.height, graph.width))
-            dense = self._normalize(np.stack(composites))   # type: ignore[arg-type]
+            dense = self._normalize(np.stack([chunk[i].composite for i in incremental]))
+            started = time.perf_counter()
             part, conv_macs = self._forward.run_patches(dense[masks], masks, chain=True, dense_input=dense.view(-1, 3))
+            self.seconds["incremental"] += time.perf_counter() - started
             for row, i in enumerate(incremental):
                 pooled[i], macs[i] = part[row], int(conv_macs[row]) + graph.head.linear_macs
-            if audited:
-                audit_pooled = part[len(incremental)]
-                macs[audited[0]] += int(conv_macs[-1]) + graph.head.linear_macs
         if full:
-            part, _ = self._forward.run_dense(self._normalize(np.stack([chunk[i].composite for i in full])))
-            for row, i in enumerate(full):
-                pooled[i] = part[row]
-                macs[i] += graph.macs_full
+            started = time.perf_counter()
+            step = dense_batch(graph.height, graph.width)
+            for first in range(0, len(full), step):   # in order: the last frame's activations stay
+                some = full[first:first + step]
+                part, _ = self._forward.run_dense(self._normalize(np.stack([chunk[i].composite for i in some])))
+                for row, i in enumerate(some):
+                    pooled[i] = part[row]
+                    macs[i] += graph.macs_full
+            self.seconds["full"] += time.perf_counter() - started
         computed = sorted(pooled)
         logits = features = None
         if computed:
-            rows = [pooled[i] for i in computed] + ([audit_pooled] if audit_pooled is not None else [])
-            logits, features = graph.head(torch.stack(rows))
-            if audit_pooled is not None:
-                full_row = logits[computed.index(audited[0])]
-                self.audit_cosines.append(float(torch.nn.functional.cosine_similarity(
-                    full_row.view(1, -1), logits[-1:].view(1, -1))))
+            logits, features = graph.head(torch.stack([pooled[i] for i in computed]))
+            for i in incremental:
+                if chunk[i].audit:
+                    macs[i] += graph.macs_full
+                    self._audit(logits[computed.index(i)], chunk[i].frame)  # type: ignore[arg-type]
         return self._gather(chunk, computed, logits, features) + (macs,)
+
+    def _audit(self, answer: torch.Tensor, frame: np.ndarray) -> None:
+        """Compare an incremental answer with full inference on the frame's true pixels."""
+        from udfs.models import forward_frames, inference_network
+
+        started = time.perf_counter()
+        truth, _ = forward_frames(inference_network(self.model), frame[None], self.mean.tolist(), self.std.tolist())
+        self.audit_cosines.append(float(torch.nn.functional.cosine_similarity(truth, answer.view(1, -1))))
+        self.seconds["audit"] = self.seconds.get("audit", 0.0) + time.perf_counter() - started
 
     def _gather(self, chunk: list[Decision], computed: list[int], logits: torch.Tensor | None,
                 features: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -283,10 +300,8 @@ def _starts(segment_start: Sequence[bool] | np.ndarray | None, count: int) -> np
 
 def _chunks(decisions: list[Decision], batch: int) -> list[list[int]]:
     """Frames run together: incremental and skipped frames (at most ``batch`` incremental),
-    then the full frames after them (at most ``batch``; an audited frame only first, since its
-    incremental twin runs with the incremental frames before it).  A segment start begins a
-    chunk, so a segment's batches (and so its answers, to the bit) are those of a run that
-    starts with it."""
+    then the full frames after them (at most ``batch``).  A segment start begins a chunk, so a
+    segment's batches (and so its answers, to the bit) are those of a run that starts with it."""
     chunks = []
     position = 0
     while position < len(decisions):
@@ -295,8 +310,7 @@ def _chunks(decisions: list[Decision], batch: int) -> list[list[int]]:
             incremental += decisions[position].kind == "incremental"
             position += 1
         while (position < len(decisions) and decisions[position].kind == "full" and full < batch
-               and not (position > start and (decisions[position].audit and full > 0
-                                              or decisions[position].reason == "segment start"))):
+               and not (position > start and decisions[position].reason == "segment start")):
             position += 1
             full += 1
         chunks.append(list(range(start, position)))

@@ -297,7 +297,8 @@ class _Builder:
         elif isinstance(module, nn.AdaptiveAvgPool2d) and _pair(module.output_size) == (1, 1):
             self._global_pool(node, inputs, keepdim=True)
         else:
-            raise NotSupportedError(f"incremental inference does not support layer {node.target} "
+            name = str(node.target).removeprefix("model.")    # _Outputs holds the network as `model`
+            raise NotSupportedError(f"incremental inference does not support layer {name} "
                                     f"({type(module).__name__}) on feature maps")
 
     def _spatial_function(self, node: fx.Node, inputs: list[str]) -> None:
