@@ -33,6 +33,7 @@ the configuration, never on time or load.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -42,6 +43,7 @@ from engine.errors import DataError, NotSupportedError
 from engine.inference.results import FrameResults
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from engine.inference.incremental import FidelityAudit, IncrementalConfig
@@ -77,11 +79,31 @@ def full_macs(network: "nn.Module", height: int, width: int) -> int:
     return _MACS[key]
 
 
+_GRAPHS: "weakref.WeakKeyDictionary[Any, dict[tuple[int, int], Any]]" = weakref.WeakKeyDictionary()
+
+
+def dense_graph(network: "nn.Module", height: int, width: int) -> Any:
+    """The incremental engine's layer graph of ``network`` for this size (batch-norm and
+    activations folded into the convolutions), or None when the engine does not support a layer;
+    built once per network and size."""
+    from engine.inference.incremental.graph import LayerGraph
+
+    graphs = _GRAPHS.setdefault(network, {})
+    if (height, width) not in graphs:
+        try:
+            graphs[(height, width)] = LayerGraph.trace(network, height, width)
+        except NotSupportedError:
+            graphs[(height, width)] = None
+    return graphs[(height, width)]
+
+
 @dataclass
 class FullRunner:
-    """Full inference, batched: the network with batch-norm folded into its convolutions
-    (wherever the traced graph shows a convolution feeding a batch-norm) and channels-last
-    weights (:func:`udfs.models.inference_network`).  ``reason`` is set when a mode asked for
+    """Full inference, batched.  Through the incremental engine's layer graph when it supports
+    the model (batch-norm and activations folded into the convolutions, channels-last, 1x1
+    convolutions as matrix products: on CPUs faster than the torch.fx-fused network), else the
+    network with batch-norm folded wherever the traced graph shows a convolution feeding one
+    (:func:`udfs.models.inference_network`).  ``reason`` is set when a mode asked for
     incremental inference and the model runs in full instead (every decision carries it)."""
 
     network: "nn.Module"
@@ -92,11 +114,30 @@ class FullRunner:
     def macs_full(self, height: int, width: int) -> int:
         return full_macs(self.network, height, width)
 
+    def forward(self, frames: np.ndarray) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """(logits, features) of full inference of (n, H, W, 3) uint8 frames."""
+        import torch
+
+        from engine.inference.incremental.execution import dense_pooled
+        from udfs.models import dense_batch, forward_frames, inference_network
+
+        graph = dense_graph(self.network, frames.shape[1], frames.shape[2])
+        if graph is None:
+            return forward_frames(inference_network(self.network), frames, self.mean, self.std)
+        mean, std = torch.tensor(self.mean, dtype=torch.float32), torch.tensor(self.std, dtype=torch.float32)
+        step = dense_batch(frames.shape[1], frames.shape[2])
+        logits, features = [], []
+        with torch.inference_mode():
+            for start in range(0, len(frames), step):
+                x = torch.from_numpy(np.ascontiguousarray(frames[start:start + step])).to(torch.float32)
+                part_logits, part_features = graph.head(dense_pooled(graph, x.div_(255.0).sub_(mean).div_(std)))
+                logits.append(part_logits)
+                features.append(part_features)
+        return torch.cat(logits), torch.cat(features)
+
     def run(self, frame_ids: np.ndarray, frames: np.ndarray,
             segment_start: Sequence[bool] | None = None) -> tuple[FrameResults, list[FrameDecision]]:
-        from udfs.models import forward_frames, inference_network
-
-        logits, features = forward_frames(inference_network(self.network), frames, self.mean, self.std)
+        logits, features = self.forward(frames)
         height, width = frames.shape[1], frames.shape[2]
         cost = self.macs_full(height, width)
         results = FrameResults.from_arrays(frame_ids, logits.numpy(), features.numpy(), ["full"] * len(frame_ids),

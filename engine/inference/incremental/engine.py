@@ -28,7 +28,7 @@ from engine.errors import DataError, ProgrammingError
 from engine.inference.incremental.changes import block_mask
 from engine.inference.incremental.config import MODES, FidelityAudit, FrameStats, IncrementalConfig
 from engine.inference.incremental.decisions import Decider, Decision, Reference
-from engine.inference.incremental.execution import BatchForward
+from engine.inference.incremental.execution import BatchForward, dense_pooled
 from engine.inference.incremental.graph import LayerGraph
 from engine.inference.incremental.layers import Add, Conv
 from engine.inference.incremental.patches import block_patches
@@ -68,6 +68,7 @@ class IncrementalEngine:
         self._decider: Decider | None = None
         self._reference: Reference | None = None
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None   # the last computed (logits, features)
+        self._base_valid = False     # whether the stores hold the reference frame's activations
 
     # -- public API -------------------------------------------------------------------------
     def plan(self, frames_uint8: np.ndarray, frame_ids: Sequence[int],
@@ -99,9 +100,13 @@ class IncrementalEngine:
         logits: list[torch.Tensor] = []
         features: list[torch.Tensor] = []
         stats: list[FrameStats] = []
+        chunks = _chunks(decisions, self.config.batch_frames)
         with torch.inference_mode():
-            for chunk in _chunks(decisions, self.config.batch_frames):
-                chunk_logits, chunk_features, macs = self._execute([decisions[i] for i in chunk])
+            for index, chunk in enumerate(chunks):
+                # the base activations of a full frame are kept only when the next chunk of this
+                # call starts from them (else they are rebuilt if a later call needs them)
+                keep = index + 1 < len(chunks) and any(decisions[i].kind == "incremental" for i in chunks[index + 1])
+                chunk_logits, chunk_features, macs = self._execute([decisions[i] for i in chunk], keep)
                 logits.append(chunk_logits)
                 features.append(chunk_features)
                 stats += [self._stats(decisions[i], frame_ids[i], m) for i, m in zip(chunk, macs)]
@@ -117,11 +122,13 @@ class IncrementalEngine:
         """Forget the reference frame: the next frame runs in full."""
         self._reference = None
         self._last = None
+        self._base_valid = False
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The reference frame, its materialized activations and the last results, as tensors."""
         if self._reference is None or self._forward is None or self._last is None:
             return {}
+        self._rebuild_base()
         reference = self._reference
         state = {
             "reference.composite": torch.from_numpy(reference.composite.copy()),
@@ -157,6 +164,7 @@ class IncrementalEngine:
                 raise DataError(f"incremental state: activation {name} has shape {tuple(tensor.shape)}, "
                                 f"expected {tuple(store.base.shape)}")
             store.base.copy_(tensor)
+        self._base_valid = True
         since_full, incremental = (int(v) for v in state["reference.counters"])
         self._reference = Reference(composite, state["reference.last_true"].numpy().copy(), since_full, incremental)
         self._last = (state["last.logits"].clone(), state["last.features"].clone())
@@ -214,7 +222,15 @@ class IncrementalEngine:
         """uint8 RGB (..., 3) -> normalized float."""
         return torch.from_numpy(pixels).to(torch.float32).div_(255.0).sub_(self.mean).div_(self.std)
 
-    def _execute(self, chunk: list[Decision]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    def _rebuild_base(self) -> None:
+        """Compute the reference frame's activations (its full frame ran without keeping them)."""
+        if not self._base_valid:
+            assert self._forward is not None and self._reference is not None
+            with torch.inference_mode():
+                self._forward.run_dense(self._normalize(self._reference.composite[None]))
+            self._base_valid = True
+
+    def _execute(self, chunk: list[Decision], keep_base: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """Run one chunk (incremental and skipped frames, then full ones): the incremental frames
         (and an audit) by patches, chained, then the full frames densely; skipped frames repeat
         the result before them.  Returns logits, features and the multiply-adds per frame."""
@@ -225,11 +241,13 @@ class IncrementalEngine:
         pooled: dict[int, torch.Tensor] = {}
         macs = [0] * len(chunk)
         if incremental:
+            self._rebuild_base()
             grids = np.stack([chunk[i].grid for i in incremental])  # type: ignore[misc]
             masks = torch.from_numpy(block_mask(grids, self.config.block, graph.height, graph.width))
             dense = self._normalize(np.stack([chunk[i].composite for i in incremental]))
             started = time.perf_counter()
             part, conv_macs = self._forward.run_patches(dense[masks], masks, chain=True, dense_input=dense.view(-1, 3))
+            self._base_valid = True
             self.seconds["incremental"] += time.perf_counter() - started
             for row, i in enumerate(incremental):
                 pooled[i], macs[i] = part[row], int(conv_macs[row]) + graph.head.linear_macs
@@ -238,7 +256,9 @@ class IncrementalEngine:
             step = dense_batch(graph.height, graph.width)
             for first in range(0, len(full), step):   # in order: the last frame's activations stay
                 some = full[first:first + step]
-                part, _ = self._forward.run_dense(self._normalize(np.stack([chunk[i].composite for i in some])))
+                keep = keep_base and first + step >= len(full)
+                part, _ = self._forward.run_dense(self._normalize(np.stack([chunk[i].composite for i in some])), keep)
+                self._base_valid = keep
                 for row, i in enumerate(some):
                     pooled[i] = part[row]
                     macs[i] += graph.macs_full
@@ -254,11 +274,11 @@ class IncrementalEngine:
         return self._gather(chunk, computed, logits, features) + (macs,)
 
     def _audit(self, answer: torch.Tensor, frame: np.ndarray) -> None:
-        """Compare an incremental answer with full inference on the frame's true pixels."""
-        from udfs.models import forward_frames, inference_network
-
+        """Compare an incremental answer with full inference on the frame's true pixels (the
+        dense path full frames take, leaving the materialized activations alone)."""
+        assert self._graph is not None
         started = time.perf_counter()
-        truth, _ = forward_frames(inference_network(self.model), frame[None], self.mean.tolist(), self.std.tolist())
+        truth, _ = self._graph.head(dense_pooled(self._graph, self._normalize(frame[None])))
         self.audit_cosines.append(float(torch.nn.functional.cosine_similarity(truth, answer.view(1, -1))))
         self.seconds["audit"] = self.seconds.get("audit", 0.0) + time.perf_counter() - started
 

@@ -26,7 +26,7 @@ It returns the globally pooled vectors and the multiply-adds spent per frame.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch.nn.functional as F
 
@@ -72,18 +72,10 @@ class BatchForward:
 
 
     # -- dense ----------------------------------------------------------------------------
-    def run_dense(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Full inference of (B, H, W, 3) normalized frames; the last frame becomes the base."""
-        values: dict[str, torch.Tensor] = {"input": x.permute(0, 3, 1, 2)}
-        self._keep_base("input", values["input"])
-        for index, node in enumerate(self.graph.nodes[1:], start=1):
-            y = node.layer.dense(*[values[name] for name in node.inputs])  # type: ignore[union-attr]
-            values[node.name] = y
-            self._keep_base(node.name, y)
-            for name in node.inputs:
-                if self._last_use[name] == index:
-                    del values[name]
-        pooled = values[self.graph.output].mean(dim=(2, 3))
+    def run_dense(self, x: torch.Tensor, keep_base: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Full inference of (B, H, W, 3) normalized frames; with ``keep_base`` the last frame
+        becomes the base (copying its activations costs a pass over them: large frames)."""
+        pooled = dense_pooled(self.graph, x, self._keep_base if keep_base else None)
         macs = torch.full((x.shape[0],), self.graph.macs_full - self.graph.head.linear_macs, dtype=torch.long)
         return pooled, macs
 
@@ -149,6 +141,26 @@ class BatchForward:
         if same_mask:
             act._positions, act._counts = inputs[0]._positions, inputs[0]._counts
         return act
+
+
+def dense_pooled(graph: LayerGraph, x: torch.Tensor,
+                 keep: Callable[[str, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """The globally pooled vectors (B, C) of full inference of (B, H, W, 3) normalized frames
+    through the graph's layers (batch-norm folded, channels-last, 1x1 convolutions as matrix
+    products); ``keep(name, output)`` sees every layer output."""
+    last_use = {name: index for index, node in enumerate(graph.nodes) for name in node.inputs}
+    values: dict[str, torch.Tensor] = {"input": x.permute(0, 3, 1, 2)}
+    if keep is not None:
+        keep("input", values["input"])
+    for index, node in enumerate(graph.nodes[1:], start=1):
+        y = node.layer.dense(*[values[name] for name in node.inputs])  # type: ignore[union-attr]
+        values[node.name] = y
+        if keep is not None:
+            keep(node.name, y)
+        for name in node.inputs:
+            if last_use[name] == index and name != graph.output:
+                del values[name]
+    return values[graph.output].mean(dim=(2, 3))
 
 
 def _threshold(rows: torch.Tensor, mask: torch.Tensor, store: MaterializedActivation, threshold: float,
