@@ -49,7 +49,7 @@ from common import MEAN, STD, fidelity, imagenet_mobilenet  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 #: The approximate-mode settings docs/inference.md gives for native-size video.
-NATIVE_APPROXIMATE = {"activation_threshold": 0.3, "refresh": 16}
+NATIVE_APPROXIMATE = {"activation_threshold": 0.3, "halo": False, "refresh": 16, "fallback_ratio": 0.3}
 
 
 @dataclass

@@ -93,7 +93,7 @@ class Decider:
         """Decisions for ``frames`` (n, H, W, 3) in order, continuing from ``reference``; and the
         reference after them."""
         decisions: list[Decision] = []
-        position = 0
+        position, window = 0, WINDOW
         while position < len(frames):
             if reference is None or segment_start[position]:
                 frame = frames[position]
@@ -102,17 +102,19 @@ class Decider:
                 reference = Reference(frame, frame)
                 position += 1
                 continue
-            end = self._window_end(frames, segment_start, position, reference)
+            end = self._window_end(frames, segment_start, position, reference, window)
             made, reference = self._decide_window(frames[position:end], reference)
             decisions += made
             position += len(made)
+            # a window cut short wasted the changes found after the cut: try fewer next time
+            window = min(WINDOW, 2 * window) if len(made) == end - (position - len(made)) else max(2, len(made))
         return decisions, reference
 
     def _window_end(self, frames: np.ndarray, segment_start: np.ndarray, position: int,
-                    reference: Reference) -> int:
-        """The frames decided together: up to WINDOW, the next segment start, and (approximate
-        mode) the next forced refresh."""
-        end = min(len(frames), position + WINDOW)
+                    reference: Reference, window: int = WINDOW) -> int:
+        """The frames decided together: up to ``window``, the next segment start, and
+        (approximate mode) the next forced refresh."""
+        end = min(len(frames), position + window)
         starts = np.flatnonzero(segment_start[position + 1:end])
         if len(starts):
             end = position + 1 + int(starts[0])
