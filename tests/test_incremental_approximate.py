@@ -105,13 +105,13 @@ def test_exact_mode_ignores_the_approximation_knobs(mobilenet: nn.Module, vtest:
 
 
 def test_the_same_frames_give_the_same_answer(mobilenet: nn.Module, vtest: np.ndarray) -> None:
-    frames = vtest[:40]
+    frames = vtest[:24]
     config = IncrementalConfig(batch_frames=8)
     first, first_stats = run(mobilenet, frames, config)
     second, second_stats = run(mobilenet, frames, config)
     assert torch.equal(first, second) and first_stats == second_stats       # no state, no clock
     engine = IncrementalEngine(mobilenet, MEAN, STD, "approximate", config)  # the same frames in other calls
-    parts = [engine.run(frames[a:b], list(range(a, b)))[0] for a, b in ((0, 5), (5, 19), (19, 40))]
+    parts = [engine.run(frames[a:b], list(range(a, b)))[0] for a, b in ((0, 5), (5, 19), (19, 24))]
     assert torch.nn.functional.cosine_similarity(torch.cat(parts), first, dim=1).min() > 0.9999
 
 
@@ -137,7 +137,7 @@ def test_the_fidelity_audit_says_whether_the_bar_held(mobilenet: nn.Module, vtes
 
 @pytest.mark.parametrize("mode", ["exact", "approximate"])
 def test_moving_camera_falls_back_to_full_inference(mobilenet: nn.Module, mode: str) -> None:
-    frames = clip("bikes.mp4", 90)[30:]      # the camera starts moving about one second in
+    frames = clip("bikes.mp4", 70)[30:]      # the camera starts moving about one second in
     logits, stats = run(mobilenet, frames, IncrementalConfig(), mode=mode)
     kinds = [s.kind for s in stats]
     assert kinds.count("full") >= 0.75 * len(kinds), kinds
