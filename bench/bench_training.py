@@ -58,7 +58,7 @@ from engine.training.materialize import materialize  # noqa: E402
 from engine.training.options import parse_options  # noqa: E402
 from engine.training.source import resolve_data, settle, source_relation  # noqa: E402
 from tests.training_data import create_table, fashion_arrays, fashion_table  # noqa: E402
-from udfs.models import normalize_frames  # noqa: E402
+from engine.inference.networks import normalize_frames  # noqa: E402
 
 FASHION = ROOT / "data" / "fashion-mnist"
 

@@ -175,7 +175,7 @@ def test_model_functions_over_frames_use_a_trained_model(con, duck):
     pixels = np.stack([np.frombuffer(f, dtype=np.uint8).reshape(12, 12, 3) for f in table.column("frame").to_pylist()])
     engine.frames_from_numpy(con, "clip", pixels)
     got = con.execute("SELECT frame_id, shapes(frame).label, logits(shapes, frame) FROM clip ORDER BY frame_id").fetchall()
-    from udfs.models import normalize_frames
+    from engine.inference.networks import normalize_frames
 
     with torch.no_grad():
         expected = load_model(duck, "shapes")(normalize_frames(pixels, outcome.data.mean, outcome.data.std).contiguous())

@@ -3,12 +3,12 @@ and ``tiny_cnn`` for images, in plain torch and without batch norm (group norm i
 that pipelined, spilled, data-parallel and model-hopping training compute exactly what plain
 training computes.
 
-Each network follows the model contract of :mod:`udfs.models`: ``forward_features(x)`` gives
+Each network follows the model contract of :mod:`engine.inference.networks`: ``forward_features(x)`` gives
 the penultimate vector and ``classifier`` maps it to logits.  It is also a *sequence of
 layers* (:func:`training_layers`): ``features`` in order, then ``classifier``, which is what
 GPipe cuts into stages and Hydra into shards.
 
-:data:`BUILT_INS` lists them; ``udfs.architectures`` registers them in ``ARCHITECTURES`` (so the
+:data:`BUILT_INS` lists them; ``udfs.architectures`` declares them (so the
 catalog builds trained versions by name).  Built by name alone (``factory(num_classes=...)``),
 ``mlp`` takes its widths from the weights it is loaded with.
 
@@ -146,14 +146,15 @@ BUILT_INS: dict[str, TrainingArchitecture] = {
 
 def architecture_kind(name: str) -> str:
     """'numeric' or 'image': what the architecture ``name`` takes (registered ones take images)."""
-    from udfs.architectures import ARCHITECTURES
+    from engine.extensions import architectures
 
     spec = BUILT_INS.get(name)
+    registered = architectures()
     if spec is not None:
         return spec.kind
-    if name in ARCHITECTURES:
+    if name in registered:
         return "image"
-    known = sorted(set(BUILT_INS) | set(ARCHITECTURES))
+    known = sorted(set(BUILT_INS) | set(registered))
     raise ProgrammingError(f"unknown architecture {name!r}; known architectures: {', '.join(known)}")
 
 
@@ -161,7 +162,7 @@ def build_network(name: str, num_classes: int, *, in_features: int | None = None
                   hidden: tuple[int, ...] = (128, 64)) -> nn.Module:
     """A fresh network of architecture ``name`` (a built-in of training, or one registered
     with ``@architecture``), in training mode; initialized from torch's current RNG state."""
-    from udfs.architectures import build
+    from engine.extensions import build_network as build
 
     kind = architecture_kind(name)
     if name == "mlp":

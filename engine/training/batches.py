@@ -150,12 +150,12 @@ def _probabilities(table: pa.Table, data: TrainingData) -> np.ndarray:
 
 def frames_to_input(frames: np.ndarray, mean: Any, std: Any) -> torch.Tensor:
     """(n, H, W, 3) uint8 frames -> contiguous (n, 3, H, W) float32, scaled to [0, 1] and
-    normalized per channel: the values of :func:`udfs.models.normalize_frames`, bit for bit,
+    normalized per channel: the values of :func:`engine.inference.networks.normalize_frames`, bit for bit,
     but laid out NCHW before the arithmetic (element-wise arithmetic on the permuted view is
     5 to 10 times slower, and far slower still with two threads on a busy machine).
 
     >>> import numpy as np
-    >>> from udfs.models import normalize_frames
+    >>> from engine.inference.networks import normalize_frames
     >>> frames = np.random.default_rng(0).integers(0, 256, (4, 5, 6, 3), dtype=np.uint8)
     >>> bool((frames_to_input(frames, (0.5, 0.4, 0.3), (0.2, 0.3, 0.4))
     ...       == normalize_frames(frames, (0.5, 0.4, 0.3), (0.2, 0.3, 0.4))).all())

@@ -75,9 +75,10 @@ def build_for(signature: ModelSignature) -> nn.Module:
     if name in BUILT_INS:
         return build_network(name, signature.spec.num_classes, in_features=options.get("in_features"),
                              hidden=tuple(options.get("hidden", (128, 64))))
-    from udfs.architectures import ARCHITECTURES, build
+    from engine.extensions import architectures
+    from engine.extensions import build_network as build
 
-    if name not in ARCHITECTURES:
+    if name not in architectures():
         raise ProgrammingError(f"model {signature.model} needs architecture {name!r}, which is not registered in "
                                "this process; import the module that defines it with @architecture first")
     return build(name, num_classes=signature.spec.num_classes)

@@ -294,9 +294,9 @@ def build_initial(configuration: Configuration, setup: Setup) -> nn.Module:
 
 
 def _check_registered_input_size(name: str, data: TrainingData) -> None:
-    from udfs.architectures import ARCHITECTURES
+    from engine.extensions import architectures
 
-    spec = ARCHITECTURES.get(name)
+    spec = architectures().get(name)
     if (data.kind == "image" and spec is not None and spec.input_size is not None
             and tuple(spec.input_size) != tuple(data.input_shape[:2])):
         raise DataError(f"architecture {name} takes {spec.input_size[0]}x{spec.input_size[1]} images, "
