@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "inference": ([], ["--frames", "64", "--native-frames", "0", "--bikes-frames", "32", "--cache-frames", "32"]),
     "incremental": ([], ["--frames", "64", "--native-frames", "0", "--bikes-frames", "0", "--no-sweep",
                          "--no-occlusion"]),
+    "training": ([], ["--quick"]),
     "predict": ([], ["--frames", "64", "--udf-frames", "16", "--rows", "200000", "--udf-rows", "5000", "--repeat", "1"]),
     "serving": ([], ["--quick"]),
 }

@@ -13,6 +13,8 @@ labeling, validation and inference capabilities).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from engine.connection import Connection, connect
 from engine.cursor import Cursor
 from engine.errors import (
@@ -53,6 +55,23 @@ threadsafety = 2
 paramstyle = "qmark"
 
 
+def load_model(con: Connection, name: str, version: int | None = None) -> Any:
+    """Model ``name``'s current version (or ``version``) from the catalog as a torch module in
+    eval mode (a trained model, or one created from a weights file).
+
+    >>> import engine
+    >>> con = engine.connect()
+    >>> _ = con.execute("CREATE TABLE t AS SELECT range AS x, CASE WHEN range % 2 = 0 THEN 'even' ELSE 'odd' END AS label"
+    ...                 " FROM range(40)")
+    >>> _ = con.execute("CREATE MODEL parity WITH (architecture = 'mlp', hidden = [4], epochs = 1) AS SELECT x, label FROM t")
+    >>> type(engine.load_model(con, "parity")).__name__
+    'LayeredClassifier'
+    """
+    from engine.training.loading import load_model as load
+
+    return load(con.duckdb_connection, name, version)
+
+
 def load_ipython_extension(ipython: object) -> None:
     """``%load_ext engine``: the ``%sql`` / ``%%sql`` magics."""
     from engine.magic import load_ipython_extension as load
@@ -91,6 +110,7 @@ __all__ = [
     "frames_from_numpy",
     "frames_to_numpy",
     "iter_frames",
+    "load_model",
     "paramstyle",
     "threadsafety",
 ]

@@ -40,6 +40,7 @@ from engine.dialect.labeling import (
     ShowLabelingFunctions,
 )
 from engine.dialect.session_settings import ResetSetting, SetSetting, ShowSettings
+from engine.dialect.training import EvaluateModel, ExportModel, TrainModel
 from engine.dialect.validation import (
     AlterSchema,
     ComputeStatistics,
@@ -54,13 +55,14 @@ from engine.dialect.validation import (
     Validate,
 )
 from engine.dialect.video import LoadVideo
-from engine.executors import inference, labeling, session_settings, validation, video
+from engine.executors import inference, labeling, session_settings, training, validation, video
 from engine.extensions import DECLARED, ScalarFunction
 from engine.inference import settings as inference_settings
 from engine.inference.functions import planned_functions
 from engine.instances import Instance
 from engine.settings import SESSION_SETTINGS, Setting
 from engine.statement_result import StatementResult
+from engine.training import settings as training_settings
 from engine.validation import thresholds as validation_settings
 
 if TYPE_CHECKING:
@@ -76,6 +78,12 @@ EXECUTORS: Mapping[type[Statement], Executor] = MappingProxyType({
     ShowSettings: session_settings.show_settings,
     # video
     LoadVideo: video.load_video,
+    # training (TrainModel before CreateModel: both start CREATE [OR REPLACE] MODEL, and the parser
+    # tries them in this order; TrainModel takes only WITH/AS after the name, CreateModel says what
+    # it expected otherwise)
+    TrainModel: training.train_model,
+    ExportModel: training.export_model_statement,
+    EvaluateModel: training.evaluate_model,
     # inference
     CreateModel: inference.create_model,
     DropModel: inference.drop_model_statement,
@@ -113,6 +121,7 @@ SETTINGS: Mapping[str, Setting] = MappingProxyType({s.name: s for s in (
     *SESSION_SETTINGS,
     *inference_settings.SETTINGS,
     *validation_settings.SETTINGS,
+    *training_settings.SETTINGS,
 )})
 
 #: Functions returning the names the planner rewrites for a session (name -> PlannedFunction).

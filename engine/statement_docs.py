@@ -45,8 +45,9 @@ def syntax(cls: type[Statement]) -> str | None:
 
 
 def slug(cls: type[Statement]) -> str:
-    """The statement's page name: its words, lower case, joined by hyphens."""
-    return cls.NAME.lower().replace(" ", "-")
+    """The statement's page name: its words, lower case, joined by hyphens (or its ``SLUG``, where
+    two statements share their words: ``CREATE MODEL ... FROM`` and ``CREATE MODEL ... AS``)."""
+    return getattr(cls, "SLUG", "") or cls.NAME.lower().replace(" ", "-")
 
 
 def description(cls: type[Statement]) -> str:

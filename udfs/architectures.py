@@ -240,3 +240,19 @@ class PlainCNN(nn.Module):
 def plain_cnn(num_classes: int = 10) -> nn.Module:
     """Three conv-BN-ReLU-maxpool stages (16, 32, 64 channels)."""
     return PlainCNN(num_classes=num_classes)
+
+
+# Training's built-ins (engine/training/architectures.py: mlp, small_cnn, tiny_cnn) -----------
+
+def _register_training_architectures() -> None:
+    """Register the networks ``CREATE MODEL ... AS <query>`` trains, so that the catalog builds
+    a trained version by its architecture's name like any other (input size: any)."""
+    from engine.training.architectures import BUILT_INS
+
+    for name, spec in BUILT_INS.items():
+        if name not in ARCHITECTURES:
+            declare_architecture(Architecture(name, spec.factory, None, IMAGENET_MEAN, IMAGENET_STD,
+                                              10 if spec.kind == "image" else 2))
+
+
+_register_training_architectures()

@@ -229,6 +229,24 @@ class MallardParserBase(DuckDBParser):
             return exp.Subquery(this=query)
         return self.expect_table(what, after=after)
 
+    def parse_query(self, after: str) -> exp.Query:
+        """A query (``SELECT ...``, ``WITH ... SELECT ...``, ``(SELECT ...)``, ``FROM t``) up to the
+        end of the statement; its text as written is in ``meta["text"]``."""
+        found, first = self.found(), self._curr
+        if self._match(TokenType.L_PAREN, advance=False):  # (SELECT ...) [UNION ...]: as DuckDB's statements
+            query = self._parse_query_modifiers(self._parse_set_operations(self._parse_expression()))
+        else:
+            query = self._parse_select()
+        while isinstance(query, exp.Subquery) and query.is_wrapper:  # (SELECT ...): the query inside
+            query = query.this
+        if not isinstance(query, exp.Query):
+            self.fail(f"Expected a query (SELECT ...) after {after}, found {found}")
+        assert isinstance(query, exp.Query)
+        self.expect_end(after="the query")
+        if first is not None and self._prev is not None:
+            query.meta["text"] = self._find_sql(first, self._prev)  # as written (lineage records it)
+        return query
+
     def current(self) -> Token | None:
         """The next token, not consumed."""
         return self._curr

@@ -48,7 +48,8 @@ class CreateModel(Statement):
     def parse_body(cls, p: MallardParserBase, flags: dict[str, bool]) -> CreateModel:
         after = "CREATE OR REPLACE MODEL" if flags["replace"] else "CREATE MODEL"
         name = p.expect_name("a model name", after=after)
-        p.expect_words("FROM", after=f"{after} {name.name}")
+        if not p.match_words("FROM"):  # WITH/AS after the name is CREATE MODEL ... AS (engine.dialect.training)
+            p.fail(f"Expected FROM '<weights file>' (or AS <query> to train) after {after} {name.name}, found {p.found()}")
         source = p.expect_string_or_parameter("a weights file path", after=f"{after} {name.name} FROM")
         options = p.parse_options(after=after)
         return cls(this=name, source=source, replace=flags["replace"], options=options)

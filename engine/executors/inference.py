@@ -53,8 +53,12 @@ SELECT m.name, m.current_version AS version, v.architecture, v.num_classes,
        CASE WHEN v.labels IS NULL THEN NULL ELSE len(v.labels) END AS labels,
        v.parameters, round(v.weights_bytes / 1048576.0, 2) AS weights_mb, v.parent_version,
        (SELECT count(*) FROM mallard.model_versions w WHERE w.model = m.name) AS versions,
-       v.created_by, v.source, m.description, v.created_at
+       v.created_by, v.source, m.description, v.created_at,
+       r.query AS trained_on, r.data_rows AS trained_rows, r.data_hash AS trained_data_hash, t.seed,
+       r.label_run_id, v.metrics
 FROM mallard.models m JOIN mallard.model_versions v ON v.model = m.name AND v.version = m.current_version
+LEFT JOIN mallard.model_training t ON t.model = v.model AND t.version = v.version
+LEFT JOIN mallard.training_runs r ON r.run_id = t.run_id
 ORDER BY m.name
 """
 

@@ -48,9 +48,11 @@ class NewModel:
 def prepare_model(session: Session, name: str, source: str, options: dict[str, Any], replace: bool) -> NewModel:
     """Validate a CREATE MODEL statement without writing anything."""
     from engine.extensions import architectures
+    from engine.training.export import sidecar_options
 
     known = architectures()
     name = check_model_name(session, name, replace)
+    options = {**sidecar_options(os.path.abspath(source)), **options}  # an exported model's sidecar
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise ProgrammingError(f"unknown CREATE MODEL option {unknown[0]!r}; expected one of {', '.join(OPTIONS)}")
@@ -122,6 +124,9 @@ def load_checked_weights(spec: ModelSpec, path: str) -> dict[str, torch.Tensor]:
 
     network = build_network(spec.architecture, num_classes=spec.num_classes)
     state = read_weights_file(path)
+    fit = getattr(network, "fit_to_weights", None)  # a network whose widths come from its weights (training's mlp)
+    if callable(fit):
+        fit(state)
     check_state_dict(network, state, spec.architecture)
     try:
         network.load_state_dict(state, strict=True)

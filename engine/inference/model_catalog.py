@@ -160,18 +160,21 @@ def _recorded_inputs(options: Any) -> tuple[str, ...] | None:
 
 def add_version(session: Session, name: str, spec: ModelSpec, state: Mapping[str, torch.Tensor], *,
                 source: str | None, created_by: str, description: str | None = None,
-                options: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None) -> int:
+                options: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
+                parent_version: int | None = None, make_current: bool = True) -> int:
     """Store a new version of model ``name`` (creating the model) and make it current.
 
     Results cached for older versions are invalidated (deleted); the older versions stay,
-    with ``parent_version`` linking each to the one it replaced.  Call inside
-    ``session.atomic()`` when other writes must go with it.  Returns the new version number.
+    with ``parent_version`` linking each to the one it replaced (or to ``parent_version``
+    when given: the version a model was trained from).  ``make_current=False`` adds a version
+    of an existing model without making it current (a grid's other configurations).  Call
+    inside ``session.atomic()`` when other writes must go with it.  Returns the new version number.
     """
     weights = to_safetensors(state)
     if spec.inputs is not None:  # the input columns travel with the options (numeric models)
         options = {**(options or {}), "inputs": list(spec.inputs)}
     previous = session.sql("SELECT current_version FROM mallard.models WHERE name = ?", [name]).fetchone()
-    parent = int(previous[0]) if previous else None
+    parent = parent_version if parent_version is not None else (int(previous[0]) if previous else None)
     latest = session.scalar("SELECT max(version) FROM mallard.model_versions WHERE model = ?", [name])
     version = int(latest or 0) + 1
     parameters = sum(int(t.numel()) for k, t in state.items() if not _is_buffer_key(k))
@@ -185,6 +188,8 @@ def add_version(session: Session, name: str, spec: ModelSpec, state: Mapping[str
          weights, sha256_hex(weights), len(weights), parameters, source, parent, created_by,
          json.dumps(options or {}), json.dumps(metrics) if metrics is not None else None],
     )
+    if previous and not make_current:
+        return version
     if previous:
         session.sql(
             "UPDATE mallard.models SET current_version = ?, updated_at = current_timestamp,"
@@ -204,7 +209,8 @@ def _is_buffer_key(key: str) -> bool:
 def drop_model(session: Session, name: str) -> int:
     """Delete model ``name``, all its versions, cached results and engine state; return versions dropped."""
     count = session.scalar("SELECT count(*) FROM mallard.model_versions WHERE model = ?", [name])
-    for table in ("inference_cache", "inference_state", "model_versions"):
+    for table in ("inference_cache", "inference_state", "training_history", "model_training", "training_runs",
+                  "model_versions"):
         session.sql(f"DELETE FROM mallard.{table} WHERE model = ?", [name])
     session.sql("DELETE FROM mallard.models WHERE name = ?", [name])
     return int(count)
