@@ -23,7 +23,10 @@ data: data/.fetched
 demo: install data
 	$(VENV)/bin/mallard demo
 
+# lint and types first (seconds), then the suite
 test: install data
+	$(VENV)/bin/ruff check engine udfs tests
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 # the generated pages of docs/ (SQL reference, settings) from the code, then the site in site/ (warnings are errors)

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import engine  # noqa: E402
 from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD, architecture  # noqa: E402
-from udfs.models import forward_frames, inference_network, top1  # noqa: E402
+from engine.inference.networks import forward_frames, inference_network, top1  # noqa: E402
 
 WIDTH, HIDDEN = 8, 64
 

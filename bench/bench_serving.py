@@ -59,7 +59,7 @@ PATH = "/v1/models/mobilenet:predict"
 def model_curve(frames: np.ndarray, threads: int, sizes: tuple[int, ...] = (1, 2, 4, 8, 16)) -> dict[int, float]:
     """Plain PyTorch, strong form: milliseconds per image at each batch size (least of a few runs)."""
     from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD
-    from udfs.models import forward_frames, inference_network
+    from engine.inference.networks import forward_frames, inference_network
 
     torch.set_num_threads(threads)
     network = inference_network(imagenet_mobilenet())

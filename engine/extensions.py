@@ -1,4 +1,5 @@
-"""What users add to Mallard from Python: SQL scalar functions and labeling functions.
+"""What users add to Mallard from Python: SQL scalar functions, labeling functions and model
+architectures.
 
 This is engine's public extension API; the decorators of :mod:`udfs` (the user-facing
 function library) call it.  A declaration is process-wide (every connection opened
@@ -22,8 +23,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from engine.connection import Connection
     from engine.session import Session
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -66,12 +72,31 @@ class PythonLabelingFunction:
             return f"{getattr(self.fn, '__module__', '?')}.{getattr(self.fn, '__qualname__', self.name)}"
 
 
+@dataclass(frozen=True)
+class Architecture:
+    """A declared model architecture: how to build it and what input it expects.
+
+    ``factory(num_classes=...)`` returns an ``nn.Module``; ``input_size`` is (height, width),
+    or None for fully convolutional networks that take any size; ``mean``/``std`` normalize
+    RGB values scaled to [0, 1].  The network's ``forward_features(x)`` returns the pooled
+    penultimate features and ``classifier`` maps them to logits (:func:`check_network`).
+    """
+
+    name: str
+    factory: Callable[..., nn.Module]
+    input_size: tuple[int, int] | None
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    num_classes: int
+
+
 @dataclass
 class Declarations:
-    """Everything users declared in this process, by lower-case name."""
+    """Everything declared in this process, by lower-case name."""
 
     scalar_functions: dict[str, ScalarFunction] = field(default_factory=dict)
     labeling_functions: dict[str, PythonLabelingFunction] = field(default_factory=dict)
+    architectures: dict[str, Architecture] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -88,6 +113,71 @@ def declare_scalar_function(spec: ScalarFunction, *, replace: bool = False) -> N
         if existing is not None and not replace and existing.fn is not spec.fn:
             raise ValueError(f"a function named {spec.name!r} is already declared; pass replace=True to replace it")
         DECLARED.scalar_functions[spec.name] = spec
+
+
+def declare_architecture(spec: Architecture, *, replace: bool = False) -> None:
+    """Make ``spec`` an architecture ``CREATE MODEL ... WITH (architecture = '<name>')`` can build."""
+    with DECLARED.lock:
+        existing = DECLARED.architectures.get(spec.name)
+        if existing is not None and not replace and existing.factory is not spec.factory:
+            raise ValueError(f"an architecture named {spec.name!r} is already registered; pass replace=True")
+        DECLARED.architectures[spec.name] = spec
+
+
+def architectures() -> dict[str, Architecture]:
+    """Every architecture: the function library's built-ins (loaded on first use, with torch)
+    and the user's declared ones."""
+    from engine.registry import load_builtin_architectures
+
+    load_builtin_architectures()
+    return DECLARED.architectures
+
+
+def build_network(name: str, num_classes: int | None = None) -> nn.Module:
+    """A fresh, untrained network of architecture ``name``, in eval mode (ProgrammingError when
+    the architecture is unknown or its network lacks what model functions need).
+
+    >>> build_network("plain_cnn", num_classes=3).classifier.out_features
+    3
+    """
+    from engine.errors import ProgrammingError
+
+    table = architectures()
+    spec = table.get(name.lower())
+    if spec is None:
+        raise ProgrammingError(f"unknown architecture {name!r}; registered: {', '.join(sorted(table))}")
+    network = spec.factory(num_classes=num_classes or spec.num_classes)
+    check_network(network, spec.name)
+    return network.eval()
+
+
+def check_network(network: object, name: str) -> None:
+    """ProgrammingError unless ``network`` offers ``forward_features`` and a registered ``classifier``.
+
+    >>> from torch import nn
+    >>> check_network(nn.Linear(2, 2), "linear")
+    Traceback (most recent call last):
+    ...
+    engine.errors.ProgrammingError: architecture linear: the network (Linear) has no forward_features(x) method ...
+    """
+    from torch import nn
+
+    from engine.errors import ProgrammingError
+
+    kind = type(network).__name__
+    if not isinstance(network, nn.Module):
+        raise ProgrammingError(f"architecture {name}: the factory must return a torch nn.Module, found {kind}")
+    if not callable(getattr(network, "forward_features", None)):
+        raise ProgrammingError(
+            f"architecture {name}: the network ({kind}) has no forward_features(x) method returning the pooled "
+            "penultimate features (n, F); subclass it and add one (see udfs.architectures)")
+    classifier = getattr(network, "classifier", None)
+    if not isinstance(classifier, nn.Module) or not any(m is classifier for m in network.modules()):
+        found = "nothing" if classifier is None else f"a {type(classifier).__name__} that is not one of its submodules"
+        raise ProgrammingError(
+            f"architecture {name}: the network ({kind}) needs `classifier`, a submodule mapping the features to "
+            f"logits (an nn.Module attribute, or a property returning one such as self.fc), found {found}; "
+            "exact and approximate modes trace classifier(forward_features(x)) with torch.fx")
 
 
 def declare_labeling_function(lf: PythonLabelingFunction, *, replace: bool = False) -> None:

@@ -131,6 +131,11 @@ def builtin_functions() -> tuple[ScalarFunction, ...]:
     return BUILTIN_FUNCTIONS
 
 
+def load_builtin_architectures() -> None:
+    """Declare the function library's built-in architectures (imports torch; once)."""
+    import udfs.architectures  # noqa: F401  (its @architecture decorators declare them)
+
+
 def instance_functions(instance: Instance) -> tuple[ScalarFunction, ...]:
     """Built-in functions bound to one database instance (they read its shared state)."""
     from engine.video_stream.reading import video_frame_function

@@ -1,5 +1,6 @@
 """Approximate mode on real clips: the fidelity bar on vtest.avi with the default knobs, what
-each knob does, and the fallback to full inference on the moving camera of bikes.mp4."""
+each knob does, the same answer for the same frames, the fidelity audit, and the fallback to
+full inference on the moving camera of bikes.mp4."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -67,8 +68,8 @@ def test_default_knobs_meet_the_fidelity_bar_on_vtest(mobilenet: nn.Module, vtes
                                                       truth: torch.Tensor) -> None:
     logits, stats = run(mobilenet, vtest, IncrementalConfig())
     cosine, decisive_top1, raw_top1 = fidelity(truth, logits)
-    assert cosine >= 0.995
-    assert decisive_top1 >= 0.97
+    assert cosine >= 0.995                         # the fidelity bar
+    assert decisive_top1 >= 0.95                   # all 795 frames: 98.0% (bench/RESULTS.md)
     assert raw_top1 > 0.8
     assert spent(stats) < 0.5                      # at least 2x fewer multiply-adds than full inference
     assert {s.kind for s in stats} >= {"full", "incremental"}
@@ -77,7 +78,6 @@ def test_default_knobs_meet_the_fidelity_bar_on_vtest(mobilenet: nn.Module, vtes
 def test_each_knob_trades_work_for_fidelity(mobilenet: nn.Module, vtest: np.ndarray, truth: torch.Tensor) -> None:
     frames = vtest[:24]
     base = IncrementalConfig()
-    exact_logits, _ = run(mobilenet, frames, base, mode="exact")
     results = {name: run(mobilenet, frames, replace(base, **change)) for name, change in {
         "default": {}, "loose": {"activation_threshold": 0.3}, "no_threshold": {"activation_threshold": 0.0},
         "tau": {"tau": 0.5}, "skip": {"skip_threshold": 1e-3}, "refresh": {"refresh": 4},
@@ -87,28 +87,62 @@ def test_each_knob_trades_work_for_fidelity(mobilenet: nn.Module, vtest: np.ndar
     assert work["loose"] < work["default"] < work["no_threshold"]
     assert cos["loose"] < cos["default"]
     assert work["tau"] < work["default"]
-    skipped = [s.kind for s in results["skip"][1]].count("skipped")
-    assert skipped > 0 and work["skip"] < work["default"]
-    assert [s.kind for s in results["refresh"][1]].count("full") > [s.kind for s in results["default"][1]].count("full")
-    assert fidelity(truth[:24], exact_logits)[0] > cos["loose"]
+    skipped = [s for s in results["skip"][1] if s.kind == "skipped"]
+    assert skipped and {s.reason for s in skipped} <= {"similar", "unchanged"} and work["skip"] < work["default"]
+    refreshed = [s.reason for s in results["refresh"][1]].count("refresh")
+    assert refreshed > [s.reason for s in results["default"][1]].count("refresh")
 
 
-def test_plan_of_approximate_mode(mobilenet: nn.Module, vtest: np.ndarray) -> None:
-    engine = IncrementalEngine(mobilenet, MEAN, STD, "approximate")
-    planned = engine.plan(vtest[:20], list(range(20)))
-    _, _, stats = engine.run(vtest[:20], list(range(20)))
-    assert [s.kind for s in planned] == [s.kind for s in stats]
-    # the plan charges each layer the changed fraction of the input: no more than the run spent
-    # before thresholds, and the run never spends more than full inference
-    assert all(s.macs <= s.macs_full for s in stats)
+def test_exact_mode_ignores_the_approximation_knobs(mobilenet: nn.Module, vtest: np.ndarray) -> None:
+    frames = vtest[:6]
+    loose = IncrementalConfig(pixel_threshold=0.2, activation_threshold=0.5, tau=0.5, skip_threshold=0.1, refresh=2)
+    exact, _ = run(mobilenet, frames, IncrementalConfig(), mode="exact")
+    still_exact, _ = run(mobilenet, frames, loose, mode="exact")
+    assert torch.equal(exact, still_exact)
+    assert IncrementalConfig.answer_fields("exact") == ()
+    assert set(IncrementalConfig.answer_fields("approximate")) == {
+        "pixel_threshold", "activation_threshold", "tau", "halo", "skip_threshold", "refresh"}
+
+
+def test_the_same_frames_give_the_same_answer(mobilenet: nn.Module, vtest: np.ndarray) -> None:
+    frames = vtest[:24]
+    config = IncrementalConfig(batch_frames=8)
+    first, first_stats = run(mobilenet, frames, config)
+    second, second_stats = run(mobilenet, frames, config)
+    assert torch.equal(first, second) and first_stats == second_stats       # no state, no clock
+    engine = IncrementalEngine(mobilenet, MEAN, STD, "approximate", config)  # the same frames in other calls
+    parts = [engine.run(frames[a:b], list(range(a, b)))[0] for a, b in ((0, 5), (5, 19), (19, 24))]
+    assert torch.nn.functional.cosine_similarity(torch.cat(parts), first, dim=1).min() > 0.9999
+
+
+def test_the_fidelity_audit_says_whether_the_bar_held(mobilenet: nn.Module, vtest: np.ndarray,
+                                                      truth: torch.Tensor) -> None:
+    frames = vtest[:32]
+    audits = {}
+    for threshold in (0.03, 0.5):
+        engine = IncrementalEngine(mobilenet, MEAN, STD, "approximate",
+                                   IncrementalConfig(activation_threshold=threshold, audit_every=5))
+        logits, _, stats = engine.run(frames, list(range(32)))
+        audits[threshold] = engine.fidelity()
+        audited = [i for i, s in enumerate(stats) if s.kind == "incremental" and s.macs > s.macs_full]
+        assert len(audited) == audits[threshold].frames >= 4          # the audit's full frames are counted
+        cosines = torch.nn.functional.cosine_similarity(logits[audited], truth[audited], dim=1)
+        assert abs(audits[threshold].mean_cosine - cosines.mean().item()) < 1e-5   # against full inference
+    assert audits[0.03].held and not audits[0.5].held
+    assert "NOT held" in str(audits[0.5])
+    engine = IncrementalEngine(mobilenet, MEAN, STD, "approximate", IncrementalConfig(audit_every=0))
+    engine.run(frames[:10], list(range(10)))
+    assert engine.fidelity().frames == 0 and engine.fidelity().held is None
 
 
 @pytest.mark.parametrize("mode", ["exact", "approximate"])
 def test_moving_camera_falls_back_to_full_inference(mobilenet: nn.Module, mode: str) -> None:
-    frames = clip("bikes.mp4", 90)[30:]      # the camera starts moving about one second in
+    frames = clip("bikes.mp4", 70)[30:]      # the camera starts moving about one second in
     logits, stats = run(mobilenet, frames, IncrementalConfig(), mode=mode)
     kinds = [s.kind for s in stats]
     assert kinds.count("full") >= 0.75 * len(kinds), kinds
+    assert [s.reason for s in stats].count("cost") >= 0.6 * len(kinds)
+    assert all(s.macs <= s.macs_full for s in stats if s.kind == "incremental")
     truth = full_logits(mobilenet, frames)
     full = [i for i, kind in enumerate(kinds) if kind == "full"]
     assert (logits[full] - truth[full]).abs().max() < 1e-4   # full frames are full inference

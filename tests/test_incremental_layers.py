@@ -129,7 +129,7 @@ def traced_outputs(graph: LayerGraph, x: torch.Tensor) -> dict[str, torch.Tensor
 
 
 def check_every_layer(model: nn.Module, height: int, width: int, chain: bool, route: str = "auto",
-                      tile: int = 8, tolerance: float = TOLERANCE) -> None:
+                      tile: int = 8, tolerance: float = TOLERANCE, dense_input: bool = False) -> None:
     graph = LayerGraph.trace(model, height, width)
     forward = BatchForward(graph, thresholds={node.name: 0.0 for node in graph.nodes}, tile=tile, route=route)
     generator = torch.Generator().manual_seed(1)
@@ -139,7 +139,8 @@ def check_every_layer(model: nn.Module, height: int, width: int, chain: bool, ro
     computed = composites(base[0], frames, mask, chain)
     with torch.inference_mode():
         forward.run_dense(base)
-        pooled, macs = forward.run_patches(computed[mask], mask, chain=chain)
+        pooled, macs = forward.run_patches(computed[mask], mask, chain=chain,
+                                           dense_input=computed.reshape(-1, 3) if dense_input else None)
         reference = model.forward_features(computed.permute(0, 3, 1, 2))
         assert (pooled - reference).abs().max() < tolerance
         assert (macs < graph.macs_full).all()
@@ -158,12 +159,19 @@ def test_single_layer_is_exact(name: str, chain: bool) -> None:
     check_every_layer(model, 45, 37, chain)
 
 
-@pytest.mark.parametrize("route", ["tiles", "dense"])
+@pytest.mark.parametrize("route", ["tiles", "dense", "shifts"])
 @pytest.mark.parametrize("name", ["conv7x5_stride2x1", "depthwise", "maxpool2_ceil", "avgpool3_exclude_pad"])
-def test_both_routes_of_windowed_layers_are_exact(name: str, route: str) -> None:
+def test_every_route_of_windowed_layers_is_exact(name: str, route: str) -> None:
     body, channels = LAYERS[name]()
     model = randomize_batch_norms(Probe(body, channels))
     check_every_layer(model, 45, 37, chain=True, route=route, tile=4)
+
+
+@pytest.mark.parametrize("name", ["conv3x3_stride2", "conv7x5_stride2x1", "conv_valid_padding", "depthwise"])
+def test_convolutions_of_the_image_gather_windows_exactly(name: str) -> None:
+    body, channels = LAYERS[name]()
+    model = randomize_batch_norms(Probe(body, channels))
+    check_every_layer(model, 45, 37, chain=True, dense_input=True)
 
 
 @pytest.mark.parametrize("architecture", ["plain_cnn", "resnet_small"])

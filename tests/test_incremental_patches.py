@@ -123,3 +123,24 @@ def test_frame_difference_is_zero_for_identical_frames() -> None:
     frame = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
     assert frame_difference(frame, frame[0]).tolist()[0] == 0.0
     assert frame_difference(frame, frame[0])[1] > 0
+
+
+@pytest.mark.parametrize("height,width,block", [(576, 768, 8), (45, 37, 8), (45, 40, 8), (64, 64, 16), (40, 40, 4)])
+def test_any_change_is_found_word_by_word_as_pixel_by_pixel(height: int, width: int, block: int) -> None:
+    rng = np.random.default_rng(height + width)
+    base = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    frames = np.repeat(base[None], 4, axis=0)
+    for k in range(1, 4):                                   # single-bit changes anywhere, borders included
+        for _ in range(3 * k):
+            frames[k, rng.integers(0, height), rng.integers(0, width), rng.integers(0, 3)] ^= 1
+    frames[3, -1, -1, 2] ^= 4
+    difference = np.abs(frames.astype(int) - base.astype(int)).max(axis=-1)
+    grid_h, grid_w = -(-height // block), -(-width // block)
+    padded = np.zeros((4, grid_h * block, grid_w * block), int)
+    padded[:, :height, :width] = difference
+    expected = padded.reshape(4, grid_h, block, grid_w, block).max(axis=(2, 4)) > 0
+    assert (changed_blocks(frames, base, block, 0.0) == expected).all()
+    assert expected[0].sum() == 0 and expected[3].sum() >= 3
+    # pasting the changed blocks of a frame on the base gives the frame back
+    for frame, grid in zip(frames, expected):
+        assert (paste_blocks(base, frame, grid, block) == frame).all()

@@ -44,6 +44,9 @@ def test_exact_mode_on_known_changed_regions_equals_full_inference(con):
     engine.frames_from_numpy(con, "square", frames)
     con.execute("SET inference_mode = 'exact'")
     plan = explain(con, "SELECT logits(mobilenet, frame) FROM square")
+    assert (counts(plan)["incremental"], counts(plan)["full"]) == (0, 6)  # a moving square costs 55% of full here
+    con.execute("SET inference_fallback_ratio = 1.0")  # so run it incrementally anyway, to check the regions
+    plan = explain(con, "SELECT logits(mobilenet, frame) FROM square")
     assert (counts(plan)["incremental"], counts(plan)["full"]) == (5, 1)
     rows = con.execute("SELECT frame_id, logits(mobilenet, frame) FROM square ORDER BY frame_id").fetchall()
     (scan,) = last_scans(con)
@@ -67,23 +70,22 @@ def test_exact_mode_in_sql_equals_the_engine_run_directly(con):
     rows = con.execute("SELECT logits(mobilenet, frame), features(mobilenet, frame) FROM traffic"
                        " WHERE frame_id < 12 ORDER BY frame_id").fetchall()
     (scan,) = last_scans(con)
-    assert scan.incremental > 0 and scan.full >= 1
+    assert scan.full >= 1   # real video at 224x224: nearly every block differs at all, so frames go full
     frames = engine.frames_to_numpy(con, "traffic", where="frame_id < 12")
     direct = IncrementalEngine(reference_network(), MEAN, STD, "exact", IncrementalConfig())
     logits, features, stats = direct.run(frames, list(range(12)))
     np.testing.assert_allclose(np.array([r[0] for r in rows]), logits.numpy(), atol=1e-4)
     np.testing.assert_allclose(np.array([r[1] for r in rows]), features.numpy(), atol=1e-4)
     assert [d.kind for d in scan.per_frame] == [s.kind for s in stats]
-    full = reference(frames)[0]
-    cosine = (full * logits.numpy()).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(logits.numpy(), axis=1)
-    assert cosine.min() > 0.99
+    np.testing.assert_allclose(np.array([r[0] for r in rows]), reference(frames)[0], atol=1e-4)   # exact is exact
 
 
 def test_a_later_query_continues_from_the_persisted_engine_state(db):
-    with engine.connect(db, autocommit=True, progress="off", inference_mode="exact") as con:
+    settings = {"inference_mode": "exact", "inference_persist_state": True}
+    with engine.connect(db, autocommit=True, progress="off", **settings) as con:
         first = con.execute("SELECT logits(mobilenet, frame) FROM traffic WHERE frame_id < 4 ORDER BY frame_id").fetchall()
         assert con.execute("SELECT last_frame_id FROM mallard.inference_state").fetchall() == [(3,)]
-    with engine.connect(db, autocommit=True, progress="off", inference_mode="exact") as con:
+    with engine.connect(db, autocommit=True, progress="off", **settings) as con:
         plan = explain(con, "SELECT logits(mobilenet, frame) FROM traffic WHERE frame_id < 10")
         assert counts(plan)["from cache"] == 4
         second = con.execute("SELECT logits(mobilenet, frame) FROM traffic WHERE frame_id < 10 ORDER BY frame_id").fetchall()
@@ -96,7 +98,7 @@ def test_a_later_query_continues_from_the_persisted_engine_state(db):
     logits = logits.numpy()
     computed = [d for d in scan.per_frame if d.kind != "cached"]
     assert [d.kind for d in computed] == [s.kind for s in stats[4:]]
-    assert computed[0].frame_id == 4 and computed[0].kind == "incremental"  # continues from frame 3's base
+    assert computed[0].frame_id == 4 and computed[0].reason != "first frame"  # continues from frame 3's state
     got = np.array([r[0] for r in first + second[4:]])
     np.testing.assert_allclose(got, logits, atol=1e-4)
 

@@ -66,6 +66,7 @@ def test_a_cache_limit_evicts_the_least_recently_used_results(clip):
 def test_show_storage_reports_frames_cache_state_and_models(clip):
     engine.frames_from_numpy(clip, "tiny", __import__("numpy").zeros((3, 8, 8, 3), "uint8"))
     clip.execute("SET inference_mode = 'exact'")
+    clip.execute("SET inference_persist_state = true")  # the engine's state is kept only when asked
     clip.execute("SELECT mobilenet(frame).label FROM traffic WHERE frame_id < 6").fetchall()
     rows = {(r[0], r[1]): r for r in clip.execute("SHOW STORAGE").fetchall()}
     stream = rows[("frames", "traffic")]

@@ -3,76 +3,84 @@
 ``CREATE MODEL ... WITH (architecture = 'mobilenet_v2')`` builds the network registered
 under that name and loads the weights into it.  MobileNetV2 keeps torchvision's state-dict
 keys, so torchvision's ImageNet weights load as they are.  A user adds an architecture the
-same way the built-ins are added:
+same way the built-ins are added.  The network must offer
+
+- ``forward_features(x)``: the pooled penultimate features, (n, F);
+- ``classifier``: a *registered* submodule mapping them to logits (an ``nn.Module`` attribute,
+  or a property returning one, such as ``self.fc``); exact and approximate modes trace
+  ``classifier(forward_features(x))`` with torch.fx;
+- state-dict keys equal to the weights file's (CREATE MODEL names the first key that differs).
+
+To bring in a third-party model, subclass it (a wrapper module would prefix every key) and add
+what is missing:
 
 >>> import torch
 >>> from torch import nn
 >>> from udfs.architectures import architecture, build
->>> @architecture("tiny_mlp", input_size=(8, 8), replace=True)
-... def tiny_mlp(num_classes: int = 10) -> nn.Module:
-...     return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, num_classes))
->>> build("tiny_mlp", num_classes=4)(torch.zeros(1, 3, 8, 8)).shape
-torch.Size([1, 4])
+>>> class ThirdPartyNet(nn.Module):            # as a library ships it: features unpooled, head named fc
+...     def __init__(self, num_classes=1000):
+...         super().__init__()
+...         self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+...         self.fc = nn.Linear(8, num_classes)
+...     def forward_features(self, x):
+...         return self.body(x)
+...     def forward(self, x):
+...         return self.fc(self.forward_features(x).mean((2, 3)))
+>>> @architecture("third_party_net", replace=True)
+... class ForMallard(ThirdPartyNet):
+...     def forward_features(self, x):             # pooled, as model functions expect
+...         return super().forward_features(x).mean((2, 3))
+...     @property
+...     def classifier(self) -> nn.Module:         # a property: `self.classifier = self.fc` would add keys
+...         return self.fc
+...     def forward(self, x):
+...         return self.classifier(self.forward_features(x))
+>>> net = build("third_party_net", num_classes=4)
+>>> net(torch.zeros(1, 3, 8, 8)).shape, sorted(net.state_dict()) == sorted(ThirdPartyNet(4).state_dict())
+(torch.Size([1, 4]), True)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from engine.extensions import (
+    DECLARED,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Architecture,
+    build_network,
+    check_network,
+    declare_architecture,
+)
 
+__all__ = ["ARCHITECTURES", "IMAGENET_MEAN", "IMAGENET_STD", "Architecture", "architecture", "build", "check_network"]
 
-@dataclass(frozen=True)
-class Architecture:
-    """A registered architecture: how to build it and what input it expects.
-
-    ``input_size`` is (height, width), or None for fully convolutional networks that take
-    any size; ``mean``/``std`` normalize RGB values scaled to [0, 1].  The network's
-    ``forward_features(x)`` (if present) returns the penultimate feature vector and
-    ``classifier`` maps it to logits.
-    """
-
-    name: str
-    factory: Callable[..., nn.Module]
-    input_size: tuple[int, int] | None
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    num_classes: int
-
-
-ARCHITECTURES: dict[str, Architecture] = {}
+#: Every declared architecture by name (the engine's table; the decorator below adds to it).
+ARCHITECTURES = DECLARED.architectures
 
 
 def architecture(name: str, *, input_size: tuple[int, int] | None = None,
                  mean: tuple[float, float, float] = IMAGENET_MEAN, std: tuple[float, float, float] = IMAGENET_STD,
                  num_classes: int = 1000, replace: bool = False) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register ``factory(num_classes=...) -> nn.Module`` as architecture ``name``."""
+    """Declare ``factory(num_classes=...) -> nn.Module`` as architecture ``name``
+    (through :func:`engine.extensions.declare_architecture`)."""
     if callable(name):
         raise TypeError('architecture needs its name: write @architecture("my_net")')
     key = name.lower()
 
     def register(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if key in ARCHITECTURES and not replace and ARCHITECTURES[key].factory is not factory:
-            raise ValueError(f"an architecture named {key!r} is already registered; pass replace=True")
-        ARCHITECTURES[key] = Architecture(key, factory, input_size, mean, std, num_classes)
+        declare_architecture(Architecture(key, factory, input_size, mean, std, num_classes), replace=replace)
         return factory
 
     return register
 
 
 def build(name: str, num_classes: int | None = None) -> nn.Module:
-    """A fresh, untrained network of a registered architecture, in eval mode."""
-    from engine.errors import ProgrammingError
-
-    spec = ARCHITECTURES.get(name.lower())
-    if spec is None:
-        raise ProgrammingError(
-            f"unknown architecture {name!r}; registered: {', '.join(sorted(ARCHITECTURES))}"
-        )
-    return spec.factory(num_classes=num_classes or spec.num_classes).eval()
+    """A fresh, untrained network of a declared architecture, in eval mode
+    (:func:`engine.extensions.build_network`)."""
+    return build_network(name, num_classes)
 
 
 # MobileNetV2 (Sandler et al. 2018), module names as torchvision's -------------------------
@@ -98,7 +106,7 @@ class InvertedResidual(nn.Module):
 
     def __init__(self, cin: int, cout: int, stride: int, expand_ratio: int) -> None:
         super().__init__()
-        hidden = int(round(cin * expand_ratio))
+        hidden = round(cin * expand_ratio)
         self.use_res_connect = stride == 1 and cin == cout
         layers: list[nn.Module] = []
         if expand_ratio != 1:
@@ -110,7 +118,7 @@ class InvertedResidual(nn.Module):
         ]
         self.conv = nn.Sequential(*layers)
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x):
         return x + self.conv(x) if self.use_res_connect else self.conv(x)
 
 
@@ -134,10 +142,10 @@ class MobileNetV2(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(self.last_channel, num_classes))
 
-    def forward_features(self, x):  # type: ignore[no-untyped-def]
+    def forward_features(self, x):
         return self.pool(self.features(x)).flatten(1)
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x):
         return self.classifier(self.forward_features(x))
 
 
@@ -161,7 +169,7 @@ class BasicBlock(nn.Module):
         if stride != 1 or cin != cout:
             self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -186,16 +194,16 @@ class SmallResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(cin, num_classes)
 
-    def forward_features(self, x):  # type: ignore[no-untyped-def]
+    def forward_features(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # type: ignore[operator]
         return self.avgpool(x).flatten(1)
 
     @property
     def classifier(self) -> nn.Module:
         return self.fc
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x):
         return self.fc(self.forward_features(x))
 
 
@@ -221,10 +229,10 @@ class PlainCNN(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(cin, num_classes)
 
-    def forward_features(self, x):  # type: ignore[no-untyped-def]
+    def forward_features(self, x):
         return self.pool(self.features(x)).flatten(1)
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x):
         return self.classifier(self.forward_features(x))
 
 

@@ -47,8 +47,9 @@ class NewModel:
 
 def prepare_model(session: Session, name: str, source: str, options: dict[str, Any], replace: bool) -> NewModel:
     """Validate a CREATE MODEL statement without writing anything."""
-    from udfs.architectures import ARCHITECTURES
+    from engine.extensions import architectures
 
+    known = architectures()
     name = check_model_name(session, name, replace)
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
@@ -57,12 +58,12 @@ def prepare_model(session: Session, name: str, source: str, options: dict[str, A
     if not isinstance(architecture, str) or not architecture:
         raise ProgrammingError(
             f"CREATE MODEL {name} needs WITH (architecture = '<name>'); registered architectures: "
-            f"{', '.join(sorted(ARCHITECTURES))}"
+            f"{', '.join(sorted(known))}"
         )
-    arch = ARCHITECTURES.get(architecture.lower())
+    arch = known.get(architecture.lower())
     if arch is None:
         raise ProgrammingError(
-            f"unknown architecture {architecture!r}; registered architectures: {', '.join(sorted(ARCHITECTURES))} "
+            f"unknown architecture {architecture!r}; registered architectures: {', '.join(sorted(known))} "
             "(add one with the @architecture decorator of udfs.architectures)"
         )
     labels = _labels(options.get("labels"))
@@ -117,9 +118,9 @@ def check_model_name(session: Session, name: str, replace: bool) -> str:
 
 def load_checked_weights(spec: ModelSpec, path: str) -> dict[str, torch.Tensor]:
     """Read ``path`` and check it against ``spec``'s architecture; the state dict, loadable strictly."""
-    from udfs.architectures import build
+    from engine.extensions import build_network
 
-    network = build(spec.architecture, num_classes=spec.num_classes)
+    network = build_network(spec.architecture, num_classes=spec.num_classes)
     state = read_weights_file(path)
     check_state_dict(network, state, spec.architecture)
     try:

@@ -179,7 +179,10 @@ def _plan_computation(session: Session, scan: PreparedScan, frame_ids: np.ndarra
             continue
         state = load_state(session, scan.key) if scan.key is not None else None
         runner = IncrementalRunner(network, spec.mean, spec.std, scan.mode, scan.config, state)
-        decisions += runner.plan(ids, scan.frames.read(session, ids, height, width))
+        # one call (plan leaves the engine as it is, so it cannot carry a batch's last frame
+        # to the next); the same keyframe segments as the scan
+        decisions += runner.plan(ids, scan.frames.read(session, ids, height, width),
+                                 segment_start=scan.frames.keyframes(session, ids))
     return decisions
 
 

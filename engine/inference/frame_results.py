@@ -34,7 +34,7 @@ class FrameResults:
     macs_full: np.ndarray      # int64 (n,)
 
     @classmethod
-    def from_arrays(cls, frame_ids: Sequence[int], logits: np.ndarray, features: np.ndarray, kinds: Sequence[str],
+    def from_arrays(cls, frame_ids: Sequence[int] | np.ndarray, logits: np.ndarray, features: np.ndarray, kinds: Sequence[str],
                     macs: Sequence[int], macs_full: Sequence[int]) -> FrameResults:
         """Results from logits and features; the prediction is the top-1 class and its probability."""
         logits = np.asarray(logits, dtype=np.float32)

@@ -218,22 +218,23 @@ def invalidate_results(session: Session, name: str, keep_version: int) -> None:
 
 def load_network(session: Session, version: ModelVersion) -> nn.Module:
     """The torch network of a model version, in eval mode (built once per session and version)."""
-    from udfs.architectures import ARCHITECTURES, build
+    from engine.extensions import architectures, build_network
 
     networks: dict[tuple[str, int, str], Any] = session.state.setdefault("inference.networks", {})
     key = (version.model, version.version, version.weights_sha256)
     if key not in networks:
-        if version.spec.architecture not in ARCHITECTURES:
+        known = architectures()
+        if version.spec.architecture not in known:
             raise ProgrammingError(
                 f"model {version.model} needs architecture {version.spec.architecture!r}, which is not "
-                f"registered in this process (registered: {', '.join(sorted(ARCHITECTURES))}); import the "
+                f"registered in this process (registered: {', '.join(sorted(known))}); import the "
                 "module that defines it with @architecture first"
             )
         blob = session.scalar(
             "SELECT weights FROM mallard.model_versions WHERE model = ? AND version = ?",
             [version.model, version.version],
         )
-        network = build(version.spec.architecture, num_classes=version.spec.num_classes)
+        network = build_network(version.spec.architecture, num_classes=version.spec.num_classes)
         network.load_state_dict(from_safetensors(blob), strict=True)
         while len(networks) >= MAX_NETWORKS:  # keep memory bounded: forget the oldest
             networks.pop(next(iter(networks)))

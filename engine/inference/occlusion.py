@@ -53,7 +53,7 @@ def compute_occlusion_map(session: Session, request: OcclusionRequest) -> pa.Tab
     target = _target(options["target"], spec)
     network = load_network(session, version)
     if target is None:  # the frame's top-1 class
-        from udfs.models import forward_frames
+        from engine.inference.networks import forward_frames
 
         target = int(forward_frames(network, image[None], spec.mean, spec.std)[0].argmax())
     heatmap = np.asarray(occlusion_map(network, spec.mean, spec.std, image, patch=options["patch"],

@@ -181,12 +181,15 @@ def _compute(session: Session, scan: PreparedScan, missing: np.ndarray, cache: R
         for height, width in sorted(set(zip(heights.tolist(), widths.tolist()))):
             ids = missing[(heights == height) & (widths == width)]
             runner = _runner(session, scan, height, width)
-            for batch_ids, frames in scan.frames.batches(session, ids, height, width, scan.batch_size):
+            for batch in scan.frames.frame_batches(session, ids, height, width, scan.batch_size):
                 if session.cancel.is_set():
                     interrupted = True  # stop; what was computed is complete per frame and is kept
                     break
+                batch_ids = batch.frame_ids
                 started = time.perf_counter()
-                results, decisions = runner.run(batch_ids, frames)
+                # a keyframe starts a segment: the incremental runner computes it in full, so a
+                # segment's answers never depend on what ran before it (nor on the batching)
+                results, decisions = runner.run(batch_ids, batch.frames, segment_start=batch.keyframes)
                 stats.network_seconds += time.perf_counter() - started
                 stats.per_frame += decisions
                 stats.batches += 1
@@ -196,7 +199,7 @@ def _compute(session: Session, scan: PreparedScan, missing: np.ndarray, cache: R
                 bar.update(len(batch_ids))
             if interrupted:
                 break
-            if isinstance(runner, IncrementalRunner) and writes:
+            if isinstance(runner, IncrementalRunner) and runner.persists and writes:
                 save_state(session, _state_key(scan), json.dumps(_config_dict(scan.config)), runner.state_dict(),
                            last_frame_id=int(ids[-1]))
         if writes and cache is not None:

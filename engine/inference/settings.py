@@ -31,43 +31,22 @@ def incremental_config(session: Any) -> Any:
 
 
 def mode_key(mode: str, config: Any) -> str:
-    """How the result cache names a mode: 'full', or the mode with its whole configuration.
+    """How the result cache names a mode: 'full', or the mode with the knobs that can change its
+    answers (exact mode has none: its answers equal full inference's within 1e-4).
 
     >>> mode_key("full", None)
     'full'
     """
     if config is None:
         return mode
-    values = {k: v for k, v in asdict(config).items() if k not in _PERFORMANCE_ONLY}
-    if mode == "exact":
-        values = {k: v for k, v in values.items() if k not in APPROXIMATE_ONLY}
+    answer = set(config.answer_fields(mode))
+    values = {k: v for k, v in asdict(config).items() if k in answer}
     return f"{mode}:{json.dumps(values, sort_keys=True, default=str)}"
 
 
-#: Knobs that change how fast results come, not what they are (not part of the cache key).
-_PERFORMANCE_ONLY = ("batch_frames", "tile")
-#: Knobs exact mode ignores.
-APPROXIMATE_ONLY = ("activation_threshold", "tau", "skip_threshold")
-
-
-#: Setting names of IncrementalConfig fields whose name alone would be unclear.
-_KNOB_NAMES = {"activation_threshold": "inference_change_threshold", "batch_frames": "inference_batch_size"}
-
-_KNOB_DESCRIPTIONS = {
-    "block": "Change detection grid cell, in input pixels (exact and approximate modes).",
-    "pixel_threshold": "A grid cell changed when its largest pixel change (in [0, 1]) exceeds this.",
-    "activation_threshold": "Approximate mode: a layer output position propagates only when its change exceeds "
-                            "this (CBinfer-style); 0 turns it off.",
-    "tau": "Approximate mode: projective-field threshold, each layer's changed region cropped to this "
-           "fraction of the layer (Krypton); 1 turns it off.",
-    "skip_threshold": "Approximate mode: skip a frame whose difference to the last computed frame is at most "
-                      "this (NoScope); 0 turns it off.",
-    "refresh": "Base-frame refresh: 'auto' (re-base when full inference is cheaper) or every N computed frames.",
-    "rebase_ratio": "Compute a frame in full when incremental work would exceed this fraction of full inference.",
-    "fallback_ratio": "When incremental frames cost on average more than this fraction of full inference (a moving "
-                      "camera), run the next frames in full, retrying incremental inference now and then.",
-    "tile": "Side of the output tiles in which the incremental engine gathers read-in context.",
-}
+#: Knobs exact mode ignores (IncrementalConfig.answer_fields says which knobs change answers).
+APPROXIMATE_ONLY = ("pixel_threshold", "activation_threshold", "tau", "halo", "skip_threshold", "refresh", "fidelity_bar",
+                    "audit_every")
 
 
 def _knob_validator(name: str, default: Any) -> Validator:
@@ -104,16 +83,17 @@ def _knob_validator(name: str, default: Any) -> Validator:
 
 
 def _knob_settings() -> tuple[Setting, ...]:
-    """One setting per IncrementalConfig field, default = the engine's default."""
+    """One setting per IncrementalConfig field, default = the engine's default; the setting's
+    name and description come from the field's metadata."""
     from engine.inference.incremental.config import IncrementalConfig
 
+    names, descriptions = IncrementalConfig.setting_names(), IncrementalConfig.descriptions()
     settings = []
     for f in fields(IncrementalConfig):
-        name = _KNOB_NAMES.get(f.name, f"inference_{f.name}")
+        name = names[f.name]
         KNOBS[f.name] = name
         if name != "inference_batch_size":  # declared below: the scan's batch is the engine's batch
-            settings.append(Setting(name, f.default, _knob_validator(f.name, f.default),
-                                    _KNOB_DESCRIPTIONS.get(f.name, f"Incremental engine: {f.name}.")))
+            settings.append(Setting(name, f.default, _knob_validator(f.name, f.default), descriptions[f.name]))
     return tuple(settings)
 
 

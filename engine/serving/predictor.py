@@ -1,7 +1,7 @@
 """A model version loaded for prediction: the one computation behind ``predict(...)`` in SQL
 and every answer of the server, so online and offline predictions agree exactly.
 
-Image models run as ``<model>(frame)`` does (:func:`udfs.models.forward_frames` on the
+Image models run as ``<model>(frame)`` does (:func:`engine.inference.networks.forward_frames` on the
 network with batch norm folded and channels-last weights); numeric models normalize each
 input column by the version's ``mean``/``std`` and run the network on the float vectors.
 A prediction is the top-1 class, its label and its softmax probability.
@@ -72,7 +72,7 @@ class Predictor:
 
     def __init__(self, version: ModelVersion, network: nn.Module, device: str = "cpu") -> None:
 
-        from udfs.models import inference_network
+        from engine.inference.networks import inference_network
 
         self.version = version
         self.input: ModelInput = model_input(version)
@@ -115,7 +115,7 @@ class Predictor:
     def predict(self, batch: np.ndarray) -> Predictions:
         """Top-1 predictions of a batch: ``(n, H, W, 3)`` uint8 pixels for an image model,
         ``(n, columns)`` numbers for a numeric model."""
-        from udfs.models import top1
+        from engine.inference.networks import top1
 
         logits = self._numeric_logits(batch) if self.input.is_numeric else self._image_logits(batch)
         class_ids, scores = top1(logits.to("cpu"))
@@ -124,7 +124,7 @@ class Predictor:
     def _image_logits(self, frames: np.ndarray) -> Any:
         import torch
 
-        from udfs.models import forward_frames, normalize_frames, penultimate
+        from engine.inference.networks import forward_frames, normalize_frames, penultimate
 
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise DataError(f"model {self.name} takes RGB images; found an array of shape {frames.shape}")

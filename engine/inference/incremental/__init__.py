@@ -17,13 +17,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from engine.inference.incremental.config import FrameStats, IncrementalConfig
+from engine.inference.incremental.config import FidelityAudit, FrameStats, IncrementalConfig
 
-__all__ = ["FrameStats", "IncrementalConfig", "IncrementalEngine", "occlusion_map", "plot_occlusion"]
+__all__ = ["FidelityAudit", "FrameStats", "IncrementalConfig", "IncrementalEngine", "occlusion_map", "plot_occlusion"]
 
 #: Names whose modules need torch, imported on first use so that reading the settings'
 #: configuration (done by ``import engine``) does not import torch.
-_LAZY = {"IncrementalEngine": "engine", "occlusion_map": "occlusion", "plot_occlusion": "occlusion"}
+_LAZY = {"IncrementalEngine": "engine", "occlusion_map": "occlusion_heatmap", "plot_occlusion": "occlusion_heatmap"}
 
 
 def __getattr__(name: str) -> Any:

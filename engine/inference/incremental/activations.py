@@ -29,6 +29,9 @@ import torch
 ZERO_ROW = 0
 NEG_INF_ROW = 1
 OFFSET = 2   # base rows start after the two padding rows
+#: Batches of more frames than this find the last writer of a position in a dense table
+#: (bit sets of frames must stay exact in float64).
+MAX_BIT_FRAMES = 52
 
 
 class MaterializedActivation:
@@ -81,7 +84,7 @@ class Activation:
 
     @classmethod
     def write(cls, store: MaterializedActivation | None, mask: torch.Tensor, rows: torch.Tensor, chain: bool,
-              full: bool = False) -> "Activation":
+              full: bool = False) -> Activation:
         """An activation whose rows are copied into ``store`` (when given)."""
         if store is not None and not _inside(rows, store):
             target = store.rows(rows.shape[0])
@@ -136,11 +139,41 @@ class Activation:
         rows = rank.gather(0, writer.clamp(min=0)) + start
         return torch.where(writer >= 0, rows, torch.arange(OFFSET, start).view(1, hw)).view(-1)
 
-    def gather(self, flat: torch.Tensor) -> torch.Tensor:
-        """Rows of the frames' values at flat indices (frame * H*W + q)."""
+    def lookup(self, flat: torch.Tensor) -> torch.Tensor:
+        """The buffer rows holding the frames' values at flat indices (frame * H*W + q).
+
+        Without building the whole table: the frame that last wrote a position (chain) comes
+        from a bit set per position, its row from a binary search in the sorted positions, so
+        the cost follows the rows asked for and the rows written, not frames x H x W."""
         if self.store is None:
             raise RuntimeError("an activation without a store cannot be read outside its mask")
-        return self.store.buffer.index_select(0, self.table().index_select(0, flat))
+        hw = self.hw
+        if self._table is not None or (self.chain and self.frames > MAX_BIT_FRAMES) or flat.numel() > self.frames * hw:
+            return self.table().index_select(0, flat)   # as many look-ups as positions: build the table
+        if self.full:
+            return flat + (OFFSET + hw)
+        frame = torch.div(flat, hw, rounding_mode="floor")
+        place = flat - frame * hw
+        if self.chain:
+            written_by = self._writers().index_select(0, place) & ((2 << frame) - 1)   # frames <= this one
+            written = written_by > 0
+            writer = written_by.clamp(min=1).to(torch.float64).log2_().floor_().to(torch.long)  # the latest
+        else:
+            written = self.mask.view(-1).index_select(0, flat)
+            writer = frame
+        rows = torch.searchsorted(self.positions(), writer * hw + place) + (OFFSET + hw)
+        return torch.where(written, rows, place + OFFSET)
+
+    def _writers(self) -> torch.Tensor:
+        """(H*W,) int64: bit f set when frame f wrote the position."""
+        positions = self.positions()
+        frame = torch.div(positions, self.hw, rounding_mode="floor")
+        bits = torch.zeros(self.hw, dtype=torch.long)
+        return bits.index_put_((positions - frame * self.hw,), torch.ones_like(frame) << frame, accumulate=True)
+
+    def gather(self, flat: torch.Tensor) -> torch.Tensor:
+        """Rows of the frames' values at flat indices (frame * H*W + q)."""
+        return self.store.buffer.index_select(0, self.lookup(flat))  # type: ignore[union-attr]
 
     def full_rows(self, frames: torch.Tensor | None = None) -> torch.Tensor:
         """Every position of the given frames (all by default), as rows (n*H*W, C)."""
@@ -161,7 +194,9 @@ class Activation:
         if self.full:
             self.store.base.copy_(self.rows[-self.hw:])
         elif self.chain:
-            self.store.base.copy_(self.store.buffer.index_select(0, self.table()[-self.hw:]))
+            written = self._writers().nonzero().squeeze(1)
+            rows = self.lookup(written + (self.frames - 1) * self.hw)
+            self.store.base.index_copy_(0, written, self.store.buffer.index_select(0, rows))
         else:
             last = self.mask[-1].view(-1).nonzero().squeeze(1)
             if last.numel():

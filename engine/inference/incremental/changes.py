@@ -28,29 +28,50 @@ def changed_blocks(frames: np.ndarray, reference: np.ndarray, block: int, thresh
     ``frames`` is (n, H, W, 3) uint8, ``reference`` (H, W, 3) uint8 or (n, H, W, 3);
     ``threshold`` is in [0, 1] pixel units.
     """
-    a, b = torch.from_numpy(np.ascontiguousarray(frames)), torch.from_numpy(np.ascontiguousarray(reference))
-    diff = (torch.maximum(a, b) - torch.minimum(a, b)).amax(dim=-1)
-    return (block_max(diff, block) > threshold * 255).numpy()
+    frames, reference = np.ascontiguousarray(frames), np.ascontiguousarray(reference)
+    n, height, width, channels = frames.shape
+    if threshold == 0 and (block * channels) % 8 == 0 and width % block == 0:
+        # any difference at all: compare 8 bytes at a time (a block row is a whole number of words)
+        words = (block * channels) // 8
+        a = torch.from_numpy(frames.reshape(n, height, -1).view(np.uint64))
+        b = torch.from_numpy(reference.reshape(-1, height, width * channels).view(np.uint64))
+        differ = (a != b).view(torch.uint8)
+        gh = -(-height // block)
+        if gh * block != height:
+            differ = torch.nn.functional.pad(differ, (0, 0, 0, gh * block - height))
+        return differ.view(n, gh, block, width // block, words).amax(dim=4).amax(dim=2).numpy().astype(bool)
+    a, b = torch.from_numpy(frames), torch.from_numpy(reference)
+    diff = torch.maximum(a, b).sub_(torch.minimum(a, b))
+    return (block_max(diff.view(n, height, width * channels), block, channels) > threshold * 255).numpy()
 
 
-def block_max(values: torch.Tensor, block: int) -> torch.Tensor:
-    """(n, H, W) -> (n, gh, gw): the maximum over each block (edge blocks may be partial)."""
-    n, height, width = values.shape
+def block_max(values: torch.Tensor, block: int, channels: int = 1) -> torch.Tensor:
+    """(n, H, W * channels) -> (n, gh, gw): the maximum over each block of block x block pixels
+    (all channels; edge blocks may be partial)."""
+    n, height, row = values.shape
+    width = row // channels
     gh, gw = grid_shape(height, width, block)
     if (gh * block, gw * block) != (height, width):
-        values = torch.nn.functional.pad(values, (0, gw * block - width, 0, gh * block - height))
-    return values.reshape(n, gh, block, gw, block).amax(dim=(2, 4))
+        values = torch.nn.functional.pad(values, (0, (gw * block - width) * channels, 0, gh * block - height))
+    return values.reshape(n, gh, block, gw, block * channels).amax(dim=(2, 4))
 
 
 def block_mask(grid: np.ndarray, block: int, height: int, width: int) -> np.ndarray:
-    """(n, gh, gw) block grid -> (n, H, W) pixel mask."""
-    return grid.repeat(block, axis=1).repeat(block, axis=2)[:, :height, :width]
+    """(n, gh, gw) block grid -> (n, H, W) pixel mask (C-contiguous)."""
+    return np.ascontiguousarray(grid.repeat(block, axis=1).repeat(block, axis=2)[:, :height, :width])
 
 
 def paste_blocks(base: np.ndarray, frame: np.ndarray, grid: np.ndarray, block: int) -> np.ndarray:
     """The composite frame: ``base`` with the changed blocks of ``frame`` pasted in."""
-    mask = block_mask(grid[None], block, base.shape[0], base.shape[1])[0]
-    return np.where(mask[..., None], frame, base)
+    height, width = base.shape[:2]
+    if height % block or width % block:
+        mask = block_mask(grid[None], block, height, width)[0]
+        return np.where(mask[..., None], frame, base)
+    out = base.copy()
+    rows, cols = np.nonzero(grid)
+    blocks = (height // block, block, width // block, block, base.shape[2])
+    out.reshape(blocks)[rows, :, cols] = frame.reshape(blocks)[rows, :, cols]
+    return out
 
 
 def chain_composites(frames: np.ndarray, composite: np.ndarray, block: int,

@@ -1,11 +1,12 @@
-"""The incremental inference engine: Krypton's update patches over a base frame's
-materialized activations, with CBinfer's change thresholds and NoScope's frame skipping in
+"""The incremental inference engine: Krypton's update patches over the materialized activations
+of the frame computed before, with CBinfer's change thresholds and NoScope's frame skipping in
 approximate mode.
 
 >>> import numpy as np, torch
 >>> from udfs.architectures import build
 >>> model = build("plain_cnn", num_classes=3)
->>> engine = IncrementalEngine(model, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "exact")
+>>> small_frames = IncrementalConfig(fallback_ratio=0.9)   # at 32x32 one block reaches much of the net
+>>> engine = IncrementalEngine(model, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "exact", small_frames)
 >>> frames = np.zeros((4, 32, 32, 3), np.uint8); frames[1:, 8:16, 8:16] = 255; frames[3, 0:8, 24:32] = 90
 >>> logits, features, stats = engine.run(frames, [0, 1, 2, 3])
 >>> [s.kind for s in stats], stats[1].patches, stats[3].patches
@@ -16,28 +17,34 @@ True
 """
 from __future__ import annotations
 
-from typing import Sequence
+import time
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from engine.errors import DataError, ProgrammingError
-from engine.inference.incremental.config import MODES, FrameStats, IncrementalConfig
-from engine.inference.incremental.execution import BatchForward
+from engine.inference.incremental.changes import block_mask
+from engine.inference.incremental.config import MODES, FidelityAudit, FrameStats, IncrementalConfig
+from engine.inference.incremental.decisions import Decider, Decision, Reference
+from engine.inference.incremental.execution import BatchForward, dense_pooled
 from engine.inference.incremental.graph import LayerGraph
 from engine.inference.incremental.layers import Add, Conv
 from engine.inference.incremental.patches import block_patches
-from engine.inference.incremental.planner import BaseFrame, ChunkPlan, advance_cost, plan_chunk
+from engine.inference.networks import dense_batch
 
 
 class IncrementalEngine:
-    """Runs a model over the frames of one video in order, reusing the base frame's activations.
+    """Runs a model over the frames of one video in order, reusing the activations of the frame
+    computed before.
 
-    ``mode`` is 'exact' (results equal full inference on the frame computed on: the base frame
-    with the changed blocks pasted, within float tolerance) or 'approximate' (thresholds and
-    skipping from ``config``).  ``run`` may be called many times; the base frame carries over
-    (one scan = many calls), and ``state_dict``/``load_state_dict`` carry it across scans.
+    ``mode`` is 'exact' (results equal full inference: logits within 1e-4) or 'approximate'
+    (thresholds and skipping from ``config``).  ``run`` may be called many times (one scan =
+    many calls); a frame's result depends only on the frames passed since the last segment
+    start (or since the engine began), in order, never on how they were split into calls
+    (beyond float rounding: batches of other sizes sum in another order).
+    ``state_dict``/``load_state_dict`` carry the engine's position across scans.
     After ``run``, ``computed_frames`` holds the frames the results were computed on.
     """
 
@@ -51,74 +58,84 @@ class IncrementalEngine:
         self.mode = mode
         self.config = config or IncrementalConfig()
         self.computed_frames: np.ndarray | None = None
-        self._graph: LayerGraph | None = None          # the graph of the frames being run
+        self.audit_cosines: list[float] = []
+        #: Seconds spent deciding, computing incremental frames and full frames (reported only:
+        #: no decision ever reads a clock).
+        self.seconds = {"decide": 0.0, "incremental": 0.0, "full": 0.0}
         self._graphs: dict[tuple[int, int], LayerGraph] = {}
+        self._graph: LayerGraph | None = None          # the graph of the frames being run
         self._forward: BatchForward | None = None
-        self._base: BaseFrame | None = None
+        self._decider: Decider | None = None
+        self._reference: Reference | None = None
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None   # the last computed (logits, features)
+        self._base_valid = False     # whether the stores hold the reference frame's activations
 
     # -- public API -------------------------------------------------------------------------
-    def plan(self, frames_uint8: np.ndarray, frame_ids: Sequence[int]) -> list[FrameStats]:
-        """Decisions and estimated multiply-adds per frame, without running the CNN.
-
-        Continues from the engine's current base frame and leaves it unchanged.  Exact mode's
-        estimate is the cost model on the propagated patches (what ``run`` reports); approximate
-        mode charges every layer the input's changed fraction, since how far changes spread
-        past the thresholds is only known by running.
-        """
+    def plan(self, frames_uint8: np.ndarray, frame_ids: Sequence[int],
+             segment_start: Sequence[bool] | np.ndarray | None = None) -> list[FrameStats]:
+        """What ``run`` would do with these frames, without running the CNN: the same decisions
+        (made by the same function) and the estimated multiply-adds (in exact mode the ones
+        ``run`` spends; in approximate mode an estimate).  Leaves the engine unchanged."""
         frames = self._check(frames_uint8, frame_ids)
+        starts = _starts(segment_start, len(frames))
         graph = self._graph_for(frames.shape[1], frames.shape[2])
-        base = self._base if self._fits(frames) else None
-        stats: list[FrameStats] = []
-        position = 0
-        while position < len(frames):
-            chunk = frames[position:position + self.config.batch_frames]
-            plan = plan_chunk(chunk, base, self.mode, self.config, graph)
-            stats += self._stats(plan, frame_ids[position:position + plan.length], plan.macs, graph)
-            base = self._advance(base, plan, chunk[:plan.length], None, None, plan.macs, graph)
-            position += plan.length
-        return stats
+        reference = self._reference if graph is self._graph else None
+        decisions, _ = self._make_decider(graph).decide(frames, starts, reference)
+        return [self._stats(d, frame_id, d.macs) for d, frame_id in zip(decisions, frame_ids)]
 
-    def run(self, frames_uint8: np.ndarray, frame_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                 list[FrameStats]]:
-        """Logits (n, classes), features (n, F) and what was done, for frames (n, H, W, 3) uint8."""
+    def run(self, frames_uint8: np.ndarray, frame_ids: Sequence[int],
+            segment_start: Sequence[bool] | np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor,
+                                                                               list[FrameStats]]:
+        """Logits (n, classes), features (n, F) and what was done, for frames (n, H, W, 3) uint8.
+
+        ``segment_start`` flags frames that start a segment (keyframes): each is computed in
+        full, so a segment's results do not depend on what ran before it."""
         frames = self._check(frames_uint8, frame_ids)
-        graph = self._activate(frames.shape[1], frames.shape[2])
-        if not self._fits(frames):
-            self._base = None
-        logits, features, stats, computed = [], [], [], []
-        position = 0
+        starts = _starts(segment_start, len(frames))
+        self._activate(frames.shape[1], frames.shape[2])
+        assert self._decider is not None
+        started = time.perf_counter()
+        decisions, reference = self._decider.decide(frames, starts, self._reference)
+        self.seconds["decide"] += time.perf_counter() - started
+        logits: list[torch.Tensor] = []
+        features: list[torch.Tensor] = []
+        stats: list[FrameStats] = []
+        chunks = _chunks(decisions, self.config.batch_frames)
         with torch.inference_mode():
-            while position < len(frames):
-                chunk = frames[position:position + self.config.batch_frames]
-                plan = plan_chunk(chunk, self._base, self.mode, self.config, graph)
-                chunk_logits, chunk_features, macs = self._execute(plan)
-                stats += self._stats(plan, frame_ids[position:position + plan.length], macs, graph)
+            for index, chunk in enumerate(chunks):
+                # the base activations of a full frame are kept only when the next chunk of this
+                # call starts from them (else they are rebuilt if a later call needs them)
+                keep = index + 1 < len(chunks) and any(decisions[i].kind == "incremental" for i in chunks[index + 1])
+                chunk_logits, chunk_features, macs = self._execute([decisions[i] for i in chunk], keep)
                 logits.append(chunk_logits)
                 features.append(chunk_features)
-                computed.append(plan.composites)
-                self._base = self._advance(self._base, plan, chunk[:plan.length], chunk_logits, chunk_features,
-                                           macs, graph)
-                position += plan.length
-        self.computed_frames = np.concatenate(computed)
+                stats += [self._stats(decisions[i], frame_ids[i], m) for i, m in zip(chunk, macs)]
+        self._reference = reference
+        self.computed_frames = np.stack([d.composite for d in decisions])
         return torch.cat(logits), torch.cat(features), stats
 
+    def fidelity(self) -> FidelityAudit:
+        """Approximate mode's fidelity audit over everything run so far."""
+        return FidelityAudit.of(self.audit_cosines, self.config.fidelity_bar)
+
     def reset(self) -> None:
-        """Forget the base frame: the next frame runs in full."""
-        self._base = None
+        """Forget the reference frame: the next frame runs in full."""
+        self._reference = None
+        self._last = None
+        self._base_valid = False
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The base frame, its materialized activations and the last results, as tensors."""
-        if self._base is None or self._forward is None:
+        """The reference frame, its materialized activations and the last results, as tensors."""
+        if self._reference is None or self._forward is None or self._last is None:
             return {}
-        base = self._base
+        self._rebuild_base()
+        reference = self._reference
         state = {
-            "base.composite": torch.from_numpy(base.composite.copy()),
-            "base.last_true": torch.from_numpy(base.last_true.copy()),
-            "base.logits": base.logits.clone(),  # type: ignore[union-attr]
-            "base.features": base.features.clone(),  # type: ignore[union-attr]
-            "base.computed_since_full": torch.tensor([base.computed_since_full], dtype=torch.long),
-            "base.observed_cost": torch.tensor([float("nan") if base.observed_cost is None else base.observed_cost]),
-            "base.fallback_chunks": torch.tensor([base.fallback_chunks], dtype=torch.long),
+            "reference.composite": torch.from_numpy(reference.composite.copy()),
+            "reference.last_true": torch.from_numpy(reference.last_true.copy()),
+            "reference.counters": torch.tensor([reference.since_full, reference.incremental], dtype=torch.long),
+            "last.logits": self._last[0].clone(),
+            "last.features": self._last[1].clone(),
         }
         for name, store in self._forward.stores.items():
             state[f"activation.{name}"] = store.base.clone()
@@ -127,9 +144,12 @@ class IncrementalEngine:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Continue from a :meth:`state_dict` of an engine with the same model, mode and config."""
         if not state:
-            self._base = None
+            self.reset()
             return
-        composite = state["base.composite"].numpy().copy()
+        if "reference.composite" not in state:
+            raise DataError("incremental state: expected the keys state_dict() writes, found "
+                            f"{sorted(state)[:3]}")
+        composite = state["reference.composite"].numpy().copy()
         self._activate(composite.shape[0], composite.shape[1])
         assert self._forward is not None
         expected = {f"activation.{name}" for name in self._forward.stores}
@@ -144,11 +164,15 @@ class IncrementalEngine:
                 raise DataError(f"incremental state: activation {name} has shape {tuple(tensor.shape)}, "
                                 f"expected {tuple(store.base.shape)}")
             store.base.copy_(tensor)
-        observed = float(state["base.observed_cost"][0])
-        self._base = BaseFrame(composite, state["base.last_true"].numpy().copy(), state["base.logits"].clone(),
-                               state["base.features"].clone(), int(state["base.computed_since_full"][0]),
-                               observed_cost=None if observed != observed else observed,
-                               fallback_chunks=int(state["base.fallback_chunks"][0]))
+        self._base_valid = True
+        since_full, incremental = (int(v) for v in state["reference.counters"])
+        self._reference = Reference(composite, state["reference.last_true"].numpy().copy(), since_full, incremental)
+        self._last = (state["last.logits"].clone(), state["last.features"].clone())
+
+    def graph(self, height: int, width: int) -> LayerGraph:
+        """The model's layer graph for frames of this size (NotSupportedError if the engine
+        does not support one of its layers)."""
+        return self._graph_for(height, width)
 
     # -- internals ------------------------------------------------------------------------
     def _check(self, frames: np.ndarray, frame_ids: Sequence[int]) -> np.ndarray:
@@ -159,23 +183,27 @@ class IncrementalEngine:
             raise DataError(f"expected one frame id per frame ({len(frames)}), found {len(frame_ids)}")
         return np.ascontiguousarray(frames)
 
-    def _fits(self, frames: np.ndarray) -> bool:
-        return self._base is not None and self._base.composite.shape == frames.shape[1:]
-
     def _graph_for(self, height: int, width: int) -> LayerGraph:
-        """The traced layer graph for frames of this size (no effect on the base frame)."""
+        """The traced layer graph for frames of this size (no effect on the reference)."""
         if (height, width) not in self._graphs:
             self._graphs[(height, width)] = LayerGraph.trace(self.model, height, width)
         return self._graphs[(height, width)]
 
     def _activate(self, height: int, width: int) -> LayerGraph:
-        """Run frames of this size: a new size starts over without a base frame."""
+        """Run frames of this size: a new size starts over without a reference frame."""
         graph = self._graph_for(height, width)
         if self._graph is not graph:
             self._graph = graph
-            self._forward = BatchForward(graph, self._thresholds(graph), self._tau(), self.config.tile)
-            self._base = None
+            self._forward = BatchForward(graph, self._thresholds(graph), self._tau(), self.config.tile,
+                                         halo=self.mode == "exact" or self.config.halo)
+            self._decider = self._make_decider(graph)
+            self.reset()
         return graph
+
+    def _make_decider(self, graph: LayerGraph) -> Decider:
+        if graph is self._graph and self._decider is not None:
+            return self._decider
+        return Decider(self.mode, self.config, graph, frozenset(self._thresholds(graph)))
 
     def _thresholds(self, graph: LayerGraph) -> dict[str, float]:
         """Approximate mode's change thresholds, on the layer outputs that are cheap to compare:
@@ -190,93 +218,120 @@ class IncrementalEngine:
     def _tau(self) -> float:
         return self.config.tau if self.mode == "approximate" else 1.0
 
-    def _normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+    def _normalize(self, pixels: np.ndarray) -> torch.Tensor:
         """uint8 RGB (..., 3) -> normalized float."""
-        return pixels.to(torch.float32).div_(255.0).sub_(self.mean).div_(self.std)
+        return torch.from_numpy(pixels).to(torch.float32).div_(255.0).sub_(self.mean).div_(self.std)
 
-    def _execute(self, plan: ChunkPlan) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        """Run the computed frames of a plan (incremental ones by patches, then the full ones
-        densely); skipped frames repeat the result before them."""
+    def _rebuild_base(self) -> None:
+        """Compute the reference frame's activations (its full frame ran without keeping them)."""
+        if not self._base_valid:
+            assert self._forward is not None and self._reference is not None
+            with torch.inference_mode():
+                self._forward.run_dense(self._normalize(self._reference.composite[None]))
+            self._base_valid = True
+
+    def _execute(self, chunk: list[Decision], keep_base: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Run one chunk (incremental and skipped frames, then full ones): the incremental frames
+        (and an audit) by patches, chained, then the full frames densely; skipped frames repeat
+        the result before them.  Returns logits, features and the multiply-adds per frame."""
         assert self._forward is not None and self._graph is not None
-        incremental = [i for i, kind in enumerate(plan.kinds) if kind == "incremental"]
-        full = [i for i, kind in enumerate(plan.kinds) if kind == "full"]
+        graph = self._graph
+        incremental = [i for i, d in enumerate(chunk) if d.kind == "incremental"]
+        full = [i for i, d in enumerate(chunk) if d.kind == "full"]
         pooled: dict[int, torch.Tensor] = {}
-        macs = [0] * plan.length
+        macs = [0] * len(chunk)
         if incremental:
-            masks = plan.input_masks(self.config.block, incremental)
-            dense = self._normalize(torch.from_numpy(plan.composites[incremental]))
-            part, conv_macs = self._forward.run_patches(dense[masks], masks, chain=self.mode == "exact",
-                                                        dense_input=dense.view(-1, 3))
+            self._rebuild_base()
+            grids = np.stack([chunk[i].grid for i in incremental])  # type: ignore[misc]
+            masks = torch.from_numpy(block_mask(grids, self.config.block, graph.height, graph.width))
+            dense = self._normalize(np.stack([chunk[i].composite for i in incremental]))
+            started = time.perf_counter()
+            part, conv_macs = self._forward.run_patches(dense[masks], masks, chain=True, dense_input=dense.view(-1, 3))
+            self._base_valid = True
+            self.seconds["incremental"] += time.perf_counter() - started
             for row, i in enumerate(incremental):
-                pooled[i], macs[i] = part[row], int(conv_macs[row]) + self._graph.head.linear_macs
+                pooled[i], macs[i] = part[row], int(conv_macs[row]) + graph.head.linear_macs
         if full:
-            part, _ = self._forward.run_dense(self._normalize(torch.from_numpy(plan.composites[full])))
-            for row, i in enumerate(full):
-                pooled[i], macs[i] = part[row], self._graph.macs_full
+            started = time.perf_counter()
+            step = dense_batch(graph.height, graph.width)
+            for first in range(0, len(full), step):   # in order: the last frame's activations stay
+                some = full[first:first + step]
+                keep = keep_base and first + step >= len(full)
+                part, _ = self._forward.run_dense(self._normalize(np.stack([chunk[i].composite for i in some])), keep)
+                self._base_valid = keep
+                for row, i in enumerate(some):
+                    pooled[i] = part[row]
+                    macs[i] += graph.macs_full
+            self.seconds["full"] += time.perf_counter() - started
         computed = sorted(pooled)
-        rows_of: list[int] = []
         logits = features = None
         if computed:
-            logits, features = self._graph.head(torch.stack([pooled[i] for i in computed]))
-        previous = -1
-        for i in range(plan.length):
-            if i in pooled:
-                previous = computed.index(i)
-            rows_of.append(previous)
-        return self._gather(rows_of, logits, features) + (macs,)
+            logits, features = graph.head(torch.stack([pooled[i] for i in computed]))
+            for i in incremental:
+                if chunk[i].audit:
+                    macs[i] += graph.macs_full
+                    self._audit(logits[computed.index(i)], chunk[i].frame)  # type: ignore[arg-type]
+        return (*self._gather(chunk, computed, logits, features), macs)
 
-    def _gather(self, rows: list[int], logits: torch.Tensor | None,
+    def _audit(self, answer: torch.Tensor, frame: np.ndarray) -> None:
+        """Compare an incremental answer with full inference on the frame's true pixels (the
+        dense path full frames take, leaving the materialized activations alone)."""
+        assert self._graph is not None
+        started = time.perf_counter()
+        truth, _ = self._graph.head(dense_pooled(self._graph, self._normalize(frame[None])))
+        self.audit_cosines.append(float(torch.nn.functional.cosine_similarity(truth, answer.view(1, -1))))
+        self.seconds["audit"] = self.seconds.get("audit", 0.0) + time.perf_counter() - started
+
+    def _gather(self, chunk: list[Decision], computed: list[int], logits: torch.Tensor | None,
                 features: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Result rows of a chunk; -1 means the base frame's last result."""
-        base = self._base
+        """Result rows of a chunk: computed frames their own, skipped frames the last one before."""
         parts_l, parts_f = [], []
-        for row in rows:
-            if row < 0:
-                if base is None or base.logits is None or base.features is None:
-                    raise DataError("a skipped frame has no computed frame before it")
-                parts_l.append(base.logits.view(1, -1))
-                parts_f.append(base.features.view(1, -1))
-            else:
+        for i in range(len(chunk)):
+            if i in computed:
+                row = computed.index(i)
                 assert logits is not None and features is not None
-                parts_l.append(logits[row:row + 1])
-                parts_f.append(features[row:row + 1])
+                self._last = (logits[row].clone(), features[row].clone())
+            if self._last is None:
+                raise DataError("a skipped frame has no computed frame before it")
+            parts_l.append(self._last[0].view(1, -1))
+            parts_f.append(self._last[1].view(1, -1))
         return torch.cat(parts_l), torch.cat(parts_f)
 
-    def _advance(self, base: BaseFrame | None, plan: ChunkPlan, frames: np.ndarray, logits: torch.Tensor | None,
-                 features: torch.Tensor | None, macs: list[int], graph: LayerGraph) -> BaseFrame | None:
-        """The base frame after a chunk: its last computed frame."""
-        computed = plan.computed()
-        if not computed:
-            return base
-        last = computed[-1]
-        since = base.computed_since_full if base is not None else 0
-        for i in computed:
-            since = 0 if plan.kinds[i] == "full" else since + 1
-        advanced = BaseFrame(
-            composite=plan.composites[last].copy(), last_true=frames[last].copy(),
-            logits=None if logits is None else logits[last].clone(),
-            features=None if features is None else features[last].clone(),
-            computed_since_full=since,
-            observed_cost=None if base is None else base.observed_cost,
-            fallback_chunks=0 if base is None else base.fallback_chunks,
-        )
-        if self.mode == "approximate":
-            advanced = advance_cost(advanced, plan, macs, graph.macs_full)
-        return advanced
-
-    def _stats(self, plan: ChunkPlan, frame_ids: Sequence[int], macs: list[int],
-               graph: LayerGraph) -> list[FrameStats]:
+    def _stats(self, decision: Decision, frame_id: int, macs: int) -> FrameStats:
+        graph = self._graph_for(decision.composite.shape[0], decision.composite.shape[1])
         height, width = graph.height, graph.width
-        stats = []
-        for i, frame_id in enumerate(frame_ids[:plan.length]):
-            kind = plan.kinds[i]
-            grid = plan.grids[i]
-            if kind == "full":
-                patches = [(0, 0, height, width)]
-            elif grid is None:
-                patches = []
-            else:
-                patches = block_patches(grid, self.config.block, height, width)
-            stats.append(FrameStats(int(frame_id), kind, patches, int(macs[i]), graph.macs_full))
-        return stats
+        if decision.kind == "full":
+            patches = [(0, 0, height, width)]
+        elif decision.kind == "skipped":
+            patches = []
+        else:
+            patches = block_patches(decision.grid, self.config.block, height, width)  # type: ignore[arg-type]
+        return FrameStats(int(frame_id), decision.kind, patches, int(macs), graph.macs_full, decision.reason)
 
+
+def _starts(segment_start: Sequence[bool] | np.ndarray | None, count: int) -> np.ndarray:
+    if segment_start is None:
+        return np.zeros(count, bool)
+    starts = np.asarray(segment_start, dtype=bool)
+    if starts.shape != (count,):
+        raise DataError(f"expected one segment_start flag per frame ({count}), found shape {starts.shape}")
+    return starts
+
+
+def _chunks(decisions: list[Decision], batch: int) -> list[list[int]]:
+    """Frames run together: incremental and skipped frames (at most ``batch`` incremental),
+    then the full frames after them (at most ``batch``).  A segment start begins a chunk, so a
+    segment's batches (and so its answers, to the bit) are those of a run that starts with it."""
+    chunks = []
+    position = 0
+    while position < len(decisions):
+        start, incremental, full = position, 0, 0
+        while position < len(decisions) and decisions[position].kind != "full" and incremental < batch:
+            incremental += decisions[position].kind == "incremental"
+            position += 1
+        while (position < len(decisions) and decisions[position].kind == "full" and full < batch
+               and not (position > start and decisions[position].reason == "segment start")):
+            position += 1
+            full += 1
+        chunks.append(list(range(start, position)))
+    return chunks

@@ -26,7 +26,7 @@ It returns the globally pooled vectors and the multiply-adds spent per frame.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -40,14 +40,17 @@ class BatchForward:
 
     ``thresholds`` maps a layer output name to its change threshold (approximate mode);
     ``tau`` is the projective-field threshold; ``tile`` the output tile side of windowed layers;
-    ``route`` forces how windowed layers compute ('tiles' or 'dense'; 'auto' picks per layer).
+    ``route`` forces how windowed layers compute ('tiles', 'shifts' or 'dense'; 'auto' picks per
+    layer); without ``halo`` (approximate mode) a stride-1 windowed layer recomputes only the
+    positions that changed in its input, not the ring around them its window reaches.
     """
 
     def __init__(self, graph: LayerGraph, thresholds: Mapping[str, float], tau: float = 1.0, tile: int = 8,
-                 route: str = "auto") -> None:
+                 route: str = "auto", halo: bool = True) -> None:
         self.graph = graph
         self.thresholds = dict(thresholds)
         self.tau = tau
+        self.halo = halo
         self.tile = tile
         self.route = route
         self.stores: dict[str, MaterializedActivation] = {
@@ -67,18 +70,10 @@ class BatchForward:
 
 
     # -- dense ----------------------------------------------------------------------------
-    def run_dense(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Full inference of (B, H, W, 3) normalized frames; the last frame becomes the base."""
-        values: dict[str, torch.Tensor] = {"input": x.permute(0, 3, 1, 2)}
-        self._keep_base("input", values["input"])
-        for index, node in enumerate(self.graph.nodes[1:], start=1):
-            y = node.layer.dense(*[values[name] for name in node.inputs])  # type: ignore[union-attr]
-            values[node.name] = y
-            self._keep_base(node.name, y)
-            for name in node.inputs:
-                if self._last_use[name] == index:
-                    del values[name]
-        pooled = values[self.graph.output].mean(dim=(2, 3))
+    def run_dense(self, x: torch.Tensor, keep_base: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Full inference of (B, H, W, 3) normalized frames; with ``keep_base`` the last frame
+        becomes the base (copying its activations costs a pass over them: large frames)."""
+        pooled = dense_pooled(self.graph, x, self._keep_base if keep_base else None)
         macs = torch.full((x.shape[0],), self.graph.macs_full - self.graph.head.linear_macs, dtype=torch.long)
         return pooled, macs
 
@@ -126,6 +121,9 @@ class BatchForward:
             out_mask = layer.propagate([act.mask for act in inputs])  # type: ignore[union-attr]
             if self.tau < 1.0 and isinstance(layer, (Conv, Pool)) and not layer.window.pointwise:
                 out_mask = projective_field_crop(out_mask, self.tau)
+            if not self.halo and isinstance(layer, (Conv, Pool)) and layer.window.stride == (1, 1) \
+                    and out_mask.shape == inputs[0].mask.shape:
+                out_mask = inputs[0].mask     # approximate: a stride-1 window does not grow the region
             # deep layers often change everywhere: then rows are whole frames and need no index tables
             full = isinstance(layer, (Conv, Pool)) and not layer.window.pointwise and bool(out_mask.all())
         same_mask = out_mask is inputs[0].mask
@@ -143,14 +141,39 @@ class BatchForward:
         return act
 
 
+def dense_pooled(graph: LayerGraph, x: torch.Tensor,
+                 keep: Callable[[str, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """The globally pooled vectors (B, C) of full inference of (B, H, W, 3) normalized frames
+    through the graph's layers (batch-norm folded, channels-last, 1x1 convolutions as matrix
+    products); ``keep(name, output)`` sees every layer output."""
+    last_use = {name: index for index, node in enumerate(graph.nodes) for name in node.inputs}
+    values: dict[str, torch.Tensor] = {"input": x.permute(0, 3, 1, 2)}
+    if keep is not None:
+        keep("input", values["input"])
+    for index, node in enumerate(graph.nodes[1:], start=1):
+        y = node.layer.dense(*[values[name] for name in node.inputs])  # type: ignore[union-attr]
+        values[node.name] = y
+        if keep is not None:
+            keep(node.name, y)
+        for name in node.inputs:
+            if last_use[name] == index and name != graph.output:
+                del values[name]
+    return values[graph.output].mean(dim=(2, 3))
+
+
 def _threshold(rows: torch.Tensor, mask: torch.Tensor, store: MaterializedActivation, threshold: float,
                chain: bool) -> Activation:
-    """Keep only changed positions whose largest change over channels (against the base frame)
-    exceeds ``threshold`` (CBinfer); the others keep the base frame's value."""
+    """Keep only changed positions whose largest change over channels exceeds ``threshold``
+    against the value the frame would read there otherwise (CBinfer): the base frame's, or with
+    ``chain`` the value held after the frames before it (so a frame's answer does not depend on
+    which frames share its batch).  The other positions keep that value."""
     positions = mask.view(-1).nonzero().squeeze(1)
     hw = mask.shape[1] * mask.shape[2]
-    change = store.base.index_select(0, positions % hw).sub_(rows).abs_().amax(dim=1)
-    kept = (change > threshold).nonzero().squeeze(1)
+    if chain:
+        keep = _kept_in_order(rows, positions % hw, mask.view(mask.shape[0], -1).sum(1).tolist(), store, threshold)
+    else:
+        keep = store.base.index_select(0, positions % hw).sub_(rows).abs_().amax(dim=1) > threshold
+    kept = keep.nonzero().squeeze(1)
     if kept.numel() == positions.numel():
         act = Activation.write(store, mask, rows, chain)
         act._positions = positions
@@ -163,6 +186,29 @@ def _threshold(rows: torch.Tensor, mask: torch.Tensor, store: MaterializedActiva
     return act
 
 
+def _kept_in_order(rows: torch.Tensor, places: torch.Tensor, counts: list[int], store: MaterializedActivation,
+                   threshold: float) -> torch.Tensor:
+    """(P,) bool: which rows (frame by frame, ``counts`` rows each, at positions ``places``)
+    differ by more than ``threshold`` from the value held there after the frames before."""
+    slot = torch.full((store.hw,), -1, dtype=torch.long)
+    slot[places] = 0
+    union = (slot == 0).nonzero().squeeze(1)
+    slot[union] = torch.arange(union.numel())
+    local = slot.index_select(0, places)
+    held = store.base.index_select(0, union)
+    keep = torch.empty(places.numel(), dtype=torch.bool)
+    start = 0
+    for count in counts:
+        if count:
+            where, new = local[start:start + count], rows[start:start + count]
+            kept = held.index_select(0, where).sub_(new).abs_().amax(dim=1) > threshold
+            keep[start:start + count] = kept
+            chosen = kept.nonzero().squeeze(1)
+            held.index_copy_(0, where.index_select(0, chosen), new.index_select(0, chosen))
+        start += count
+    return keep
+
+
 def projective_field_crop(mask: torch.Tensor, tau: float) -> torch.Tensor:
     """Krypton's projective-field threshold: centre-crop each frame's changed region to at most
     ``tau`` of the plane's height and width.
@@ -172,9 +218,9 @@ def projective_field_crop(mask: torch.Tensor, tau: float) -> torch.Tensor:
     >>> projective_field_crop(m, 0.5)[0, 1].int().tolist()
     [0, 0, 1, 1, 1, 1, 1, 0, 0, 0]
     """
-    b, height, width = mask.shape
-    keep_rows = _centre_range(mask.any(dim=2), max(1, int(round(tau * height))))
-    keep_cols = _centre_range(mask.any(dim=1), max(1, int(round(tau * width))))
+    _b, height, width = mask.shape
+    keep_rows = _centre_range(mask.any(dim=2), max(1, round(tau * height)))
+    keep_cols = _centre_range(mask.any(dim=1), max(1, round(tau * width)))
     return mask & keep_rows.unsqueeze(2) & keep_cols.unsqueeze(1)
 
 
@@ -188,3 +234,4 @@ def _centre_range(present: torch.Tensor, cap: int) -> torch.Tensor:
     start = torch.where(span > cap, first + (span - cap) // 2, first)
     stop = torch.where(span > cap, start + cap, last + 1)
     return (index >= start.view(-1, 1)) & (index < stop.view(-1, 1))
+

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -56,9 +57,9 @@ class _Outputs(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
-        features = self.model.forward_features(x)
-        return self.model.classifier(features), features
+    def forward(self, x):
+        features = self.model.forward_features(x)  # type: ignore[operator]
+        return self.model.classifier(features), features  # type: ignore[operator]
 
 
 @dataclass
@@ -86,11 +87,11 @@ class Head:
             if node.op == "call_module":
                 env[node] = modules[node.target](*args, **kwargs)
             elif node.op == "call_function":
-                env[node] = node.target(*args, **kwargs)
+                env[node] = cast(Callable[..., Any], node.target)(*args, **kwargs)
             elif node.op == "call_method":
-                env[node] = getattr(args[0], node.target)(*args[1:], **kwargs)
+                env[node] = getattr(args[0], str(node.target))(*args[1:], **kwargs)
             elif node.op == "get_attr":
-                env[node] = _attribute(self.module, node.target)
+                env[node] = _attribute(self.module, str(node.target))
         result = load(self.output)
         if self.has_features:
             return result[0], result[1]
@@ -116,7 +117,7 @@ class LayerGraph:
     users: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def trace(cls, model: nn.Module, height: int, width: int) -> "LayerGraph":
+    def trace(cls, model: nn.Module, height: int, width: int) -> LayerGraph:
         """Trace ``model`` (in eval mode) for inputs of ``height`` x ``width`` pixels."""
         if model.training:
             raise NotSupportedError("incremental inference needs the model in eval mode (call model.eval())")
@@ -297,7 +298,8 @@ class _Builder:
         elif isinstance(module, nn.AdaptiveAvgPool2d) and _pair(module.output_size) == (1, 1):
             self._global_pool(node, inputs, keepdim=True)
         else:
-            raise NotSupportedError(f"incremental inference does not support layer {node.target} "
+            name = str(node.target).removeprefix("model.")    # _Outputs holds the network as `model`
+            raise NotSupportedError(f"incremental inference does not support layer {name} "
                                     f"({type(module).__name__}) on feature maps")
 
     def _spatial_function(self, node: fx.Node, inputs: list[str]) -> None:
@@ -338,7 +340,7 @@ class _Builder:
 
 def _pair(value: Any) -> tuple[Any, Any]:
     if isinstance(value, (tuple, list)):
-        return tuple(value)  # type: ignore[return-value]
+        return tuple(value)
     return (value, value)
 
 

@@ -19,8 +19,8 @@ Every layer offers ``output_shape``, ``propagate`` (the output mask), ``macs_per
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +56,7 @@ class PostOps:
                 x.clamp_(a, b)  # type: ignore[arg-type]
         return x
 
-    def then(self, other: "PostOps") -> "PostOps":
+    def then(self, other: PostOps) -> PostOps:
         return PostOps(self.ops + other.ops)
 
 
@@ -75,7 +75,7 @@ class Conv:
     post: PostOps = field(default_factory=PostOps)
 
     @classmethod
-    def from_module(cls, module: nn.Conv2d) -> "Conv":
+    def from_module(cls, module: nn.Conv2d) -> Conv:
         if module.padding_mode != "zeros":
             raise NotSupportedError("incremental inference needs zero padding, "
                                     f"found padding_mode={module.padding_mode!r}")
@@ -132,12 +132,18 @@ class Conv:
             self._weight_rows = w.transpose(1, 2).contiguous()          # (g, C_in/g, C_out/g)
         stride, groups = self.window.stride, self.groups
         padding = self.window.padding
+        on_windows = per_offset = None
+        if groups == 1 and not self.window.pointwise:
+            # (K*C_in, C_out), rows ordered as the gathered windows: kernel row, kernel column, channel
+            by_window = self.weight.permute(2, 3, 1, 0).reshape(-1, c_out).contiguous()
+            on_windows = lambda cols: torch.addmm(self.bias, cols, by_window)  # noqa: E731
+        if groups == c_out == c_in_group * groups and c_in_group == 1:
+            per_offset = self.weight.view(c_out, -1).t().contiguous()     # depthwise: (K, C) weights per offset
         self._compute = WindowCompute(
             self.window, c_out, self.macs_per_position,
             dense=lambda x: F.conv2d(x, self._weight_cl, self.bias, stride, padding, 1, groups),
             on_contexts=lambda x: F.conv2d(x, self._weight_cl, self.bias, stride, 0, 1, groups),
-            pad_row=ZERO_ROW,
-            signature=("conv", tuple(self.weight.shape), stride, padding, groups, shape_in),
+            pad_row=ZERO_ROW, on_windows=on_windows, per_offset=per_offset, bias=self.bias,
         )
 
     def forward(self, inputs: Sequence[Activation], out_mask: torch.Tensor, tile: int,
@@ -179,7 +185,7 @@ class Pool:
     post: PostOps = field(default_factory=PostOps)
 
     @classmethod
-    def from_module(cls, module: nn.Module) -> "Pool":
+    def from_module(cls, module: nn.Module) -> Pool:
         if isinstance(module, nn.MaxPool2d):
             if _pair(module.dilation) != (1, 1) or module.return_indices:
                 raise NotSupportedError("incremental inference supports max pooling with dilation 1, no indices")
@@ -219,8 +225,7 @@ class Pool:
             on_contexts = lambda x: F.avg_pool2d(x, kernel, stride, 0, divisor_override=1)  # noqa: E731
             pad_row = ZERO_ROW
             self._divisor = divisor
-        signature = ("pool", self.kind, self.window.kernel, self.window.stride, self.window.padding, shape_in)
-        self._compute = WindowCompute(self.window, channels, 0, dense, on_contexts, pad_row, signature)
+        self._compute = WindowCompute(self.window, channels, 0, dense, on_contexts, pad_row)
 
     def _divisors(self, height: int, width: int) -> torch.Tensor:
         """Per output position, what the stock average pool divides the window sum by."""
@@ -258,8 +263,8 @@ class Pointwise:
     reads_context = False
 
     @classmethod
-    def batch_norm(cls, module: nn.BatchNorm2d) -> "Pointwise":
-        if module.training or module.running_mean is None:
+    def batch_norm(cls, module: nn.BatchNorm2d) -> Pointwise:
+        if module.training or module.running_mean is None or module.running_var is None:
             raise NotSupportedError("incremental inference needs batch-norm in eval mode with running statistics")
         scale = module.weight.detach() / torch.sqrt(module.running_var + module.eps) if module.affine else \
             1 / torch.sqrt(module.running_var + module.eps)
@@ -267,7 +272,7 @@ class Pointwise:
         return cls(PostOps([("affine", scale.clone(), shift.clone())]))
 
     @classmethod
-    def clamp(cls, low: float, high: float) -> "Pointwise":
+    def clamp(cls, low: float, high: float) -> Pointwise:
         return cls(PostOps([("clamp", low, high)]))
 
     def output_shape(self, shapes: Sequence[Shape]) -> Shape:

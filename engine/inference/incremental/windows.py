@@ -5,7 +5,9 @@ An output position changes when its window touches a changed input position, so 
 output mask is a max-pool of the input mask with the layer's geometry (Krypton's patch
 propagation, exact rather than its upper bound, for any number of patches of any shape).
 
-The changed outputs are computed in one of two ways, whichever the work estimate favours:
+The changed outputs are computed in one of two ways, whichever the work estimate favours
+(a fixed model of gathered floats and multiply-adds: the choice depends only on the masks,
+never on measured time, so the same frames always take the same route):
 
 - tiles: the output plane is cut into ``tile`` x ``tile`` tiles; for every tile holding a
   changed output, the read-in context (the tile's window, zero- or -inf-filled where it falls
@@ -25,9 +27,8 @@ The changed outputs are computed in one of two ways, whichever the work estimate
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -35,16 +36,16 @@ import torch.nn.functional as F
 from engine.inference.incremental.activations import Activation
 
 #: How much a gathered float costs against a streamed one, a multiply-add against a streamed
-#: float, and the index arithmetic of one gathered context row (in floats): rough CPU figures
-#: that only steer the choice between tiles and dense.
+#: float, and the index arithmetic of one gathered context row (in floats): CPU figures that
+#: only steer the choice between tiles and dense.
 GATHER_WEIGHT = 2.0
 MAC_WEIGHT = 0.1
 ROW_INDEX_COST = 32
 #: A stock layer on many small contexts costs this many times more per output than on full frames.
 TILE_COMPUTE_FACTOR = 1.5
-#: Every this many calls a windowed layer re-measures the route it does not prefer.
-EXPLORE_EVERY = 50
-_SECONDS_PER_WORK: dict[tuple, dict[str, float]] = {}
+#: A convolution over at most this many input channels whose input is dense (the image) gathers
+#: each changed output's window and multiplies (im2col on the changed positions only).
+WINDOW_CHANNELS = 4
 
 
 @dataclass(frozen=True)
@@ -152,29 +153,9 @@ class WindowCompute:
     dense: Callable[[torch.Tensor], torch.Tensor]       # (n, C, H, W) -> (n, C_out, Ho, Wo), with padding
     on_contexts: Callable[[torch.Tensor], torch.Tensor]  # (n, C, ch, cw) -> (n, C_out, th, tw), padding 0
     pad_row: int
-    signature: tuple = ()       # what the layer computes, for sharing measurements between engines
-    calls: int = 0
-
-    @property
-    def seconds_per_work(self) -> dict[str, float]:
-        """Measured seconds per unit of estimated work, per route (shared by layers of one signature)."""
-        return _SECONDS_PER_WORK.setdefault(self.signature or (id(self),), {})
-
-    def choose(self, works: dict[str, float]) -> str:
-        """The route with the least predicted time: estimated work times the measured seconds per
-        unit of work of that route on this layer (each route is tried once first, and the other
-        one now and then, so the measurements follow the machine)."""
-        self.calls += 1
-        untried = [r for r in sorted(works, key=works.get) if r not in self.seconds_per_work]  # type: ignore[arg-type]
-        if untried:
-            return untried[0]
-        ranked = sorted(works, key=lambda r: works[r] * self.seconds_per_work[r])
-        return ranked[-1] if self.calls % EXPLORE_EVERY == 0 else ranked[0]
-
-    def measured(self, route: str, work: float, seconds: float) -> None:
-        rate = seconds / max(work, 1.0)
-        previous = self.seconds_per_work.get(route)
-        self.seconds_per_work[route] = rate if previous is None else 0.7 * previous + 0.3 * rate
+    on_windows: Callable[[torch.Tensor], torch.Tensor] | None = None   # (P, kh*kw*C) windows -> (P, C_out)
+    per_offset: torch.Tensor | None = None     # depthwise convolutions: (kh*kw, C) weight of each kernel offset
+    bias: torch.Tensor | None = None
 
 
 def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, tile: int,
@@ -182,7 +163,7 @@ def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
     """Rows (P, C_out) of the changed outputs (in ``out_mask`` row order) of a windowed layer.
 
     ``tile`` is the largest tile side tried (halves of it down to 2 are tried too);
-    ``route`` is 'auto' (the least predicted time, see :meth:`WindowCompute.choose`), 'tiles' or 'dense'.
+    ``route`` is 'auto' (the least estimated work), 'tiles', 'shifts' (depthwise convolutions) or 'dense'.
     """
     window = compute.window
     b, height, width = act.mask.shape
@@ -192,6 +173,8 @@ def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
         return torch.empty(0, compute.out_channels) if out is None else out
     frames = out_mask.view(b, -1).any(1).nonzero().squeeze(1)
     channels = act.rows.shape[1]
+    if act.dense is not None and compute.on_windows is not None and channels <= WINDOW_CHANNELS and route == "auto":
+        return _run_windows(compute, act.dense, positions, (height, width), (out_h, out_w), out)
     per_output = channels + compute.out_channels + compute.macs_per_position * MAC_WEIGHT
     dense_input_free = (act.full and frames.numel() == b) or act.dense is not None
     dense_work = (0 if dense_input_free else frames.numel() * height * width * channels * GATHER_WEIGHT) \
@@ -207,17 +190,64 @@ def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
                 best = (work, tiling, active)
     if best is None or route == "dense":
         return _run_dense(compute, act, frames, positions, out_h * out_w, out)
-    if route == "tiles":
+    if route == "tiles" or (route == "shifts" and compute.per_offset is None):
         return _run_tiles(compute, act, best[1], best[2], positions, out_h * out_w, out)
-    works = {"dense": dense_work, "tiles": best[0] + positions.numel() * compute.out_channels}
-    chosen = compute.choose(works)
-    start = time.perf_counter()
-    if chosen == "dense":
-        rows = _run_dense(compute, act, frames, positions, out_h * out_w, out)
-    else:
-        rows = _run_tiles(compute, act, best[1], best[2], positions, out_h * out_w, out)
-    compute.measured(chosen, works[chosen], time.perf_counter() - start)
-    return rows
+    if route == "shifts":
+        return _run_shifts(compute, act, positions, (height, width), (out_h, out_w), out)
+    tiles_work = best[0] + positions.numel() * compute.out_channels
+    kernel = window.kernel[0] * window.kernel[1]
+    shifts_work = float("inf") if compute.per_offset is None else \
+        positions.numel() * kernel * ((channels + ROW_INDEX_COST) * GATHER_WEIGHT + channels)
+    if dense_work <= min(tiles_work, shifts_work):
+        return _run_dense(compute, act, frames, positions, out_h * out_w, out)
+    if shifts_work < tiles_work:
+        return _run_shifts(compute, act, positions, (height, width), (out_h, out_w), out)
+    return _run_tiles(compute, act, best[1], best[2], positions, out_h * out_w, out)
+
+
+def _run_windows(compute: WindowCompute, dense: torch.Tensor, positions: torch.Tensor, size_in: tuple[int, int],
+                 size_out: tuple[int, int], out: torch.Tensor | None) -> torch.Tensor:
+    """Rows of the changed outputs from their windows, gathered from the dense input (B*H*W, C)
+    (zero where a window falls in the padding) and multiplied with the weights."""
+    flat, inside = _window_places(compute.window, positions, size_in, size_out)
+    windows = dense.index_select(0, flat.view(-1)).view(positions.numel(), flat.shape[1], -1)
+    windows.mul_(inside.unsqueeze(-1))
+    rows = compute.on_windows(windows.view(positions.numel(), -1))  # type: ignore[misc]
+    return rows if out is None else out.copy_(rows)
+
+
+def _window_places(window: Window, positions: torch.Tensor, size_in: tuple[int, int],
+                   size_out: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each changed output (flat frame * Ho*Wo + o) and kernel offset: the flat input index
+    (frame * H*W + q) it reads, and whether that falls inside the image (else padding)."""
+    (kh, kw), (sh, sw), (ph, pw) = window.kernel, window.stride, window.padding
+    height, width = size_in
+    out_h, out_w = size_out
+    frame = torch.div(positions, out_h * out_w, rounding_mode="floor")
+    place = positions - frame * (out_h * out_w)
+    oy = torch.div(place, out_w, rounding_mode="floor")
+    ox = place - oy * out_w
+    iy = (oy * sh - ph).view(-1, 1) + torch.arange(kh).repeat_interleave(kw).view(1, -1)
+    ix = (ox * sw - pw).view(-1, 1) + torch.arange(kw).repeat(kh).view(1, -1)
+    inside = (iy >= 0) & (iy < height) & (ix >= 0) & (ix < width)
+    flat = (frame.view(-1, 1) * height + iy.clamp(0, height - 1)) * width + ix.clamp(0, width - 1)
+    return flat, inside
+
+
+def _run_shifts(compute: WindowCompute, act: Activation, positions: torch.Tensor, size_in: tuple[int, int],
+                size_out: tuple[int, int], out: torch.Tensor | None) -> torch.Tensor:
+    """Rows of the changed outputs of a depthwise convolution, one kernel offset at a time:
+    gather the input row each output reads at that offset and accumulate it times the offset's
+    weights (no tile reads positions it does not need: best for scattered changes)."""
+    flat, inside = _window_places(compute.window, positions, size_in, size_out)
+    rows = torch.where(inside, act.lookup(flat.view(-1)).view(flat.shape), compute.pad_row)
+    buffer = act.store.buffer  # type: ignore[union-attr]
+    result = compute.bias.expand(positions.numel(), -1).clone() if out is None else out.copy_(  # type: ignore[union-attr]
+        compute.bias.expand(positions.numel(), -1))  # type: ignore[union-attr]
+    weights = compute.per_offset
+    for k in range(rows.shape[1]):
+        result.addcmul_(buffer.index_select(0, rows[:, k]), weights[k])  # type: ignore[index]
+    return result
 
 
 def bucket(count: int) -> int:
@@ -266,7 +296,7 @@ def _run_tiles(compute: WindowCompute, act: Activation, tiling: Tiling, active: 
     context = tiling.context_positions.index_select(0, tile)
     inside = context >= 0
     flat = (frame.view(-1, 1) * hw + context.clamp(min=0)).view(-1)
-    index = torch.where(inside.view(-1), act.table().index_select(0, flat), compute.pad_row)
+    index = torch.where(inside.view(-1), act.lookup(flat), compute.pad_row)
     stacked = bucket(active.shape[0])
     if stacked > active.shape[0]:     # padding contexts: a few stack sizes keep the stock kernels' plans cached
         index = torch.cat([index, torch.full(((stacked - active.shape[0]) * context.shape[1],), compute.pad_row)])

@@ -17,7 +17,8 @@ re-runs the whole network on every occluded image, batched, for comparison.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -1,0 +1,195 @@
+"""Per-frame decisions (full, incremental or skipped), made from the pixels and the cost model
+without running the CNN.  ``IncrementalEngine.plan`` and ``run`` both call
+:meth:`Decider.decide`, so what EXPLAIN shows is what runs.
+
+Every frame is compared with the frame the engine's activations hold (the *reference*: the
+composite of the frame computed before it).  A frame is
+
+- ``full`` when the runner has no reference yet (``first frame``), when it starts a segment
+  (``segment start``: a keyframe; a segment's answers never depend on what ran before it),
+  every ``refresh`` computed frames in approximate mode (``refresh``), or when the estimated
+  multiply-adds of its changed region exceed ``fallback_ratio`` of full inference (``cost``);
+- ``skipped`` when no block changed (``unchanged``; in exact mode the frame is identical to the
+  one before, so the answer is exactly the previous one) or, in approximate mode, when
+  NoScope's difference to the last computed frame is at most ``skip_threshold`` (``similar``);
+- ``incremental`` otherwise: its changed blocks are pasted on the reference and propagated.
+
+Exact mode finds changed blocks with threshold 0 (any pixel difference), so the frame it
+computes on is the true frame; approximate mode with ``pixel_threshold``.  Decisions depend only
+on the frames, the segment starts, the model's graph and the configuration: never on time.
+
+>>> import numpy as np
+>>> from udfs.architectures import build
+>>> from engine.inference.incremental.config import IncrementalConfig
+>>> from engine.inference.incremental.graph import LayerGraph
+>>> graph = LayerGraph.trace(build("plain_cnn", num_classes=3), 32, 32)
+>>> frames = np.zeros((4, 32, 32, 3), np.uint8); frames[2, :4, :4] = 200; frames[3] = 90
+>>> decisions, reference = Decider("exact", IncrementalConfig(), graph).decide(frames, np.zeros(4, bool), None)
+>>> [(d.kind, d.reason) for d in decisions]
+[('full', 'first frame'), ('skipped', 'unchanged'), ('incremental', ''), ('full', 'cost')]
+>>> reference.since_full
+0
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from engine.inference.incremental.changes import block_mask, chain_composites, changed_blocks, frame_difference
+from engine.inference.incremental.config import IncrementalConfig
+from engine.inference.incremental.cost import estimated_macs
+from engine.inference.incremental.graph import LayerGraph
+
+#: Frames whose changes are estimated together.
+WINDOW = 16
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Where a runner stands: the frame its activations hold, and the counters decisions read."""
+
+    composite: np.ndarray      # (H, W, 3) uint8: the frame the held activations were computed on
+    last_true: np.ndarray      # (H, W, 3) uint8: the true pixels of the last computed frame (NoScope)
+    since_full: int = 0        # frames computed incrementally since the last full one
+    incremental: int = 0       # frames computed incrementally in this segment (every audit_every-th is audited)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What happens to one frame.  ``composite`` is the frame the result is computed on (the
+    true frame for full frames; for skipped frames the reference).  An ``audit`` frame (approximate
+    mode, incremental) is also computed in full from its true pixels ``frame``, to measure fidelity."""
+
+    kind: str
+    reason: str
+    grid: np.ndarray | None
+    composite: np.ndarray
+    macs: int
+    audit: bool = False
+    frame: np.ndarray | None = None
+
+
+class Decider:
+    """The decision function of one mode, configuration and layer graph (one frame size).
+
+    ``thresholded`` names the layer outputs approximate mode thresholds (the cost estimate keeps
+    their changes within the changed pixels' footprint).
+    """
+
+    def __init__(self, mode: str, config: IncrementalConfig, graph: LayerGraph,
+                 thresholded: frozenset[str] = frozenset()) -> None:
+        self.mode = mode
+        self.config = config
+        self.graph = graph
+        self.thresholded = thresholded if mode == "approximate" else frozenset()
+        self.threshold = config.pixel_threshold_of(mode)
+        self.limit = int(config.fallback_ratio * graph.macs_full)
+        self.approximate = mode == "approximate"
+
+    def decide(self, frames: np.ndarray, segment_start: np.ndarray,
+               reference: Reference | None) -> tuple[list[Decision], Reference | None]:
+        """Decisions for ``frames`` (n, H, W, 3) in order, continuing from ``reference``; and the
+        reference after them."""
+        decisions: list[Decision] = []
+        position, window = 0, WINDOW
+        while position < len(frames):
+            if reference is None or segment_start[position]:
+                frame = frames[position]
+                reason = "segment start" if segment_start[position] else "first frame"
+                decisions.append(Decision("full", reason, None, frame, self.graph.macs_full))
+                reference = Reference(frame, frame)
+                position += 1
+                continue
+            end = self._window_end(frames, segment_start, position, reference, window)
+            made, reference = self._decide_window(frames[position:end], reference)
+            decisions += made
+            position += len(made)
+            # a window cut short wasted the changes found after the cut: try fewer next time
+            window = min(WINDOW, 2 * window) if len(made) == end - (position - len(made)) else max(2, len(made))
+        return decisions, reference
+
+    def _window_end(self, frames: np.ndarray, segment_start: np.ndarray, position: int,
+                    reference: Reference, window: int = WINDOW) -> int:
+        """The frames decided together: up to ``window``, the next segment start, and
+        (approximate mode) the next forced refresh."""
+        end = min(len(frames), position + window)
+        starts = np.flatnonzero(segment_start[position + 1:end])
+        if len(starts):
+            end = position + 1 + int(starts[0])
+        every = self.config.refresh_every
+        if self.approximate and every is not None:
+            end = min(end, position + max(1, every - reference.since_full))
+        return end
+
+    def _decide_window(self, frames: np.ndarray, reference: Reference) -> tuple[list[Decision], Reference]:
+        """Decisions for a prefix of ``frames`` (all of them unless a decision changes the
+        reference in a way later frames' change masks depend on)."""
+        grids, composites = self._changes(frames, reference.composite)
+        estimates, over = self._estimates(grids)
+        decisions: list[Decision] = []
+        for index, frame in enumerate(frames):
+            grid = grids[index]
+            if not grid.any():
+                decisions.append(Decision("skipped", "unchanged", None, reference.composite, 0))
+                continue
+            if self.approximate and self.config.skip_threshold > 0 and \
+                    frame_difference(frame[None], reference.last_true)[0] <= self.config.skip_threshold:
+                decisions.append(Decision("skipped", "similar", None, reference.composite, 0))
+                return decisions, reference          # later composites chained from this frame's blocks
+            if self._refresh_due(reference):
+                decisions.append(Decision("full", "refresh", None, frame, self.graph.macs_full))
+                return decisions, Reference(frame, frame, 0, reference.incremental)
+            if over[index]:
+                decisions.append(Decision("full", "cost", None, frame, self.graph.macs_full))
+                reference = Reference(frame, frame, 0, reference.incremental)
+                if self.approximate:
+                    return decisions, reference      # later composites chained from the pasted blocks
+                continue
+            audit = self._audited(reference)
+            macs = int(estimates[index]) + (self.graph.macs_full if audit else 0)
+            decisions.append(Decision("incremental", "", grid, composites[index], macs, audit,
+                                      frame if audit else None))
+            reference = replace(reference, composite=composites[index], last_true=frame,
+                                since_full=reference.since_full + 1, incremental=reference.incremental + 1)
+        return decisions, reference
+
+    def _refresh_due(self, reference: Reference) -> bool:
+        every = self.config.refresh_every
+        return self.approximate and every is not None and reference.since_full + 1 >= every
+
+    def _audited(self, reference: Reference) -> bool:
+        """Approximate mode audits every ``audit_every``-th incremental frame of a segment (the
+        last of each run of that many, so positions in the refresh cycle vary)."""
+        every = self.config.audit_every
+        return self.approximate and every > 0 and (reference.incremental + 1) % every == 0
+
+    def _changes(self, frames: np.ndarray, composite: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Changed blocks of each frame against the composite before it, and the composites.
+        With threshold 0 (exact mode) the composite of a frame is the frame itself."""
+        if self.threshold > 0:
+            return chain_composites(frames, composite, self.config.block, self.threshold)
+        before = np.concatenate([composite[None], frames[:-1]])
+        return changed_blocks(frames, before, self.config.block, 0.0), frames
+
+    def _estimates(self, grids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Estimated multiply-adds per frame (``macs_full`` where incremental is not worth it),
+        and whether it is not (the estimate passed ``fallback_ratio`` of full inference).
+
+        A frame whose changed area alone passes ``fallback_ratio`` is charged full inference
+        without propagating (propagation only grows the changed area)."""
+        graph = self.graph
+        area = grids.reshape(len(grids), -1).mean(axis=1)
+        over = area > self.config.fallback_ratio
+        estimates = np.where(area > 0, graph.macs_full, 0).astype(np.int64)
+        candidates = np.flatnonzero((area > 0) & ~over)
+        if len(candidates):
+            chosen = grids[candidates]
+            masks = torch.from_numpy(block_mask(chosen, self.config.block, graph.height, graph.width))
+            tau = self.config.tau if self.approximate else 1.0
+            estimated = estimated_macs(graph, masks, self.limit, tau, self.thresholded, torch.from_numpy(chosen),
+                                       self.config.block, halo=not self.approximate or self.config.halo).numpy()
+            over[candidates] = estimated > self.limit
+            estimates[candidates] = np.where(over[candidates], graph.macs_full, estimated)
+        return estimates, over
