@@ -6,6 +6,7 @@ process it started (and nothing else).  One CPU per node, a small object store, 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -82,8 +83,12 @@ def _suppress() -> Any:
     return contextlib.suppress(ProcessLookupError, PermissionError)
 
 
+#: The test clusters use token authentication with a token of their own (never ~/.ray/auth_token).
+AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+
+
 def _start(command: list[str]) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **AUTH)
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                             start_new_session=True)
 
@@ -119,6 +124,8 @@ def _wait_for_port(port: int, head: subprocess.Popen[bytes], timeout: float = 90
 @contextmanager
 def running_cluster(nodes: int = 2) -> Iterator[LocalRayCluster]:
     """A started cluster, stopped (with this process disconnected from it) at the end."""
+    saved = {name: os.environ.get(name) for name in AUTH}
+    os.environ.update(AUTH)  # this process (the driver) connects with the cluster's token
     cluster = start_cluster(nodes)
     try:
         yield cluster
@@ -127,3 +134,8 @@ def running_cluster(nodes: int = 2) -> Iterator[LocalRayCluster]:
 
         disconnect()
         cluster.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
 from dataclasses import dataclass
@@ -108,6 +109,22 @@ def disconnect() -> None:
             _connected.clear()
 
 
+def local_token() -> None:
+    """Token authentication for a 'local' cluster, with a token of this process's own.
+
+    Ray secures a new local cluster with a token, which it would otherwise write to
+    ``~/.ray/auth_token`` where every later ``ray start`` on the machine finds it; a random
+    token in the environment (inherited by the cluster's processes) keeps it to this process.
+    An ``RAY_AUTH_MODE`` the user set is left as it is.
+    """
+    if "RAY_AUTH_MODE" not in os.environ:
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+        from ray._raylet import Config
+
+        Config.initialize("")  # Ray read its configuration on import: read it again (as Ray does here)
+
+
 def check_reachable(address: ClusterAddress) -> None:
     """OperationalError unless something answers at the address's host and port."""
     try:
@@ -126,6 +143,7 @@ def _init(ray: Any, address: ClusterAddress) -> None:
     options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     if address.kind == "local":
         options["include_dashboard"] = False
+        local_token()
     try:
         ray.init(address=address.ray_address, **options)
     except Exception as e:

@@ -10,6 +10,7 @@ one node.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,7 @@ class ClusterVotes:
     table: pa.Table
     failures: dict[str, int]
     places: list[TaskPlace] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the cluster phase (partitions out, votes back)
 
 
 def vote_partition(lfs: list[LabelingFunction], classes: LabelClasses, fault_tolerant: bool,
@@ -76,6 +78,7 @@ def cluster_votes(plan: VotePlan) -> ClusterVotes | None:
     lfs = [lf for lf in plan.lfs if lf.kind == "python"]
     if address is None or not lfs or plan.n_rows == 0:
         return None
+    started = time.perf_counter()
     ray = connect(address)
     what = f"LABEL {plan.source.sql('duckdb')}"
     require_modules(ray, {**BASE_MODULES, **_function_modules(lfs)}, what)
@@ -102,7 +105,8 @@ def cluster_votes(plan: VotePlan) -> ClusterVotes | None:
         reader.close()  # the connection takes no other query while the read is open
     failures = np.sum(np.array([r.failures for r in results], dtype=np.int64), axis=0).tolist()
     table = pa.concat_tables([r.votes for r in results])
-    return ClusterVotes(table, {lf.name: int(f) for lf, f in zip(lfs, failures)}, [r.place for r in results])
+    return ClusterVotes(table, {lf.name: int(f) for lf, f in zip(lfs, failures)}, [r.place for r in results],
+                        time.perf_counter() - started)
 
 
 def row_partitions(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:

@@ -46,13 +46,16 @@ class LabelOutcome:
     record: RunRecord
     stats: list[LFStats]
     cluster_places: list[Any] = field(default_factory=list)  # where cluster tasks ran (engine.cluster)
+    cluster_seconds: float = 0.0
 
     def cluster_summary(self) -> str:
-        """'; Python functions in N tasks on M cluster nodes', or '' when they ran here."""
+        """'; Python functions in N tasks on M cluster nodes (S s)', or '' when they ran here."""
         if not self.cluster_places:
             return ""
         nodes = len({p.node_id for p in self.cluster_places})
-        return f"; Python functions in {len(self.cluster_places)} tasks on {nodes} cluster node{'s' * (nodes != 1)}"
+        tasks = len(self.cluster_places)
+        return (f"; Python functions in {tasks} task{'s' * (tasks != 1)} on {nodes} cluster node{'s' * (nodes != 1)}"
+                f" ({self.cluster_seconds:.2f} s)")
 
 
 def label(session: Session, node: exp.Expr) -> LabelOutcome:
@@ -117,7 +120,7 @@ def _fit_and_write(session: Session, plan: VotePlan, matrix: LabelMatrix, option
     record.total_seconds = time.perf_counter() - started
     run_id = record_run(session, record, plan.lfs, stats, plan.failures())
     steps.update(1)
-    return LabelOutcome(run_id, record, stats, plan.cluster_places)
+    return LabelOutcome(run_id, record, stats, plan.cluster_places, plan.cluster_seconds)
 
 
 def _fit(patterns: VotePatterns, options: LabelOptions, k: int) -> tuple[Any, Predictions]:

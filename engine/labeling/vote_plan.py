@@ -41,6 +41,7 @@ class VotePlan:
     sql_types: dict[str, str]  # SQL function name -> its result type
     python: dict[str, PythonVotes] = field(default_factory=dict)
     cluster_places: list[Any] = field(default_factory=list)  # where cluster tasks ran (engine.cluster)
+    cluster_seconds: float = 0.0
 
     @classmethod
     def prepare(cls, session: Session, source: exp.Table, lfs: list[LabelingFunction], key_option: str | None,
@@ -82,6 +83,7 @@ class VotePlan:
         for lf_name, count in remote.failures.items():
             self.python[lf_name].failures = count
         self.cluster_places = remote.places
+        self.cluster_seconds = remote.seconds
         return matrix
 
     def _apply(self, name: str, cluster_votes: str | None) -> LabelMatrix:
