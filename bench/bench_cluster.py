@@ -55,7 +55,7 @@ def build(path: Path, rows: int, frames: int) -> None:
         words = "[" + ", ".join(f"'{w}'" for w in WORDS) + "]"
         con.execute(f"""CREATE TABLE msgs AS SELECT range AS id,
             array_to_string(list_transform(range(1 + (hash(range) % 6)::INTEGER),
-                x -> {words}[1 + (hash(range * 31 + x) % {len(WORDS)})::INTEGER]), ' ') AS text
+                lambda x: {words}[1 + (hash(range * 31 + x) % {len(WORDS)})::INTEGER]), ' ') AS text
             FROM range({rows})""")
         con.execute(f"LOAD VIDEO ? INTO bikes WITH (width = 224, height = 224, limit = {frames})",
                     [str(ROOT / "data" / "bikes.mp4")])

@@ -120,9 +120,10 @@ def local_token() -> None:
     if "RAY_AUTH_MODE" not in os.environ:
         os.environ["RAY_AUTH_MODE"] = "token"
         os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
-        from ray._raylet import Config
+        import importlib
 
-        Config.initialize("")  # Ray read its configuration on import: read it again (as Ray does here)
+        # Ray read its configuration on import: read it again, as Ray itself does after setting the mode
+        importlib.import_module("ray._raylet").Config.initialize("")
 
 
 def check_reachable(address: ClusterAddress) -> None:
