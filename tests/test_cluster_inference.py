@@ -4,16 +4,23 @@ one node (exact mode within 1e-4 of full inference), written into the result cac
 EXPLAIN showing the segments and where they ran."""
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import save_file
 
 import engine
+from tests import cluster_models  # noqa: F401  (declares the architectures the fault tests use)
+from tests.cluster_lfs import FAULTS_ENV
 from tests.conftest import data_file
 from tests.ray_cluster import LocalRayCluster, running_cluster
+from udfs.architectures import PlainCNN
 
 FRAMES = 60  # bikes.mp4 has keyframes at 0 and 30: two segments
 QUERY = "SELECT frame_id, mobilenet(frame).label AS label, logits(mobilenet, frame) AS logits FROM bikes ORDER BY frame_id"
@@ -21,8 +28,12 @@ QUERY = "SELECT frame_id, mobilenet(frame).label AS label, logits(mobilenet, fra
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalRayCluster]:
-    with running_cluster(nodes=2) as running:
-        yield running
+    os.environ[FAULTS_ENV] = tempfile.mkdtemp(prefix="mallard-faults-")  # the nodes' workers inherit it
+    try:
+        with running_cluster(nodes=2) as running:
+            yield running
+    finally:
+        os.environ.pop(FAULTS_ENV, None)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +44,14 @@ def bikes(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     [str(data_file("bikes.mp4"))])
         con.execute("CREATE MODEL mobilenet FROM ? WITH (architecture = 'mobilenet_v2', labels = ?)",
                     [str(data_file("mobilenet_v2.pth")), str(data_file("imagenet_classes.txt"))])
+        con.execute(f"LOAD VIDEO ? INTO small WITH (width = 32, height = 32, limit = {FRAMES})",
+                    [str(data_file("bikes.mp4"))])
+        torch.manual_seed(0)
+        weights = path.parent / "cnn.safetensors"
+        save_file(PlainCNN(num_classes=3).state_dict(), str(weights))
+        for name in ("dies_once", "dies_always"):
+            con.execute(f"CREATE MODEL {name} FROM ? WITH (architecture = 'cluster_{name}_cnn', num_classes = 3, "
+                        "input_size = [32, 32])", [str(weights)])
     return path
 
 
@@ -86,3 +105,24 @@ def test_explain_shows_the_segments_and_where_they_ran(on_cluster: engine.Connec
     assert re.search(r"cluster segments\s+2\s+\(cut at keyframes; ran on [12] nodes?\)", analyzed), analyzed
     ran = re.findall(r"frames (\d+)-(\d+) \((\d+)\) on node (\d) (\S+) \((\w+)\), worker pid (\d+)", analyzed)
     assert [r[:3] for r in ran] == [("0", "29", "30"), ("30", "59", "30")]
+
+
+def _small(model: str) -> str:
+    return f"SELECT frame_id, logits({model}, frame) AS logits FROM small ORDER BY frame_id"
+
+
+def test_a_worker_killed_mid_segment_is_retried_with_the_same_result(bikes: Path,
+                                                                    on_cluster: engine.Connection) -> None:
+    with engine.connect(str(bikes), autocommit=True, progress="off", inference_cache=False) as here:
+        expected = here.execute(_small("dies_once")).fetchall()
+    rows = on_cluster.execute(_small("dies_once")).fetchall()
+    assert (Path(os.environ[FAULTS_ENV]) / "network_died_once").exists()  # a worker was killed in a segment
+    assert [r[0] for r in rows] == list(range(FRAMES))
+    np.testing.assert_allclose(np.array([r[1] for r in rows]), np.array([r[1] for r in expected]), atol=1e-5)
+
+
+def test_a_worker_that_always_dies_fails_the_scan_and_writes_nothing(on_cluster: engine.Connection) -> None:
+    before = on_cluster.execute("SELECT count(*) FROM mallard.inference_cache").fetchone()
+    with pytest.raises(engine.OperationalError, match="a Ray worker died and the task failed again after 3 retries"):
+        on_cluster.execute(_small("dies_always")).fetchall()
+    assert on_cluster.execute("SELECT count(*) FROM mallard.inference_cache").fetchone() == before

@@ -123,13 +123,14 @@ def _network(model: ModelPayload) -> Any:
     from engine.extensions import build_network
     from engine.inference.weights import from_safetensors
 
-    if model.weights_sha256 not in _NETWORKS:
+    key = f"{model.architecture}:{model.num_classes}:{model.weights_sha256}"
+    if key not in _NETWORKS:
         importlib.import_module(model.module)
         network = build_network(model.architecture, num_classes=model.num_classes)
         network.load_state_dict(from_safetensors(model.weights), strict=True)
         _NETWORKS.clear()
-        _NETWORKS[model.weights_sha256] = network.eval()
-    return _NETWORKS[model.weights_sha256]
+        _NETWORKS[key] = network.eval()
+    return _NETWORKS[key]
 
 
 def run_segment(model: ModelPayload, record: Any, mode: str, config: Any, size: tuple[int, int], batch_size: int,
