@@ -13,7 +13,7 @@ from tests.cluster_lfs import FAULTS_ENV, _on_cluster
 from udfs.architectures import PlainCNN, architecture
 
 
-@architecture("cluster_dies_once_cnn", num_classes=3, replace=True)
+@architecture("tiny_cluster_dies_once_cnn", num_classes=3, replace=True)
 def dies_once_cnn(num_classes: int = 3) -> nn.Module:
     """PlainCNN; the first Ray worker that builds it is killed (SIGKILL) in the middle of its task."""
     if _on_cluster():
@@ -24,7 +24,7 @@ def dies_once_cnn(num_classes: int = 3) -> nn.Module:
     return PlainCNN(num_classes=num_classes)
 
 
-@architecture("cluster_dies_always_cnn", num_classes=3, replace=True)
+@architecture("tiny_cluster_dies_always_cnn", num_classes=3, replace=True)
 def dies_always_cnn(num_classes: int = 3) -> nn.Module:
     """PlainCNN; every Ray worker that builds it is killed, so retries cannot help."""
     if _on_cluster():

@@ -50,7 +50,7 @@ def bikes(tmp_path_factory: pytest.TempPathFactory) -> Path:
         weights = path.parent / "cnn.safetensors"
         save_file(PlainCNN(num_classes=3).state_dict(), str(weights))
         for name in ("dies_once", "dies_always"):
-            con.execute(f"CREATE MODEL {name} FROM ? WITH (architecture = 'cluster_{name}_cnn', num_classes = 3, "
+            con.execute(f"CREATE MODEL {name} FROM ? WITH (architecture = 'tiny_cluster_{name}_cnn', num_classes = 3, "
                         "input_size = [32, 32])", [str(weights)])
     return path
 

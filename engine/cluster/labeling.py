@@ -94,8 +94,10 @@ def cluster_votes(plan: VotePlan) -> ClusterVotes | None:
     in_flight = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     bar = session.progress(partitions, f"{what}: Python functions on the cluster", unit="partition")
     results: list[PartitionVotes] = []
-    submit = lambda batch: task.options(scheduling_strategy="SPREAD").remote(  # noqa: E731
-        shared, plan.classes, plan.fault_tolerant, batch)
+
+    def submit(batch: pa.RecordBatch) -> Any:
+        return task.options(scheduling_strategy="SPREAD").remote(shared, plan.classes, plan.fault_tolerant, batch)
+
     try:
         with bar:
             for result in ordered_results(ray, submit, row_partitions(reader, rows_per_task), what, in_flight):
