@@ -117,13 +117,18 @@ def local_token() -> None:
     token in the environment (inherited by the cluster's processes) keeps it to this process.
     An ``RAY_AUTH_MODE`` the user set is left as it is.
     """
-    if "RAY_AUTH_MODE" not in os.environ:
-        os.environ["RAY_AUTH_MODE"] = "token"
-        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
-        import importlib
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    import importlib
 
-        # Ray read its configuration on import: read it again, as Ray itself does after setting the mode
-        importlib.import_module("ray._raylet").Config.initialize("")
+    raylet = importlib.import_module("ray._raylet")
+    if "RAY_AUTH_TOKEN" not in os.environ:
+        # a token this process already holds (Ray keeps the first one it loads) or a new one
+        loader = raylet.AuthenticationTokenLoader.instance()
+        held = loader.has_token(ignore_auth_mode=True)
+        os.environ["RAY_AUTH_TOKEN"] = loader.get_raw_token(ignore_auth_mode=True) if held else secrets.token_hex(32)
+    os.environ["RAY_AUTH_MODE"] = "token"
+    raylet.Config.initialize("")  # Ray read its configuration on import: read it again, as Ray does here
 
 
 def check_reachable(address: ClusterAddress) -> None:
