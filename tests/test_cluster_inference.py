@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +34,7 @@ def cluster() -> Iterator[LocalRayCluster]:
         with running_cluster(nodes=2) as running:
             yield running
     finally:
-        os.environ.pop(FAULTS_ENV, None)
+        shutil.rmtree(os.environ.pop(FAULTS_ENV), ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

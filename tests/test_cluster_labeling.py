@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ def cluster() -> Iterator[LocalRayCluster]:
         with running_cluster(nodes=2) as running:
             yield running
     finally:
-        os.environ.pop(cluster_lfs.FAULTS_ENV, None)
+        shutil.rmtree(os.environ.pop(cluster_lfs.FAULTS_ENV), ignore_errors=True)
 
 
 def _connect(path: Path, cluster: str = "none") -> engine.Connection:
