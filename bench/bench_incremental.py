@@ -159,6 +159,38 @@ def mallard(clip: Clip, network: torch.nn.Module, mode: str, config: Incremental
     return Run(seconds, np.concatenate(parts), decode, decisions, engine_seconds, audit)
 
 
+def _setting_names() -> dict[str, str]:
+    """IncrementalConfig field -> the setting of the same knob (the SQL side of the bench)."""
+    return IncrementalConfig.setting_names()
+
+
+def through_sql(clip: Clip, mode: str, config: IncrementalConfig, workdir: Path) -> Run:
+    """The same mode end to end through SQL: the clip LOADed as its compressed stream (load not
+    timed), then ``SELECT logits(mobilenet, frame) FROM clip`` with the result cache off, so the
+    timed query decodes every frame from the database and runs the scan."""
+    import engine
+
+    db = workdir / f"sql_{clip.name}_{clip.size}_{clip.limit}.duckdb"
+    with engine.connect(str(db), autocommit=True, progress="off") as con:
+        if "clip" not in {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}:
+            size = "" if clip.size is None else f", width = {clip.size[1]}, height = {clip.size[0]}"
+            con.execute(f"LOAD VIDEO ? INTO clip WITH (limit = {clip.limit}{size})", [str(clip.path)])
+            con.execute("CREATE MODEL mobilenet FROM ? WITH (architecture = 'mobilenet_v2')",
+                        [str(ROOT / "data" / "mobilenet_v2.pth")])
+        con.execute("SET inference_cache = false")
+        con.execute("SET inference_mode = ?", [mode])
+        names = _setting_names()
+        for knob, value in asdict(config).items():
+            if knob in names and names[knob] != "inference_batch_size":
+                con.execute(f"SET {names[knob]} = ?", [value])
+        con.execute("SET inference_batch_size = ?", [config.batch_frames])
+        con.execute("SELECT logits(mobilenet, frame) FROM clip WHERE frame_id < 2").fetchall()  # load the network
+        started = time.perf_counter()
+        rows = con.execute("SELECT logits(mobilenet, frame) FROM clip ORDER BY frame_id").fetchall()
+        seconds = time.perf_counter() - started
+    return Run(seconds, np.array([r[0] for r in rows], dtype=np.float32), float("nan"))
+
+
 def exact_ceiling(clip: Clip) -> tuple[float, float]:
     """Share of 8x8 blocks that differ at all from the frame before, and by more than 8/255."""
     previous, counts = None, np.zeros(3)
@@ -192,9 +224,17 @@ def clip_report(clip: Clip, network: torch.nn.Module, approximate: IncrementalCo
         mallard(warm, network, name, config)
     runs: dict[str, Run] = {}
     base: Run | None = None
+    workdir = OUT / "sql"
+    workdir.mkdir(parents=True, exist_ok=True)
+    names = ("baseline", *modes, *(f"sql {m}" for m in modes))
     for _ in range(repeat):               # alternate, keep each side's fastest: the machine is shared
-        for name in ("baseline", *modes):
-            run = baseline.run(clip) if name == "baseline" else mallard(clip, network, name, modes[name])
+        for name in names:
+            if name == "baseline":
+                run = baseline.run(clip)
+            elif name.startswith("sql "):
+                run = through_sql(clip, name[4:], modes[name[4:]], workdir)
+            else:
+                run = mallard(clip, network, name, modes[name])
             best = base if name == "baseline" else runs.get(name)
             if best is None or run.seconds < best.seconds:
                 if name == "baseline":
@@ -211,15 +251,16 @@ def clip_report(clip: Clip, network: torch.nn.Module, approximate: IncrementalCo
     for name, run in runs.items():
         spent = sum(d.macs for d in run.decisions) / max(1, sum(d.macs_full for d in run.decisions))
         ratio = base.seconds / run.seconds
-        if name == "approximate":
+        if name.endswith("approximate"):
             quality = str(fidelity(base.logits, run.logits))
         else:
             quality = f"max |logit error| {np.abs(run.logits - base.logits).max():.1e}"
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in run.engine_seconds.items())
         print(f"  {name:<11} {run.seconds:8.2f} s  baseline/mallard {ratio:5.2f}x  multiply-adds {spent:.3f} of full  "
               f"{quality}")
-        print(f"              decisions: {describe(run)}")
-        print(f"              time: decoding {run.decode_seconds:.1f} s{', ' + parts if parts else ''}")
+        if run.decisions:
+            print(f"              decisions: {describe(run)}")
+            print(f"              time: decoding {run.decode_seconds:.1f} s{', ' + parts if parts else ''}")
         if run.audit:
             print(f"              {run.audit}")
         report["modes"][name] = {"seconds": run.seconds, "ratio": ratio, "macs_spent": spent, "quality": quality,

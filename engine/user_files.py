@@ -23,9 +23,15 @@ from engine.errors import DataError
 MAX_TEXT_BYTES = 64 << 20
 
 
-def read_text_file(path: str, what: str, max_bytes: int = MAX_TEXT_BYTES) -> str:
-    """The text of ``path``, a regular UTF-8 file of at most ``max_bytes``; DataError otherwise."""
-    path = os.path.abspath(path)
+def regular_file_size(path: str, what: str) -> int:
+    """The size of the regular file at ``path``; DataError naming what is there instead (nothing,
+    a directory, a device, pipe or socket).
+
+    >>> regular_file_size("/dev/null", "video file")
+    Traceback (most recent call last):
+    ...
+    engine.errors.DataError: expected a video file (a regular file), found a character device: /dev/null
+    """
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -35,9 +41,22 @@ def read_text_file(path: str, what: str, max_bytes: int = MAX_TEXT_BYTES) -> str
     if stat.S_ISDIR(info.st_mode):
         raise DataError(f"expected a {what}, found a directory: {path}")
     if not stat.S_ISREG(info.st_mode):
-        raise DataError(f"expected a {what} (a regular file), found a device, pipe or socket: {path}")
-    if info.st_size > max_bytes:
-        raise DataError(f"expected a {what} of at most {max_bytes >> 20} MB, found {info.st_size / 2**20:.0f} MB: {path}")
+        raise DataError(f"expected a {what} (a regular file), found {_file_kind(info.st_mode)}: {path}")
+    return info.st_size
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+def read_text_file(path: str, what: str, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """The text of ``path``, a regular UTF-8 file of at most ``max_bytes``; DataError otherwise."""
+    path = os.path.abspath(path)
+    size = regular_file_size(path, what)
+    if size > max_bytes:
+        raise DataError(f"expected a {what} of at most {max_bytes >> 20} MB, found {size / 2**20:.0f} MB: {path}")
     try:
         with open(path, "rb") as f:
             data = f.read(max_bytes + 1)

@@ -127,7 +127,7 @@ def test_import_schema_of_files_that_are_not_schemas(con, tmp_path, content, mes
 
 
 @pytest.mark.parametrize(("path", "message"), [
-    ("/dev/zero", "expected a schema file \\(a regular file\\), found a device, pipe or socket: /dev/zero"),
+    ("/dev/zero", "expected a schema file \\(a regular file\\), found a character device: /dev/zero"),
     ("/", "expected a schema file, found a directory: /"),
 ])
 def test_import_schema_refuses_devices_and_directories(con, path, message):

@@ -13,8 +13,6 @@ the first keyframe (packets before it cannot be decoded on their own).
 """
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine.errors import DataError
+from engine.user_files import regular_file_size
 from engine.video_stream.codec import CodecParameters
 
 PACKET_SCHEMA = pa.schema([
@@ -51,25 +50,10 @@ class OpenVideo:
 
 def check_path(path: str) -> int:
     """The size of the regular file at ``path``; DataError naming what is there instead."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise DataError(f"video file not found: {path}") from None
-    except OSError as e:
-        raise DataError(f"expected a readable video file, could not read {path}: {e.strerror}") from e
-    if stat.S_ISDIR(info.st_mode):
-        raise DataError(f"expected a video file, found a directory: {path}")
-    if not stat.S_ISREG(info.st_mode):
-        raise DataError(f"expected a regular video file, found {_file_kind(info.st_mode)}: {path}")
-    if info.st_size == 0:
+    size = regular_file_size(path, "video file")
+    if size == 0:
         raise DataError(f"expected a video file, found an empty file (0 bytes): {path}")
-    return info.st_size
-
-
-def _file_kind(mode: int) -> str:
-    kinds = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-             (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"))
-    return next((name for test, name in kinds if test(mode)), "a special file")
+    return size
 
 
 @contextmanager
