@@ -27,7 +27,9 @@ import duckdb
 from duckdb import PythonExceptionHandling
 from duckdb.func import PythonUDFType
 
+from engine.cluster import settings as cluster_settings
 from engine.dialect.base import Statement
+from engine.dialect.cluster import ShowCluster
 from engine.dialect.inference import CreateModel, DropModel, ExplainInference, ShowModels, ShowStorage
 from engine.dialect.labeling import (
     AddGoldLabels,
@@ -55,7 +57,7 @@ from engine.dialect.validation import (
     Validate,
 )
 from engine.dialect.video import LoadVideo
-from engine.executors import inference, labeling, session_settings, training, validation, video
+from engine.executors import cluster, inference, labeling, session_settings, training, validation, video
 from engine.extensions import DECLARED, ScalarFunction
 from engine.inference import settings as inference_settings
 from engine.inference.functions import planned_functions
@@ -111,6 +113,8 @@ EXECUTORS: Mapping[type[Statement], Executor] = MappingProxyType({
     DropDataSchema: validation.drop_data_schema,
     ExportSchema: validation.export_schema,
     ImportSchema: validation.import_schema,
+    # cluster
+    ShowCluster: cluster.show_cluster,
 })
 
 #: Every extended statement, in the order of the table above.
@@ -122,6 +126,7 @@ SETTINGS: Mapping[str, Setting] = MappingProxyType({s.name: s for s in (
     *inference_settings.SETTINGS,
     *validation_settings.SETTINGS,
     *training_settings.SETTINGS,
+    *cluster_settings.SETTINGS,
 )})
 
 #: Functions returning the names the planner rewrites for a session (name -> PlannedFunction).

@@ -90,6 +90,7 @@ TEMPLATES = {
     "DropDataSchema": "DROP DATA SCHEMA {name}",
     "ExportSchema": "EXPORT SCHEMA {name} TO {path} {options}",
     "ImportSchema": "IMPORT SCHEMA {name} FROM {path} {options}",
+    "ShowCluster": "SHOW CLUSTER",
 }
 
 NAMES = st.sampled_from(["t", "x", "..x", "a..b", '""', '"we""ird"', "mallard.meta", "main.t", "select", "ü",

@@ -37,6 +37,21 @@ def test_wheel_carries_sql_and_runs_when_installed(tmp_path):
     assert int(version) == len(sql_files)
 
 
+def test_ray_is_imported_only_when_a_cluster_is_used():
+    """Ray is an optional extra: without a cluster (and with one set but not yet used) it is never imported."""
+    code = ("import sys, engine\n"
+            "from udfs.labeling import labeling_function, register_labeling_function\n"
+            "con = engine.connect(progress='off')\n"
+            "con.execute(\"CREATE TABLE t AS SELECT range AS id, 'x' || range AS text FROM range(10)\")\n"
+            "for name in ('a', 'b', 'c'):\n"
+            "    register_labeling_function(con, labeling_function(name=name, on='t', register=False)(lambda text: 'x'))\n"
+            "con.execute(\"LABEL t USING a, b, c WITH (classes = ['x', 'y']) INTO labels\")\n"
+            "con.execute(\"SET cluster = '127.0.0.1:6379'\").execute('SHOW MALLARD SETTINGS').fetchall()\n"
+            "print('ray' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False"]
+
+
 def test_import_and_plain_sql_do_not_import_torch():
     """torch costs about a second and 300 MB: only model work (CREATE MODEL, model functions) loads it."""
     code = ("import sys, engine\n"

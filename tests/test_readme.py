@@ -66,3 +66,15 @@ def test_readme_links_to_the_docs_pages_and_names_docs_in_its_layout():
     assert not missing, f"README links to pages that do not exist: {missing}"
     layout = README.split("## Layout", 1)[1]
     assert "| `docs/` |" in layout
+
+
+def test_cluster_example_runs_as_written(workdir):
+    """The "Scaling out" example starts Ray on this machine (cluster 'local') in a process of its own."""
+    code = re.search(r"<!-- example: cluster -->\s*```python\n(.*?)```", README, re.S)
+    assert code, "README has no cluster example"
+    result = subprocess.run([sys.executable, "-c", code.group(1)], cwd=workdir, capture_output=True, text=True,
+                            timeout=300, env={"CI": "1", "HOME": str(workdir), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("LABEL: 10000 rows of msgs into labels") and "on 1 cluster node" in lines[0], lines
+    assert lines[1].startswith("(True, True, ")

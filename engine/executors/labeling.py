@@ -52,7 +52,7 @@ def label_table(session: Session, node: Label) -> StatementResult:
         f"LABEL: {record.n_rows} rows of {record.source.sql('duckdb')} into {record.target.sql('duckdb')} "
         f"({record.model}, {len(outcome.stats)} functions, {record.n_patterns} vote patterns, "
         f"{record.n_covered / max(record.n_rows, 1):.1%} covered, {record.n_gold} gold) in {record.total_seconds:.2f} s; "
-        f"run {outcome.run_id}"
+        f"run {outcome.run_id}{outcome.cluster_summary()}"
     ))
 
 

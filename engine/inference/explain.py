@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
+from engine.cluster.segments import planned_segment_lines, segment_lines
 from engine.dialect import parse_statements
 from engine.inference.runners import FrameDecision, FullRunner, IncrementalRunner
 from engine.inference.scan import PreparedScan, execute_scan, serve_plan
@@ -48,6 +49,7 @@ class ScanPlan:
     scan: PreparedScan
     decisions: list[FrameDecision]
     analyzed: bool = False
+    cluster: list[str] = field(default_factory=list)  # lines on the cluster's segments (engine.cluster.segments)
 
     def counts(self) -> Counter[str]:
         return Counter(d.kind for d in self.decisions)
@@ -91,7 +93,7 @@ class ScanPlan:
         if computed and len(computed) != len(self.decisions):
             spent, full = sum(d.macs for d in computed), sum(d.macs_full for d in computed)
             lines.append(f"  of the {len(computed)} frames to compute: {_giga(spent)} against {_giga(full)}{_ratio(full, spent)}")
-        return "\n".join(lines)
+        return "\n".join(lines + self.cluster)
 
 
 def _config_text(scan: PreparedScan) -> str:
@@ -141,9 +143,10 @@ def scan_plans(session: Session, steps: tuple[Step, ...], analyze: bool) -> list
     for scan in prepared:
         if analyze:
             _, stats = execute_scan(session, scan)
-            plans.append(ScanPlan(scan, stats.per_frame, analyzed=True))
+            plans.append(ScanPlan(scan, stats.per_frame, analyzed=True, cluster=segment_lines(stats.segments)))
         else:
-            plans.append(ScanPlan(scan, plan_scan(session, scan)))
+            decisions = plan_scan(session, scan)
+            plans.append(ScanPlan(scan, decisions, cluster=planned_segment_lines(session, scan, decisions)))
     return plans
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from engine.cluster.segments import cluster_segments
 from engine.errors import DataError, OperationalError
 from engine.inference.cache import CacheKey, ResultCache, evict_to_limit, forget_replaced_video
 from engine.inference.frame_results import FrameResults, relation
@@ -62,6 +64,7 @@ class ScanStats:
     seconds: float = 0.0
     network_seconds: float = 0.0  # of which in the network (full) or the incremental engine
     per_frame: list[FrameDecision] = field(default_factory=list, repr=False)
+    segments: list[Any] = field(default_factory=list, repr=False)  # SegmentRun of each segment a cluster ran
 
     def count(self, computed: FrameResults) -> None:
         """Add up what the computed frames were and cost."""
@@ -180,17 +183,21 @@ def _compute(session: Session, scan: PreparedScan, missing: np.ndarray, cache: R
             forget_replaced_video(session, scan.frames.name, scan.key.video_key)  # type: ignore[union-attr]
         for height, width in sorted(set(zip(heights.tolist(), widths.tolist()))):
             ids = missing[(heights == height) & (widths == width)]
-            runner = _runner(session, scan, height, width)
-            for batch in scan.frames.frame_batches(session, ids, height, width, scan.batch_size):
+            on_cluster = cluster_segments(session, scan, ids, height, width)  # None: computed here
+            runner = _runner(session, scan, height, width) if on_cluster is None else None
+            batches = _local_batches(session, scan, runner, ids, height, width) if on_cluster is None else on_cluster
+            while True:
                 if session.cancel.is_set():
                     interrupted = True  # stop; what was computed is complete per frame and is kept
                     break
-                batch_ids = batch.frame_ids
                 started = time.perf_counter()
-                # a keyframe starts a segment: the incremental runner computes it in full, so a
-                # segment's answers never depend on what ran before it (nor on the batching)
-                results, decisions = runner.run(batch_ids, batch.frames, segment_start=batch.keyframes)
+                step = next(batches, None)
+                if step is None:
+                    break
+                batch_ids, results, decisions, segment = step
                 stats.network_seconds += time.perf_counter() - started
+                if segment is not None:
+                    stats.segments.append(segment)
                 stats.per_frame += decisions
                 stats.batches += 1
                 if cache is not None and writes:
@@ -199,7 +206,7 @@ def _compute(session: Session, scan: PreparedScan, missing: np.ndarray, cache: R
                 bar.update(len(batch_ids))
             if interrupted:
                 break
-            if isinstance(runner, IncrementalRunner) and runner.persists and writes:
+            if isinstance(runner, IncrementalRunner) and runner.persists and writes:  # (none on a cluster)
                 save_state(session, _state_key(scan), json.dumps(_config_dict(scan.config)), runner.state_dict(),
                            last_frame_id=int(ids[-1]))
         if writes and cache is not None:
@@ -213,6 +220,17 @@ def _compute(session: Session, scan: PreparedScan, missing: np.ndarray, cache: R
     stats.count(computed)
     session.state[BACKBONE_FRAMES] = session.state.get(BACKBONE_FRAMES, 0) + stats.computed - stats.skipped
     return computed
+
+
+def _local_batches(session: Session, scan: PreparedScan, runner: Any, ids: np.ndarray, height: int,
+                   width: int) -> Iterator[tuple[np.ndarray, FrameResults, list[FrameDecision], None]]:
+    """The frames ``ids`` computed here, a batch at a time (the cluster's counterpart:
+    :func:`engine.cluster.segments.cluster_segments`)."""
+    for batch in scan.frames.frame_batches(session, ids, height, width, scan.batch_size):
+        # a keyframe starts a segment: the incremental runner computes it in full, so a
+        # segment's answers never depend on what ran before it (nor on the batching)
+        results, decisions = runner.run(batch.frame_ids, batch.frames, segment_start=batch.keyframes)
+        yield batch.frame_ids, results, decisions, None
 
 
 def _cache_limit(session: Session) -> int | None:

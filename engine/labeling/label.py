@@ -10,7 +10,7 @@ Steps 2-5 run in one transaction: any failure leaves the database as it was.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +45,17 @@ class LabelOutcome:
     run_id: int
     record: RunRecord
     stats: list[LFStats]
+    cluster_places: list[Any] = field(default_factory=list)  # where cluster tasks ran (engine.cluster)
+    cluster_seconds: float = 0.0
+
+    def cluster_summary(self) -> str:
+        """'; Python functions in N tasks on M cluster nodes (S s)', or '' when they ran here."""
+        if not self.cluster_places:
+            return ""
+        nodes = len({p.node_id for p in self.cluster_places})
+        tasks = len(self.cluster_places)
+        return (f"; Python functions in {tasks} task{'s' * (tasks != 1)} on {nodes} cluster node{'s' * (nodes != 1)}"
+                f" ({self.cluster_seconds:.2f} s)")
 
 
 def label(session: Session, node: exp.Expr) -> LabelOutcome:
@@ -109,7 +120,7 @@ def _fit_and_write(session: Session, plan: VotePlan, matrix: LabelMatrix, option
     record.total_seconds = time.perf_counter() - started
     run_id = record_run(session, record, plan.lfs, stats, plan.failures())
     steps.update(1)
-    return LabelOutcome(run_id, record, stats)
+    return LabelOutcome(run_id, record, stats, plan.cluster_places, plan.cluster_seconds)
 
 
 def _fit(patterns: VotePatterns, options: LabelOptions, k: int) -> tuple[Any, Predictions]:

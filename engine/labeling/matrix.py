@@ -155,15 +155,24 @@ class LabelMatrix:
 
 def build_label_matrix(session: Session, source: exp.Table, key: RowKey, raw_votes: list[exp.Expr],
                        vote_codes: list[exp.Expr], gold: exp.Expr | None, name: str,
-                       layout: CodeLayout, n_rows: int) -> LabelMatrix:
+                       layout: CodeLayout, n_rows: int, joined: tuple[str, str] | None = None) -> LabelMatrix:
     """Run the labeling functions over ``source`` in one query into the temporary table ``name``.
 
     ``raw_votes[j]`` is function j's expression over the source's columns; ``vote_codes[j]``
     maps the column ``r{j}`` (its raw vote) to a code.  ``gold`` is a subquery
-    ``(row_key, code)`` of the table's gold labels, or None.
+    ``(row_key, code)`` of the table's gold labels, or None.  ``joined`` is (table, key
+    column) of votes computed elsewhere (a cluster), joined to the source's rows by key.
     """
-    inner = exp.select(exp.alias_(key.column(), "__key"), *[exp.alias_(e, f"r{j}") for j, e in enumerate(raw_votes)])
+    key_ref: exp.Expr = key.column()
+    if joined is not None:  # the source's key, qualified by the source's own name
+        parts = {part: source.args[arg].copy() for part, arg in (("table", "this"), ("db", "db"), ("catalog", "catalog"))
+                 if source.args.get(arg)}
+        key_ref = exp.Column(this=key.column().this, **parts)
+    inner = exp.select(exp.alias_(key_ref, "__key"), *[exp.alias_(e, f"r{j}") for j, e in enumerate(raw_votes)])
     inner = inner.from_(source.copy())
+    if joined is not None:
+        votes, votes_key = joined
+        inner = inner.join(exp.to_table(votes), on=exp.EQ(this=key_ref.copy(), expression=exp.column(votes_key, votes)))
     outer = exp.select(exp.alias_(exp.column("__key", "s"), "key"), *layout.code_expressions(vote_codes))
     if gold is not None:
         outer = outer.select(exp.alias_(exp.column("code", "g"), "gold"))

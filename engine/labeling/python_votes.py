@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 from duckdb import PythonExceptionHandling
 from duckdb.func import FunctionNullHandling, PythonUDFType
@@ -31,6 +32,9 @@ from engine.labeling.table import quote_column
 
 if TYPE_CHECKING:
     from engine.session import Session
+
+#: Rows per call of a vectorized function outside DuckDB (DuckDB's vector size, as inside it).
+BATCH_ROWS = 2048
 
 
 @dataclass(eq=False)
@@ -71,6 +75,21 @@ class PythonVotes:
         session.quiesce()
         with contextlib.suppress(duckdb.Error):  # never registered (an earlier step failed)
             session.duck.remove_function(self.udf_name)
+
+    def vote_partition(self, keys: pa.Array, columns: Sequence[pa.Array]) -> np.ndarray:
+        """The vote codes (int8) of a partition of rows, outside DuckDB (a cluster task runs
+        this): row by row, or in DuckDB-sized batches for vectorized functions, with the same
+        codes, failure counts and errors as inside the label-matrix query."""
+        out = np.zeros(len(keys), dtype=np.int8)
+        if self.lf.python is not None and self.lf.python.vectorized:
+            for start in range(0, len(keys), BATCH_ROWS):
+                stop = min(start + BATCH_ROWS, len(keys))
+                codes = self._batch(keys.slice(start, stop - start), *[c.slice(start, stop - start) for c in columns])
+                out[start:stop] = codes.to_numpy(zero_copy_only=False)
+            return out
+        for i, row in enumerate(zip(keys.to_pylist(), *[c.to_pylist() for c in columns])):
+            out[i] = self._row(*row)
+        return out
 
     # Row at a time --------------------------------------------------------------------
     def _row(self, key: Any, *values: Any) -> int:

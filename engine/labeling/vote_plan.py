@@ -6,7 +6,7 @@ classes are known, the key is unique) and ``VotePlan.apply`` runs the one query.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
@@ -40,6 +40,8 @@ class VotePlan:
     column_types: dict[str, str]
     sql_types: dict[str, str]  # SQL function name -> its result type
     python: dict[str, PythonVotes] = field(default_factory=dict)
+    cluster_places: list[Any] = field(default_factory=list)  # where cluster tasks ran (engine.cluster)
+    cluster_seconds: float = 0.0
 
     @classmethod
     def prepare(cls, session: Session, source: exp.Table, lfs: list[LabelingFunction], key_option: str | None,
@@ -63,13 +65,41 @@ class VotePlan:
         return CodeLayout(len(self.lfs), self.classes.k)
 
     def apply(self, name: str) -> LabelMatrix:
-        """Run every function over the table in one query, into the temporary table ``name``."""
+        """Run every function over the table in one query, into the temporary table ``name``.
+
+        With a cluster set, the Python functions run there first (:mod:`engine.cluster.labeling`)
+        and the query joins their votes by key instead of calling them."""
+        from engine.cluster.labeling import cluster_votes
+
+        remote = cluster_votes(self)
+        if remote is None:
+            return self._apply(name, None)
+        votes_name = f"__mallard_cluster_votes_{id(self):x}"
+        self.session.register(votes_name, remote.table)
+        try:
+            matrix = self._apply(name, votes_name)
+        finally:
+            self.session.unregister(votes_name)
+        for lf_name, count in remote.failures.items():
+            self.python[lf_name].failures = count
+        self.cluster_places = remote.places
+        self.cluster_seconds = remote.seconds
+        return matrix
+
+    def _apply(self, name: str, cluster_votes: str | None) -> LabelMatrix:
+        from engine.cluster.labeling import REMOTE_KEY, vote_column
+
         key_in_s = exp.column("__key", "s")
         raw: list[exp.Expr] = []
         codes: list[exp.Expr] = []
+        python_index = 0
         for j, lf in enumerate(self.lfs):
             column = exp.column(f"r{j}", "s")
-            if lf.kind == "python":
+            if lf.kind == "python" and cluster_votes is not None:
+                raw.append(exp.column(vote_column(python_index), cluster_votes))
+                python_index += 1
+                codes.append(column)
+            elif lf.kind == "python":
                 raw.append(self.python[lf.name].call(self.key.column()))
                 codes.append(column)
             else:
@@ -78,6 +108,10 @@ class VotePlan:
                 raw.append(lf.expression.copy() if numeric else exp.cast(lf.expression.copy(), "VARCHAR"))
                 codes.append(vote_code(column, self.classes, lf.name, key_in_s, numeric))
         gold = gold_labels.code_subquery(self.source, self.classes) if self.has_gold else None
+        if cluster_votes is not None:
+            joined = (cluster_votes, REMOTE_KEY)
+            return build_label_matrix(self.session, self.source, self.key, raw, codes, gold, name, self.layout,
+                                      self.n_rows, joined)
         for votes in self.python.values():
             votes.register(self.session, self.key.type, self.column_types)
         try:

@@ -1,0 +1,156 @@
+"""The process's connection to a Ray cluster, made when a statement first needs it.
+
+Ray holds one cluster connection per process: sessions naming the same address share it,
+and a session naming another address moves the process to that one (work in flight on the
+old one fails with an OperationalError).  Every failure to connect is an OperationalError
+that names the address and what to do; nothing is written before the cluster is reached.
+
+>>> parse_address("ray://head.example:10001")
+ClusterAddress(text='ray://head.example:10001', kind='client', host='head.example', port=10001)
+>>> parse_address("local").kind
+'local'
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from engine.cluster.settings import NO_CLUSTER, cluster_address
+from engine.errors import OperationalError, ProgrammingError
+
+if TYPE_CHECKING:
+    from engine.session import Session
+
+#: Seconds to wait for the cluster's port to answer before calling it unreachable.
+REACH_TIMEOUT_S = 5.0
+
+_lock = threading.Lock()
+_connected: list[str] = []  # the address this process is connected to (at most one)
+
+
+@dataclass(frozen=True)
+class ClusterAddress:
+    """A checked cluster address: 'local', a GCS address ('gcs') or a Ray Client one ('client')."""
+
+    text: str
+    kind: str
+    host: str = ""
+    port: int = 0
+
+    @property
+    def ray_address(self) -> str | None:
+        """What ``ray.init(address=...)`` takes (None starts Ray on this machine)."""
+        return None if self.kind == "local" else self.text
+
+
+def parse_address(text: str) -> ClusterAddress:
+    """The address a ``cluster`` setting names (checked as the setting checks it)."""
+    text = cluster_address(text)
+    if text == "local":
+        return ClusterAddress(text, "local")
+    kind = "client" if text.startswith("ray://") else "gcs"
+    host, _, port = text.removeprefix("ray://").rpartition(":")
+    return ClusterAddress(text, kind, host.strip("[]"), int(port))
+
+
+def session_cluster(session: Session) -> ClusterAddress | None:
+    """The cluster the session's ``cluster`` setting names, or None for this process only."""
+    value = session.settings["cluster"]
+    return None if value == NO_CLUSTER else parse_address(value)
+
+
+def require_cluster(session: Session, what: str) -> Any:
+    """The ray module, connected to the session's cluster; ProgrammingError without one."""
+    address = session_cluster(session)
+    if address is None:
+        raise ProgrammingError(f"{what} needs a cluster; set one with SET cluster = 'local' (or 'host:port')")
+    return connect(address)
+
+
+def import_ray() -> Any:
+    """The ray module, or an OperationalError saying how to install it."""
+    try:
+        import ray
+    except ImportError as e:
+        raise OperationalError(
+            f"SET cluster needs Ray, which is not installed here ({e}); install it with pip install 'mallard[ray]'"
+        ) from e
+    return ray
+
+
+def connect(address: ClusterAddress) -> Any:
+    """Connect this process to the cluster at ``address`` (once; again after a change)."""
+    with _lock:
+        ray = import_ray()
+        if _connected and _connected[0] == address.text and ray.is_initialized():
+            return ray
+        if address.kind != "local":
+            check_reachable(address)
+        if ray.is_initialized():
+            ray.shutdown()
+        _connected.clear()
+        _init(ray, address)
+        _connected.append(address.text)
+        return ray
+
+
+def disconnect() -> None:
+    """Leave the cluster (a 'local' one stops); the next statement that needs it connects again."""
+    with _lock:
+        if _connected:
+            import ray
+
+            ray.shutdown()
+            _connected.clear()
+
+
+def local_token() -> None:
+    """Token authentication for a 'local' cluster, with a token of this process's own.
+
+    Ray secures a new local cluster with a token, which it would otherwise write to
+    ``~/.ray/auth_token`` where every later ``ray start`` on the machine finds it; a random
+    token in the environment (inherited by the cluster's processes) keeps it to this process.
+    An ``RAY_AUTH_MODE`` the user set is left as it is.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    import importlib
+
+    raylet = importlib.import_module("ray._raylet")
+    if "RAY_AUTH_TOKEN" not in os.environ:
+        # a token this process already holds (Ray keeps the first one it loads) or a new one
+        loader = raylet.AuthenticationTokenLoader.instance()
+        held = loader.has_token(ignore_auth_mode=True)
+        os.environ["RAY_AUTH_TOKEN"] = loader.get_raw_token(ignore_auth_mode=True) if held else secrets.token_hex(32)
+    os.environ["RAY_AUTH_MODE"] = "token"
+    raylet.Config.initialize("")  # Ray read its configuration on import: read it again, as Ray does here
+
+
+def check_reachable(address: ClusterAddress) -> None:
+    """OperationalError unless something answers at the address's host and port."""
+    try:
+        with socket.create_connection((address.host, address.port), timeout=REACH_TIMEOUT_S):
+            pass
+    except OSError as e:
+        start = "ray start --head" if address.kind == "gcs" else "ray start --head (its Ray Client server port)"
+        raise OperationalError(
+            f"cannot reach the Ray cluster at {address.text}: {e.strerror or e}; expected a Ray head there "
+            f"(started with {start}); nothing was run or written"
+        ) from None
+
+
+def _init(ray: Any, address: ClusterAddress) -> None:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network calls of Ray's own
+    options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    if address.kind == "local":
+        options["include_dashboard"] = False
+        local_token()
+    try:
+        ray.init(address=address.ray_address, **options)
+    except Exception as e:
+        raise OperationalError(f"could not connect to the Ray cluster at {address.text}: {type(e).__name__}: {e}") from e

@@ -1,0 +1,129 @@
+"""Running Mallard's work as Ray tasks: the module check on every node, bounded submission,
+results in order, and every failure translated into one of Mallard's errors.
+
+A task whose worker process dies (killed, out of memory, its node lost) is retried by Ray
+up to :data:`RETRIES` times; past that, or on any failure of Ray itself, the statement fails
+with an :class:`~engine.errors.OperationalError` and the driver writes nothing.  An error
+Mallard raises inside a task (a labeling function's :class:`~engine.errors.DataError`) is
+raised again on the driver as itself.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import Error, OperationalError
+
+#: Times Ray runs a task again after its worker process died.
+RETRIES = 3
+
+#: The modules every Mallard task needs on a node, and the package that provides each.
+BASE_MODULES = {"engine": "mallard", "duckdb": "duckdb", "pyarrow": "pyarrow", "numpy": "numpy"}
+
+_checked: set[tuple[str, ...]] = set()
+
+
+@dataclass(frozen=True)
+class TaskPlace:
+    """Where a task ran: its node (id and address) and worker process."""
+
+    node_id: str
+    node_address: str
+    pid: int
+
+
+def task_place() -> TaskPlace:
+    """Called inside a task: where it runs."""
+    import os
+
+    import ray
+
+    context = ray.get_runtime_context()
+    return TaskPlace(context.get_node_id(), ray.util.get_node_ip_address(), os.getpid())
+
+
+def require_modules(ray: Any, modules: dict[str, str], what: str) -> None:
+    """OperationalError unless every live node imports each module (module -> who needs it)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from engine.cluster import probe
+
+    names = sorted(modules)
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    key = (*names, *sorted(n["NodeID"] for n in nodes))
+    if key in _checked:
+        return
+    ray.cloudpickle.register_pickle_by_value(probe)
+    check = ray.remote(num_cpus=0, max_retries=RETRIES)(probe.missing_modules)
+    refs = [check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(names)
+            for n in nodes]
+    for node, missing in zip(nodes, gather(ray, refs, f"{what}: checking the cluster's Python packages")):
+        if missing:
+            listed = "; ".join(f"{name} (needed by {modules[name]}): {error}" for name, error in missing.items())
+            raise OperationalError(
+                f"{what}: the cluster node {node['NodeManagerAddress']} cannot import {listed}. Install them on "
+                f"every node (the same versions as here); nothing was run or written"
+            )
+    _checked.add(key)
+
+
+def ordered_results(ray: Any, submit: Callable[[Any], Any], inputs: Iterable[Any], what: str,
+                    in_flight: int) -> Iterator[Any]:
+    """Submit ``submit(input)`` for each input with at most ``in_flight`` tasks pending, and
+    yield their results in input order; on any failure cancel the rest and raise."""
+    pending: dict[int, Any] = {}
+    done: dict[int, Any] = {}
+    next_out = 0
+    try:
+        for i, item in enumerate(inputs):
+            pending[i] = submit(item)
+            while len(pending) >= in_flight:
+                _collect(ray, pending, done, what)
+            while next_out in done:
+                yield done.pop(next_out)
+                next_out += 1
+        while pending:
+            _collect(ray, pending, done, what)
+            while next_out in done:
+                yield done.pop(next_out)
+                next_out += 1
+    finally:
+        for ref in pending.values():
+            ray.cancel(ref, force=True)
+
+
+def _collect(ray: Any, pending: dict[int, Any], done: dict[int, Any], what: str) -> None:
+    ready, _ = ray.wait(list(pending.values()), num_returns=1)
+    index = next(i for i, ref in pending.items() if ref == ready[0])
+    done[index] = gather(ray, [pending.pop(index)], what)[0]
+
+
+def gather(ray: Any, refs: list[Any], what: str) -> list[Any]:
+    """``ray.get(refs)`` with Ray's failures as Mallard's errors."""
+    try:
+        return list(ray.get(refs))
+    except ray.exceptions.RayTaskError as e:
+        raise task_error(e, what) from e
+    except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OwnerDiedError,
+            ray.exceptions.ObjectLostError) as e:
+        raise OperationalError(
+            f"{what}: a Ray worker died and the task failed again after {RETRIES} retries ({type(e).__name__}); "
+            "nothing was written"
+        ) from e
+    except ray.exceptions.RayError as e:
+        raise OperationalError(f"{what}: the Ray cluster failed ({type(e).__name__}: {e}); nothing was written") from e
+
+
+def task_error(error: Any, what: str) -> Error:
+    """The Mallard error for an exception raised inside a task."""
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, Error):
+        return cause
+    if isinstance(cause, ImportError):
+        return OperationalError(
+            f"{what}: a cluster node cannot import {cause.name or cause} ({cause}); install it on every node, or "
+            "define the function where the nodes can import it; nothing was written"
+        )
+    kind = type(cause).__name__ if cause is not None else type(error).__name__
+    return OperationalError(f"{what}: a task failed on the cluster: {kind}: {cause or error}; nothing was written")
