@@ -38,6 +38,7 @@ def clip(tmp_path_factory):
     con.execute(f"SET inference_accuracy = {CONTRACT}")
     con.execute("SET inference_cascade_min_frames = 500")
     con.execute("SET inference_cascade_sample = 500")
+    con.execute("SET inference_cascade_max_undecided = 1")  # run the cascade even where it saves little
     yield con, ids, labels, scores, label, rare
     con.close()
 
@@ -95,6 +96,24 @@ def test_a_repeat_query_reuses_the_specialized_model_and_answers_the_same(clip):
     text = "\n".join(r[1] for r in con.execute(
         "EXPLAIN SELECT frame_id FROM traffic WHERE mobilenet(frame).label = ?", [label]).fetchall())
     assert "reusing specialized model" in text and "thresholds          no below" in text
+
+
+def test_a_cascade_that_would_not_pay_computes_exactly_and_says_why(clip):
+    con, ids, labels, _, label, _ = clip
+    query = "SELECT frame_id FROM traffic WHERE mobilenet(frame).label = ?"
+    _selected(con, query, label)
+    undecided = con.session.state[REPORTS][-1].thresholds.undecided
+    con.execute(f"SET inference_cascade_max_undecided = {undecided / 2}")
+    try:
+        got = _selected(con, query, label)
+        explained = dict(con.execute(f"EXPLAIN {query}", [label]).fetchall())["cascade"]
+    finally:
+        con.execute("SET inference_cascade_max_undecided = 1")
+    report = con.session.state[REPORTS][-1]
+    assert got == set(ids[labels == label].tolist())
+    assert report.plan == "exact" and "of its calibration frames to the reference model, more than " \
+        "inference_cascade_max_undecided" in report.reason and report.reason.endswith("the cascade would not pay")
+    assert "plan                exact: specialized model #" in explained
 
 
 def test_a_score_selection_meets_the_contract(clip):

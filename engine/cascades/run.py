@@ -162,19 +162,27 @@ def _answer(session: Session, scan: PreparedScan, request: CascadeRequest, repor
                       f"the query covers {len(ids)} frames, fewer than inference_cascade_min_frames = {minimum}: "
                       "training a specialized model would not pay")
     known: dict[int, bool] = {}
+    labeled: FrameResults | None = None
     if stored is None:
         made = _make_specialized(session, scan, request, report)
         if isinstance(made, np.ndarray):
             return made
-        stored, known = made
+        stored, known, labeled = made
     else:
         report.reused = True
-        known = {i: a for i, a in stored.sample_answers().items() if i in set(ids.tolist())}
+        wanted = set(ids.tolist())
+        known = {i: a for i, a in stored.sample_answers().items() if i in wanted}
         report.reason = f"reused specialized model #{stored.specialized_id}"
     report.specialized_id = stored.specialized_id
-    report.sampled = len(known)
     thresholds = calibrate(stored.calibration_scores, stored.calibration_answers, request.accuracy)
     report.thresholds = thresholds
+    ceiling = float(settings["inference_cascade_max_undecided"])
+    if thresholds.undecided > ceiling:
+        return _exact(session, scan, request, report,
+                      f"specialized model #{stored.specialized_id} leaves {thresholds.undecided:.1%} of its calibration "
+                      f"frames to the reference model, more than inference_cascade_max_undecided = {ceiling:g}: "
+                      "the cascade would not pay", done=labeled)
+    report.sampled = len(known)
     rest = np.setdiff1d(ids, np.fromiter(known, np.int64, len(known)), assume_unique=True)
     found = _cheap_pass(session, scan, request, stored, thresholds, rest, report)
     yes = [i for i, a in known.items() if a] + found
@@ -182,7 +190,7 @@ def _answer(session: Session, scan: PreparedScan, request: CascadeRequest, repor
 
 
 def _make_specialized(session: Session, scan: PreparedScan, request: CascadeRequest,
-                      report: CascadeReport) -> tuple[StoredSpecialized, dict[int, bool]] | np.ndarray:
+                      report: CascadeReport) -> tuple[StoredSpecialized, dict[int, bool], FrameResults] | np.ndarray:
     """Label a sample, train and calibrate; the exact answer instead when that cannot work."""
     ids = scan.selection.frame_ids
     size = min(int(session.settings["inference_cascade_sample"]), len(ids) * 3 // 4)
@@ -226,7 +234,7 @@ def _make_specialized(session: Session, scan: PreparedScan, request: CascadeRequ
                 frames_table=scan.frames.name, question=request.question.describe(), stored=stored, seed=SEED)
     report.reason = f"trained specialized model #{stored.specialized_id} on {len(training)} frames, " \
                     f"calibrated on {len(calibration)}"
-    return stored, truth
+    return stored, truth, labeled
 
 
 def _cheap_pass(session: Session, scan: PreparedScan, request: CascadeRequest, stored: StoredSpecialized,
@@ -292,6 +300,7 @@ def _exact(session: Session, scan: PreparedScan, request: CascadeRequest, report
            done: FrameResults | None = None) -> np.ndarray:
     """Exact inference over the frames (those in ``done`` already computed)."""
     report.plan, report.reason = "exact", reason
+    report.sampled = len(done) if done is not None else 0
     ids = scan.selection.frame_ids
     started = time.perf_counter()
     rest = np.setdiff1d(ids, done.frame_ids, assume_unique=True) if done is not None else ids
@@ -340,9 +349,15 @@ def explain_cascade(session: Session, request: CascadeRequest) -> str:
               f"({'tiny_cnn'} at 64x64), reference model {request.model} on the undecided frames")
     if stored is not None:
         thresholds = calibrate(stored.calibration_scores, stored.calibration_answers, request.accuracy)
-        lines += [f"  plan                cascade, reusing specialized model #{stored.specialized_id} "
-                  f"(trained on {len(stored.training_frames)} frames)", stages,
-                  f"  thresholds          {thresholds.describe()}"]
+        ceiling = float(session.settings["inference_cascade_max_undecided"])
+        if thresholds.undecided > ceiling:
+            lines.append(f"  plan                exact: specialized model #{stored.specialized_id} leaves "
+                         f"{thresholds.undecided:.1%} of its calibration frames to the reference model, more than "
+                         f"inference_cascade_max_undecided = {ceiling:g}: the cascade would not pay")
+        else:
+            lines += [f"  plan                cascade, reusing specialized model #{stored.specialized_id} "
+                      f"(trained on {len(stored.training_frames)} frames)", stages]
+        lines.append(f"  thresholds          {thresholds.describe()}")
     elif len(ids) < minimum:
         lines.append(f"  plan                exact: the query covers {len(ids)} frames, fewer than "
                      f"inference_cascade_min_frames = {minimum}: training a specialized model would not pay")
@@ -351,5 +366,6 @@ def explain_cascade(session: Session, request: CascadeRequest) -> str:
         cut = round(size * TRAINING_SHARE)
         lines += [f"  plan                cascade: the reference model labels {size} sampled frames; a specialized "
                   f"model trains on {cut} and its thresholds are calibrated on {size - cut} (exact instead if fewer "
-                  f"than {needed_successes(request.accuracy)} of those are positive)", stages]
+                  f"than {needed_successes(request.accuracy)} of those are positive, or if the specialized model "
+                  f"leaves more than inference_cascade_max_undecided of them undecided)", stages]
     return "\n".join(lines)

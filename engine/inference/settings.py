@@ -145,6 +145,10 @@ CASCADE_SETTINGS: tuple[Setting, ...] = (
     Setting("inference_cascade_min_frames", 2000, whole(0, 10**9),
             "Fewest frames a query under inference_accuracy must cover for a new specialized model to be trained; "
             "below it the query computes exactly (a stored specialized model is reused at any size)."),
+    Setting("inference_cascade_max_undecided", 0.75, number(0, 1),
+            "The cascade runs only when its specialized model leaves at most this fraction of the calibration frames "
+            "to the reference model (beyond it the cascade would cost about what exact inference does, so the query "
+            "computes exactly); 1 always runs it."),
     Setting("inference_cascade_difference", 2e-5, number(0, 1),
             "The cascade's difference detector: a frame within this mean squared difference (grey 4x4 cells of the "
             "64x64 frame, [0, 1] units) of the last decided frame takes its answer; 0 turns it off."),
