@@ -186,3 +186,20 @@ def test_calibration_bounds_hold_on_synthetic_scores_with_known_truth():
     assert tp / max(int(answer.sum()), 1) >= 0.9 and tp / int(y[test].sum()) >= 0.9
     assert calibrate(p[:40], y[:40], 0.95).certified is False  # a handful of positives certifies nothing
     assert lower_bound(59, 59) >= 0.95 > lower_bound(58, 58)
+
+
+def test_a_stored_specialized_model_under_a_stricter_contract_than_its_sample_certifies_computes_exactly(clip):
+    con, ids, labels, _, label, _ = clip
+    query = "SELECT frame_id FROM traffic WHERE mobilenet(frame).label = ?"
+    _selected(con, query, label)
+    positives = con.session.state[REPORTS][-1].thresholds.positives
+    strict = 0.999  # needs thousands of calibration positives
+    con.execute(f"SET inference_accuracy = {strict}")
+    try:
+        got = _selected(con, query, label)
+    finally:
+        con.execute(f"SET inference_accuracy = {CONTRACT}")
+    report = con.session.state[REPORTS][-1]
+    assert got == set(ids[labels == label].tolist()) and report.plan == "exact" and report.reused
+    assert f"with {positives} positives; certifying precision and recall {strict:g} at 95% confidence needs at least " \
+           f"{needed_successes(strict)}" in report.reason

@@ -176,12 +176,18 @@ def _answer(session: Session, scan: PreparedScan, request: CascadeRequest, repor
     report.specialized_id = stored.specialized_id
     thresholds = calibrate(stored.calibration_scores, stored.calibration_answers, request.accuracy)
     report.thresholds = thresholds
+    if not thresholds.certified:
+        return _exact(session, scan, request, report,
+                      f"too few positives: specialized model #{stored.specialized_id} was calibrated on "
+                      f"{thresholds.frames} frames with {thresholds.positives} positives; certifying precision and "
+                      f"recall {request.accuracy:g} at 95% confidence needs at least {thresholds.needed_positives}",
+                      done=labeled, known=known)
     ceiling = float(settings["inference_cascade_max_undecided"])
     if thresholds.undecided > ceiling:
         return _exact(session, scan, request, report,
                       f"specialized model #{stored.specialized_id} leaves {thresholds.undecided:.1%} of its calibration "
                       f"frames to the reference model, more than inference_cascade_max_undecided = {ceiling:g}: "
-                      "the cascade would not pay", done=labeled)
+                      "the cascade would not pay", done=labeled, known=known)
     report.sampled = len(known)
     rest = np.setdiff1d(ids, np.fromiter(known, np.int64, len(known)), assume_unique=True)
     found = _cheap_pass(session, scan, request, stored, thresholds, rest, report)
@@ -297,18 +303,22 @@ def _reference(session: Session, scan: PreparedScan, frame_ids: np.ndarray) -> F
 
 
 def _exact(session: Session, scan: PreparedScan, request: CascadeRequest, report: CascadeReport, reason: str,
-           done: FrameResults | None = None) -> np.ndarray:
-    """Exact inference over the frames (those in ``done`` already computed)."""
+           done: FrameResults | None = None, known: dict[int, bool] | None = None) -> np.ndarray:
+    """Exact inference over the frames: those in ``done`` already computed, those in ``known``
+    answered by the reference model earlier (a stored specialized model's samples)."""
     report.plan, report.reason = "exact", reason
-    report.sampled = len(done) if done is not None else 0
     ids = scan.selection.frame_ids
+    known = {} if known is None or done is not None else known
     started = time.perf_counter()
-    rest = np.setdiff1d(ids, done.frame_ids, assume_unique=True) if done is not None else ids
-    results = FrameResults.concat([done, _reference(session, scan, rest)] if done is not None
-                                  else [_reference(session, scan, rest)])
+    skip = np.concatenate([done.frame_ids if done is not None else np.empty(0, np.int64),
+                           np.fromiter(known, np.int64, len(known))])
+    results = FrameResults.concat([r for r in (done, _reference(session, scan, np.setdiff1d(ids, skip)))
+                                   if r is not None])
     report.add("reference", time.perf_counter() - started)
-    report.by_reference = len(ids)
-    return results.frame_ids[answers(request.question, results, scan.version.spec.label)]
+    report.sampled = len(skip)
+    report.by_reference = len(ids) - len(known)
+    yes = results.frame_ids[answers(request.question, results, scan.version.spec.label)].tolist()
+    return np.sort(np.asarray(yes + [i for i, a in known.items() if a], np.int64))
 
 
 def _row(report: CascadeReport) -> dict[str, Any]:
@@ -350,7 +360,11 @@ def explain_cascade(session: Session, request: CascadeRequest) -> str:
     if stored is not None:
         thresholds = calibrate(stored.calibration_scores, stored.calibration_answers, request.accuracy)
         ceiling = float(session.settings["inference_cascade_max_undecided"])
-        if thresholds.undecided > ceiling:
+        if not thresholds.certified:
+            lines.append(f"  plan                exact: too few positives: specialized model #{stored.specialized_id} was "
+                         f"calibrated on {thresholds.frames} frames with {thresholds.positives} positives; certifying "
+                         f"{request.accuracy:g} needs at least {thresholds.needed_positives}")
+        elif thresholds.undecided > ceiling:
             lines.append(f"  plan                exact: specialized model #{stored.specialized_id} leaves "
                          f"{thresholds.undecided:.1%} of its calibration frames to the reference model, more than "
                          f"inference_cascade_max_undecided = {ceiling:g}: the cascade would not pay")
