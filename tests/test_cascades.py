@@ -203,3 +203,17 @@ def test_a_stored_specialized_model_under_a_stricter_contract_than_its_sample_ce
     assert got == set(ids[labels == label].tolist()) and report.plan == "exact" and report.reused
     assert f"with {positives} positives; certifying precision and recall {strict:g} at 95% confidence needs at least " \
            f"{needed_successes(strict)}" in report.reason
+
+
+def test_a_count_under_the_contract_counts_the_cascade_selection_and_explain_analyze_shows_the_stages(clip):
+    con, _, labels, _, label, _ = clip
+    count = con.execute("SELECT count(*) FROM traffic WHERE mobilenet(frame).label = ?", [label]).fetchone()[0]
+    report = con.session.state[REPORTS][-1]
+    assert report.plan == "cascade" and count == report.selected
+    exact = int(np.sum(labels == label))
+    # the count is the selection's size: within [recall, 1 / precision] of the exact count
+    assert CONTRACT * exact <= count <= exact / CONTRACT, (count, exact)
+    analyzed = dict(con.execute("EXPLAIN ANALYZE SELECT count(*) FROM traffic WHERE mobilenet(frame).label = ?",
+                                [label]).fetchall())["cascade"]
+    for stage in ("difference detector", "specialized model", "reference model", "thresholds", "selected"):
+        assert f"\n  {stage} " in analyzed, analyzed

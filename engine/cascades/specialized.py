@@ -13,6 +13,8 @@ that a rare answer is not ignored.  Its weights travel as safetensors bytes.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,21 @@ RESOLUTION = 64
 ARCHITECTURE = "tiny_cnn"
 #: Its classes, in class-id order.
 CLASSES = ("no", "yes")
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread, then restore: a network this small trains and runs
+    several times faster on one thread than on two on a busy 2-core machine (measured: 200
+    frames, 20 epochs, 7-15 s on one thread against 75 s on two)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def shrink(frames: np.ndarray, side: int = RESOLUTION) -> np.ndarray:
@@ -73,7 +90,7 @@ class SpecializedModel:
         mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255
         std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1) * 255
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), one_thread():
             for start in range(0, len(small), batch):
                 x = torch.from_numpy(small[start:start + batch]).permute(0, 3, 1, 2).float()
                 logits = network((x - mean) / std)
@@ -105,8 +122,9 @@ def train_specialized(duck: duckdb.DuckDBPyConnection, frame_ids: np.ndarray, sm
                              "batch_size": 32, "holdout": 0.1, "key": "frame_id", "classes": list(CLASSES),
                              "weight": "weight", "seed": seed, "workers": 1})
     started = time.perf_counter()
-    outcome = train(duck, "SELECT frame_id, frame, height, width, label, weight FROM specialized_sample",
-                    options, rows=rows)
+    with one_thread():
+        outcome = train(duck, "SELECT frame_id, frame, height, width, label, weight FROM specialized_sample",
+                        options, rows=rows)
     state = {k: v.contiguous() for k, v in outcome.best_result.state.items()}
     return SpecializedModel(save(state), tuple(outcome.data.mean), tuple(outcome.data.std), side, ARCHITECTURE,
                             time.perf_counter() - started)
