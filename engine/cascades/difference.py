@@ -1,5 +1,8 @@
 """The cascade's difference detector (NoScope): a frame close enough to the last frame the
-cascade decided takes that frame's answer, without running any model.
+cascade decided takes that frame's decision, without running the specialized model, where
+the specialized model made it (a frame close to one left to the reference model goes to the
+reference model as well: the reference model's answers flicker between nearly identical
+frames, and copying them is outside what the thresholds were calibrated on).
 
 Closeness is :func:`engine.inference.incremental.changes.frame_difference` (the mean squared
 difference of grey 4x4-cell means, in [0, 1] units) on the shrunk frames the specialized

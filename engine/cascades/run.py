@@ -9,9 +9,10 @@
    (:mod:`engine.cascades.calibration`).  Too few positives in the sample, or too few frames
    for training to pay (``inference_cascade_min_frames``): exact inference, with the reason.
 3. Every other frame, in frame_id order, is decoded, shrunk, and compared with the last frame
-   decided (the difference detector); the frames it keeps go through the specialized model;
-   those in its uncertain band go to the reference model.  Sampled frames keep the
-   reference model's answers.
+   decided (the difference detector): a nearly identical frame takes that frame's decision
+   where the specialized model made it; the frames it keeps go through the specialized model;
+   those in its uncertain band (and frames close to one of those) go to the reference model.
+   Sampled frames keep the reference model's answers.
 
 The answer never depends on what the result cache holds (cached results only make the
 reference model's part cheaper), so a query answers the same on a cold and a warm cache.
@@ -86,7 +87,7 @@ class CascadeReport:
         if self.plan == "cascade":
             lines += [f"  sampled             {self.sampled:>7}   (labeled by the reference model"
                       f"{', earlier' if self.reused else ''}: training and calibration)",
-                      f"  difference detector {self.by_difference:>7}   (took the answer of the last decided frame)",
+                      f"  difference detector {self.by_difference:>7}   (took the specialized model's decision on a nearly identical frame)",
                       f"  specialized model   {self.by_specialized:>7}"
                       f"   (#{self.specialized_id}{', reused' if self.reused else ', trained now'})",
                       f"  reference model     {self.by_reference:>7}   (undecided by the cheaper stages)"]
@@ -269,6 +270,15 @@ def _cheap_pass(session: Session, scan: PreparedScan, request: CascadeRequest, s
             anchors[position:position + len(batch_ids)] = batch_anchors
             position += len(batch_ids)
             bar.update(len(batch_ids))
+    # A frame the detector skipped takes its anchor's decision only where the specialized model
+    # made it (the frame's own score would be about the anchor's): where the anchor was left to
+    # the reference model, the frame goes there too, since the reference model's answers
+    # flicker between nearly identical frames and copying them is outside the calibration.
+    skipped = anchors != rest
+    follows = np.array([decided[a] != -1 for a in anchors.tolist()], bool) if len(rest) else np.empty(0, bool)
+    for frame_id in rest[skipped & ~follows].tolist():
+        decided[frame_id] = -1
+    own = {int(i): int(a) for i, a in zip(rest[skipped & follows].tolist(), anchors[skipped & follows].tolist())}
     undecided = np.array(sorted(i for i, d in decided.items() if d == -1), np.int64)
     started = time.perf_counter()
     if len(undecided):
@@ -277,9 +287,9 @@ def _cheap_pass(session: Session, scan: PreparedScan, request: CascadeRequest, s
                            answers(request.question, results, scan.version.spec.label).astype(int).tolist()))
     report.add("reference", time.perf_counter() - started)
     report.by_reference += len(undecided)
-    report.by_difference += int(np.sum(anchors != rest))
-    report.by_specialized += len(decided) - len(undecided)
-    return [int(i) for i, a in zip(rest.tolist(), anchors.tolist()) if decided[a] == 1]
+    report.by_difference += len(own)
+    report.by_specialized += len(rest) - len(undecided) - len(own)
+    return [int(i) for i in rest.tolist() if decided[own.get(int(i), int(i))] == 1]
 
 
 def _timed(batches: Iterator[tuple[np.ndarray, np.ndarray]], report: CascadeReport) -> Iterator[tuple[np.ndarray, np.ndarray]]:
