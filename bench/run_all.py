@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "incremental": ([], ["--frames", "64", "--native-frames", "0", "--bikes-frames", "0", "--no-sweep",
                          "--no-occlusion"]),
     "training": ([], ["--quick"]),
+    "cascades": (["--copies", "3"], ["--contracts", "0.9"]),
     "predict": ([], ["--frames", "64", "--udf-frames", "16", "--rows", "200000", "--udf-rows", "5000", "--repeat", "1"]),
     "serving": ([], ["--quick"]),
 }

@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from engine.errors import ProgrammingError
 from engine.planner import CatalogSnapshot, optimize
-from engine.planner.steps import OcclusionStep, PredictStep, QueryStep, ScanStep, Step, plan_steps
+from engine.planner.steps import CascadeStep, OcclusionStep, PredictStep, QueryStep, ScanStep, Step, plan_steps
 from engine.router import statement_kind
 from engine.statement_result import StatementResult
 
@@ -49,10 +49,18 @@ def _run_scan(session: Session, step: Step, prepared: dict[str, Any]) -> None:
     session.register_for_statement(step.request.relation, scan_relation(session, prepared[step.request.relation]))
 
 
+def _run_cascade(session: Session, step: Step, prepared: dict[str, Any]) -> None:
+    from engine.cascades.run import cascade_relation
+
+    assert isinstance(step, CascadeStep)
+    session.register_for_statement(step.request.relation, cascade_relation(session, step.request))
+
+
 #: Step type -> what runs it (the query step is the statement's result, run last).
 STEP_RUNNERS: Mapping[type, Callable[[Session, Step, dict[str, Any]], None]] = {
     OcclusionStep: _run_occlusion,
     PredictStep: _run_prediction,
+    CascadeStep: _run_cascade,
     ScanStep: _run_scan,
 }
 
@@ -64,9 +72,10 @@ def run_planned_statement(session: Session, tree: exp.Expr, text: str,
     from engine.inference.scan import PreparedScan
 
     catalog = CatalogSnapshot.of(session.functions)
-    if not plan_steps(optimize(tree, catalog))[-1].rewritten:  # type: ignore[union-attr]
+    accuracy = session.settings["inference_accuracy"]
+    if not plan_steps(optimize(tree, catalog, accuracy))[-1].rewritten:  # type: ignore[union-attr]
         return _final(session, text, parameters)  # nothing to plan: DuckDB runs the user's text and parameters
-    steps = plan_steps(optimize(bind_parameters(tree, parameters), catalog))  # rules see the bound values
+    steps = plan_steps(optimize(bind_parameters(tree, parameters), catalog, accuracy))  # rules see the bound values
     query = steps[-1]
     assert isinstance(query, QueryStep)
     prepared = {s.request.relation: PreparedScan.prepare(session, s.request) for s in steps if isinstance(s, ScanStep)}

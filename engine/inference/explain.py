@@ -32,7 +32,7 @@ from engine.inference.runners import FrameDecision, FullRunner, IncrementalRunne
 from engine.inference.scan import PreparedScan, execute_scan, serve_plan
 from engine.inference.state import load_state
 from engine.planner import CatalogSnapshot, optimize
-from engine.planner.steps import OcclusionStep, PredictStep, QueryStep, Step, plan_steps, scan_steps
+from engine.planner.steps import CascadeStep, OcclusionStep, PredictStep, QueryStep, Step, plan_steps, scan_steps
 from engine.statement_result import StatementResult
 
 if TYPE_CHECKING:
@@ -133,7 +133,8 @@ def explain_plans(session: Session, sql: str | exp.Expr, analyze: bool = False) 
     """The plans of the inference scans of one query (text or parsed, parameters bound), one
     decision per frame; ``analyze=True`` runs the scans and reports what they did."""
     node = parse_statements(sql)[0] if isinstance(sql, str) else sql
-    return scan_plans(session, plan_steps(optimize(node, CatalogSnapshot.of(session.functions))), analyze)
+    catalog = CatalogSnapshot.of(session.functions)
+    return scan_plans(session, plan_steps(optimize(node, catalog, session.settings["inference_accuracy"])), analyze)
 
 
 def scan_plans(session: Session, steps: tuple[Step, ...], analyze: bool) -> list[ScanPlan]:
@@ -194,16 +195,28 @@ def explain_statement(session: Session, node: Any) -> StatementResult:
     models (its steps, as execution reads them); DuckDB's own EXPLAIN for any other query."""
     inner = node.this
     analyze = bool(node.args.get("analyze"))
-    steps = plan_steps(optimize(inner, CatalogSnapshot.of(session.functions)))
+    plan = optimize(inner, CatalogSnapshot.of(session.functions), session.settings["inference_accuracy"])
+    steps = plan_steps(plan)
     query = steps[-1]
     assert isinstance(query, QueryStep)
     if not query.rewritten:
         return StatementResult(rows=session.relation(f"EXPLAIN {'ANALYZE ' if analyze else ''}{inner.sql('duckdb')}"))
-    rows = [("inference_scan", plan.render()) for plan in scan_plans(session, steps, analyze)]
+    rows = [("cascade", _cascade_text(session, step, analyze)) for step in steps if isinstance(step, CascadeStep)]
+    rows += [("note", note) for note in plan.notes]
+    rows += [("inference_scan", plan.render()) for plan in scan_plans(session, steps, analyze)]
     rows += [("occlusion_map", step.request.describe()) for step in steps if isinstance(step, OcclusionStep)]
     rows += [("predict", _prediction_text(session, step, analyze)) for step in steps if isinstance(step, PredictStep)]
     rows.append(("rewritten_query", query.tree.sql("duckdb", pretty=True)))
     return StatementResult(rows=pa.table({"explain_key": [r[0] for r in rows], "explain_value": [r[1] for r in rows]}))
+
+
+def _cascade_text(session: Session, step: CascadeStep, analyze: bool) -> str:
+    """EXPLAIN of a cascade step: what it will do; with ANALYZE, it runs and reports each stage."""
+    from engine.cascades.run import explain_cascade, run_cascade
+
+    if not analyze:
+        return explain_cascade(session, step.request)
+    return run_cascade(session, step.request)[1].render()
 
 
 def _prediction_text(session: Session, step: PredictStep, analyze: bool) -> str:

@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, fields
 from typing import Any
 
-from engine.options import Validator, boolean, byte_size, choice, either, whole
+from engine.options import Validator, boolean, byte_size, choice, either, number, whole
 from engine.settings import Setting
 
 MODES = ("full", "exact", "approximate")
@@ -97,6 +97,44 @@ def _knob_settings() -> tuple[Setting, ...]:
     return tuple(settings)
 
 
+_CONTRACT = "NULL or 'none' (exact), or a number in (0, 1]"
+
+
+def _contract(value: Any) -> float | None:
+    """``inference_accuracy``: None (exact) for NULL or 'none', else a number in (0, 1]."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
+    try:
+        result: float = number(0, 1, open_low=True)(value)
+    except ValueError:
+        raise ValueError(f"expected {_CONTRACT}, found {value!r}") from None
+    return result
+
+
+#: The accuracy contract and the cascade's knobs (engine/cascades).
+CASCADE_SETTINGS: tuple[Setting, ...] = (
+    Setting("inference_accuracy", None,
+            Validator(_CONTRACT, _contract),
+            "Accuracy contract for queries that select frames by a model's answer (WHERE m(frame).label = 'bus', "
+            "m(frame).score > 0.8): precision and recall against the reference model on every frame, met as a 95% "
+            "lower confidence bound, by a cascade (difference detector, specialized model, reference model). "
+            "NULL: exact inference."),
+    Setting("inference_cascade_sample", 1000, whole(20, 10**9),
+            "Frames the reference model labels to train (40%) and calibrate (60%) a specialized model; at most "
+            "three quarters of the frames a query covers."),
+    Setting("inference_cascade_min_frames", 2000, whole(0, 10**9),
+            "Fewest frames a query under inference_accuracy must cover for a new specialized model to be trained; "
+            "below it the query computes exactly (a stored specialized model is reused at any size)."),
+    Setting("inference_cascade_max_undecided", 0.75, number(0, 1),
+            "The cascade runs only when its specialized model leaves at most this fraction of the calibration frames "
+            "to the reference model (beyond it the cascade would cost about what exact inference does, so the query "
+            "computes exactly); 1 always runs it."),
+    Setting("inference_cascade_difference", 2e-5, number(0, 1),
+            "The cascade's difference detector: a frame within this mean squared difference (grey 4x4 cells of the "
+            "64x64 frame, [0, 1] units) of the last decided frame takes its answer; 0 turns it off."),
+)
+
+
 #: The inference settings (the registry reads this table).
 SETTINGS: tuple[Setting, ...] = (
     Setting("inference_mode", "full", choice(*MODES),
@@ -111,4 +149,5 @@ SETTINGS: tuple[Setting, ...] = (
             "Largest size of the result cache ('64MB', '2GB', or 'none'); scans evict the least recently used "
             "results beyond it."),
     *_knob_settings(),
+    *CASCADE_SETTINGS,
 )

@@ -23,6 +23,7 @@ from engine.planner.annotations import CatalogSnapshot, Plan, Rule
 from engine.planner.lift_model_calls import lift_model_calls
 from engine.planner.lift_occlusion_maps import lift_occlusion_maps
 from engine.planner.lift_predictions import lift_predictions
+from engine.planner.plan_cascades import plan_cascades
 from engine.planner.push_frame_predicates import push_frame_predicates
 from engine.planner.share_backbones import share_backbones
 
@@ -30,15 +31,17 @@ from engine.planner.share_backbones import share_backbones
 RULES: tuple[Rule, ...] = (
     lift_occlusion_maps,     # inference: occlusion_map(...) in FROM -> a relation computed first
     lift_predictions,        # serving: predict(model, (query)) in FROM -> a relation computed first
+    plan_cascades,           # cascades: a selection under inference_accuracy -> a cascade relation (NoScope)
     lift_model_calls,        # inference: model calls -> scan requests + lookups by frame_id
     push_frame_predicates,   # inference: WHERE/LIMIT on the frames table restrict the scans
     share_backbones,         # inference: one scan per (model, frames table): the backbone runs once
 )
 
 
-def optimize(tree: exp.Expr, catalog: CatalogSnapshot) -> Plan:
-    """Apply every rule in order; ``tree`` itself is left as it is."""
-    plan = Plan(tree)
+def optimize(tree: exp.Expr, catalog: CatalogSnapshot, accuracy: float | None = None) -> Plan:
+    """Apply every rule in order; ``tree`` itself is left as it is.  ``accuracy``: the
+    session's ``inference_accuracy`` contract (None: exact inference)."""
+    plan = Plan(tree, accuracy=accuracy)
     for rule in RULES:
         plan = rule(plan, catalog)
     return plan

@@ -109,6 +109,47 @@ class PredictionRequest:
         return f"{self.relation}: predict({self.model}, ({self.query.sql('duckdb')}){options})"
 
 
+#: Comparison operators a cascade's frame predicate may use, by sqlglot class name.
+PREDICATE_OPERATORS = {"EQ": "=", "NEQ": "<>", "GT": ">", "GTE": ">=", "LT": "<", "LTE": "<="}
+
+
+@dataclass(frozen=True)
+class FramePredicate:
+    """A yes/no question about one model output of a frame: ``<model>(frame).<field> <op> <value>``
+    with ``field`` one of label, class_id, score."""
+
+    field: str
+    operator: str                 # one of PREDICATE_OPERATORS' values
+    value: str | int | float
+
+    def describe(self) -> str:
+        value = f"'{self.value}'" if isinstance(self.value, str) else repr(self.value)
+        return f"{self.field} {self.operator} {value}"
+
+
+@dataclass(frozen=True)
+class CascadeRequest:
+    """A selection under an accuracy contract: the frames of ``table`` where ``question``
+    holds for ``model``'s prediction, answered by a cascade (difference detector,
+    specialized model, then the reference model) as relation ``relation`` (its frame_ids).
+    ``restriction`` (over the frames table's own columns) limits the frames considered."""
+
+    model: str
+    table: exp.Table
+    frame_column: str
+    question: FramePredicate
+    accuracy: float
+    relation: str
+    restriction: exp.Expr | None = None
+
+    def describe(self) -> str:
+        text = (f"{self.relation}: {self.model} ON {self.table.sql('duckdb')} ({self.frame_column}) "
+                f"WHERE {self.question.describe()} ACCURACY {self.accuracy:g}")
+        if self.restriction is not None:
+            text += f" RESTRICT {self.restriction.sql('duckdb')}"
+        return text
+
+
 @dataclass(frozen=True)
 class Plan:
     """A statement being planned: its tree and the annotations rules have attached so far."""
@@ -117,6 +158,9 @@ class Plan:
     scans: tuple[ScanRequest, ...] = ()
     occlusion_maps: tuple[OcclusionRequest, ...] = ()
     predictions: tuple[PredictionRequest, ...] = ()
+    cascades: tuple[CascadeRequest, ...] = ()
+    accuracy: float | None = None       # the session's inference_accuracy contract (None: exact)
+    notes: tuple[str, ...] = ()         # why a rule left something as it was (EXPLAIN shows them)
 
     def but(self, **changes: Any) -> Plan:
         """A new plan with some fields replaced (the plan itself never changes)."""

@@ -21,13 +21,25 @@ import sqlglot
 from sqlglot import exp
 
 from engine.options import literal_value
-from engine.planner.annotations import OcclusionRequest, Plan, PredictionRequest, ScanRequest
+from engine.planner.annotations import (
+    CascadeRequest,
+    FramePredicate,
+    OcclusionRequest,
+    Plan,
+    PredictionRequest,
+    ScanRequest,
+)
 
 _SCAN = re.compile(
     r"^-- scan (?P<relation>\S+): (?P<model>\S+) ON (?P<table>.+?) \((?P<column>\w+)\) OUTPUTS (?P<outputs>[\w, ]+?)"
     r"(?: WHERE (?P<predicate>.+?))?(?: ORDER BY frame_id (?P<order>ASC|DESC) LIMIT (?P<limit>\d+))?$")
 _OCCLUSION = re.compile(r"^-- occlusion (?P<relation>\S+): (?P<call>occlusion_map\(.*\))$")
 _PREDICT = re.compile(r"^-- predict (?P<relation>\S+): (?P<call>predict\(.*\))$")
+_CASCADE = re.compile(
+    r"^-- cascade (?P<relation>\S+): (?P<model>\S+) ON (?P<table>.+?) \((?P<column>\w+)\) WHERE (?P<field>\w+) "
+    r"(?P<op>=|<>|>=|<=|>|<) (?P<value>.+?) ACCURACY (?P<accuracy>[\d.e-]+)(?: RESTRICT (?P<restriction>.+))?$")
+_ACCURACY = re.compile(r"^-- accuracy (?P<accuracy>[\d.e-]+)$")
+_NOTE = re.compile(r"^-- note (?P<note>.+)$")
 
 
 def render(plan: Plan) -> str:
@@ -36,15 +48,26 @@ def render(plan: Plan) -> str:
     lines += [f"-- scan {scan.describe()}" for scan in plan.scans]
     lines += [f"-- occlusion {request.describe()}" for request in plan.occlusion_maps]
     lines += [f"-- predict {request.describe()}" for request in plan.predictions]
+    lines += [f"-- cascade {request.describe()}" for request in plan.cascades]
+    lines += [f"-- accuracy {plan.accuracy:g}"] if plan.accuracy is not None else []
+    lines += [f"-- note {note}" for note in plan.notes]
     return "\n".join(lines) + "\n"
 
 
 def parse(text: str) -> Plan:
     """The plan :func:`render` wrote (or a plain query: a plan without annotations)."""
-    sql_lines, scans, occlusions, predictions = [], [], [], []
+    sql_lines, scans, occlusions, predictions, cascades, notes = [], [], [], [], [], []
+    accuracy: float | None = None
     for line in text.splitlines():
         scan, occlusion, predict = _SCAN.match(line), _OCCLUSION.match(line), _PREDICT.match(line)
-        if scan:
+        cascade, contract, note = _CASCADE.match(line), _ACCURACY.match(line), _NOTE.match(line)
+        if cascade:
+            cascades.append(_cascade(cascade))
+        elif contract:
+            accuracy = float(contract["accuracy"])
+        elif note:
+            notes.append(note["note"])
+        elif scan:
             scans.append(_scan(scan))
         elif occlusion:
             occlusions.append(_occlusion(occlusion))
@@ -53,7 +76,7 @@ def parse(text: str) -> Plan:
         else:
             sql_lines.append(line)
     tree = sqlglot.parse_one("\n".join(sql_lines), read=_mallard())
-    return Plan(tree, tuple(scans), tuple(occlusions), tuple(predictions))
+    return Plan(tree, tuple(scans), tuple(occlusions), tuple(predictions), tuple(cascades), accuracy, tuple(notes))
 
 
 def _mallard() -> type[sqlglot.Dialect]:
@@ -91,3 +114,14 @@ def _prediction(match: re.Match[str]) -> PredictionRequest:
     assert isinstance(rows, exp.Query)
     options = tuple((arg.this.name, literal_value(arg.expression)) for arg in named)
     return PredictionRequest(model=model.name, query=rows, options=options, relation=match["relation"])
+
+
+def _cascade(match: re.Match[str]) -> CascadeRequest:
+    select = sqlglot.parse_one(f"SELECT * FROM {match['table']}", read="duckdb")
+    table = select.args["from_"].this
+    assert isinstance(table, exp.Table)
+    value = literal_value(sqlglot.parse_one(match["value"], read="duckdb"))
+    restriction = sqlglot.parse_one(match["restriction"], read="duckdb") if match["restriction"] else None
+    return CascadeRequest(model=match["model"], table=table, frame_column=match["column"],
+                          question=FramePredicate(match["field"], match["op"], value),
+                          accuracy=float(match["accuracy"]), relation=match["relation"], restriction=restriction)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from engine.planner.annotations import OcclusionRequest, Plan, PredictionRequest, ScanRequest
+from engine.planner.annotations import CascadeRequest, OcclusionRequest, Plan, PredictionRequest, ScanRequest
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,14 @@ class ScanStep:
 
 
 @dataclass(frozen=True)
+class CascadeStep:
+    """Answer a selection under an accuracy contract with a cascade (difference detector,
+    specialized model, reference model) and expose the frame_ids where it holds as its relation."""
+
+    request: CascadeRequest
+
+
+@dataclass(frozen=True)
 class QueryStep:
     """DuckDB runs the (rewritten) statement over the relations the steps before it exposed;
     ``rewritten`` is False when the planner changed nothing."""
@@ -49,18 +57,24 @@ class QueryStep:
     rewritten: bool
 
 
-Step = OcclusionStep | PredictStep | ScanStep | QueryStep
+Step = OcclusionStep | PredictStep | CascadeStep | ScanStep | QueryStep
 
 
 def plan_steps(plan: Plan) -> tuple[Step, ...]:
     """Occlusion maps first (their frame queries read tables only), then predictions (their
-    queries are planned when they run), then the scans, then the query."""
+    queries are planned when they run), then cascades, then the scans, then the query."""
     steps: list[Step] = [OcclusionStep(r) for r in plan.occlusion_maps]
     steps += [PredictStep(r) for r in plan.predictions]
+    steps += [CascadeStep(r) for r in plan.cascades]
     steps += [ScanStep(r) for r in plan.scans]
-    steps.append(QueryStep(plan.tree, rewritten=bool(plan.scans or plan.occlusion_maps or plan.predictions)))
+    rewritten = bool(plan.scans or plan.occlusion_maps or plan.predictions or plan.cascades)
+    steps.append(QueryStep(plan.tree, rewritten=rewritten))
     return tuple(steps)
 
 
 def scan_steps(steps: tuple[Step, ...]) -> tuple[ScanStep, ...]:
     return tuple(s for s in steps if isinstance(s, ScanStep))
+
+
+def cascade_steps(steps: tuple[Step, ...]) -> tuple[CascadeStep, ...]:
+    return tuple(s for s in steps if isinstance(s, CascadeStep))

@@ -1,0 +1,395 @@
+"""Running a cascade: the step a selection under an accuracy contract becomes
+(:class:`engine.planner.steps.CascadeStep`).
+
+1. The frames the query covers are selected as an inference scan would select them.
+2. A specialized model for this reference model version, video and question is reused from
+   the catalog, or made: the reference model labels a seeded sample (through the inference
+   scan, so the result cache serves what it holds and keeps what is computed), 40% of it
+   trains the specialized model and 60% calibrates its thresholds
+   (:mod:`engine.cascades.calibration`).  Too few positives in the sample, or too few frames
+   for training to pay (``inference_cascade_min_frames``): exact inference, with the reason.
+3. Every other frame, in frame_id order, is decoded, shrunk, and compared with the last frame
+   decided (the difference detector): a nearly identical frame takes that frame's decision
+   where the specialized model made it; the frames it keeps go through the specialized model;
+   those in its uncertain band (and frames close to one of those) go to the reference model.
+   Sampled frames keep the reference model's answers.
+
+The answer never depends on what the result cache holds (cached results only make the
+reference model's part cheaper), so a query answers the same on a cold and a warm cache.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from engine.cascades.bounds import needed_successes
+from engine.cascades.calibration import Thresholds, calibrate
+from engine.cascades.difference import DifferenceDetector
+from engine.cascades.specialized import shrink, train_specialized
+from engine.cascades.store import StoredSpecialized, find_specialized, record_cascade, save_specialized
+from engine.inference.frame_results import FrameResults
+from engine.inference.frames import Selection
+from engine.inference.scan import PreparedScan, execute_scan
+from engine.planner.annotations import CascadeRequest, FramePredicate, ScanRequest
+
+if TYPE_CHECKING:
+    from engine.session import Session
+
+#: Where a session keeps the reports of its recent cascades (newest last).
+REPORTS = "cascades.reports"
+#: Fraction of the labeled sample that trains the specialized model (the rest calibrates).
+TRAINING_SHARE = 0.4
+#: Fewest positives among the training frames worth training on.
+MIN_TRAINING_POSITIVES = 5
+#: The sample's seed (the lineage records it).
+SEED = 0
+#: Frames per batch of the cheap pass.
+CHEAP_BATCH = 256
+
+
+@dataclass
+class CascadeReport:
+    """What one cascade did (EXPLAIN ANALYZE and ``mallard.cascades`` show it)."""
+
+    request: CascadeRequest
+    model_version: int
+    frames_table: str
+    frames: int
+    plan: str = "cascade"                # 'cascade' or 'exact'
+    reason: str = ""
+    specialized_id: int | None = None
+    reused: bool = False
+    sampled: int = 0
+    by_difference: int = 0
+    by_specialized: int = 0
+    by_reference: int = 0
+    selected: int = 0
+    thresholds: Thresholds | None = None
+    seconds: float = 0.0
+    breakdown: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.breakdown[stage] = self.breakdown.get(stage, 0.0) + seconds
+
+    def render(self) -> str:
+        """EXPLAIN ANALYZE's text of this cascade."""
+        r = self.request
+        lines = [f"CASCADE {r.model} (version {self.model_version}) OVER {self.frames_table} ANALYZED",
+                 f"  question            {r.question.describe()}   (inference_accuracy = {r.accuracy:g}: precision "
+                 "and recall, 95% lower confidence bounds)",
+                 f"  plan                {self.plan}{': ' + self.reason if self.reason else ''}",
+                 f"  frames              {self.frames:>7}"]
+        if self.plan == "cascade":
+            lines += [f"  sampled             {self.sampled:>7}   (labeled by the reference model"
+                      f"{', earlier' if self.reused else ''}: training and calibration)",
+                      f"  difference detector {self.by_difference:>7}   (took the specialized model's decision on a nearly identical frame)",
+                      f"  specialized model   {self.by_specialized:>7}"
+                      f"   (#{self.specialized_id}{', reused' if self.reused else ', trained now'})",
+                      f"  reference model     {self.by_reference:>7}   (undecided by the cheaper stages)"]
+            if self.thresholds is not None:
+                lines.append(f"  thresholds          {self.thresholds.describe()}")
+        else:
+            lines.append(f"  reference model     {self.by_reference:>7}")
+        lines.append(f"  selected            {self.selected:>7}")
+        stages = ", ".join(f"{k} {v:.3f}" for k, v in self.breakdown.items())
+        lines.append(f"  seconds             {self.seconds:.3f} ({stages})")
+        return "\n".join(lines)
+
+
+def answers(question: FramePredicate, results: FrameResults, label: Any) -> np.ndarray:
+    """Whether ``question`` holds for each frame's prediction (bool per frame of ``results``)."""
+    if question.field == "label":
+        values: np.ndarray = np.array([label(int(c)) for c in results.class_ids], dtype=object)
+    elif question.field == "class_id":
+        values = results.class_ids.astype(np.int64)
+    else:
+        values = results.scores
+    value = question.value
+    compare = {"=": np.equal, "<>": np.not_equal, ">": np.greater, ">=": np.greater_equal,
+               "<": np.less, "<=": np.less_equal}[question.operator]
+    return np.asarray(compare(values, value), dtype=bool)
+
+
+def cascade_relation(session: Session, request: CascadeRequest) -> pa.Table:
+    """Run the cascade; its answer as the relation the rewritten query reads (frame_id)."""
+    selected, report = run_cascade(session, request)
+    history = session.state.setdefault(REPORTS, [])
+    history.append(report)
+    del history[:-100]
+    return pa.table({"frame_id": pa.array(selected, pa.int64())})
+
+
+def prepare_scan(session: Session, request: CascadeRequest) -> PreparedScan:
+    """The exact inference scan of the frames the cascade covers (validated, nothing run)."""
+    scan_request = ScanRequest(model=request.model, table=request.table, frame_column=request.frame_column,
+                               outputs=frozenset({"prediction"}), relation=request.relation,
+                               predicate=request.restriction)
+    return PreparedScan.prepare(session, scan_request)
+
+
+def run_cascade(session: Session, request: CascadeRequest) -> tuple[np.ndarray, CascadeReport]:
+    """The frame_ids where the question holds, and what the cascade did."""
+    started = time.perf_counter()
+    scan = prepare_scan(session, request)
+    ids = scan.selection.frame_ids
+    report = CascadeReport(request, scan.version.version, scan.frames.name, len(ids))
+    selected = _answer(session, scan, request, report)
+    report.selected = len(selected)
+    report.seconds = time.perf_counter() - started
+    if not session.read_only:
+        with session.atomic():
+            record_cascade(session, _row(report))
+    return selected, report
+
+
+def _answer(session: Session, scan: PreparedScan, request: CascadeRequest, report: CascadeReport) -> np.ndarray:
+    ids = scan.selection.frame_ids
+    question = request.question.describe()
+    settings = session.settings
+    stored = find_specialized(session, scan.version.model, scan.version.version, scan.frames.video_key, question) \
+        if scan.frames.video_key is not None else None
+    if len(ids) == 0:
+        return np.empty(0, np.int64)
+    if len(scan.selection.sizes()) != 1:
+        return _exact(session, scan, request, report, "the frames have several sizes; the specialized model reads one")
+    minimum = int(settings["inference_cascade_min_frames"])
+    if stored is None and len(ids) < minimum:
+        return _exact(session, scan, request, report,
+                      f"the query covers {len(ids)} frames, fewer than inference_cascade_min_frames = {minimum}: "
+                      "training a specialized model would not pay")
+    known: dict[int, bool] = {}
+    labeled: FrameResults | None = None
+    if stored is None:
+        made = _make_specialized(session, scan, request, report)
+        if isinstance(made, np.ndarray):
+            return made
+        stored, known, labeled = made
+    else:
+        report.reused = True
+        wanted = set(ids.tolist())
+        known = {i: a for i, a in stored.sample_answers().items() if i in wanted}
+        report.reason = f"reused specialized model #{stored.specialized_id}"
+    report.specialized_id = stored.specialized_id
+    thresholds = calibrate(stored.calibration_scores, stored.calibration_answers, request.accuracy)
+    report.thresholds = thresholds
+    if not thresholds.certified:
+        return _exact(session, scan, request, report,
+                      f"too few positives: specialized model #{stored.specialized_id} was calibrated on "
+                      f"{thresholds.frames} frames with {thresholds.positives} positives; certifying precision and "
+                      f"recall {request.accuracy:g} at 95% confidence needs at least {thresholds.needed_positives}",
+                      done=labeled, known=known)
+    ceiling = float(settings["inference_cascade_max_undecided"])
+    if thresholds.undecided > ceiling:
+        return _exact(session, scan, request, report,
+                      f"specialized model #{stored.specialized_id} leaves {thresholds.undecided:.1%} of its calibration "
+                      f"frames to the reference model, more than inference_cascade_max_undecided = {ceiling:g}: "
+                      "the cascade would not pay", done=labeled, known=known)
+    report.sampled = len(known)
+    rest = np.setdiff1d(ids, np.fromiter(known, np.int64, len(known)), assume_unique=True)
+    found = _cheap_pass(session, scan, request, stored, thresholds, rest, report)
+    yes = [i for i, a in known.items() if a] + found
+    return np.sort(np.asarray(yes, np.int64))
+
+
+def _make_specialized(session: Session, scan: PreparedScan, request: CascadeRequest,
+                      report: CascadeReport) -> tuple[StoredSpecialized, dict[int, bool], FrameResults] | np.ndarray:
+    """Label a sample, train and calibrate; the exact answer instead when that cannot work."""
+    ids = scan.selection.frame_ids
+    size = min(int(session.settings["inference_cascade_sample"]), len(ids) * 3 // 4)
+    rng = np.random.default_rng(SEED)
+    sample = rng.permutation(ids)[:size]
+    cut = round(size * TRAINING_SHARE)
+    training, calibration = np.sort(sample[:cut]), np.sort(sample[cut:])
+    started = time.perf_counter()
+    labeled = _reference(session, scan, np.sort(sample))
+    report.add("labeling", time.perf_counter() - started)
+    truth = dict(zip(labeled.frame_ids.tolist(), answers(request.question, labeled, scan.version.spec.label).tolist()))
+    y_train = np.array([truth[i] for i in training.tolist()], bool)
+    y_cal = np.array([truth[i] for i in calibration.tolist()], bool)
+    needed = needed_successes(request.accuracy)
+    if int(y_cal.sum()) < needed or int(y_train.sum()) < MIN_TRAINING_POSITIVES:
+        reason = (f"too few positives: the reference model said yes on {int(y_train.sum() + y_cal.sum())} of "
+                  f"{size} sampled frames ({int(y_cal.sum())} of {len(calibration)} calibration frames, "
+                  f"{int(y_train.sum())} of {len(training)} training frames); certifying precision and recall "
+                  f"{request.accuracy:g} at 95% confidence needs at least {needed} positives in the calibration "
+                  f"sample and {MIN_TRAINING_POSITIVES} in the training sample")
+        return _exact(session, scan, request, report, reason, done=labeled)
+    height, width = next(iter(scan.selection.sizes()))
+    started = time.perf_counter()
+    frames = scan.frames.read(session, np.sort(sample), height, width)
+    report.add("decode", time.perf_counter() - started)
+    started = time.perf_counter()
+    small = dict(zip(np.sort(sample).tolist(), shrink(frames)))
+    report.add("convert", time.perf_counter() - started)
+    started = time.perf_counter()
+    specialized = train_specialized(session.duck, training, np.stack([small[i] for i in training.tolist()]), y_train,
+                                    seed=SEED)
+    report.add("training", time.perf_counter() - started)
+    started = time.perf_counter()
+    scores = specialized.probabilities(np.stack([small[i] for i in calibration.tolist()]))
+    report.add("calibration", time.perf_counter() - started)
+    stored = StoredSpecialized(0, specialized, training, y_train, calibration, y_cal, scores)
+    if scan.frames.video_key is not None and not session.read_only:
+        with session.atomic():
+            stored.specialized_id = save_specialized(
+                session, model=scan.version.model, version=scan.version.version, video_key=scan.frames.video_key,
+                frames_table=scan.frames.name, question=request.question.describe(), stored=stored, seed=SEED)
+    report.reason = f"trained specialized model #{stored.specialized_id} on {len(training)} frames, " \
+                    f"calibrated on {len(calibration)}"
+    return stored, truth, labeled
+
+
+def _cheap_pass(session: Session, scan: PreparedScan, request: CascadeRequest, stored: StoredSpecialized,
+                thresholds: Thresholds, rest: np.ndarray, report: CascadeReport) -> list[int]:
+    """Decide the frames outside the sample; the frame_ids where the answer is yes."""
+    if len(rest) == 0:
+        return []
+    height, width = next(iter(scan.selection.sizes()))
+    detector = DifferenceDetector(float(session.settings["inference_cascade_difference"]))
+    anchors = np.empty(len(rest), np.int64)
+    decided: dict[int, int] = {}
+    position = 0
+    with session.progress(len(rest), f"cascade over {scan.frames.name}", unit="frame") as bar:
+        for batch_ids, frames in _timed(scan.frames.batches(session, rest, height, width, CHEAP_BATCH), report):
+            started = time.perf_counter()
+            small = shrink(frames, stored.model.resolution)
+            report.add("convert", time.perf_counter() - started)
+            started = time.perf_counter()
+            batch_anchors = detector.anchors(batch_ids, small)
+            report.add("difference", time.perf_counter() - started)
+            kept = batch_anchors == batch_ids
+            started = time.perf_counter()
+            p = stored.model.probabilities(small[kept])
+            report.add("specialized", time.perf_counter() - started)
+            decided.update(zip(batch_ids[kept].tolist(), thresholds.decide(p).tolist()))
+            anchors[position:position + len(batch_ids)] = batch_anchors
+            position += len(batch_ids)
+            bar.update(len(batch_ids))
+    # A frame the detector skipped takes its anchor's decision only where the specialized model
+    # made it (the frame's own score would be about the anchor's): where the anchor was left to
+    # the reference model, the frame goes there too, since the reference model's answers
+    # flicker between nearly identical frames and copying them is outside the calibration.
+    skipped = anchors != rest
+    follows = np.array([decided[a] != -1 for a in anchors.tolist()], bool) if len(rest) else np.empty(0, bool)
+    for frame_id in rest[skipped & ~follows].tolist():
+        decided[frame_id] = -1
+    own = {int(i): int(a) for i, a in zip(rest[skipped & follows].tolist(), anchors[skipped & follows].tolist())}
+    undecided = np.array(sorted(i for i, d in decided.items() if d == -1), np.int64)
+    started = time.perf_counter()
+    if len(undecided):
+        results = _reference(session, scan, undecided)
+        decided.update(zip(results.frame_ids.tolist(),
+                           answers(request.question, results, scan.version.spec.label).astype(int).tolist()))
+    report.add("reference", time.perf_counter() - started)
+    report.by_reference += len(undecided)
+    report.by_difference += len(own)
+    report.by_specialized += len(rest) - len(undecided) - len(own)
+    return [int(i) for i in rest.tolist() if decided[own.get(int(i), int(i))] == 1]
+
+
+def _timed(batches: Iterator[tuple[np.ndarray, np.ndarray]], report: CascadeReport) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The batches, with the time spent reading (decoding) them added to the report."""
+    while True:
+        started = time.perf_counter()
+        batch = next(batches, None)
+        report.add("decode", time.perf_counter() - started)
+        if batch is None:
+            return
+        yield batch
+
+
+def _reference(session: Session, scan: PreparedScan, frame_ids: np.ndarray) -> FrameResults:
+    """The reference model's results on ``frame_ids`` (ascending): the exact scan restricted to them."""
+    selection = scan.selection
+    position = np.searchsorted(selection.frame_ids, frame_ids)
+    sub = replace(scan, selection=Selection(frame_ids, selection.heights[position], selection.widths[position]))
+    results, _ = execute_scan(session, sub)
+    return results
+
+
+def _exact(session: Session, scan: PreparedScan, request: CascadeRequest, report: CascadeReport, reason: str,
+           done: FrameResults | None = None, known: dict[int, bool] | None = None) -> np.ndarray:
+    """Exact inference over the frames: those in ``done`` already computed, those in ``known``
+    answered by the reference model earlier (a stored specialized model's samples)."""
+    report.plan, report.reason = "exact", reason
+    ids = scan.selection.frame_ids
+    known = {} if known is None or done is not None else known
+    started = time.perf_counter()
+    skip = np.concatenate([done.frame_ids if done is not None else np.empty(0, np.int64),
+                           np.fromiter(known, np.int64, len(known))])
+    results = FrameResults.concat([r for r in (done, _reference(session, scan, np.setdiff1d(ids, skip)))
+                                   if r is not None])
+    report.add("reference", time.perf_counter() - started)
+    report.sampled = len(skip)
+    report.by_reference = len(ids) - len(known)
+    yes = results.frame_ids[answers(request.question, results, scan.version.spec.label)].tolist()
+    return np.sort(np.asarray(yes + [i for i, a in known.items() if a], np.int64))
+
+
+def _row(report: CascadeReport) -> dict[str, Any]:
+    t = report.thresholds
+    r = report.request
+    def finite(v):
+        return (v if v is not None and np.isfinite(v) else None)
+    return {
+        "model": r.model, "model_version": report.model_version, "frames_table": report.frames_table,
+        "question": r.question.describe(), "accuracy": r.accuracy, "plan": report.plan, "reason": report.reason,
+        "specialized_id": report.specialized_id, "reused": report.reused, "frames": report.frames,
+        "sampled": report.sampled, "by_difference": report.by_difference, "by_specialized": report.by_specialized,
+        "by_reference": report.by_reference, "selected": report.selected,
+        "low": finite(t.low) if t else None, "high": finite(t.high) if t else None,
+        "calibration_precision": t.precision if t else None, "calibration_recall": t.recall if t else None,
+        "precision_bound": t.precision_bound if t else None, "recall_bound": t.recall_bound if t else None,
+        "seconds": report.seconds, "breakdown": {k: round(v, 4) for k, v in report.breakdown.items()},
+    }
+
+
+def explain_cascade(session: Session, request: CascadeRequest) -> str:
+    """EXPLAIN's text of a cascade, computing nothing: the frames it covers, and whether it
+    reuses a specialized model (with the thresholds the contract gives it), trains one, or
+    computes exactly (and why)."""
+    scan = prepare_scan(session, request)
+    ids = scan.selection.frame_ids
+    question = request.question.describe()
+    stored = find_specialized(session, scan.version.model, scan.version.version, scan.frames.video_key, question) \
+        if scan.frames.video_key is not None else None
+    lines = [f"CASCADE {request.model} (version {scan.version.version}) OVER {scan.frames.name}",
+             f"  question            {question}   (inference_accuracy = {request.accuracy:g}: precision and recall, "
+             "95% lower confidence bounds)",
+             f"  frames              {len(ids):>7}"
+             + (f"   ({request.restriction.sql('duckdb')})" if request.restriction is not None else "")]
+    minimum = int(session.settings["inference_cascade_min_frames"])
+    difference = float(session.settings["inference_cascade_difference"])
+    stages = (f"  stages              difference detector (threshold {difference:g}), specialized model "
+              f"({'tiny_cnn'} at 64x64), reference model {request.model} on the undecided frames")
+    if stored is not None:
+        thresholds = calibrate(stored.calibration_scores, stored.calibration_answers, request.accuracy)
+        ceiling = float(session.settings["inference_cascade_max_undecided"])
+        if not thresholds.certified:
+            lines.append(f"  plan                exact: too few positives: specialized model #{stored.specialized_id} was "
+                         f"calibrated on {thresholds.frames} frames with {thresholds.positives} positives; certifying "
+                         f"{request.accuracy:g} needs at least {thresholds.needed_positives}")
+        elif thresholds.undecided > ceiling:
+            lines.append(f"  plan                exact: specialized model #{stored.specialized_id} leaves "
+                         f"{thresholds.undecided:.1%} of its calibration frames to the reference model, more than "
+                         f"inference_cascade_max_undecided = {ceiling:g}: the cascade would not pay")
+        else:
+            lines += [f"  plan                cascade, reusing specialized model #{stored.specialized_id} "
+                      f"(trained on {len(stored.training_frames)} frames)", stages]
+        lines.append(f"  thresholds          {thresholds.describe()}")
+    elif len(ids) < minimum:
+        lines.append(f"  plan                exact: the query covers {len(ids)} frames, fewer than "
+                     f"inference_cascade_min_frames = {minimum}: training a specialized model would not pay")
+    else:
+        size = min(int(session.settings["inference_cascade_sample"]), len(ids) * 3 // 4)
+        cut = round(size * TRAINING_SHARE)
+        lines += [f"  plan                cascade: the reference model labels {size} sampled frames; a specialized "
+                  f"model trains on {cut} and its thresholds are calibrated on {size - cut} (exact instead if fewer "
+                  f"than {needed_successes(request.accuracy)} of those are positive, or if the specialized model "
+                  f"leaves more than inference_cascade_max_undecided of them undecided)", stages]
+    return "\n".join(lines)

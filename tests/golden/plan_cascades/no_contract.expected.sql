@@ -1,0 +1,5 @@
+SELECT
+  frame_id
+FROM traffic
+WHERE
+  MOBILENET(frame).label = 'alp'

@@ -1,0 +1,1 @@
+SELECT frame_id FROM traffic WHERE mobilenet(frame).label = 'alp'
