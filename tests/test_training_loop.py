@@ -138,7 +138,7 @@ def test_architecture_and_data_must_fit(duck):
         train(duck, "SELECT * FROM images", parse_options({"architecture": "mlp"}))
     with pytest.raises(engine.DataError, match="architecture small_cnn takes images"):
         train(duck, "SELECT * FROM points", parse_options({"architecture": "small_cnn"}))
-    with pytest.raises(engine.ProgrammingError, match="unknown architecture 'resnet9'; known architectures: .*\bmlp\b.*small_cnn"):
+    with pytest.raises(engine.ProgrammingError, match=r"unknown architecture 'resnet9'; known architectures: .*\bmlp\b.*small_cnn"):
         train(duck, "SELECT * FROM points", parse_options({"architecture": "resnet9"}))
     with pytest.raises(engine.DataError, match="does not take inputs of shape \\(2, 2, 3\\)"):
         create_table(duck, "tiny", image_table(30, size=2))
