@@ -45,11 +45,18 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("The same question again: served from the result cache stored in the database",
      "SELECT mobilenet(frame).label AS label, count(*) AS frames, round(avg(mobilenet(frame).score), 2) AS mean_score"
      " FROM traffic WHERE frame_id < 100 GROUP BY 1 ORDER BY 2 DESC LIMIT 5"),
-    ("Incremental inference (Krypton): recompute only the 8x8 blocks that changed since the base frame",
+    ("Incremental inference (Krypton), exact mode: recompute only the 8x8 blocks whose pixels changed, same answers",
      "SET inference_mode = 'exact'"),
-    ("The plan for the next 200 frames: how many go incremental, how many in full, and the multiply-adds",
+    ("Its plan for the next 200 frames, decided from the pixels before running anything: on real video at 224x224"
+     " nearly every block changes a little, so exact mode computes the frames in full (never costing more)",
      "EXPLAIN SELECT frame_id, mobilenet(frame).label FROM traffic WHERE frame_id BETWEEN 100 AND 299"),
-    ("The frames where the CNN is most confident, computed incrementally from the base frames",
+    ("Approximate mode tolerates pixel noise (CBinfer thresholds, a fidelity audit): most frames go incremental",
+     "SET inference_mode = 'approximate'"),
+    ("The same plan in approximate mode: incremental frames and the multiply-adds they save",
+     "EXPLAIN SELECT frame_id, mobilenet(frame).label FROM traffic WHERE frame_id BETWEEN 100 AND 299"),
+    ("Back to exact mode for the answers (within 1e-4 of full inference)",
+     "SET inference_mode = 'exact'"),
+    ("The frames where the CNN is most confident",
      "SELECT frame_id, round(ts, 1) AS ts, mobilenet(frame).label AS label, round(mobilenet(frame).score, 3) AS score"
      " FROM traffic WHERE frame_id BETWEEN 100 AND 299 ORDER BY score DESC LIMIT 3"),
 )
