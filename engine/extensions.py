@@ -20,13 +20,15 @@ import threading
 from collections import ChainMap
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from torch import nn
 
     from engine.connection import Connection
     from engine.session import Session
+
+T = TypeVar("T")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -109,19 +111,15 @@ _SESSION_LABELING = "extensions.labeling_functions"
 def declare_scalar_function(spec: ScalarFunction, *, replace: bool = False) -> None:
     """Make ``spec`` a SQL function of every connection opened from now on."""
     with DECLARED.lock:
-        existing = DECLARED.scalar_functions.get(spec.name)
-        if existing is not None and not replace and existing.fn is not spec.fn:
-            raise ValueError(f"a function named {spec.name!r} is already declared; pass replace=True to replace it")
-        DECLARED.scalar_functions[spec.name] = spec
+        _add(DECLARED.scalar_functions, spec.name, spec, lambda old: old.fn is spec.fn, replace,
+             f"a function named {spec.name!r} is already declared; pass replace=True to replace it")
 
 
 def declare_architecture(spec: Architecture, *, replace: bool = False) -> None:
     """Make ``spec`` an architecture ``CREATE MODEL ... WITH (architecture = '<name>')`` can build."""
     with DECLARED.lock:
-        existing = DECLARED.architectures.get(spec.name)
-        if existing is not None and not replace and existing.factory is not spec.factory:
-            raise ValueError(f"an architecture named {spec.name!r} is already registered; pass replace=True")
-        DECLARED.architectures[spec.name] = spec
+        _add(DECLARED.architectures, spec.name, spec, lambda old: old.factory is spec.factory, replace,
+             f"an architecture named {spec.name!r} is already registered; pass replace=True")
 
 
 def architectures() -> dict[str, Architecture]:
@@ -183,14 +181,14 @@ def check_network(network: object, name: str) -> None:
 def declare_labeling_function(lf: PythonLabelingFunction, *, replace: bool = False) -> None:
     """Make ``lf`` known to every connection."""
     with DECLARED.lock:
-        _add(DECLARED.labeling_functions, lf, replace)
+        _add_labeling(DECLARED.labeling_functions, lf, replace)
 
 
 def register_labeling_function(connection: Connection, lf: PythonLabelingFunction, *, replace: bool = False) -> None:
     """Make ``lf`` known on one connection only."""
     if not isinstance(lf, PythonLabelingFunction):
         raise TypeError(f"expected a function made by @labeling_function(...), found {type(lf).__name__}")
-    _add(session_labeling_functions(connection.session).maps[0], lf, replace)
+    _add_labeling(session_labeling_functions(connection.session).maps[0], lf, replace)
 
 
 def session_labeling_functions(session: Session) -> ChainMap[str, PythonLabelingFunction]:
@@ -201,9 +199,17 @@ def session_labeling_functions(session: Session) -> ChainMap[str, PythonLabeling
     return found
 
 
-def _add(registry: MutableMapping[str, PythonLabelingFunction], lf: PythonLabelingFunction, replace: bool) -> None:
-    if lf.name in registry and not replace and registry[lf.name].fn is not lf.fn:
-        raise ValueError(
-            f"a labeling function named {lf.name!r} is already registered; pass replace=True to replace it"
-        )
-    registry[lf.name] = lf
+def _add_labeling(registry: MutableMapping[str, PythonLabelingFunction], lf: PythonLabelingFunction,
+                  replace: bool) -> None:
+    _add(registry, lf.name, lf, lambda old: old.fn is lf.fn, replace,
+         f"a labeling function named {lf.name!r} is already registered; pass replace=True to replace it")
+
+
+def _add(table: MutableMapping[str, T], name: str, spec: T, same: Callable[[T], bool], replace: bool,
+         taken: str) -> None:
+    """Put ``spec`` in ``table`` under ``name``; ValueError(``taken``) when another one is there
+    and ``replace`` is off (the same declaration again, as on a module's re-import, is fine)."""
+    existing = table.get(name)
+    if existing is not None and not replace and not same(existing):
+        raise ValueError(taken)
+    table[name] = spec

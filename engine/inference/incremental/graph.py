@@ -28,6 +28,7 @@ from torch import fx, nn
 
 from engine.errors import NotSupportedError
 from engine.inference.incremental.layers import Add, Conv, Pointwise, Pool, PostOps, Shape
+from engine.inference.networks import Outputs
 
 Layer = Conv | Pool | Pointwise | Add
 
@@ -48,18 +49,6 @@ class GraphNode:
     @property
     def kind(self) -> str:
         return "input" if self.layer is None else type(self.layer).__name__.lower()
-
-
-class _Outputs(nn.Module):
-    """Logits and penultimate features in one forward pass, for tracing."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        features = self.model.forward_features(x)  # type: ignore[operator]
-        return self.model.classifier(features), features  # type: ignore[operator]
 
 
 @dataclass
@@ -123,7 +112,7 @@ class LayerGraph:
             raise NotSupportedError("incremental inference needs the model in eval mode (call model.eval())")
         has_features = hasattr(model, "forward_features") and hasattr(model, "classifier")
         try:
-            module = fx.symbolic_trace(_Outputs(model) if has_features else model)
+            module = fx.symbolic_trace(Outputs(model) if has_features else model)
         except Exception as e:  # torch.fx raises many kinds on data-dependent control flow
             raise NotSupportedError(f"incremental inference could not trace {type(model).__name__} with "
                                     f"torch.fx: {e}") from e
@@ -298,7 +287,7 @@ class _Builder:
         elif isinstance(module, nn.AdaptiveAvgPool2d) and _pair(module.output_size) == (1, 1):
             self._global_pool(node, inputs, keepdim=True)
         else:
-            name = str(node.target).removeprefix("model.")    # _Outputs holds the network as `model`
+            name = str(node.target).removeprefix("network.")    # Outputs holds the network as `network`
             raise NotSupportedError(f"incremental inference does not support layer {name} "
                                     f"({type(module).__name__}) on feature maps")
 
