@@ -165,6 +165,7 @@ def numeric(db: Path, args: argparse.Namespace) -> None:
     with duckdb.connect(str(db)) as duck:
         udf, _ = timed(lambda: udf_numeric(duck, network, columns, args.udf_rows))
     print(f"\nnumeric: an MLP ({WIDTH} inputs, {HIDDEN} hidden, 2 classes) over {args.rows} rows")
+    print("  seconds, Mallard:", [round(s, 3) for s in mallard], "plain:", [round(s, 3) for s in plain])
     report("numeric", args.rows, min(mallard), min(plain), args.udf_rows, udf,
            f"batch size searched: {stats.batch_size}")
 

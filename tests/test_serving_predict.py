@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import engine
-from engine.serving.offline import prediction_statistics
+from engine.serving.offline import FASTEST, SEARCHES, prediction_statistics
 from tests.conftest import data_file
 from tests.serving_models import CREATE_FARES, expected_class, sum_sign_weights, synthetic_rows
 
@@ -80,6 +80,8 @@ def test_predict_over_encoded_png_and_jpeg_images(clip):
 
 
 def test_numeric_model_predicts_the_known_classes(con, tmp_path):
+    FASTEST.clear()  # batch sizes found (and searches under way) are the process's: start from none
+    SEARCHES.clear()
     con.execute(CREATE_FARES, [str(sum_sign_weights(tmp_path / "fares.safetensors"))])
     values = synthetic_rows(6000)
     con.execute("CREATE TABLE trips (id INTEGER, a DOUBLE, b DOUBLE, c DOUBLE)")
@@ -93,6 +95,27 @@ def test_numeric_model_predicts_the_known_classes(con, tmp_path):
     assert stats.searched and stats.rows == 6000 and stats.predicted == 6000
     assert 1024 in stats.sizes and stats.sizes[1024] >= 4  # the search ran real batches (numeric rows: 1024, 4096, ...)
     assert stats.batch_size in stats.sizes
+
+
+
+def test_the_batch_size_found_serves_every_connection_of_the_process(tmp_path):
+    FASTEST.clear()
+    SEARCHES.clear()
+    path = tmp_path / "trips.duckdb"
+    truth = "(a - 1) / 2 + (b + 2) / 4 + (c - 0.5) / 0.5 > 0"  # SumSignNet's class, said in SQL
+    found = []
+    for _ in range(2):
+        with engine.connect(path, autocommit=True, progress="off") as con:
+            if not found:
+                con.execute(CREATE_FARES, [str(sum_sign_weights(tmp_path / "fares.safetensors"))])
+                con.execute("CREATE TABLE trips AS SELECT range AS id, 4 * sin(range) AS a, 3 * cos(range * 7) AS b, "
+                            "sin(range * 13) AS c FROM range(600000)")
+            count = con.execute("SELECT count(*) FROM predict(fares, trips) WHERE predicted_class_id = 1").fetchone()
+            assert count == con.execute(f"SELECT count(*) FROM trips WHERE {truth}").fetchone()
+            found.append(prediction_statistics(con.session)[-1])
+    first, second = found
+    assert first.searched and not second.searched  # the size is the machine's, not the connection's
+    assert second.batch_size == first.batch_size and max(second.sizes, key=second.sizes.get) == first.batch_size
 
 
 def test_columns_are_matched_by_name_and_null_inputs_get_null_predictions(con, tmp_path):
