@@ -87,6 +87,7 @@ class Session:
         self._pending: weakref.ref[ResultOwner] | None = None  # the cursor whose rows are live on duck
         self._scopes: dict[int, tuple[weakref.ref[ResultOwner], list[str]]] = {}  # cursor id -> its names
         self._scope: list[str] | None = None  # names registered by the statement now running
+        self._statement_functions: set[str] = set()  # those of them that are functions
 
     # The one entry point ------------------------------------------------------------------
     def execute(self, owner: ResultOwner, sql: str, parameters: Parameters = None) -> Opened:
@@ -234,7 +235,11 @@ class Session:
     def _unregister_all(self, names: list[str]) -> None:
         for name in names:
             with contextlib.suppress(duckdb.Error):  # the connection is closing or the name is gone
-                self.duck.unregister(name)
+                if name in self._statement_functions:
+                    self._statement_functions.discard(name)
+                    self.duck.remove_function(name)
+                else:
+                    self.duck.unregister(name)
 
     def quiesce(self) -> None:
         """Leave no unfinished result on the DuckDB connection (DuckDB requires it before
@@ -253,6 +258,21 @@ class Session:
     def unregister(self, name: str) -> None:
         self.quiesce()
         self.duck.unregister(name)
+
+    def register_function_for_statement(self, name: str, function: Any, parameters: list[str], returns: str) -> None:
+        """Make ``function`` (vectorized: Arrow arrays in, an Arrow array out; NULL in, NULL
+        out) callable from SQL as ``name`` until the running statement ends."""
+        if self._scope is None:
+            raise OperationalError(f"{name} can only be registered while a statement runs")
+        self.quiesce()
+        with contextlib.suppress(duckdb.Error):  # a function of that name left by a statement that failed midway
+            self.duck.remove_function(name)
+        from duckdb.func import ARROW
+
+        self.duck.create_function(name, function, [duckdb.sqltype(p) for p in parameters], duckdb.sqltype(returns),
+                                  type=ARROW, side_effects=False)
+        self._scope.append(name)
+        self._statement_functions.add(name)
 
     def register_for_statement(self, name: str, rows: Any) -> None:
         """Expose ``rows`` as ``name`` until the running statement ends (its cursor finishes)."""

@@ -14,7 +14,7 @@ import pytest
 
 import engine
 from engine.dialect import parse_statements
-from engine.inference.functions import FEATURES, LOGITS, MODEL, OCCLUSION_MAP, PREDICT, PlannedFunction
+from engine.inference.functions import EVALUATE, FEATURES, LOGITS, MODEL, OCCLUSION_MAP, PREDICT, PlannedFunction
 from engine.planner import RULES, CatalogSnapshot, optimize
 from engine.planner.plan_text import parse, render
 
@@ -26,6 +26,8 @@ CATALOG = CatalogSnapshot.of({
     "logits": PlannedFunction("logits", LOGITS),
     "occlusion_map": PlannedFunction("occlusion_map", OCCLUSION_MAP),
     "predict": PlannedFunction("predict", PREDICT),
+    "evaluate": PlannedFunction("evaluate", EVALUATE),
+    "fares": PlannedFunction("fares", MODEL, inputs=("km", "hour")),
 })
 RULE_BY_NAME = {rule.__name__: rule for rule in RULES}
 CASES = sorted(p for p in GOLDEN.glob("*/*.sql") if not p.name.endswith(".expected.sql"))
@@ -72,7 +74,7 @@ def test_a_plan_is_immutable():
     ("SELECT mobilenet(frame || 'x') FROM traffic", "expects the frame column"),
     ("SELECT mobilenet(frame, 2) FROM traffic", "takes one argument, the frame column; found 2"),
     ("SELECT features(frame) FROM traffic", "takes two arguments"),
-    ("SELECT features(vgg, frame) FROM traffic", "unknown model 'vgg'; models in this database: mobilenet, resnet"),
+    ("SELECT features(vgg, frame) FROM traffic", "unknown model 'vgg'; models in this database: fares, mobilenet, resnet"),
     ("SELECT logits(1, frame) FROM traffic", "expects a model name first"),
     ("SELECT mobilenet(frame) FROM traffic a JOIN bikes b ON a.frame_id = b.frame_id",
      "qualify the frame column with its table"),
@@ -85,6 +87,14 @@ def test_a_plan_is_immutable():
     ("SELECT * FROM occlusion_map(mobilenet, (SELECT frame_mean(frame) FROM traffic))", "to select a frame column"),
     ("SELECT * FROM occlusion_map(mobilenet, (SELECT frame FROM traffic), size => 3)", "unknown occlusion_map option 'size'"),
     ("SELECT * FROM occlusion_map(vgg, (SELECT frame FROM traffic))", "unknown model 'vgg'"),
+    ("SELECT fares(km).label FROM trips", "model fares takes numeric columns (km, hour), not frames: write fares(km, hour)"),
+    ("SELECT logits(fares, km, hour, 3) FROM trips", "write logits(fares, km, hour) (any numeric expressions"),
+    ("SELECT fares(km, 'eight') FROM trips", "takes numbers (km, hour); found 'eight'"),
+    ("SELECT fares(km, hour => 8) FROM trips", "takes its inputs' values in order"),
+    ("SELECT evaluate(fares, (SELECT * FROM trips)) FROM trips", "evaluate(...) is a table function"),
+    ("SELECT * FROM evaluate(fares)", "evaluate takes a model and a query"),
+    ("SELECT * FROM evaluate(fares, trips, batch_size => 4)", "unknown evaluate option 'batch_size'"),
+    ("SELECT * FROM evaluate(vgg, trips)", "unknown model 'vgg'"),
 ])
 def test_malformed_calls_are_programming_errors(sql, message):
     with pytest.raises(engine.ProgrammingError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -78,3 +78,14 @@ def test_cluster_example_runs_as_written(workdir):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("LABEL: 10000 rows of msgs into labels") and "on 1 cluster node" in lines[0], lines
     assert lines[1].startswith("(True, True, ")
+
+
+def test_training_section_runs_as_written(workdir):
+    block = re.search(r"<!-- section: training \(issue 11\) -->.*?```sql\n(.*?)```", README, re.S)
+    assert block, "README has no training example"
+    (workdir / "training.sql").write_text(block.group(1))
+    result = subprocess.run([MALLARD, "run", "training.sql"], cwd=workdir, capture_output=True, text=True,
+                            timeout=300, env={"CI": "1", "HOME": str(workdir)})
+    assert result.returncode == 0, result.stderr
+    assert "CREATE MODEL: sides version" in result.stdout and (workdir / "sides.safetensors").exists()
+    assert "above" in result.stdout and "below" in result.stdout

@@ -95,6 +95,9 @@ def test_numeric_model_predicts_the_known_classes(con, tmp_path):
     assert stats.searched and stats.rows == 6000 and stats.predicted == 6000
     assert 1024 in stats.sizes and stats.sizes[1024] >= 4  # the search ran real batches (numeric rows: 1024, 4096, ...)
     assert stats.batch_size in stats.sizes
+    # the model is also a SQL function of its inputs, in the order it reads them
+    by_function = con.execute("SELECT fares(a, b, c).class_id, fares(a, b, c).label FROM trips ORDER BY id").fetchall()
+    assert [r[0] for r in by_function] == truth.tolist() and [r[1] for r in by_function] == [r[2] for r in rows]
 
 
 

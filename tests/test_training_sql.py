@@ -148,6 +148,72 @@ def test_evaluate_model_matches_a_hand_count(db):
     assert [r[2] for r in rows] == ["above", "below"]
     table_form = db.execute("EVALUATE MODEL sides ON pts").fetchall()
     assert table_form[0][-1] == 600
+    # the table function gives the statement's rows, and composes with SQL
+    assert db.execute(f"SELECT * FROM evaluate(sides, ({query}))").fetchall() == rows
+    assert db.execute("SELECT * FROM evaluate(sides, pts)").fetchall() == table_form
+    worst = db.execute(f"SELECT class, recall FROM evaluate(sides, ({query}), label => 'label', version => 1) "
+                       "ORDER BY recall LIMIT 1").fetchone()
+    assert worst == min(((r[2], r[5]) for r in rows), key=lambda r: r[1])
+
+
+def test_evaluate_table_function_errors_write_nothing(db):
+    db.execute(f"CREATE MODEL sides WITH ({MLP}, lr = 0.05, epochs = 2) AS SELECT id, a, b, label FROM pts")
+    before = catalog_counts(db)
+    for sql, error, message in [
+        ("SELECT * FROM evaluate(sides, pts, version => 7)", engine.ProgrammingError, "version 7"),
+        ("SELECT * FROM evaluate(sides, pts, label => 'nothing')", engine.ProgrammingError, "nothing"),
+        ("SELECT * FROM evaluate(sides, (SELECT a, label FROM pts))", engine.ProgrammingError, "b"),
+        ("SELECT * FROM evaluate(sides, pts, shuffle => 1)", engine.ProgrammingError, "unknown evaluate option"),
+    ]:
+        with pytest.raises(error, match=message):
+            db.execute(sql).fetchall()
+    assert catalog_counts(db) == before
+
+
+def test_a_numeric_model_is_a_sql_function_of_its_inputs(db):
+    db.execute(f"CREATE MODEL sides WITH ({MLP}, lr = 0.05) AS SELECT id, a, b, label FROM pts WHERE id < 500")
+    by_function = db.execute("SELECT id, sides(a, b).label, sides(a, b).class_id, sides(a, b).score FROM pts "
+                             "ORDER BY id").fetchall()
+    by_predict = db.execute("SELECT id, predicted_label, predicted_class_id, predicted_score FROM "
+                            "predict(sides, pts) ORDER BY id").fetchall()
+    assert [r[:3] for r in by_function] == [r[:3] for r in by_predict]  # the same computation
+    np.testing.assert_allclose([r[3] for r in by_function], [r[3] for r in by_predict], rtol=1e-6)
+    hits = db.execute("SELECT count(*) FROM pts WHERE id >= 500 AND sides(a, b).label = label").fetchone()[0]
+    assert hits >= 95  # usable in WHERE, on unseen rows
+    # logits and features: the network's own, with the catalog's normalization
+    network = engine.load_model(db, "sides")
+    row = db.execute("SELECT a, b, logits(sides, a, b), features(sides, a, b), sides(a, b).score FROM pts "
+                     "WHERE id = 7").fetchone()
+    import torch
+
+    mean, std = map(np.array, db.execute("SELECT mean, std FROM mallard.model_versions WHERE model = 'sides'").fetchone())
+    x = torch.tensor(((np.array(row[:2]) - mean) / std)[None, :], dtype=torch.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(row[2], network(x)[0].numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(row[3], network.forward_features(x)[0].numpy(), rtol=1e-5, atol=1e-6)
+    assert len(row[3]) == 16 and row[4] == pytest.approx(float(torch.softmax(torch.tensor(row[2]), 0).max()), rel=1e-6)
+    # any numeric expressions; NULL in, NULL out; names as the call would have them
+    cursor = db.execute("SELECT sides(a * 1, 0.5).label, sides(NULL, b).label AS missing FROM pts WHERE id = 3")
+    assert [d[0] for d in cursor.description] == ["label", "missing"] and cursor.fetchone()[1] is None
+    db.execute("CREATE TABLE scored AS SELECT id, sides(a, b).label AS guess FROM pts")
+    assert db.execute("SELECT count(*) FROM scored WHERE guess IS NOT NULL").fetchone()[0] == 600
+    # the function lives only while its statement does
+    assert db.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name LIKE '__mallard_fn%'"
+                      ).fetchone()[0] == 0
+
+
+def test_numeric_model_function_errors(db):
+    db.execute(f"CREATE MODEL sides WITH ({MLP}, lr = 0.05, epochs = 2) AS SELECT id, a, b, label FROM pts")
+    for sql, message in [
+        ("SELECT sides(a).label FROM pts", r"model sides takes numeric columns \(a, b\), not frames: write sides\(a, b\)"),
+        ("SELECT logits(sides, a, b, a) FROM pts", r"write logits\(sides, a, b\)"),
+        ("SELECT sides(a, 'b') FROM pts", "takes numbers"),
+    ]:
+        with pytest.raises(engine.ProgrammingError, match=message):
+            db.execute(sql).fetchall()
+    # a model retrained on other inputs is called with those (the catalog's current version decides)
+    db.execute(f"CREATE OR REPLACE MODEL sides WITH ({MLP}, lr = 0.05, epochs = 2) AS SELECT id, a, label FROM pts")
+    assert db.execute("SELECT count(sides(a).label) FROM pts").fetchone()[0] == 600
 
 
 def test_a_failed_statement_keeps_nothing(db):

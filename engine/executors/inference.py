@@ -50,6 +50,7 @@ SHOW_MODELS = """
 SELECT m.name, m.current_version AS version, v.architecture, v.num_classes,
        CASE WHEN v.input_height IS NULL THEN 'any'
             ELSE CAST(v.input_height AS VARCHAR) || 'x' || CAST(v.input_width AS VARCHAR) END AS input_size,
+       CASE WHEN json_type(v.options, '$.inputs') = 'ARRAY' THEN json_extract_string(v.options, '$.inputs[*]') END AS inputs,
        CASE WHEN v.labels IS NULL THEN NULL ELSE len(v.labels) END AS labels,
        v.parameters, round(v.weights_bytes / 1048576.0, 2) AS weights_mb, v.parent_version,
        (SELECT count(*) FROM mallard.model_versions w WHERE w.model = m.name) AS versions,

@@ -16,7 +16,16 @@ from sqlglot import exp
 
 from engine.errors import ProgrammingError
 from engine.planner import CatalogSnapshot, optimize
-from engine.planner.steps import CascadeStep, OcclusionStep, PredictStep, QueryStep, ScanStep, Step, plan_steps
+from engine.planner.steps import (
+    CascadeStep,
+    FunctionStep,
+    OcclusionStep,
+    PredictStep,
+    QueryStep,
+    ScanStep,
+    Step,
+    plan_steps,
+)
 from engine.router import statement_kind
 from engine.statement_result import StatementResult
 
@@ -31,15 +40,31 @@ def _run_occlusion(session: Session, step: Step, prepared: dict[str, Any]) -> No
     session.register_for_statement(step.request.relation, compute_occlusion_map(session, step.request))
 
 
-def _run_prediction(session: Session, step: Step, prepared: dict[str, Any]) -> None:
-    from engine.serving.offline import predict_relation
+def _run_function(session: Session, step: Step, prepared: dict[str, Any]) -> None:
+    from engine.serving.row_functions import row_function
 
+    assert isinstance(step, FunctionStep)
+    function, parameters, returns = row_function(session, step.request)
+    session.register_function_for_statement(step.request.relation, function, parameters, returns)
+
+
+def _run_prediction(session: Session, step: Step, prepared: dict[str, Any]) -> None:
     assert isinstance(step, PredictStep)
-    query = step.request.query  # planned like any statement: it may call models itself
+    request = step.request
+    query = request.query  # planned like any statement: it may call models itself
     rows = run_planned_statement(session, query, query.sql("duckdb"), None).rows
     if not isinstance(rows, duckdb.DuckDBPyRelation):
-        raise ProgrammingError(f"predict expects a query that returns rows, found {query.sql('duckdb')}")
-    session.register_for_statement(step.request.relation, predict_relation(session, step.request, rows))
+        raise ProgrammingError(f"{request.function} expects a query that returns rows, found {query.sql('duckdb')}")
+    if request.function == "evaluate":
+        from engine.executors.training import evaluation_table
+
+        options = dict(request.options)
+        table = evaluation_table(session, request.model, query, rows, options.get("version"), options.get("label"))
+    else:
+        from engine.serving.offline import predict_relation
+
+        table = predict_relation(session, request, rows)
+    session.register_for_statement(request.relation, table)
 
 
 def _run_scan(session: Session, step: Step, prepared: dict[str, Any]) -> None:
@@ -58,6 +83,7 @@ def _run_cascade(session: Session, step: Step, prepared: dict[str, Any]) -> None
 
 #: Step type -> what runs it (the query step is the statement's result, run last).
 STEP_RUNNERS: Mapping[type, Callable[[Session, Step, dict[str, Any]], None]] = {
+    FunctionStep: _run_function,
     OcclusionStep: _run_occlusion,
     PredictStep: _run_prediction,
     CascadeStep: _run_cascade,

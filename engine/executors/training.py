@@ -127,26 +127,35 @@ def evaluate_model(session: Session, node: EvaluateModel) -> StatementResult:
     """``EVALUATE MODEL <name> ON <table> | (<query>) [WITH (version = N, label = '<column>')]``:
     one row per true class with its support, precision, recall and the row of the confusion
     matrix (``predicted_as``: predicted class -> rows), and the model's accuracy and mean
-    cross-entropy loss over all rows (the same on every row)."""
-    from engine.training.evaluation import evaluate
-
+    cross-entropy loss over all rows (the same on every row).  ``SELECT * FROM
+    evaluate(<model>, (<query>))`` gives the same rows."""
     options = read_options(node)
     query = source_query(node.args["source"])
     rows = _query_rows(session, query, "EVALUATE MODEL")
-    with session.progress(None, f"EVALUATE MODEL {node.this.name}", unit="row") as bar:
+    table = evaluation_table(session, node.this.name, query, rows, options.get("version"), options.get("label"))
+    model, version, accuracy, count = (table.column(c)[0].as_py() for c in ("model", "version", "accuracy", "rows"))
+    return StatementResult(rows=table, message=f"EVALUATE MODEL: {model} version {version}, "
+                                               f"accuracy {accuracy:.4f} on {count} rows")
+
+
+def evaluation_table(session: Session, model: str, query: exp.Query, rows: duckdb.DuckDBPyRelation,
+                     version: int | None, label: str | None) -> pa.Table:
+    """The evaluation of ``model`` over ``rows`` (the planned ``query``) as EVALUATION_SCHEMA's
+    rows: one per true class (the model's classes, in order)."""
+    from engine.training.evaluation import evaluate
+
+    with session.progress(None, f"evaluate {model}", unit="row") as bar:
         def advance(done: int) -> None:
             bar.n = done
             bar.refresh()
-            session.check_cancelled("EVALUATE MODEL")
+            session.check_cancelled("evaluate")
 
-        result = evaluate(session.duck, node.this.name, query.sql("duckdb"), version=options.get("version"),
-                          label=options.get("label"), rows=rows, progress=advance)
+        result = evaluate(session.duck, model, query.sql("duckdb"), version=version, label=label, rows=rows,
+                          progress=advance)
     k = len(result.classes)
-    table = pa.table({
+    return pa.table({
         "model": [result.model] * k, "version": [result.version] * k, "class": list(result.classes),
         "support": list(result.support), "precision": list(result.precision), "recall": list(result.recall),
         "predicted_as": [list(zip(result.classes, row)) for row in result.confusion],
         "accuracy": [result.accuracy] * k, "loss": [result.loss] * k, "rows": [result.rows] * k,
     }, schema=EVALUATION_SCHEMA)
-    return StatementResult(rows=table, message=f"EVALUATE MODEL: {result.model} version {result.version}, "
-                                               f"accuracy {result.accuracy:.4f} on {result.rows} rows")

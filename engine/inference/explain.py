@@ -32,7 +32,17 @@ from engine.inference.runners import FrameDecision, FullRunner, IncrementalRunne
 from engine.inference.scan import PreparedScan, execute_scan, serve_plan
 from engine.inference.state import load_state
 from engine.planner import CatalogSnapshot, optimize
-from engine.planner.steps import CascadeStep, OcclusionStep, PredictStep, QueryStep, Step, plan_steps, scan_steps
+from engine.planner.steps import (
+    CascadeStep,
+    FunctionStep,
+    OcclusionStep,
+    PredictStep,
+    QueryStep,
+    Step,
+    plan_steps,
+    scan_steps,
+)
+from engine.serving.row_functions import explain_row_function
 from engine.statement_result import StatementResult
 
 if TYPE_CHECKING:
@@ -205,7 +215,9 @@ def explain_statement(session: Session, node: Any) -> StatementResult:
     rows += [("note", note) for note in plan.notes]
     rows += [("inference_scan", plan.render()) for plan in scan_plans(session, steps, analyze)]
     rows += [("occlusion_map", step.request.describe()) for step in steps if isinstance(step, OcclusionStep)]
-    rows += [("predict", _prediction_text(session, step, analyze)) for step in steps if isinstance(step, PredictStep)]
+    rows += [("function", explain_row_function(session, step.request)) for step in steps if isinstance(step, FunctionStep)]
+    rows += [(step.request.function, _prediction_text(session, step, analyze)) for step in steps
+             if isinstance(step, PredictStep)]
     rows.append(("rewritten_query", query.tree.sql("duckdb", pretty=True)))
     return StatementResult(rows=pa.table({"explain_key": [r[0] for r in rows], "explain_value": [r[1] for r in rows]}))
 
@@ -220,9 +232,11 @@ def _cascade_text(session: Session, step: CascadeStep, analyze: bool) -> str:
 
 
 def _prediction_text(session: Session, step: PredictStep, analyze: bool) -> str:
-    """EXPLAIN of a predict(...) step; with ANALYZE, it runs and reports what it did."""
+    """EXPLAIN of a predict(...) or evaluate(...) step; with ANALYZE, it runs and reports what it did."""
     from engine.serving.offline import explain_prediction, prediction_statistics
 
+    if step.request.function == "evaluate":
+        return _evaluation_text(session, step, analyze)
     text = explain_prediction(session, step.request)
     if not analyze:
         return text
@@ -233,3 +247,28 @@ def _prediction_text(session: Session, step: PredictStep, analyze: bool) -> str:
     return (f"{text}\n  ANALYZED: {done.predicted} of {done.rows} rows predicted in {done.batches} network calls, "
             f"batch size {done.batch_size}{' (searched)' if done.searched else ''}, {done.seconds:.3f} s "
             f"({done.network_seconds:.3f} s in the network)")
+
+
+def _evaluation_text(session: Session, step: PredictStep, analyze: bool) -> str:
+    """EXPLAIN of an evaluate(...) step: the version and the query; with ANALYZE, it runs and
+    reports the accuracy."""
+    from engine.inference.model_catalog import require_version
+
+    request = step.request
+    options = dict(request.options)
+    version = require_version(session, request.model, options.get("version"))
+    label = options.get("label") or "the column the model was trained on, else label"
+    text = "\n".join([
+        f"EVALUATE {version.model} (version {version.version}, {version.spec.architecture}) OVER",
+        f"  ({request.query.sql('duckdb')})",
+        f"  true class   {label}",
+        "  output       one row per class: support, precision, recall, predicted_as; accuracy, loss, rows",
+    ])
+    if not analyze:
+        return text
+    from engine.executors.planned import STEP_RUNNERS
+
+    STEP_RUNNERS[PredictStep](session, step, {})
+    summary = exp.select("max(accuracy)", "max(rows)").from_(exp.to_table(request.relation))
+    found = session.relation(summary.sql("duckdb")).fetchall()[0]
+    return f"{text}\n  ANALYZED: accuracy {found[0]:.4f} over {found[1]} rows"

@@ -23,6 +23,7 @@ from engine.planner.annotations import CatalogSnapshot, Plan, Rule
 from engine.planner.lift_model_calls import lift_model_calls
 from engine.planner.lift_occlusion_maps import lift_occlusion_maps
 from engine.planner.lift_predictions import lift_predictions
+from engine.planner.lift_row_model_calls import lift_row_model_calls
 from engine.planner.plan_cascades import plan_cascades
 from engine.planner.push_frame_predicates import push_frame_predicates
 from engine.planner.share_backbones import share_backbones
@@ -30,7 +31,8 @@ from engine.planner.share_backbones import share_backbones
 #: The ordered rewrite rules, each in its own module of this package.
 RULES: tuple[Rule, ...] = (
     lift_occlusion_maps,     # inference: occlusion_map(...) in FROM -> a relation computed first
-    lift_predictions,        # serving: predict(model, (query)) in FROM -> a relation computed first
+    lift_predictions,        # serving: predict/evaluate(model, (query)) in FROM -> a relation computed first
+    lift_row_model_calls,    # numeric models: m(a, b) -> a vectorized function registered for the statement
     plan_cascades,           # cascades: a selection under inference_accuracy -> a cascade relation (NoScope)
     lift_model_calls,        # inference: model calls -> scan requests + lookups by frame_id
     push_frame_predicates,   # inference: WHERE/LIMIT on the frames table restrict the scans

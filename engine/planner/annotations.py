@@ -97,16 +97,33 @@ class OcclusionRequest:
 @dataclass(frozen=True)
 class PredictionRequest:
     """One ``predict(model, (query), options...)`` the query reads as a relation: the model's
-    predictions over every row of ``query``, with the query's columns."""
+    predictions over every row of ``query``, with the query's columns; or, when ``function``
+    is ``evaluate``, the model's accuracy, loss and confusion matrix over those rows."""
 
     model: str
     query: exp.Query
     options: tuple[tuple[str, Any], ...]
     relation: str
+    function: str = "predict"     # 'predict' | 'evaluate'
 
     def describe(self) -> str:
         options = "".join(f", {k} => {v!r}" if isinstance(v, str) else f", {k} => {v}" for k, v in self.options)
-        return f"{self.relation}: predict({self.model}, ({self.query.sql('duckdb')}){options})"
+        return f"{self.relation}: {self.function}({self.model}, ({self.query.sql('duckdb')}){options})"
+
+
+@dataclass(frozen=True)
+class RowFunctionRequest:
+    """A numeric model's calls in the query (``m(a, b)``, ``logits(m, a, b)``,
+    ``features(m, a, b)``) as one vectorized function ``relation`` over ``arity`` numbers,
+    registered for the statement; ``output`` is prediction, logits or features."""
+
+    model: str
+    output: str
+    arity: int
+    relation: str
+
+    def describe(self) -> str:
+        return f"{self.relation}: {self.model} OVER {self.arity} numbers OUTPUTS {self.output}"
 
 
 #: Comparison operators a cascade's frame predicate may use, by sqlglot class name.
@@ -159,6 +176,7 @@ class Plan:
     occlusion_maps: tuple[OcclusionRequest, ...] = ()
     predictions: tuple[PredictionRequest, ...] = ()
     cascades: tuple[CascadeRequest, ...] = ()
+    row_functions: tuple[RowFunctionRequest, ...] = ()
     accuracy: float | None = None       # the session's inference_accuracy contract (None: exact)
     notes: tuple[str, ...] = ()         # why a rule left something as it was (EXPLAIN shows them)
 

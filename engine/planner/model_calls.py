@@ -44,10 +44,11 @@ def function_name(node: exp.Expr) -> str | None:
 
 
 def model_call(node: exp.Expr, functions: Mapping[str, PlannedFunction]) -> ModelCall | None:
-    """The model call ``node`` is, None if it is not one; ProgrammingError if it is malformed."""
+    """The call of an image model over frames ``node`` is, None if it is not one (a numeric
+    model's call is :func:`numeric_call`'s); ProgrammingError if it is malformed."""
     name = function_name(node)
     info = functions.get(name) if name else None
-    if name is None or info is None or info.kind in TABLE_FUNCTIONS:
+    if name is None or info is None or info.kind in TABLE_FUNCTIONS or numeric_model(node, functions) is not None:
         return None
     args = list(node.expressions)
     if info.kind == MODEL:
@@ -58,6 +59,23 @@ def model_call(node: exp.Expr, functions: Mapping[str, PlannedFunction]) -> Mode
         raise ProgrammingError(f"{name}(<model>, frame) takes two arguments, a model and the frame column; found {len(args)}")
     model = model_argument(name, args[0], functions)
     return ModelCall(node, model, OUTPUT_OF_KIND[info.kind], frame_argument(name, args[1]))
+
+
+def numeric_model(node: exp.Expr, functions: Mapping[str, PlannedFunction]) -> PlannedFunction | None:
+    """The numeric model ``node`` calls (``m(a, b)``, ``logits(m, a, b)``, ``features(m, a, b)``), else None."""
+    name = function_name(node)
+    info = functions.get(name) if name else None
+    if info is None:
+        return None
+    if info.kind == MODEL:
+        return info if info.is_numeric else None
+    if info.kind in (FEATURES, LOGITS) and node.expressions:
+        first = node.expressions[0]
+        named = first.name.lower() if isinstance(first, exp.Column) and not first.table else (
+            first.this.lower() if isinstance(first, exp.Literal) and first.is_string else None)
+        model = functions.get(named) if named else None
+        return model if model is not None and model.is_numeric else None
+    return None
 
 
 def model_argument(function: str, arg: exp.Expr, functions: Mapping[str, PlannedFunction]) -> str:

@@ -27,6 +27,7 @@ from engine.planner.annotations import (
     OcclusionRequest,
     Plan,
     PredictionRequest,
+    RowFunctionRequest,
     ScanRequest,
 )
 
@@ -34,7 +35,8 @@ _SCAN = re.compile(
     r"^-- scan (?P<relation>\S+): (?P<model>\S+) ON (?P<table>.+?) \((?P<column>\w+)\) OUTPUTS (?P<outputs>[\w, ]+?)"
     r"(?: WHERE (?P<predicate>.+?))?(?: ORDER BY frame_id (?P<order>ASC|DESC) LIMIT (?P<limit>\d+))?$")
 _OCCLUSION = re.compile(r"^-- occlusion (?P<relation>\S+): (?P<call>occlusion_map\(.*\))$")
-_PREDICT = re.compile(r"^-- predict (?P<relation>\S+): (?P<call>predict\(.*\))$")
+_PREDICT = re.compile(r"^-- (?P<function>predict|evaluate) (?P<relation>\S+): (?P<call>(?:predict|evaluate)\(.*\))$")
+_FUNCTION = re.compile(r"^-- function (?P<relation>\S+): (?P<model>\S+) OVER (?P<arity>\d+) numbers OUTPUTS (?P<output>\w+)$")
 _CASCADE = re.compile(
     r"^-- cascade (?P<relation>\S+): (?P<model>\S+) ON (?P<table>.+?) \((?P<column>\w+)\) WHERE (?P<field>\w+) "
     r"(?P<op>=|<>|>=|<=|>|<) (?P<value>.+?) ACCURACY (?P<accuracy>[\d.e-]+)(?: RESTRICT (?P<restriction>.+))?$")
@@ -47,7 +49,8 @@ def render(plan: Plan) -> str:
     lines = [plan.tree.sql("duckdb", pretty=True)]
     lines += [f"-- scan {scan.describe()}" for scan in plan.scans]
     lines += [f"-- occlusion {request.describe()}" for request in plan.occlusion_maps]
-    lines += [f"-- predict {request.describe()}" for request in plan.predictions]
+    lines += [f"-- {request.function} {request.describe()}" for request in plan.predictions]
+    lines += [f"-- function {request.describe()}" for request in plan.row_functions]
     lines += [f"-- cascade {request.describe()}" for request in plan.cascades]
     lines += [f"-- accuracy {plan.accuracy:g}"] if plan.accuracy is not None else []
     lines += [f"-- note {note}" for note in plan.notes]
@@ -56,7 +59,7 @@ def render(plan: Plan) -> str:
 
 def parse(text: str) -> Plan:
     """The plan :func:`render` wrote (or a plain query: a plan without annotations)."""
-    sql_lines, scans, occlusions, predictions, cascades, notes = [], [], [], [], [], []
+    sql_lines, scans, occlusions, predictions, cascades, notes, functions = [], [], [], [], [], [], []
     accuracy: float | None = None
     for line in text.splitlines():
         scan, occlusion, predict = _SCAN.match(line), _OCCLUSION.match(line), _PREDICT.match(line)
@@ -73,10 +76,14 @@ def parse(text: str) -> Plan:
             occlusions.append(_occlusion(occlusion))
         elif predict:
             predictions.append(_prediction(predict))
+        elif function := _FUNCTION.match(line):
+            functions.append(RowFunctionRequest(function["model"], function["output"], int(function["arity"]),
+                                                function["relation"]))
         else:
             sql_lines.append(line)
     tree = sqlglot.parse_one("\n".join(sql_lines), read=_mallard())
-    return Plan(tree, tuple(scans), tuple(occlusions), tuple(predictions), tuple(cascades), accuracy, tuple(notes))
+    return Plan(tree, tuple(scans), tuple(occlusions), tuple(predictions), tuple(cascades), tuple(functions), accuracy,
+                tuple(notes))
 
 
 def _mallard() -> type[sqlglot.Dialect]:
@@ -113,7 +120,8 @@ def _prediction(match: re.Match[str]) -> PredictionRequest:
     rows = query.this if isinstance(query, exp.Subquery) else query
     assert isinstance(rows, exp.Query)
     options = tuple((arg.this.name, literal_value(arg.expression)) for arg in named)
-    return PredictionRequest(model=model.name, query=rows, options=options, relation=match["relation"])
+    return PredictionRequest(model=model.name, query=rows, options=options, relation=match["relation"],
+                             function=match["function"])
 
 
 def _cascade(match: re.Match[str]) -> CascadeRequest:

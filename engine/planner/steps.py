@@ -16,7 +16,21 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from engine.planner.annotations import CascadeRequest, OcclusionRequest, Plan, PredictionRequest, ScanRequest
+from engine.planner.annotations import (
+    CascadeRequest,
+    OcclusionRequest,
+    Plan,
+    PredictionRequest,
+    RowFunctionRequest,
+    ScanRequest,
+)
+
+
+@dataclass(frozen=True)
+class FunctionStep:
+    """Register a numeric model's vectorized function for the statement (DuckDB calls it per vector of rows)."""
+
+    request: RowFunctionRequest
 
 
 @dataclass(frozen=True)
@@ -28,7 +42,8 @@ class OcclusionStep:
 
 @dataclass(frozen=True)
 class PredictStep:
-    """Run a model over the rows of a query and expose the rows with their predictions as its relation."""
+    """Run a model over the rows of a query and expose the rows with their predictions as its
+    relation (``predict``), or the model's evaluation over them (``evaluate``)."""
 
     request: PredictionRequest
 
@@ -57,17 +72,19 @@ class QueryStep:
     rewritten: bool
 
 
-Step = OcclusionStep | PredictStep | CascadeStep | ScanStep | QueryStep
+Step = FunctionStep | OcclusionStep | PredictStep | CascadeStep | ScanStep | QueryStep
 
 
 def plan_steps(plan: Plan) -> tuple[Step, ...]:
-    """Occlusion maps first (their frame queries read tables only), then predictions (their
-    queries are planned when they run), then cascades, then the scans, then the query."""
-    steps: list[Step] = [OcclusionStep(r) for r in plan.occlusion_maps]
+    """Numeric models' functions first, then occlusion maps (their frame queries read tables
+    only), then predictions (their queries are planned when they run), then cascades, then
+    the scans, then the query."""
+    steps: list[Step] = [FunctionStep(r) for r in plan.row_functions]
+    steps += [OcclusionStep(r) for r in plan.occlusion_maps]
     steps += [PredictStep(r) for r in plan.predictions]
     steps += [CascadeStep(r) for r in plan.cascades]
     steps += [ScanStep(r) for r in plan.scans]
-    rewritten = bool(plan.scans or plan.occlusion_maps or plan.predictions or plan.cascades)
+    rewritten = bool(plan.scans or plan.occlusion_maps or plan.predictions or plan.cascades or plan.row_functions)
     steps.append(QueryStep(plan.tree, rewritten=rewritten))
     return tuple(steps)
 

@@ -121,6 +121,19 @@ class Predictor:
         class_ids, scores = top1(logits.to("cpu"))
         return Predictions(class_ids, scores, self.label_names)
 
+    def numeric_outputs(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A numeric model's logits and penultimate features (float32 matrices) of ``(n, columns)`` numbers."""
+        import torch
+
+        from engine.inference.networks import penultimate
+
+        x = self._numeric_tensor(values)
+        with torch.inference_mode():
+            features = penultimate(self.network, x)
+            classifier = getattr(self.network, "classifier", None)
+            logits = classifier(features) if classifier is not None else self.network(x)
+        return logits.to("cpu").float().numpy(), features.to("cpu").float().numpy()
+
     def _image_logits(self, frames: np.ndarray) -> Any:
         import torch
 
@@ -142,11 +155,18 @@ class Predictor:
     def _numeric_logits(self, values: np.ndarray) -> Any:
         import torch
 
+        x = self._numeric_tensor(values)
+        with torch.inference_mode():
+            return self.network(x)
+
+    def _numeric_tensor(self, values: np.ndarray) -> Any:
+        """The network's input: the rows normalized by the version's mean and std, as float32."""
+        import torch
+
         columns = len(self.input.columns)
         if values.ndim != 2 or values.shape[1] != columns:
             raise DataError(f"model {self.name} takes {columns} numbers per row ({', '.join(self.input.columns)}); "
                             f"found an array of shape {values.shape}")
         if self._normalizes:  # in NumPy: one pass, and no torch thread hand-off for two small element-wise ops
             values = (values - self._mean) / self._std
-        with torch.inference_mode():
-            return self.network(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).to(self.device))
+        return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).to(self.device)
