@@ -129,6 +129,26 @@ def test_a_full_queue_and_an_unmeetable_deadline_are_refused_and_late_inputs_are
         queue.close()
 
 
+def test_an_input_that_cannot_make_its_deadline_is_refused_at_batch_start_not_answered_late(fares):
+    controller = BatchController(0.05, 8, fixed=1)
+    assert controller.fastest_seconds() == 0  # nothing measured: nothing is refused by it
+    for size, seconds in [(1, 0.030)] * 3 + [(4, 0.080)] * 3:
+        controller.observe(size, seconds, full=True)
+    assert controller.fastest_seconds() == pytest.approx(0.020)  # the cheapest per input (at 4), a lower bound
+    collected = Collector()
+    queue = ModelQueue("fares", controller, max_queue=100, max_delay=0.0, on_done=collected)
+    try:
+        now = time.monotonic()
+        # 10 ms left: even the fastest input (20 ms) would answer late, so the worker refuses it;
+        # 10 s left: answered
+        queue.submit([Job(fares, np.zeros(3), now, now + 0.010, token=0), Job(fares, np.zeros(3), now, now + 10, token=1)])
+        outcomes = collected.wait(2)
+    finally:
+        queue.close()
+    assert outcomes[0].prediction is None and outcomes[0].error is not None and outcomes[0].error.reason == "deadline"
+    assert outcomes[1].prediction is not None
+
+
 def test_close_refuses_what_is_still_queued(fares):
     collected = Collector()
     queue = ModelQueue("fares", BatchController(0.05, 1, fixed=1), max_queue=100, max_delay=0.0, on_done=collected)

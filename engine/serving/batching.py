@@ -18,8 +18,10 @@ flight, the batches ahead of it and its own, at the measured batch time) meets i
 (else 503): both at once, with a retry hint, so nothing waits forever.  An idle model admits
 whatever comes (the estimate may be stale: the machine may have become faster).  The worker takes up to
 the limit from the head of the queue, waiting at most ``max_delay`` after the oldest input's
-arrival for a batch to fill (Triton's max queue delay), drops inputs whose deadline has passed
-while queued (503), and runs inputs of one model version and shape per network call.
+arrival for a batch to fill (Triton's max queue delay), drops inputs whose deadline would pass
+before even the fastest measured input could be answered (503: an answer after its deadline is
+worth nothing to the caller and delays every input behind it), and runs inputs of one model
+version and shape per network call.
 
 >>> controller = BatchController(slo=0.050, max_batch=16)
 >>> for _ in range(36):                      # fast, full batches: the limit grows by one every 3
@@ -93,6 +95,13 @@ class BatchController:
     def budget(self) -> float:
         """The batch time the limit keeps under: half the objective."""
         return self.slo / 2
+
+    def fastest_seconds(self) -> float:
+        """The least time an input can take: the cheapest median per-input time measured at any
+        size (0 before any is measured).  A lower bound, so that refusing by it never refuses
+        what could have made it (and a stale estimate cannot refuse everything forever)."""
+        costs = [c for s in self._per_input if (c := self._cost(s)) is not None]
+        return min(costs, default=0.0)
 
     def batch_seconds(self) -> float:
         """The time a batch at the limit takes (p90 of recent batches; 0 before any)."""
@@ -283,10 +292,11 @@ class ModelQueue:
         limit = self.controller.limit
         done: list[tuple[Job, Outcome]] = []
         live: dict[tuple[int, tuple[int, ...]], list[Job]] = {}
+        finish = started + self.controller.fastest_seconds()
         for job in jobs:
-            if job.deadline < started:
-                late = Rejected(503, "deadline", f"the deadline passed while the input waited in model {self.model}'s "
-                                "queue; retry later", self.controller.batch_seconds())
+            if job.deadline < finish:  # it would be answered late: refuse it now rather than spend the network on it
+                late = Rejected(503, "deadline", f"the deadline passes before the input, queued in model {self.model}'s "
+                                "queue, could be answered; retry later", self.controller.batch_seconds())
                 done.append((job, Outcome(None, job.predictor.version.version, error=late)))
                 self._count_rejection("deadline")
             else:
