@@ -41,10 +41,12 @@ def train_model(session: Session, node: TrainModel) -> StatementResult:
     written = query.meta.get("text")
     query_sql = written if isinstance(written, str) and "?" not in written else query.sql("duckdb")
     rows = _query_rows(session, query, "CREATE MODEL ... AS")
+    from engine.cluster.training import cluster_data_parallel
+
     progress = _TrainingBar(session, name)
     try:
         outcome = train(session.duck, query_sql, options, progress=progress.report, cancel=session.cancel.is_set,
-                        rows=rows)
+                        rows=rows, data_parallel=cluster_data_parallel(session))
     except Cancelled:
         session.cancel.clear()
         raise OperationalError(f"CREATE MODEL {name} was interrupted; no model and no version was kept") from None

@@ -101,7 +101,7 @@ class TrainingOutcome:
 
 def train(duck: duckdb.DuckDBPyConnection, query_sql: str, options: TrainingOptions, *,
           progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
-          rows: Any = None) -> TrainingOutcome:
+          rows: Any = None, data_parallel: Any = None) -> TrainingOutcome:
     """Train a model (a grid of them) on the rows of ``query_sql``; writes nothing.
 
     ``rows``: the query's rows as an Arrow stream when the caller already ran it (a query
@@ -134,7 +134,7 @@ def train(duck: duckdb.DuckDBPyConnection, query_sql: str, options: TrainingOpti
                 f.write(parent.weights)
         setup = Setup.of(data, options, parent.spec.architecture if parent else None, parent_weights)
         reporter = Reporter(progress, cancel)
-        results, strategy, schedule = _run(options, setup, reporter)
+        results, strategy, schedule = _run(options, setup, reporter, data_parallel)
         from engine.training.grid import best_configuration
 
         return TrainingOutcome(query_sql, options, data, tuple(results), best_configuration(results), strategy,
@@ -143,7 +143,8 @@ def train(duck: duckdb.DuckDBPyConnection, query_sql: str, options: TrainingOpti
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _run(options: TrainingOptions, setup: Any, reporter: Any) -> tuple[list[Any], str, dict[str, Any]]:
+def _run(options: TrainingOptions, setup: Any, reporter: Any,
+         data_parallel: Any = None) -> tuple[list[Any], str, dict[str, Any]]:
     from engine.training.grid import rung_survivors, train_in_process
 
     configurations = options.configurations
@@ -154,6 +155,9 @@ def _run(options: TrainingOptions, setup: Any, reporter: Any) -> tuple[list[Any]
 
         results, schedule = train_hopper(configurations, setup, workers, survivors, reporter)
         return results, "model hopping", schedule
+    if workers > 1 and data_parallel is not None:
+        result = data_parallel(configurations[0], setup, workers, reporter)
+        return [result], "data parallel on the cluster", dict(result.extra)
     if workers > 1:
         from engine.training.distributed import train_data_parallel
 

@@ -105,8 +105,11 @@ def serve_data_parallel(connection: Any, setup_json: str, configuration_json: st
     setup = Setup.from_json(setup_json)
     configuration = Configuration(**json.loads(configuration_json))
     backend = "nccl" if setup.device.startswith("cuda") else "gloo"
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    dist.init_process_group(backend, init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    # ``rendezvous``: a file the local workers share, or a tcp:// address (rank 0's, on a cluster)
+    init_method = rendezvous if "://" in rendezvous else f"file://{rendezvous}"
+    if init_method.startswith(("file://", "tcp://127.")):
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    dist.init_process_group(backend, init_method=init_method, rank=rank, world_size=world)
     try:
         run = DataParallelRun(configuration, setup, rank, world)
 
