@@ -44,7 +44,7 @@ def cluster() -> Iterator[LocalRayCluster]:
 
 
 @pytest.fixture(scope="module")
-def db_path(flights_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def db_path(flights_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cluster_stats") / "stats.duckdb"
     with engine.connect(str(path), autocommit=True, progress="off") as con:
         load_flights(con, flights_path)

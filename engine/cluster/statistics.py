@@ -25,6 +25,7 @@ bin) and partition, and 8 bytes per distinct row; DuckDB merges them (and may sp
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -104,10 +105,8 @@ def _typed_view(duck: Any, columns: list[SourceColumn]) -> exp.Create:
     for c in columns:
         ref: exp.Expr = c.ref
         if arrived.get(c.name) != c.sql_type:
-            try:
+            with contextlib.suppress(ParseError):  # a type sqlglot cannot spell keeps DuckDB's conversion
                 ref = exp.cast(c.ref, exp.DataType.build(c.sql_type, dialect="duckdb"))
-            except ParseError:
-                pass  # a type sqlglot cannot spell: DuckDB's own conversion of it
         selected.append(exp.alias_(ref, exp.to_identifier(c.name, quoted=True)))
     return exp.Create(this=exp.to_table(PARTITION), kind="VIEW",
                       expression=exp.select(*selected).from_(f"{PARTITION}_arrow"))
