@@ -77,3 +77,9 @@ def _ray_worker() -> bool:
     import ray
 
     return ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
+
+
+def column_vote(vote: Any) -> Any:
+    """Vectorized: the column's own values are the votes (class indexes, NULL abstains), for
+    synthetic label matrices stored as tables."""
+    return vote

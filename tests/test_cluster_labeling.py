@@ -11,9 +11,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 import engine
+from engine.extensions import PythonLabelingFunction
+from engine.labeling.synthetic import synthetic_votes
 from tests import cluster_lfs
 from tests.conftest import data_file
 from tests.labeling_sms import load_sms
@@ -30,6 +33,9 @@ PYTHON_LFS = {
     "lf_dies_always": (cluster_lfs.dies_always, False),
 }
 USING = "lf_prize_py, lf_chat_py, lf_number_py, lf_free_sql"
+ALL_PYTHON = "lf_prize_py, lf_chat_py, lf_number_py, lf_short_py"
+SYNTHETIC_LFS = 6
+SYNTHETIC = ", ".join(f"lf_synth{j}" for j in range(SYNTHETIC_LFS))
 OPTIONS = "WITH (classes = ['ham', 'spam'], key = id)"
 
 
@@ -48,6 +54,9 @@ def _connect(path: Path, cluster: str = "none") -> engine.Connection:
     con = engine.connect(str(path), progress="off", autocommit=True, cluster=cluster, cluster_partition_rows=1000)
     for name, (fn, vectorized) in PYTHON_LFS.items():
         register_labeling_function(con, labeling_function(name=name, on="sms", vectorized=vectorized, register=False)(fn))
+    for j in range(SYNTHETIC_LFS):  # function j votes column lf{j} of the synthetic table
+        register_labeling_function(con, PythonLabelingFunction(f"lf_synth{j}", "synth", cluster_lfs.column_vote,
+                                                               (f"lf{j}",), vectorized=True))
     return con
 
 
@@ -58,6 +67,10 @@ def sms_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     load_sms(con, data_file("spam_collection.tsv"))
     con.execute("CREATE LABELING FUNCTION lf_free_sql ON sms AS CASE WHEN text ILIKE '%free%' THEN 'spam' END")
     con.execute("ADD GOLD LABELS TO sms FROM (SELECT id, truth AS label FROM sms WHERE id % 97 = 0)")
+    synthetic = synthetic_votes(n=6000, m=SYNTHETIC_LFS, k=3, seed=14)
+    table = synthetic.to_arrow().append_column("truth", [synthetic.truth.astype("int64")])
+    pq.write_table(table, path.parent / "synth.parquet")
+    con.execute("CREATE TABLE synth AS SELECT * FROM read_parquet(?)", [str(path.parent / "synth.parquet")])
     con.close()
     return path
 
@@ -105,6 +118,48 @@ def test_label_on_the_cluster_equals_one_node(local: engine.Connection, on_clust
     local_rows, cluster_rows = _rows(local, "labels_local"), _rows(on_cluster, "labels_cluster")
     assert len(cluster_rows) == 4862 and cluster_rows == local_rows
     assert {r[4] for r in cluster_rows} == {"weak", "gold"}  # gold labels joined in as on one node
+
+
+def _fitted(con: engine.Connection, target: str) -> tuple[tuple, list[tuple]]:
+    """The label model a run fitted: its record (patterns, iterations, class balance, label shares)
+    and per function its coverage, overlaps, conflicts, gold counts and learned accuracy."""
+    run = con.execute("SELECT run_id, n_rows, n_covered, n_patterns, n_gold, iterations, converged, class_balance,"
+                      " label_share FROM mallard.label_runs WHERE target_table LIKE ? ORDER BY run_id DESC LIMIT 1",
+                      [f"%{target}"]).fetchone()
+    functions = con.execute("SELECT lf, coverage, \"overlaps\", conflicts, correct, incorrect, emp_acc, learned_acc,"
+                            " failures FROM mallard.label_run_functions WHERE run_id = ? ORDER BY position",
+                            [run[0]]).fetchall()
+    return run[1:], functions
+
+
+def test_all_python_functions_fit_on_merged_pattern_counts(local: engine.Connection,
+                                                           on_cluster: engine.Connection) -> None:
+    local.execute(f"LABEL sms USING {ALL_PYTHON} {OPTIONS} INTO OR REPLACE python_local")
+    cursor = on_cluster.execute(f"LABEL sms USING {ALL_PYTHON} {OPTIONS} INTO OR REPLACE python_cluster")
+    assert re.search(r"Python functions in 5 tasks on 2 cluster nodes \(\d+\.\d\d s\); label model fitted on the "
+                     r"vote-pattern counts of 5 partitions, merged$", cursor.message), cursor.message
+    assert _rows(on_cluster, "python_cluster") == _rows(local, "python_local")
+    here, there = _fitted(local, "python_local"), _fitted(on_cluster, "python_cluster")
+    assert there == here
+    assert here[0][2] > 4 and here[0][3] > 0 and here[0][4] > 1  # patterns, gold rows, EM iterations
+
+
+def test_synthetic_truth_fit_on_merged_pattern_counts(local: engine.Connection, on_cluster: engine.Connection) -> None:
+    options = "WITH (classes = [0, 1, 2], key = id, seed = 3)"
+    on_cluster.execute("SET cluster_partition_rows = 1700")
+    local.execute(f"LABEL synth USING {SYNTHETIC} {options} INTO OR REPLACE synth_local")
+    cursor = on_cluster.execute(f"LABEL synth USING {SYNTHETIC} {options} INTO OR REPLACE synth_cluster")
+    assert "vote-pattern counts of 4 partitions, merged" in cursor.message
+    assert _rows(on_cluster, "synth_cluster") == _rows(local, "synth_local")
+    here, there = _fitted(local, "synth_local"), _fitted(on_cluster, "synth_cluster")
+    assert there == here
+    # the fit recovers the generating truth: learned accuracies near the sample's, labels mostly right
+    truth = synthetic_votes(n=6000, m=SYNTHETIC_LFS, k=3, seed=14)
+    learned = [f[7] for f in there[1]]
+    assert max(abs(a - b) for a, b in zip(learned, truth.empirical_accuracies())) < 0.05
+    right = on_cluster.execute("SELECT avg((l.label = s.truth)::INT) FROM synth_cluster l JOIN synth s USING (id)"
+                               " WHERE l.label IS NOT NULL").fetchone()[0]
+    assert right > 0.8
 
 
 def test_analyze_on_the_cluster_equals_one_node(local: engine.Connection, on_cluster: engine.Connection) -> None:

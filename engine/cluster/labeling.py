@@ -4,9 +4,19 @@ The driver streams the columns the Python functions read (with each row's key) o
 DuckDB in partitions of ``cluster_partition_rows`` rows; a task applies every Python
 function to its partition exactly as the label-matrix query would (same codes, same failure
 counting, same errors) and returns the votes as Arrow.  The driver registers the votes and
-the one label-matrix query joins them by key, so SQL functions, gold labels, the vote-pattern
-counts, the label model and the label table are the same code and the same result as on
-one node.
+the one label-matrix query joins them by key, so SQL functions, gold labels and the label
+table are the same code and the same result as on one node.
+
+When every function of the run is a Python function, a task also returns its partition's
+vote-pattern counts (:mod:`engine.labeling.pattern_counts`: pattern -> rows, keyed by the
+label matrix's packed code columns), and the driver fits the label model on their sum instead
+of counting the patterns of the whole matrix again (a GROUP BY over every row in DuckDB).  With
+SQL functions mixed in, a pattern is the joint vote of every function, SQL ones included,
+which a task never sees (they run in the driver's label-matrix query, and may read other
+tables); counts over the Python functions alone would not give the joint patterns, so then only
+the votes and the failure counts are merged, and the driver counts the patterns of the label
+matrix as on one node.  Either way the label table needs each row's label, so the per-row votes
+still come back and the label-matrix query still joins them by key.
 """
 from __future__ import annotations
 
@@ -23,6 +33,8 @@ from engine.cluster.connection import connect, session_cluster
 from engine.cluster.tasks import BASE_MODULES, RETRIES, TaskPlace, ordered_results, require_modules, task_place
 from engine.labeling.classes import LabelClasses
 from engine.labeling.functions import LabelingFunction
+from engine.labeling.matrix import CodeLayout
+from engine.labeling.pattern_counts import PatternCounts
 from engine.labeling.python_votes import PythonVotes
 from engine.labeling.table import quote_column
 
@@ -40,11 +52,13 @@ def vote_column(j: int) -> str:
 
 @dataclass
 class PartitionVotes:
-    """What one task returns: the partition's keys and vote codes, failures per function, where it ran."""
+    """What one task returns: the partition's keys and vote codes, failures per function, where it
+    ran, and (every function a Python one) the partition's vote-pattern counts as Arrow."""
 
     votes: pa.Table
     failures: list[int]
     place: TaskPlace
+    patterns: pa.Table | None = None
 
 
 @dataclass
@@ -55,20 +69,25 @@ class ClusterVotes:
     failures: dict[str, int]
     places: list[TaskPlace] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the cluster phase (partitions out, votes back)
+    patterns: PatternCounts | None = None  # the merged counts (every function a Python one)
 
 
 def vote_partition(lfs: list[LabelingFunction], classes: LabelClasses, fault_tolerant: bool,
-                   rows: pa.RecordBatch) -> PartitionVotes:
-    """The task: every Python function over one partition (``rows``: the key, then the columns)."""
+                   rows: pa.RecordBatch, layout: CodeLayout | None = None) -> PartitionVotes:
+    """The task: every Python function over one partition (``rows``: the key, then the columns);
+    with a ``layout`` (the run's functions are all these), the partition's pattern counts too."""
     keys = rows.column(0)
     out: dict[str, Any] = {REMOTE_KEY: keys}
     failures = []
+    codes = np.zeros((len(keys), len(lfs)), dtype=np.int8)
     for j, lf in enumerate(lfs):
         votes = PythonVotes(lf, classes, fault_tolerant, udf_name="")
         columns = [rows.column(c.lower()) for c in lf.columns()]
-        out[vote_column(j)] = pa.array(votes.vote_partition(keys, columns), pa.int8())
+        codes[:, j] = votes.vote_partition(keys, columns)
+        out[vote_column(j)] = pa.array(codes[:, j], pa.int8())
         failures.append(votes.failures)
-    return PartitionVotes(pa.table(out), failures, task_place())
+    patterns = PatternCounts.of_votes(codes, layout).to_arrow(layout) if layout is not None else None
+    return PartitionVotes(pa.table(out), failures, task_place(), patterns)
 
 
 def cluster_votes(plan: VotePlan) -> ClusterVotes | None:
@@ -95,8 +114,11 @@ def cluster_votes(plan: VotePlan) -> ClusterVotes | None:
     bar = session.progress(partitions, f"{what}: Python functions on the cluster", unit="partition")
     results: list[PartitionVotes] = []
 
+    layout = plan.layout if len(lfs) == len(plan.lfs) else None  # counts merge only over every function's votes
+
     def submit(batch: pa.RecordBatch) -> Any:
-        return task.options(scheduling_strategy="SPREAD").remote(shared, plan.classes, plan.fault_tolerant, batch)
+        return task.options(scheduling_strategy="SPREAD").remote(shared, plan.classes, plan.fault_tolerant, batch,
+                                                                layout)
 
     try:
         with bar:
@@ -107,8 +129,12 @@ def cluster_votes(plan: VotePlan) -> ClusterVotes | None:
         reader.close()  # the connection takes no other query while the read is open
     failures = np.sum(np.array([r.failures for r in results], dtype=np.int64), axis=0).tolist()
     table = pa.concat_tables([r.votes for r in results])
+    patterns = None
+    if layout is not None:
+        patterns = PatternCounts.merge([PatternCounts.from_arrow(r.patterns, layout) for r in results
+                                        if r.patterns is not None], layout)
     return ClusterVotes(table, {lf.name: int(f) for lf, f in zip(lfs, failures)}, [r.place for r in results],
-                        time.perf_counter() - started)
+                        time.perf_counter() - started, patterns)
 
 
 def row_partitions(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:

@@ -4,7 +4,7 @@ partition size of the work sent to it.
 ``cluster`` is the one spelling: a session setting, so ``engine.connect(path, cluster='local')``
 sets it at connect time too.  Setting it only checks the address's form; the process connects
 to Ray when a statement first needs the cluster (``SHOW CLUSTER``, ``LABEL`` with Python
-functions, an inference scan), and without a cluster Ray is never imported.
+functions, ``COMPUTE STATISTICS``, an inference scan), and without a cluster Ray is never imported.
 
 >>> import engine
 >>> con = engine.connect(cluster="127.0.0.1:6379")
@@ -47,8 +47,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cluster", NO_CLUSTER, cluster_address,
             "The Ray cluster heavy work runs on: 'none' (this process), 'local' (start Ray on this machine), "
             "'host:port' (a cluster this machine is a node of: the head's GCS address) or 'ray://host:port' "
-            "(Ray Client, from outside the cluster). Python labeling functions and inference scans then run "
-            "in Ray tasks; results are written here."),
+            "(Ray Client, from outside the cluster). Python labeling functions, statistics scans and inference "
+            "scans then run in Ray tasks; results are written here."),
     Setting("cluster_partition_rows", 50_000, whole(1, 10**9),
-            "Rows per Ray task when Python labeling functions run on the cluster."),
+            "Rows per Ray task when Python labeling functions, or the scans of COMPUTE STATISTICS, run on the cluster."),
 )

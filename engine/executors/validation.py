@@ -43,7 +43,7 @@ from engine.validation.schema_store import load_schema, save_schema, schema_vers
 from engine.validation.schema_table import schema_query
 from engine.validation.schema_update import CHANGE_COLUMNS, update_schema
 from engine.validation.sources import StatisticsRef, check_source, statistics_of, table_statistics
-from engine.validation.span_statistics import SKETCH_ACCURACY, scan_span
+from engine.validation.span_statistics import SKETCH_ACCURACY, stage_span
 from engine.validation.tfdv_schema import UNMAPPED_COLUMNS, Unmapped
 from engine.validation.validation_run import ANOMALY_COLUMNS, References, SchemaVersion, find_anomalies
 
@@ -69,7 +69,8 @@ def compute_statistics(session: Session, node: ComputeStatistics) -> StatementRe
         max_values = options.get("max_values", session.settings["validation_max_values"])
     started = time.perf_counter()
     with store.staged(session) as key:
-        columns = scan_span(session, table, key, max_values)
+        staged = stage_span(session, table, key, max_values)
+        columns = staged.columns
         if append:
             _check_same_columns(session, name, {c.name: c.kind for c in columns}, table.sql("duckdb"))
         with session.atomic():
@@ -83,7 +84,7 @@ def compute_statistics(session: Session, node: ComputeStatistics) -> StatementRe
     seconds = time.perf_counter() - started
     return StatementResult(rowcount=rows, message=(
         f"COMPUTE STATISTICS: {rows} rows x {len(columns)} columns of {table.sql('duckdb')} as span {span} "
-        f"of statistics {name} in {seconds:.2f} s"))
+        f"of statistics {name} in {seconds:.2f} s{staged.cluster}"))
 
 
 def _check_same_columns(session: Session, name: str, found: dict[str, str], table: str) -> None:

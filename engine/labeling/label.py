@@ -47,15 +47,20 @@ class LabelOutcome:
     stats: list[LFStats]
     cluster_places: list[Any] = field(default_factory=list)  # where cluster tasks ran (engine.cluster)
     cluster_seconds: float = 0.0
+    merged_partitions: int = 0  # partitions whose vote-pattern counts were summed for the fit (0: counted here)
 
     def cluster_summary(self) -> str:
-        """'; Python functions in N tasks on M cluster nodes (S s)', or '' when they ran here."""
+        """'; Python functions in N tasks on M cluster nodes (S s)', and, when the label model was
+        fitted on the tasks' merged pattern counts, '; label model fitted on the vote-pattern counts
+        of N partitions, merged'; '' when the functions ran here."""
         if not self.cluster_places:
             return ""
         nodes = len({p.node_id for p in self.cluster_places})
         tasks = len(self.cluster_places)
+        merged = (f"; label model fitted on the vote-pattern counts of {self.merged_partitions} partitions, merged"
+                  if self.merged_partitions else "")
         return (f"; Python functions in {tasks} task{'s' * (tasks != 1)} on {nodes} cluster node{'s' * (nodes != 1)}"
-                f" ({self.cluster_seconds:.2f} s)")
+                f" ({self.cluster_seconds:.2f} s){merged}")
 
 
 def label(session: Session, node: exp.Expr) -> LabelOutcome:
@@ -97,7 +102,7 @@ def label(session: Session, node: exp.Expr) -> LabelOutcome:
 
 def _fit_and_write(session: Session, plan: VotePlan, matrix: LabelMatrix, options: LabelOptions, target: exp.Table,
                    replace: bool, started: float, applied: float, steps: Any) -> LabelOutcome:
-    patterns = matrix.patterns()
+    patterns = plan.patterns(matrix)
     gold = matrix.gold_patterns()
     steps.update(1)
     fit_start = time.perf_counter()
@@ -120,7 +125,8 @@ def _fit_and_write(session: Session, plan: VotePlan, matrix: LabelMatrix, option
     record.total_seconds = time.perf_counter() - started
     run_id = record_run(session, record, plan.lfs, stats, plan.failures())
     steps.update(1)
-    return LabelOutcome(run_id, record, stats, plan.cluster_places, plan.cluster_seconds)
+    merged = len(plan.cluster_places) if plan.cluster_patterns is not None else 0
+    return LabelOutcome(run_id, record, stats, plan.cluster_places, plan.cluster_seconds, merged)
 
 
 def _fit(patterns: VotePatterns, options: LabelOptions, k: int) -> tuple[Any, Predictions]:
@@ -166,7 +172,7 @@ def analyze(session: Session, node: exp.Expr) -> pa.Table:
     with session.atomic():
         matrix = plan.apply(f"__mallard_label_matrix_{id(plan):x}")
         try:
-            stats = lf_analysis([lf.name for lf in lfs], matrix.patterns(), matrix.gold_patterns(), plan.classes.texts)
+            stats = lf_analysis([lf.name for lf in lfs], plan.patterns(matrix), matrix.gold_patterns(), plan.classes.texts)
         finally:
             matrix.drop()
     table = analysis_arrow(stats)

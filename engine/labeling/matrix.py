@@ -85,6 +85,21 @@ class CodeLayout:
         return out
 
 
+def ordered_patterns(layout: CodeLayout, columns: Sequence[np.ndarray], counts: np.ndarray) -> VotePatterns:
+    """Distinct patterns (packed code columns, one entry per pattern) with their counts, in code
+    order (the first column first), the order every fit reads them in.
+
+    >>> layout = CodeLayout(m=2, k=2)
+    >>> patterns = ordered_patterns(layout, [np.array([6, 1])], np.array([3, 5]))
+    >>> patterns.votes.tolist(), patterns.counts.tolist()
+    ([[1, 0], [2, 1]], [5, 3])
+    """
+    order = np.lexsort([np.asarray(c, dtype=np.int64) for c in columns][::-1])
+    ordered = [np.asarray(c, dtype=np.int64)[order] for c in columns]
+    return VotePatterns(layout.group_codes(ordered), np.asarray(counts, dtype=np.int64)[order], layout.groups,
+                        join_codes=dict(zip(layout.names, ordered)))
+
+
 def vote_code(raw: exp.Expr, classes: LabelClasses, lf: str, key: exp.Expr,
               numeric: bool) -> exp.Expr:
     """``CASE`` mapping a labeling function's raw vote to its code; other values raise, naming the
@@ -130,11 +145,8 @@ class LabelMatrix:
         names = self.layout.names
         query = exp.select(*names, exp.alias_(exp.Count(this=exp.Star()), "n")).from_(self.ref()).group_by(*names)
         data = self.session.sql(query).fetchnumpy()
-        columns = [np.asarray(data[name], dtype=np.int64) for name in names]
-        order = np.lexsort(columns[::-1])
-        columns = [c[order] for c in columns]
-        return VotePatterns(self.layout.group_codes(columns), np.asarray(data["n"], dtype=np.int64)[order],
-                            self.layout.groups, join_codes=dict(zip(names, columns)))
+        return ordered_patterns(self.layout, [np.asarray(data[name], dtype=np.int64) for name in names],
+                                np.asarray(data["n"], dtype=np.int64))
 
     def gold_patterns(self) -> VotePatterns | None:
         """Vote patterns of the rows with a gold label, with the gold class code."""

@@ -15,6 +15,8 @@ from engine.labeling import gold as gold_labels
 from engine.labeling.classes import LabelClasses
 from engine.labeling.functions import LabelingFunction, check_columns, check_sql_expression
 from engine.labeling.matrix import CodeLayout, LabelMatrix, build_label_matrix, vote_code
+from engine.labeling.pattern_counts import PatternCounts
+from engine.labeling.patterns import VotePatterns
 from engine.labeling.python_votes import PythonVotes
 from engine.labeling.table import RowKey, check_unique_key, column_types, row_key
 
@@ -42,6 +44,7 @@ class VotePlan:
     python: dict[str, PythonVotes] = field(default_factory=dict)
     cluster_places: list[Any] = field(default_factory=list)  # where cluster tasks ran (engine.cluster)
     cluster_seconds: float = 0.0
+    cluster_patterns: PatternCounts | None = None  # merged from the cluster's partitions (all Python functions)
 
     @classmethod
     def prepare(cls, session: Session, source: exp.Table, lfs: list[LabelingFunction], key_option: str | None,
@@ -84,7 +87,15 @@ class VotePlan:
             self.python[lf_name].failures = count
         self.cluster_places = remote.places
         self.cluster_seconds = remote.seconds
+        self.cluster_patterns = remote.patterns
         return matrix
+
+    def patterns(self, matrix: LabelMatrix) -> VotePatterns:
+        """The distinct vote patterns the label model is fitted on: the counts the cluster's
+        partitions returned, summed (every function a Python one), else counted over ``matrix``."""
+        if self.cluster_patterns is not None:
+            return self.cluster_patterns.patterns(self.layout)
+        return matrix.patterns()
 
     def _apply(self, name: str, cluster_votes: str | None) -> LabelMatrix:
         from engine.cluster.labeling import REMOTE_KEY, vote_column

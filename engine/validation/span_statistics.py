@@ -69,9 +69,30 @@ def describe_source(session: Session, source: exp.Table) -> list[SourceColumn]:
 SKETCH_ACCURACY = 0.01
 
 
+@dataclass(frozen=True)
+class StagedSpan:
+    """A span staged by :func:`stage_span`: its columns, and how a cluster computed it ('' here)."""
+
+    columns: list[SourceColumn]
+    cluster: str = ""
+
+
 def scan_span(session: Session, source: exp.Table, key: str, max_values: int) -> list[SourceColumn]:
     """Stage the partial statistics of ``source`` under ``key`` (span 0); return its columns."""
+    return stage_span(session, source, key, max_values).columns
+
+
+def stage_span(session: Session, source: exp.Table, key: str, max_values: int) -> StagedSpan:
+    """Stage the partial statistics of ``source`` under ``key`` (span 0).
+
+    With a cluster set, partitions of the rows are summarized in Ray tasks and merged here
+    (:mod:`engine.cluster.statistics`); the staged rows are the same."""
+    from engine.cluster.statistics import cluster_span
+
     columns = describe_source(session, source)
+    cluster = cluster_span(session, source, key, columns, max_values)
+    if cluster is not None:
+        return StagedSpan(columns, cluster.summary())
     started = time.perf_counter()
     with session.progress(3, f"statistics of {source.sql('duckdb')}", unit="scan") as bar:
         _aggregate_scan(session, source, key, columns)
@@ -82,15 +103,20 @@ def scan_span(session: Session, source: exp.Table, key: str, max_values: int) ->
         bar.update(1)
     session.sql("UPDATE mallard_span_rows SET seconds = ? WHERE statistics = ?",
                 [time.perf_counter() - started, key])
-    return columns
+    return StagedSpan(columns)
 
 
 # Scan 1: one aggregate row ----------------------------------------------------------------
-def _aggregate_scan(session: Session, source: exp.Table, key: str, columns: list[SourceColumn]) -> None:
-    query = exp.select(
+def aggregate_query(source: exp.Table, columns: list[SourceColumn]) -> exp.Select:
+    """Scan 1: one row ``(row_count, columns)``, ``columns`` a list of each column's partial struct."""
+    return exp.select(
         exp.alias_(exp.Count(this=exp.Star()), "row_count"),
         exp.alias_(exp.Array(expressions=[_column_partial(c) for c in columns]), "columns"),
     ).from_(source.copy())
+
+
+def _aggregate_scan(session: Session, source: exp.Table, key: str, columns: list[SourceColumn]) -> None:
+    query = aggregate_query(source, columns)
     session.sql(exp.Create(this=exp.to_table("mallard_span_aggregate"), kind="TABLE", replace=True,
                            expression=query, properties=exp.Properties(expressions=[exp.TemporaryProperty()])))
     session.sql(
@@ -102,8 +128,13 @@ def _aggregate_scan(session: Session, source: exp.Table, key: str, columns: list
     session.sql("DROP TABLE mallard_span_aggregate")
 
 
+def row_hash(columns: list[SourceColumn]) -> exp.Expr:
+    """The 64-bit hash of a whole row (scan 2 counts its distinct values)."""
+    return exp.func("hash", *[c.ref for c in columns])
+
+
 def _duplicate_scan(session: Session, source: exp.Table, key: str, columns: list[SourceColumn]) -> None:
-    everything = exp.func("hash", *[c.ref for c in columns])
+    everything = row_hash(columns)
     count = exp.select(exp.Sub(this=exp.Count(this=exp.Star()),
                                expression=exp.Count(this=exp.Distinct(expressions=[everything])))).from_(source.copy())
     duplicates = session.scalar(count)
@@ -188,12 +219,24 @@ def _numeric_partial(column: SourceColumn) -> dict[str, exp.Expr]:
 
 # Scan 3: counts of string values and of number bins ----------------------------------------
 def _count_scan(session: Session, source: exp.Table, key: str, columns: list[SourceColumn], max_values: int) -> None:
-    keys = _count_keys(columns)
-    if not keys:
+    query = count_query(source, columns)
+    if query is None:
         return
     session.sql(exp.Create(this=exp.to_table("mallard_span_counts"), kind="TABLE", replace=True,
-                           expression=_count_query(source, keys),
-                           properties=exp.Properties(expressions=[exp.TemporaryProperty()])))
+                           expression=query, properties=exp.Properties(expressions=[exp.TemporaryProperty()])))
+    summarize_counts(session, key, max_values)
+
+
+def count_query(source: exp.Table, columns: list[SourceColumn]) -> exp.Select | None:
+    """Scan 3's rows ``(position, role, value, bin, number, count)``; None when nothing is counted.
+    Counts of disjoint row partitions add key by key into the counts of the whole."""
+    keys = _count_keys(columns)
+    return _count_query(source, keys) if keys else None
+
+
+def summarize_counts(session: Session, key: str, max_values: int) -> None:
+    """What scan 3 derives from the counts in the temp table ``mallard_span_counts`` (dropped
+    after): bins, the integers' moments, distinct counts, lengths, top values and shapes."""
     session.sql(_STORE_BINS, [key])
     session.sql(_SUMMARIZE_INTEGERS, [key])
     session.sql(_RANK_VALUES)
