@@ -205,15 +205,76 @@ def test_a_stored_specialized_model_under_a_stricter_contract_than_its_sample_ce
            f"{needed_successes(strict)}" in report.reason
 
 
-def test_a_count_under_the_contract_counts_the_cascade_selection_and_explain_analyze_shows_the_stages(clip):
-    con, _, labels, _, label, _ = clip
-    count = con.execute("SELECT count(*) FROM traffic WHERE mobilenet(frame).label = ?", [label]).fetchone()[0]
+def test_a_count_under_the_contract_is_estimated_with_an_interval_that_holds_the_exact_count(clip):
+    con, ids, labels, _, label, _ = clip
+    count = con.execute("SELECT count(*) AS n FROM traffic WHERE mobilenet(frame).label = ?", [label]).fetchone()[0]
     report = con.session.state[REPORTS][-1]
-    assert report.plan == "cascade" and count == report.selected
     exact = int(np.sum(labels == label))
-    # the count is the selection's size: within [recall, 1 / precision] of the exact count
-    assert CONTRACT * exact <= count <= exact / CONTRACT, (count, exact)
+    assert report.plan == "cascade" and report.request.kind == "count", report.reason
+    assert count == round(report.estimate)
+    low, high = report.interval
+    assert low <= exact <= high, (exact, report.render())
+    assert abs(count - exact) <= (1 - CONTRACT) * exact and (high - low) / 2 <= (1 - CONTRACT) * report.estimate
+    assert report.by_reference < len(ids) and report.estimate_sample == report.by_reference
+    row = con.execute("SELECT kind, estimate, interval_low, interval_high, estimate_sample, variance_ratio "
+                      "FROM mallard.cascades ORDER BY cascade_id DESC LIMIT 1").fetchone()
+    assert row[:5] == ("count", report.estimate, low, high, report.estimate_sample) and 0 <= row[5] <= 1.0001
     analyzed = dict(con.execute("EXPLAIN ANALYZE SELECT count(*) FROM traffic WHERE mobilenet(frame).label = ?",
                                 [label]).fetchall())["cascade"]
-    for stage in ("difference detector", "specialized model", "reference model", "thresholds", "selected"):
+    for stage in ("specialized model", "reference model", "estimate", "cost"):
         assert f"\n  {stage} " in analyzed, analyzed
+    assert "95% interval" in analyzed and "of plain sampling's variance" in analyzed
+
+
+def test_an_average_score_under_the_contract_holds_the_exact_average(clip):
+    con, _, _, scores, _, _ = clip
+    got = con.execute("SELECT avg(mobilenet(frame).score) FROM traffic").fetchone()[0]
+    report = con.session.state[REPORTS][-1]
+    assert report.plan == "cascade" and report.request.kind == "avg", report.reason
+    exact = float(scores.mean())
+    assert report.interval[0] <= exact <= report.interval[1], (exact, report.render())
+    assert abs(got - exact) <= (1 - CONTRACT) * exact
+
+
+def _overlap(got, exact):
+    return len(set(got) & set(exact)) / len(exact)
+
+
+def test_a_top_k_under_the_contract_overlaps_the_exact_top_k(clip):
+    con, ids, labels, scores, label, _ = clip
+    rows = con.execute("SELECT frame_id, mobilenet(frame).score FROM traffic "
+                       "ORDER BY mobilenet(frame).score DESC LIMIT 20").fetchall()
+    report = con.session.state[REPORTS][-1]
+    assert report.plan == "cascade" and report.request.kind == "top_k" and len(rows) == 20, report.reason
+    exact = ids[np.lexsort((ids, -scores))][:20].tolist()
+    assert _overlap([r[0] for r in rows], exact) >= max(CONTRACT, report.overlap_bound - 1e-9)
+    by_id = dict(zip(ids.tolist(), scores.tolist()))
+    assert all(abs(score - by_id[frame]) < 1e-6 for frame, score in rows)  # the reference model's scores
+    assert [r[1] for r in rows] == sorted((r[1] for r in rows), reverse=True)
+    among = labels == label
+    got = [r[0] for r in con.execute("SELECT frame_id FROM traffic WHERE mobilenet(frame).label = ? "
+                                     "ORDER BY mobilenet(frame).score DESC LIMIT 10", [label]).fetchall()]
+    exact = ids[among][np.lexsort((ids[among], -scores[among]))][:10].tolist()
+    assert set(got) <= set(ids[among].tolist()) and _overlap(got, exact) >= CONTRACT
+
+
+def test_an_aggregate_over_too_few_frames_computes_exactly_and_says_why(clip):
+    con, ids, labels, _, _, rare = clip  # a question no stored specialized model answers (one is reused at any size)
+    query = "SELECT count(*) FROM traffic WHERE frame_id < 200 AND mobilenet(frame).label = ?"
+    count = con.execute(query, [rare]).fetchone()[0]
+    report = con.session.state[REPORTS][-1]
+    assert count == int(np.sum((labels == rare) & (ids < 200)))
+    assert report.plan == "exact" and "covers 200 frames, fewer than inference_cascade_min_frames" in report.reason
+    explained = dict(con.execute(f"EXPLAIN {query}", [rare]).fetchall())["cascade"]
+    assert "plan                exact: the query covers 200 frames" in explained
+    assert "expected cost       reference model on all 200 frames" in explained
+
+
+def test_explain_shows_the_expected_cost_against_exact_inference(clip):
+    con, ids, _, _, label, _ = clip
+    for query in ("SELECT frame_id FROM traffic WHERE mobilenet(frame).label = ?",
+                  "SELECT count(*) FROM traffic WHERE mobilenet(frame).label = ?",
+                  "SELECT frame_id FROM traffic WHERE mobilenet(frame).label = ? "
+                  "ORDER BY mobilenet(frame).score DESC LIMIT 5"):
+        text = dict(con.execute(f"EXPLAIN {query}", [label]).fetchall())["cascade"]
+        assert f" of {len(ids)} frames (" in text and f"exact inference: all {len(ids)}" in text, text

@@ -72,6 +72,12 @@ class CascadeReport:
     thresholds: Thresholds | None = None
     seconds: float = 0.0
     breakdown: dict[str, float] = field(default_factory=dict)
+    estimate: float | None = None        # count/avg: the answer ...
+    interval: tuple[float, float] | None = None     # ... its 95% interval
+    estimate_sample: int = 0             # reference answers the estimate (or the top k) rests on
+    variance_ratio: float | None = None  # Var with the control variate / Var of plain sampling
+    rounds: int = 0
+    overlap_bound: float | None = None   # top_k: certified overlap with the exact top k
 
     def add(self, stage: str, seconds: float) -> None:
         self.breakdown[stage] = self.breakdown.get(stage, 0.0) + seconds
@@ -79,6 +85,11 @@ class CascadeReport:
     def render(self) -> str:
         """EXPLAIN ANALYZE's text of this cascade."""
         r = self.request
+        if r.kind != "selection":
+            from engine.cascades.blazeit import render_blazeit
+
+            return render_blazeit(self)
+        assert r.question is not None
         lines = [f"CASCADE {r.model} (version {self.model_version}) OVER {self.frames_table} ANALYZED",
                  f"  question            {r.question.describe()}   (inference_accuracy = {r.accuracy:g}: precision "
                  "and recall, 95% lower confidence bounds)",
@@ -96,9 +107,15 @@ class CascadeReport:
         else:
             lines.append(f"  reference model     {self.by_reference:>7}")
         lines.append(f"  selected            {self.selected:>7}")
+        return "\n".join(lines + self.cost_lines())
+
+    def cost_lines(self) -> list[str]:
+        """The measured cost against exact inference, and the seconds of each stage."""
         stages = ", ".join(f"{k} {v:.3f}" for k, v in self.breakdown.items())
-        lines.append(f"  seconds             {self.seconds:.3f} ({stages})")
-        return "\n".join(lines)
+        share = self.by_reference / self.frames if self.frames else 0.0
+        return [f"  cost                reference model on {self.by_reference} of {self.frames} frames ({share:.1%}; "
+                f"exact inference: all {self.frames}), training {self.breakdown.get('training', 0.0):.3f} s",
+                f"  seconds             {self.seconds:.3f} ({stages})"]
 
 
 def answers(question: FramePredicate, results: FrameResults, label: Any) -> np.ndarray:
@@ -116,12 +133,13 @@ def answers(question: FramePredicate, results: FrameResults, label: Any) -> np.n
 
 
 def cascade_relation(session: Session, request: CascadeRequest) -> pa.Table:
-    """Run the cascade; its answer as the relation the rewritten query reads (frame_id)."""
-    selected, report = run_cascade(session, request)
+    """Run the cascade; its answer as the relation the rewritten query reads (a selection's
+    frame_id; an aggregate's one ``estimate``; a top k's frame_id and score)."""
+    relation, report = run_cascade(session, request)
     history = session.state.setdefault(REPORTS, [])
     history.append(report)
     del history[:-100]
-    return pa.table({"frame_id": pa.array(selected, pa.int64())})
+    return relation
 
 
 def prepare_scan(session: Session, request: CascadeRequest) -> PreparedScan:
@@ -132,23 +150,30 @@ def prepare_scan(session: Session, request: CascadeRequest) -> PreparedScan:
     return PreparedScan.prepare(session, scan_request)
 
 
-def run_cascade(session: Session, request: CascadeRequest) -> tuple[np.ndarray, CascadeReport]:
-    """The frame_ids where the question holds, and what the cascade did."""
+def run_cascade(session: Session, request: CascadeRequest) -> tuple[pa.Table, CascadeReport]:
+    """The cascade's relation (see :func:`cascade_relation`), and what the cascade did."""
     started = time.perf_counter()
     scan = prepare_scan(session, request)
     ids = scan.selection.frame_ids
     report = CascadeReport(request, scan.version.version, scan.frames.name, len(ids))
-    selected = _answer(session, scan, request, report)
-    report.selected = len(selected)
+    if request.kind == "selection":
+        selected = _answer(session, scan, request, report)
+        report.selected = len(selected)
+        relation = pa.table({"frame_id": pa.array(selected, pa.int64())})
+    else:
+        from engine.cascades.blazeit import answer_blazeit
+
+        relation = answer_blazeit(session, scan, request, report)
     report.seconds = time.perf_counter() - started
     if not session.read_only:
         with session.atomic():
             record_cascade(session, _row(report))
-    return selected, report
+    return relation, report
 
 
 def _answer(session: Session, scan: PreparedScan, request: CascadeRequest, report: CascadeReport) -> np.ndarray:
     ids = scan.selection.frame_ids
+    assert request.question is not None
     question = request.question.describe()
     settings = session.settings
     stored = find_specialized(session, scan.version.model, scan.version.version, scan.frames.video_key, question) \
@@ -199,15 +224,10 @@ def _answer(session: Session, scan: PreparedScan, request: CascadeRequest, repor
 def _make_specialized(session: Session, scan: PreparedScan, request: CascadeRequest,
                       report: CascadeReport) -> tuple[StoredSpecialized, dict[int, bool], FrameResults] | np.ndarray:
     """Label a sample, train and calibrate; the exact answer instead when that cannot work."""
-    ids = scan.selection.frame_ids
-    size = min(int(session.settings["inference_cascade_sample"]), len(ids) * 3 // 4)
-    rng = np.random.default_rng(SEED)
-    sample = rng.permutation(ids)[:size]
-    cut = round(size * TRAINING_SHARE)
-    training, calibration = np.sort(sample[:cut]), np.sort(sample[cut:])
-    started = time.perf_counter()
-    labeled = _reference(session, scan, np.sort(sample))
-    report.add("labeling", time.perf_counter() - started)
+    assert request.question is not None
+    training, calibration = sample_frames(session, scan.selection.frame_ids)
+    size = len(training) + len(calibration)
+    labeled = label_sample(session, scan, np.sort(np.concatenate([training, calibration])), report)
     truth = dict(zip(labeled.frame_ids.tolist(), answers(request.question, labeled, scan.version.spec.label).tolist()))
     y_train = np.array([truth[i] for i in training.tolist()], bool)
     y_cal = np.array([truth[i] for i in calibration.tolist()], bool)
@@ -219,12 +239,38 @@ def _make_specialized(session: Session, scan: PreparedScan, request: CascadeRequ
                   f"{request.accuracy:g} at 95% confidence needs at least {needed} positives in the calibration "
                   f"sample and {MIN_TRAINING_POSITIVES} in the training sample")
         return _exact(session, scan, request, report, reason, done=labeled)
+    stored = train_and_store(session, scan, request.question, training, y_train, calibration, y_cal, report)
+    return stored, truth, labeled
+
+
+def sample_frames(session: Session, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded sample the reference model labels: (training frames, calibration frames), sorted."""
+    size = min(int(session.settings["inference_cascade_sample"]), len(ids) * 3 // 4)
+    sample = np.random.default_rng(SEED).permutation(ids)[:size]
+    cut = round(size * TRAINING_SHARE)
+    return np.sort(sample[:cut]), np.sort(sample[cut:])
+
+
+def label_sample(session: Session, scan: PreparedScan, frames: np.ndarray, report: CascadeReport) -> FrameResults:
+    """The reference model's results on the sampled ``frames`` (ascending), timed as labeling."""
+    started = time.perf_counter()
+    labeled = _reference(session, scan, frames)
+    report.add("labeling", time.perf_counter() - started)
+    return labeled
+
+
+def train_and_store(session: Session, scan: PreparedScan, question: FramePredicate, training: np.ndarray,
+                    y_train: np.ndarray, calibration: np.ndarray, y_cal: np.ndarray,
+                    report: CascadeReport) -> StoredSpecialized:
+    """Train the specialized model for ``question`` on the training frames, score the
+    calibration frames, and store it with its lineage (when the video has a key)."""
+    sample = np.sort(np.concatenate([training, calibration]))
     height, width = next(iter(scan.selection.sizes()))
     started = time.perf_counter()
-    frames = scan.frames.read(session, np.sort(sample), height, width)
+    frames = scan.frames.read(session, sample, height, width)
     report.add("decode", time.perf_counter() - started)
     started = time.perf_counter()
-    small = dict(zip(np.sort(sample).tolist(), shrink(frames)))
+    small = dict(zip(sample.tolist(), shrink(frames)))
     report.add("convert", time.perf_counter() - started)
     started = time.perf_counter()
     specialized = train_specialized(session.duck, training, np.stack([small[i] for i in training.tolist()]), y_train,
@@ -238,10 +284,10 @@ def _make_specialized(session: Session, scan: PreparedScan, request: CascadeRequ
         with session.atomic():
             stored.specialized_id = save_specialized(
                 session, model=scan.version.model, version=scan.version.version, video_key=scan.frames.video_key,
-                frames_table=scan.frames.name, question=request.question.describe(), stored=stored, seed=SEED)
+                frames_table=scan.frames.name, question=question.describe(), stored=stored, seed=SEED)
     report.reason = f"trained specialized model #{stored.specialized_id} on {len(training)} frames, " \
                     f"calibrated on {len(calibration)}"
-    return stored, truth, labeled
+    return stored
 
 
 def _cheap_pass(session: Session, scan: PreparedScan, request: CascadeRequest, stored: StoredSpecialized,
@@ -282,6 +328,7 @@ def _cheap_pass(session: Session, scan: PreparedScan, request: CascadeRequest, s
     undecided = np.array(sorted(i for i, d in decided.items() if d == -1), np.int64)
     started = time.perf_counter()
     if len(undecided):
+        assert request.question is not None
         results = _reference(session, scan, undecided)
         decided.update(zip(results.frame_ids.tolist(),
                            answers(request.question, results, scan.version.spec.label).astype(int).tolist()))
@@ -327,6 +374,7 @@ def _exact(session: Session, scan: PreparedScan, request: CascadeRequest, report
     report.add("reference", time.perf_counter() - started)
     report.sampled = len(skip)
     report.by_reference = len(ids) - len(known)
+    assert request.question is not None
     yes = results.frame_ids[answers(request.question, results, scan.version.spec.label)].tolist()
     return np.sort(np.asarray(yes + [i for i, a in known.items() if a], np.int64))
 
@@ -338,7 +386,7 @@ def _row(report: CascadeReport) -> dict[str, Any]:
         return (v if v is not None and np.isfinite(v) else None)
     return {
         "model": r.model, "model_version": report.model_version, "frames_table": report.frames_table,
-        "question": r.question.describe(), "accuracy": r.accuracy, "plan": report.plan, "reason": report.reason,
+        "question": r.question.describe() if r.question is not None else "", "accuracy": r.accuracy, "plan": report.plan, "reason": report.reason,
         "specialized_id": report.specialized_id, "reused": report.reused, "frames": report.frames,
         "sampled": report.sampled, "by_difference": report.by_difference, "by_specialized": report.by_specialized,
         "by_reference": report.by_reference, "selected": report.selected,
@@ -346,6 +394,11 @@ def _row(report: CascadeReport) -> dict[str, Any]:
         "calibration_precision": t.precision if t else None, "calibration_recall": t.recall if t else None,
         "precision_bound": t.precision_bound if t else None, "recall_bound": t.recall_bound if t else None,
         "seconds": report.seconds, "breakdown": {k: round(v, 4) for k, v in report.breakdown.items()},
+        "kind": r.kind, "estimate": report.estimate,
+        "interval_low": report.interval[0] if report.interval else None,
+        "interval_high": report.interval[1] if report.interval else None,
+        "estimate_sample": report.estimate_sample if r.kind != "selection" else None,
+        "variance_ratio": report.variance_ratio, "overlap_bound": report.overlap_bound,
     }
 
 
@@ -353,6 +406,11 @@ def explain_cascade(session: Session, request: CascadeRequest) -> str:
     """EXPLAIN's text of a cascade, computing nothing: the frames it covers, and whether it
     reuses a specialized model (with the thresholds the contract gives it), trains one, or
     computes exactly (and why)."""
+    if request.kind != "selection":
+        from engine.cascades.blazeit import explain_blazeit
+
+        return explain_blazeit(session, request)
+    assert request.question is not None
     scan = prepare_scan(session, request)
     ids = scan.selection.frame_ids
     question = request.question.describe()
@@ -379,17 +437,38 @@ def explain_cascade(session: Session, request: CascadeRequest) -> str:
                          f"{thresholds.undecided:.1%} of its calibration frames to the reference model, more than "
                          f"inference_cascade_max_undecided = {ceiling:g}: the cascade would not pay")
         else:
+            sampled = int(np.isin(np.concatenate([stored.training_frames, stored.calibration_frames]), ids).sum())
+            expected = sampled + round(thresholds.undecided * (len(ids) - sampled))
             lines += [f"  plan                cascade, reusing specialized model #{stored.specialized_id} "
-                      f"(trained on {len(stored.training_frames)} frames)", stages]
+                      f"(trained on {len(stored.training_frames)} frames)", stages,
+                      f"  expected cost       reference model on about {expected} of {len(ids)} frames ({sampled} "
+                      f"sampled earlier, {thresholds.undecided:.1%} of the others left undecided on the calibration "
+                      f"sample, fewer where the difference detector copies a decision; exact inference: all "
+                      f"{len(ids)}), no training"]
         lines.append(f"  thresholds          {thresholds.describe()}")
     elif len(ids) < minimum:
-        lines.append(f"  plan                exact: the query covers {len(ids)} frames, fewer than "
-                     f"inference_cascade_min_frames = {minimum}: training a specialized model would not pay")
+        lines += [f"  plan                exact: the query covers {len(ids)} frames, fewer than "
+                  f"inference_cascade_min_frames = {minimum}: training a specialized model would not pay",
+                  f"  expected cost       reference model on all {len(ids)} frames"]
     else:
         size = min(int(session.settings["inference_cascade_sample"]), len(ids) * 3 // 4)
         cut = round(size * TRAINING_SHARE)
         lines += [f"  plan                cascade: the reference model labels {size} sampled frames; a specialized "
                   f"model trains on {cut} and its thresholds are calibrated on {size - cut} (exact instead if fewer "
                   f"than {needed_successes(request.accuracy)} of those are positive, or if the specialized model "
-                  f"leaves more than inference_cascade_max_undecided of them undecided)", stages]
+                  f"leaves more than inference_cascade_max_undecided of them undecided)", stages,
+                  f"  expected cost       reference model on at least {size} of {len(ids)} frames (the sample, then "
+                  f"the frames the specialized model leaves undecided; at most inference_cascade_max_undecided = "
+                  f"{float(session.settings['inference_cascade_max_undecided']):g} of the others; exact inference: "
+                  f"all {len(ids)}), {expected_training(session, cut)}"]
     return "\n".join(lines)
+
+
+def expected_training(session: Session, frames: int) -> str:
+    """The expected cost of training a specialized model on ``frames`` frames, at the rate the
+    newest stored one trained (seconds per training frame), or unmeasured."""
+    row = session.sql("SELECT training_seconds / greatest(len(training_frames), 1) FROM mallard.specialized_models "
+                      "ORDER BY specialized_id DESC LIMIT 1").fetchone()
+    if row is None:
+        return f"training on {frames} frames (no specialized model trained yet to estimate its seconds from)"
+    return f"training on {frames} frames (about {row[0] * frames:.1f} s at the rate the last specialized model trained)"

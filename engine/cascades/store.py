@@ -35,12 +35,14 @@ class StoredSpecialized:
 
 
 def find_specialized(session: Session, model: str, version: int, video_key: str,
-                     question: str) -> StoredSpecialized | None:
-    """The newest specialized model for this reference model version, video and question."""
+                     question: str, prefix: bool = False) -> StoredSpecialized | None:
+    """The newest specialized model for this reference model version, video and question
+    (with ``prefix``, any question starting with ``question``)."""
+    match = "starts_with(question, ?)" if prefix else "question = ?"
     row = session.sql(
         "SELECT specialized_id, weights, mean, std, resolution, architecture, training_seconds, training_frames, "
         "training_answers, calibration_frames, calibration_answers, calibration_scores "
-        "FROM mallard.specialized_models WHERE model = ? AND model_version = ? AND video_key = ? AND question = ? "
+        f"FROM mallard.specialized_models WHERE model = ? AND model_version = ? AND video_key = ? AND {match} "
         "ORDER BY specialized_id DESC LIMIT 1", [model, version, video_key, question]).fetchone()
     if row is None:
         return None

@@ -144,24 +144,38 @@ class FramePredicate:
         return f"{self.field} {self.operator} {value}"
 
 
+#: What a cascade answers: the frame_ids where ``question`` holds (``selection``), an
+#: estimate of ``count(*)`` of them or of ``avg(score)`` (BlazeIt's control variates), or the
+#: ``limit`` frames of highest score (``top_k``, confirmed by the reference model).
+CASCADE_KINDS = ("selection", "count", "avg", "top_k")
+
+
 @dataclass(frozen=True)
 class CascadeRequest:
-    """A selection under an accuracy contract: the frames of ``table`` where ``question``
-    holds for ``model``'s prediction, answered by a cascade (difference detector,
-    specialized model, then the reference model) as relation ``relation`` (its frame_ids).
-    ``restriction`` (over the frames table's own columns) limits the frames considered."""
+    """A query under an accuracy contract answered by a cascade as relation ``relation``:
+    for a ``selection`` the frames of ``table`` where ``question`` holds for ``model``'s
+    prediction (difference detector, specialized model, then the reference model; its
+    frame_ids); for ``count``/``avg`` one row ``estimate`` (``question`` optional for avg);
+    for ``top_k`` the ``limit`` frames of highest score (where ``question`` holds, if given)
+    with their ``score``.  ``restriction`` (over the frames table's own columns) limits the
+    frames considered."""
 
     model: str
     table: exp.Table
     frame_column: str
-    question: FramePredicate
+    question: FramePredicate | None
     accuracy: float
     relation: str
     restriction: exp.Expr | None = None
+    kind: str = "selection"            # one of CASCADE_KINDS
+    limit: int | None = None           # top_k: how many frames
 
     def describe(self) -> str:
-        text = (f"{self.relation}: {self.model} ON {self.table.sql('duckdb')} ({self.frame_column}) "
-                f"WHERE {self.question.describe()} ACCURACY {self.accuracy:g}")
+        text = f"{self.relation}: {self.model} ON {self.table.sql('duckdb')} ({self.frame_column})"
+        text += f" WHERE {self.question.describe()}" if self.question is not None else ""
+        text += {"selection": "", "count": " ESTIMATE count", "avg": " ESTIMATE avg(score)",
+                 "top_k": f" TOP {self.limit} BY score"}[self.kind]
+        text += f" ACCURACY {self.accuracy:g}"
         if self.restriction is not None:
             text += f" RESTRICT {self.restriction.sql('duckdb')}"
         return text

@@ -38,8 +38,10 @@ _OCCLUSION = re.compile(r"^-- occlusion (?P<relation>\S+): (?P<call>occlusion_ma
 _PREDICT = re.compile(r"^-- (?P<function>predict|evaluate) (?P<relation>\S+): (?P<call>(?:predict|evaluate)\(.*\))$")
 _FUNCTION = re.compile(r"^-- function (?P<relation>\S+): (?P<model>\S+) OVER (?P<arity>\d+) numbers OUTPUTS (?P<output>\w+)$")
 _CASCADE = re.compile(
-    r"^-- cascade (?P<relation>\S+): (?P<model>\S+) ON (?P<table>.+?) \((?P<column>\w+)\) WHERE (?P<field>\w+) "
-    r"(?P<op>=|<>|>=|<=|>|<) (?P<value>.+?) ACCURACY (?P<accuracy>[\d.e-]+)(?: RESTRICT (?P<restriction>.+))?$")
+    r"^-- cascade (?P<relation>\S+): (?P<model>\S+) ON (?P<table>.+?) \((?P<column>\w+)\)"
+    r"(?: WHERE (?P<field>\w+) (?P<op>=|<>|>=|<=|>|<) (?P<value>.+?))?"
+    r"(?: ESTIMATE (?P<estimate>count|avg\(score\))| TOP (?P<limit>\d+) BY score)?"
+    r" ACCURACY (?P<accuracy>[\d.e-]+)(?: RESTRICT (?P<restriction>.+))?$")
 _ACCURACY = re.compile(r"^-- accuracy (?P<accuracy>[\d.e-]+)$")
 _NOTE = re.compile(r"^-- note (?P<note>.+)$")
 
@@ -128,8 +130,12 @@ def _cascade(match: re.Match[str]) -> CascadeRequest:
     select = sqlglot.parse_one(f"SELECT * FROM {match['table']}", read="duckdb")
     table = select.args["from_"].this
     assert isinstance(table, exp.Table)
-    value = literal_value(sqlglot.parse_one(match["value"], read="duckdb"))
+    question = None
+    if match["field"]:
+        question = FramePredicate(match["field"], match["op"], literal_value(sqlglot.parse_one(match["value"],
+                                                                                              read="duckdb")))
     restriction = sqlglot.parse_one(match["restriction"], read="duckdb") if match["restriction"] else None
-    return CascadeRequest(model=match["model"], table=table, frame_column=match["column"],
-                          question=FramePredicate(match["field"], match["op"], value),
-                          accuracy=float(match["accuracy"]), relation=match["relation"], restriction=restriction)
+    kind = "top_k" if match["limit"] else {"count": "count", "avg(score)": "avg", None: "selection"}[match["estimate"]]
+    return CascadeRequest(model=match["model"], table=table, frame_column=match["column"], question=question,
+                          accuracy=float(match["accuracy"]), relation=match["relation"], restriction=restriction,
+                          kind=kind, limit=int(match["limit"]) if match["limit"] else None)
