@@ -115,10 +115,12 @@ def _contract(value: Any) -> float | None:
 CASCADE_SETTINGS: tuple[Setting, ...] = (
     Setting("inference_accuracy", None,
             Validator(_CONTRACT, _contract),
-            "Accuracy contract for queries that select frames by a model's answer (WHERE m(frame).label = 'bus', "
-            "m(frame).score > 0.8): precision and recall against the reference model on every frame, met as a 95% "
-            "lower confidence bound, by a cascade (difference detector, specialized model, reference model). "
-            "NULL: exact inference."),
+            "Accuracy contract for queries over a model's answers: a selection (WHERE m(frame).label = 'bus', "
+            "m(frame).score > 0.8) keeps precision and recall against the reference model on every frame, met as a 95% "
+            "lower confidence bound, by a cascade (difference detector, specialized model, reference model); "
+            "count(*) and avg(m(frame).score) are estimated within a relative error of 1 - a (95% interval, the "
+            "specialized model as a control variate); ORDER BY m(frame).score DESC LIMIT k overlaps the exact top k "
+            "by at least a. NULL: exact inference."),
     Setting("inference_cascade_sample", 1000, whole(20, 10**9),
             "Frames the reference model labels to train (40%) and calibrate (60%) a specialized model; at most "
             "three quarters of the frames a query covers."),
