@@ -33,22 +33,25 @@ from engine.inference.incremental.graph import LayerGraph
 #: Frames after a segment's start frame on which the guard judges the segment.
 SAMPLE = 8
 
-# Calibrated once on the development machine (2 cores, torch threads 2, load below 1) with
-# ``bench/calibrate_guard.py`` over vtest.avi and MobileNetV2 (data/mobilenet_v2.pth), at
-# 224x224 (256 frames) and native 576x768 (96 frames), approximate mode with the defaults and
-# with docs/incremental.md's native settings: seconds per multiply-add of full inference (the
-# dense path full frames take), of the incremental frames' spent multiply-adds, and seconds
-# of deciding per frame, fitted as below.  They are machine-dependent ratios, not timings
-# taken at run time: every decision reads only these constants and multiply-add counts.
+# Calibrated once on the development machine (2 cores, torch threads 2, load average 0.5) over
+# vtest.avi and MobileNetV2 (data/mobilenet_v2.pth), approximate mode with the guard off: the
+# defaults at 224x224 (256 frames), docs/incremental.md's native settings at 576x768 (96
+# frames).  Measured: full inference 9.3 ms a frame at 224x224 (0.30 G multiply-adds) and 86 ms
+# at native size (2.64 G); incremental frames 12.8 ms for 0.072 G spent and 32 ms for 0.127 G;
+# deciding 1.9 ms and 3.4 ms a frame.  ``bench/calibrate_guard.py`` repeats the measure (under
+# load the sparse path suffers more than the dense one: it then reads 5.5 to 15).  These are
+# ratios of this machine, not timings taken at run time: every decision reads only these
+# constants and multiply-add counts.
 
 #: Seconds per multiply-add of incremental frames over seconds per multiply-add of dense full
-#: frames (measured 5.8 at 224x224, 6.6 at native size).
+#: frames (measured 5.8 at 224x224, 6.3 to 7.7 at native size).
 SPARSE_COST_PER_MAC = 6.0
 #: Deciding one frame (change detection, mask propagation through the graph), in dense
 #: multiply-add equivalents: a part per layer-graph node (torch's per-operation cost) ...
 DECIDE_MACS_PER_NODE = 900_000
-#: ... and a part per input pixel (measured 1.9 ms at 224x224, 3.4 ms at 576x768 per frame).
-DECIDE_MACS_PER_PIXEL = 125
+#: ... and a part per input pixel (fitted to 63 M at 224x224 and 106 M at 576x768 per frame,
+#: MobileNetV2's graph having 63 nodes).
+DECIDE_MACS_PER_PIXEL = 110
 
 
 def overhead(graph: LayerGraph) -> float:
