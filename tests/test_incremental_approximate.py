@@ -66,7 +66,8 @@ def spent(stats: list[FrameStats]) -> float:
 
 def test_default_knobs_meet_the_fidelity_bar_on_vtest(mobilenet: nn.Module, vtest: np.ndarray,
                                                       truth: torch.Tensor) -> None:
-    logits, stats = run(mobilenet, vtest, IncrementalConfig())
+    # the knobs' own trade-off: at 224x224 the guard would run this clip in full (test_incremental_guard.py)
+    logits, stats = run(mobilenet, vtest, IncrementalConfig(guard=False))
     cosine, decisive_top1, raw_top1 = fidelity(truth, logits)
     assert cosine >= 0.995                         # the fidelity bar
     assert decisive_top1 >= 0.95                   # all 795 frames: 98.0% (bench/RESULTS.md)
@@ -101,7 +102,7 @@ def test_exact_mode_ignores_the_approximation_knobs(mobilenet: nn.Module, vtest:
     assert torch.equal(exact, still_exact)
     assert IncrementalConfig.answer_fields("exact") == ()
     assert set(IncrementalConfig.answer_fields("approximate")) == {
-        "pixel_threshold", "activation_threshold", "tau", "halo", "skip_threshold", "refresh"}
+        "pixel_threshold", "activation_threshold", "tau", "halo", "skip_threshold", "refresh", "guard"}
 
 
 def test_the_same_frames_give_the_same_answer(mobilenet: nn.Module, vtest: np.ndarray) -> None:
@@ -121,7 +122,7 @@ def test_the_fidelity_audit_says_whether_the_bar_held(mobilenet: nn.Module, vtes
     audits = {}
     for threshold in (0.03, 0.5):
         engine = IncrementalEngine(mobilenet, MEAN, STD, "approximate",
-                                   IncrementalConfig(activation_threshold=threshold, audit_every=5))
+                                   IncrementalConfig(activation_threshold=threshold, audit_every=5, guard=False))
         logits, _, stats = engine.run(frames, list(range(32)))
         audits[threshold] = engine.fidelity()
         audited = [i for i, s in enumerate(stats) if s.kind == "incremental" and s.macs > s.macs_full]
@@ -141,7 +142,8 @@ def test_moving_camera_falls_back_to_full_inference(mobilenet: nn.Module, mode: 
     logits, stats = run(mobilenet, frames, IncrementalConfig(), mode=mode)
     kinds = [s.kind for s in stats]
     assert kinds.count("full") >= 0.75 * len(kinds), kinds
-    assert [s.reason for s in stats].count("cost") >= 0.6 * len(kinds)
+    # per frame (the estimate passed fallback_ratio) or, after a segment's first frames, all the rest (the guard)
+    assert sum(s.reason in ("cost", "guard") for s in stats) >= 0.6 * len(kinds)
     assert all(s.macs <= s.macs_full for s in stats if s.kind == "incremental")
     truth = full_logits(mobilenet, frames)
     full = [i for i, kind in enumerate(kinds) if kind == "full"]

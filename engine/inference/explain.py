@@ -96,6 +96,7 @@ class ScanPlan:
             f"  multiply-adds       {_giga(self.macs)} {'spent' if self.analyzed else 'estimated'} against "
             f"{_giga(self.macs_full)} for full inference of all {len(self.decisions)} frames{_ratio(self.macs_full, self.macs)}",
         ]
+        lines += _guard_lines(scan, self.decisions)
         if scan.mode == "approximate" and not self.analyzed:
             lines.append("  (approximate mode: an optimistic estimate; where the activation thresholds stop changes is"
                          " known only when running: EXPLAIN ANALYZE reports the multiply-adds spent)")
@@ -115,6 +116,25 @@ def _config_text(scan: PreparedScan) -> str:
 
     values = {k: v for k, v in asdict(scan.config).items() if scan.mode != "exact" or k not in APPROXIMATE_ONLY}
     return " (" + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()) + ")"
+
+
+def _guard_lines(scan: PreparedScan, decisions: Sequence[FrameDecision]) -> list[str]:
+    """What the guard decided (incremental modes): the frames it sent to full inference and why."""
+    if scan.config is None or scan.mode == "full":
+        return []
+    if not scan.config.guard:
+        return ["  guard               off   (inference_guard = false: frames run incrementally whatever they cost)"]
+    guarded = [d for d in decisions if d.reason == "guard"]
+    if not guarded:
+        return ["  guard               on    (each segment judged on its first frames: incremental paid or no "
+                "segment was judged)"]
+    from engine.inference.incremental.guard import describe
+
+    ratios = sorted({round(d.guard_ratio, 2) for d in guarded})
+    ratio = ratios[0] if len(ratios) == 1 else sum(d.guard_ratio for d in guarded) / len(guarded)
+    segments = f" (segments from {ratios[0]:.2f}x to {ratios[-1]:.2f}x)" if len(ratios) > 1 else ""
+    return [f"  guard            {len(guarded):>7}   {describe(ratio)}{segments}: frames run in full "
+            f"(judged on the first frames of each segment; inference_guard = false turns it off)"]
 
 
 def _patch_text(decisions: Sequence[FrameDecision]) -> str:

@@ -64,6 +64,7 @@ class FrameDecision:
     macs_full: int
     patches: tuple[tuple[int, int, int, int], ...] = ()   # (y, x, h, w) at input resolution
     reason: str = ""
+    guard_ratio: float = 0.0    # (reason 'guard') what the guard found incremental would cost against full
 
 
 _MACS: dict[tuple[type, int, int, int], int] = {}
@@ -229,4 +230,4 @@ def _decision(stats: Any) -> FrameDecision:
     """A FrameDecision from the engine's FrameStats."""
     patches = tuple(tuple(int(v) for v in p) for p in stats.patches)
     return FrameDecision(int(stats.frame_id), stats.kind, int(stats.macs), int(stats.macs_full), patches,  # type: ignore[arg-type]
-                         stats.reason)
+                         stats.reason, float(stats.guard_ratio))

@@ -30,6 +30,8 @@ REASONS = {
                      "do not depend on what ran before it",
     "refresh": "approximate mode re-bases every `refresh` computed frames, bounding drift",
     "cost": "the estimated incremental multiply-adds exceed `fallback_ratio` of full inference",
+    "guard": "the first frames of the segment showed incremental inference would cost more than full inference "
+             "(`guard`): the rest of the segment runs in full",
     "unsupported model": "the incremental engine does not support a layer of the model: every frame in full",
     "unchanged": "no block changed beyond the pixel threshold: the previous frame's result",
     "similar": "NoScope's difference to the last computed frame is at most `skip_threshold`",
@@ -46,8 +48,8 @@ class IncrementalConfig:
 
     Exact mode's answers equal full inference (logits within 1e-4): it recomputes every 8x8
     block whose pixels differ at all from the frame before, and reads only ``block``,
-    ``fallback_ratio``, ``batch_frames``, ``tile`` and ``persist_state`` (none of which changes
-    its answers).  Every knob that trades fidelity for speed belongs to approximate mode.
+    ``fallback_ratio``, ``batch_frames``, ``tile``, ``guard`` and ``persist_state`` (none of which
+    changes its answers).  Every knob that trades fidelity for speed belongs to approximate mode.
     """
 
     block: int = _knob(8, "Change detection grid cell, in input pixels.", changes="none")
@@ -76,6 +78,10 @@ class IncrementalConfig:
                                        "fidelity audit checks.", changes="none")
     audit_every: int = _knob(64, "Approximate mode: every N-th incremental frame is also computed in full and "
                                  "compared (the fidelity audit); 0 turns it off.", changes="none")
+    guard: bool = _knob(True, "Judge each segment on its first frames: when their multiply-adds (priced with the "
+                              "sparse engine's calibrated cost per multiply-add and per-frame overhead) show "
+                              "incremental inference would cost at least full inference, run the rest of the "
+                              "segment in full (exact mode: same answers; approximate mode: full inference's).")
     persist_state: bool = _knob(False, "Exact mode: keep the engine's base frame and activations in the database "
                                        "so a later query continues from them (answers unchanged).",
                                 changes="none")
@@ -96,6 +102,7 @@ class IncrementalConfig:
             ("audit_every", isinstance(self.audit_every, int) and self.audit_every >= 0, "an integer >= 0"),
             ("persist_state", isinstance(self.persist_state, bool), "true or false"),
             ("halo", isinstance(self.halo, bool), "true or false"),
+            ("guard", isinstance(self.guard, bool), "true or false"),
         )
         for name, ok, expected in checks:
             if not ok:
@@ -145,6 +152,7 @@ class FrameStats:
     macs: int = 0
     macs_full: int = 0
     reason: str = ""
+    guard_ratio: float = 0.0    # (reason 'guard') what the guard found incremental would cost against full
 
     @property
     def saving(self) -> float:

@@ -9,6 +9,10 @@ composite of the frame computed before it).  A frame is
   (``segment start``: a keyframe; a segment's answers never depend on what ran before it),
   every ``refresh`` computed frames in approximate mode (``refresh``), or when the estimated
   multiply-adds of its changed region exceed ``fallback_ratio`` of full inference (``cost``);
+  The guard (:mod:`~engine.inference.incremental.guard`) judges each segment on its first
+  frames from the multiply-adds they spent (reported back by :meth:`Decider.account`): when
+  incremental inference would not be cheaper, the rest of the segment is ``full`` (``guard``),
+  decided without change detection;
 - ``skipped`` when no block changed (``unchanged``; in exact mode the frame is identical to the
   one before, so the answer is exactly the previous one) or, in approximate mode, when
   NoScope's difference to the last computed frame is at most ``skip_threshold`` (``similar``);
@@ -41,6 +45,10 @@ from engine.inference.incremental.changes import block_mask, chain_composites, c
 from engine.inference.incremental.config import IncrementalConfig
 from engine.inference.incremental.cost import estimated_macs
 from engine.inference.incremental.graph import LayerGraph
+from engine.inference.incremental.guard import SAMPLE, frame_cost
+
+#: The reasons a frame starts a segment (a full base frame; the guard's sample starts after it).
+STARTS = ("first frame", "segment start")
 
 #: Frames whose changes are estimated together.
 WINDOW = 16
@@ -54,6 +62,10 @@ class Reference:
     last_true: np.ndarray      # (H, W, 3) uint8: the true pixels of the last computed frame (NoScope)
     since_full: int = 0        # frames computed incrementally since the last full one
     incremental: int = 0       # frames computed incrementally in this segment (every audit_every-th is audited)
+    verdict: str = "sampling"  # the guard on this segment: 'sampling', 'incremental' or 'full'
+    sampled: int = 0           # frames of the guard's sample decided so far
+    sample_cost: float = 0.0   # their cost in dense multiply-add equivalents (guard.frame_cost)
+    guard_ratio: float = 0.0   # the sample's cost against full inference of it (once judged)
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,8 @@ class Decision:
     macs: int
     audit: bool = False
     frame: np.ndarray | None = None
+    sample: bool = False           # one of the frames the guard judges the segment on
+    guard_ratio: float = 0.0       # (reason 'guard') the sample's cost against full inference
 
 
 class Decider:
@@ -90,8 +104,10 @@ class Decider:
 
     def decide(self, frames: np.ndarray, segment_start: np.ndarray,
                reference: Reference | None) -> tuple[list[Decision], Reference | None]:
-        """Decisions for ``frames`` (n, H, W, 3) in order, continuing from ``reference``; and the
-        reference after them."""
+        """Decisions for a prefix of ``frames`` (n, H, W, 3) in order, continuing from ``reference``;
+        and the reference after them.  All of them, unless the guard's sample of a segment is
+        complete: then the decisions end there, and the caller reports what the sample spent
+        (:meth:`account`) before deciding the rest."""
         decisions: list[Decision] = []
         position, window = 0, WINDOW
         while position < len(frames):
@@ -99,16 +115,54 @@ class Decider:
                 frame = frames[position]
                 reason = "segment start" if segment_start[position] else "first frame"
                 decisions.append(Decision("full", reason, None, frame, self.graph.macs_full))
-                reference = Reference(frame, frame)
+                reference = Reference(frame, frame, verdict="sampling" if self.config.guard else "incremental")
                 position += 1
                 continue
+            if reference.verdict == "full":
+                made, reference = self._guarded(frames[position:], segment_start[position:], reference)
+                decisions += made
+                position += len(made)
+                continue
+            if reference.verdict == "sampling" and reference.sampled >= SAMPLE:
+                break                                # the caller judges the sample first
             end = self._window_end(frames, segment_start, position, reference, window)
             made, reference = self._decide_window(frames[position:end], reference)
+            if reference.verdict == "sampling":
+                made = [replace(d, sample=True) for d in made]
+                reference = replace(reference, sampled=reference.sampled + len(made))
             decisions += made
             position += len(made)
             # a window cut short wasted the changes found after the cut: try fewer next time
             window = min(WINDOW, 2 * window) if len(made) == end - (position - len(made)) else max(2, len(made))
         return decisions, reference
+
+    def account(self, reference: Reference | None, decisions: list[Decision],
+                spent: list[int]) -> Reference | None:
+        """The reference after the guard priced the sample frames of ``decisions`` (the current
+        segment's: those after its start) with the multiply-adds they ``spent`` (audits
+        excluded); once the sample is complete, with its verdict."""
+        if reference is None or reference.verdict != "sampling":
+            return reference
+        first = max((i + 1 for i, d in enumerate(decisions) if d.reason in STARTS), default=0)
+        full = self.graph.macs_full
+        cost = sum(frame_cost(self.graph, d.kind, m - (full if d.audit else 0))
+                   for d, m in zip(decisions[first:], spent[first:]) if d.sample)
+        reference = replace(reference, sample_cost=reference.sample_cost + cost)
+        if reference.sampled < SAMPLE:
+            return reference
+        ratio = reference.sample_cost / (reference.sampled * full)
+        return replace(reference, verdict="full" if ratio >= 1.0 else "incremental", guard_ratio=ratio)
+
+    def _guarded(self, frames: np.ndarray, segment_start: np.ndarray,
+                 reference: Reference) -> tuple[list[Decision], Reference]:
+        """The frames up to the next segment start, in full: the guard found incremental
+        inference would not pay on this segment."""
+        starts = np.flatnonzero(segment_start)
+        end = int(starts[0]) if len(starts) else len(frames)
+        made = [Decision("full", "guard", None, frame, self.graph.macs_full, guard_ratio=reference.guard_ratio)
+                for frame in frames[:end]]
+        last = frames[end - 1]
+        return made, replace(reference, composite=last, last_true=last, since_full=0)
 
     def _window_end(self, frames: np.ndarray, segment_start: np.ndarray, position: int,
                     reference: Reference, window: int = WINDOW) -> int:
@@ -121,6 +175,8 @@ class Decider:
         every = self.config.refresh_every
         if self.approximate and every is not None:
             end = min(end, position + max(1, every - reference.since_full))
+        if reference.verdict == "sampling":
+            end = min(end, position + max(1, SAMPLE - reference.sampled))
         return end
 
     def _decide_window(self, frames: np.ndarray, reference: Reference) -> tuple[list[Decision], Reference]:
@@ -140,10 +196,10 @@ class Decider:
                 return decisions, reference          # later composites chained from this frame's blocks
             if self._refresh_due(reference):
                 decisions.append(Decision("full", "refresh", None, frame, self.graph.macs_full))
-                return decisions, Reference(frame, frame, 0, reference.incremental)
+                return decisions, replace(reference, composite=frame, last_true=frame, since_full=0)
             if over[index]:
                 decisions.append(Decision("full", "cost", None, frame, self.graph.macs_full))
-                reference = Reference(frame, frame, 0, reference.incremental)
+                reference = replace(reference, composite=frame, last_true=frame, since_full=0)
                 if self.approximate:
                     return decisions, reference      # later composites chained from the pasted blocks
                 continue

@@ -73,15 +73,34 @@ class IncrementalEngine:
     # -- public API -------------------------------------------------------------------------
     def plan(self, frames_uint8: np.ndarray, frame_ids: Sequence[int],
              segment_start: Sequence[bool] | np.ndarray | None = None) -> list[FrameStats]:
-        """What ``run`` would do with these frames, without running the CNN: the same decisions
-        (made by the same function) and the estimated multiply-adds (in exact mode the ones
-        ``run`` spends; in approximate mode an estimate).  Leaves the engine unchanged."""
+        """What ``run`` would do with these frames, without running the CNN on them: the same
+        decisions (made by the same function) and the estimated multiply-adds (in exact mode the
+        ones ``run`` spends; in approximate mode an estimate).  Approximate mode's guard judges a
+        segment from the multiply-adds its first frames spend, which only running tells: those
+        frames (and the segment's start frame) run on a scratch engine.  Leaves the engine
+        unchanged."""
         frames = self._check(frames_uint8, frame_ids)
         starts = _starts(segment_start, len(frames))
         graph = self._graph_for(frames.shape[1], frames.shape[2])
         reference = self._reference if graph is self._graph else None
-        decisions, _ = self._make_decider(graph).decide(frames, starts, reference)
-        return [self._stats(d, frame_id, d.macs) for d, frame_id in zip(decisions, frame_ids)]
+        decider = self._make_decider(graph)
+        scratch = IncrementalEngine(self.model, self.mean.tolist(), self.std.tolist(), self.mode, self.config) \
+            if self.mode == "approximate" and self.config.guard else None
+        if scratch is not None:
+            scratch._graphs = self._graphs
+        stats: list[FrameStats] = []
+        position = 0
+        while position < len(frames):
+            made, reference = decider.decide(frames[position:], starts[position:], reference)
+            assert made, "the decider made no decision"
+            ids = list(frame_ids[position:position + len(made)])
+            spent = [d.macs for d in made]
+            if scratch is not None:
+                spent = scratch._sample_spent(made, frames[position:position + len(made)], ids, spent)
+            reference = decider.account(reference, made, spent)
+            stats += [self._stats(d, frame_id, d.macs) for d, frame_id in zip(made, ids)]
+            position += len(made)
+        return stats
 
     def run(self, frames_uint8: np.ndarray, frame_ids: Sequence[int],
             segment_start: Sequence[bool] | np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor,
@@ -93,25 +112,38 @@ class IncrementalEngine:
         frames = self._check(frames_uint8, frame_ids)
         starts = _starts(segment_start, len(frames))
         self._activate(frames.shape[1], frames.shape[2])
-        assert self._decider is not None
-        started = time.perf_counter()
-        decisions, reference = self._decider.decide(frames, starts, self._reference)
-        self.seconds["decide"] += time.perf_counter() - started
+        decider = self._decider
+        assert decider is not None
         logits: list[torch.Tensor] = []
         features: list[torch.Tensor] = []
         stats: list[FrameStats] = []
-        chunks = _chunks(decisions, self.config.batch_frames)
+        composites: list[np.ndarray] = []
+        position = 0
         with torch.inference_mode():
-            for index, chunk in enumerate(chunks):
-                # the base activations of a full frame are kept only when the next chunk of this
-                # call starts from them (else they are rebuilt if a later call needs them)
-                keep = index + 1 < len(chunks) and any(decisions[i].kind == "incremental" for i in chunks[index + 1])
-                chunk_logits, chunk_features, macs = self._execute([decisions[i] for i in chunk], keep)
-                logits.append(chunk_logits)
-                features.append(chunk_features)
-                stats += [self._stats(decisions[i], frame_ids[i], m) for i, m in zip(chunk, macs)]
-        self._reference = reference
-        self.computed_frames = np.stack([d.composite for d in decisions])
+            while position < len(frames):
+                started = time.perf_counter()
+                decisions, reference = decider.decide(frames[position:], starts[position:], self._reference)
+                self.seconds["decide"] += time.perf_counter() - started
+                assert decisions, "the decider made no decision"
+                ids = frame_ids[position:position + len(decisions)]
+                more = position + len(decisions) < len(frames)
+                spent = [0] * len(decisions)
+                chunks = _chunks(decisions, self.config.batch_frames)
+                for index, chunk in enumerate(chunks):
+                    # the base activations of a full frame are kept only when the next chunk
+                    # starts from them (else they are rebuilt if a later call needs them)
+                    keep = any(decisions[i].kind == "incremental" for i in chunks[index + 1]) \
+                        if index + 1 < len(chunks) else more
+                    chunk_logits, chunk_features, macs = self._execute([decisions[i] for i in chunk], keep)
+                    logits.append(chunk_logits)
+                    features.append(chunk_features)
+                    stats += [self._stats(decisions[i], ids[i], m) for i, m in zip(chunk, macs)]
+                    for i, m in zip(chunk, macs):
+                        spent[i] = m
+                self._reference = decider.account(reference, decisions, spent)
+                composites += [d.composite for d in decisions]
+                position += len(decisions)
+        self.computed_frames = np.stack(composites)
         return torch.cat(logits), torch.cat(features), stats
 
     def fidelity(self) -> FidelityAudit:
@@ -133,7 +165,9 @@ class IncrementalEngine:
         state = {
             "reference.composite": torch.from_numpy(reference.composite.copy()),
             "reference.last_true": torch.from_numpy(reference.last_true.copy()),
-            "reference.counters": torch.tensor([reference.since_full, reference.incremental], dtype=torch.long),
+            "reference.counters": torch.tensor([reference.since_full, reference.incremental, reference.sampled,
+                                                VERDICTS.index(reference.verdict)], dtype=torch.long),
+            "reference.guard": torch.tensor([reference.sample_cost, reference.guard_ratio], dtype=torch.float64),
             "last.logits": self._last[0].clone(),
             "last.features": self._last[1].clone(),
         }
@@ -165,8 +199,15 @@ class IncrementalEngine:
                                 f"expected {tuple(store.base.shape)}")
             store.base.copy_(tensor)
         self._base_valid = True
-        since_full, incremental = (int(v) for v in state["reference.counters"])
-        self._reference = Reference(composite, state["reference.last_true"].numpy().copy(), since_full, incremental)
+        counters = [int(v) for v in state["reference.counters"]]
+        since_full, incremental = counters[:2]
+        # a state written before the guard: its sample starts over where the state continues
+        sampled, verdict = counters[2:4] if len(counters) >= 4 else (0, 0)
+        sample_cost, ratio = (float(v) for v in state.get("reference.guard", torch.zeros(2, dtype=torch.float64)))
+        if not self.config.guard:
+            verdict = VERDICTS.index("incremental")
+        self._reference = Reference(composite, state["reference.last_true"].numpy().copy(), since_full, incremental,
+                                    VERDICTS[verdict], sampled, sample_cost, ratio)
         self._last = (state["last.logits"].clone(), state["last.features"].clone())
 
     def graph(self, height: int, width: int) -> LayerGraph:
@@ -175,6 +216,25 @@ class IncrementalEngine:
         return self._graph_for(height, width)
 
     # -- internals ------------------------------------------------------------------------
+    def _sample_spent(self, decisions: list[Decision], frames: np.ndarray, frame_ids: list[int],
+                      spent: list[int]) -> list[int]:
+        """``spent`` with the multiply-adds the guard's sample frames among ``decisions`` spend
+        when run (with their segment's start frame) on this scratch engine; a sample continued
+        from a reference this engine does not hold keeps the estimates."""
+        from engine.inference.incremental.decisions import STARTS
+
+        chosen = [i for i, d in enumerate(decisions) if d.sample or d.reason in STARTS]
+        while chosen and decisions[chosen[0]].reason not in STARTS:
+            chosen.pop(0)
+        if not chosen:
+            return spent
+        flags = [decisions[i].reason in STARTS for i in chosen]
+        _, _, stats = self.run(frames[chosen], [frame_ids[i] for i in chosen], flags)
+        result = list(spent)
+        for i, s in zip(chosen, stats):
+            result[i] = s.macs
+        return result
+
     def _check(self, frames: np.ndarray, frame_ids: Sequence[int]) -> np.ndarray:
         frames = np.asarray(frames)
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
@@ -306,7 +366,12 @@ class IncrementalEngine:
             patches = []
         else:
             patches = block_patches(decision.grid, self.config.block, height, width)  # type: ignore[arg-type]
-        return FrameStats(int(frame_id), decision.kind, patches, int(macs), graph.macs_full, decision.reason)
+        return FrameStats(int(frame_id), decision.kind, patches, int(macs), graph.macs_full, decision.reason,
+                          decision.guard_ratio)
+
+
+#: The guard's verdicts on a segment, in the order a persisted state numbers them.
+VERDICTS = ("sampling", "incremental", "full")
 
 
 def _starts(segment_start: Sequence[bool] | np.ndarray | None, count: int) -> np.ndarray:
