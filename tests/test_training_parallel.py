@@ -48,6 +48,27 @@ def test_the_hopper_equals_sequential_training_and_halves_the_same_way(duck):
     assert all(h > 0 for h in schedule["hops"]) and sum(schedule["data_bytes_read"]) > 0
 
 
+def test_the_models_left_by_halving_get_the_idle_workers_cores_and_the_same_result(duck):
+    import os
+
+    grid = {"architecture": "mlp", "hidden": [32], "epochs": 3, "batch_size": 16, "lr": [0.2, 0.05, 0.01, 0.002],
+            "optimizer": "adam", "successive_halving": True, "partitions": 4}  # rungs {1: 2, 2: 1}: epoch 3 alone
+    hopped = train(duck, "SELECT * FROM points", parse_options({**grid, "workers": 2}))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads_per_worker(2))
+    try:
+        sequential = train(duck, "SELECT * FROM points", parse_options({**grid, "workers": 1}))
+    finally:
+        torch.set_num_threads(threads)
+    assert [r.stopped_early for r in hopped.results] == [r.stopped_early for r in sequential.results]
+    assert sum(r.stopped_early for r in hopped.results) == 3 and hopped.best == sequential.best
+    winner, alone = sequential.results[sequential.best], hopped.results[hopped.best]
+    for key, value in winner.state.items():  # its last epoch ran on more threads: equal within float tolerance
+        assert torch.allclose(value, alone.state[key], rtol=0, atol=DDP_TOLERANCE), key
+    # the lone model's 4 visits of epoch 3 got the idle worker's core (where there is one)
+    assert hopped.schedule["wide_visits"] == (4 if (os.cpu_count() or 1) >= 2 else 0)
+
+
 def test_the_hopper_schedule_keeps_cerebros_rules():
     grid = parse_options({"architecture": "mlp", "lr": [0.1, 0.2, 0.3, 0.4, 0.5], "epochs": 3}).configurations
     schedule = HopperSchedule(grid, partitions=4, workers=2, survivors={})

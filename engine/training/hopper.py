@@ -10,7 +10,10 @@ whose next partition it holds, with the most visits left.  A model's whole train
 Guarantee: a model's result equals training it alone, sequentially, over the same plan
 (bit for bit when the processes use the same number of threads): the schedule changes where
 and when each visit runs, never what it computes.  Successive halving makes models wait at
-each rung until every active model reached it.
+each rung until every active model reached it.  When halving leaves fewer models than
+workers, the idle workers' cores go to the models left: their visits run with
+``cores // models`` torch threads (a different thread count changes the order of float sums,
+so those models equal sequential training within float tolerance, not bit for bit).
 
 >>> from engine.training.options import parse_options
 >>> grid = parse_options({"architecture": "mlp", "lr": [0.1, 0.01, 0.001]}).configurations
@@ -136,9 +139,10 @@ def train_hopper(configurations: Sequence[Configuration], setup: Setup, workers:
                 visit = schedule.next_for(worker)
                 if visit is not None:
                     idle.discard(worker)
-                    accounting.assign(worker, visit.model, os.path.getsize(paths[visit.model]))
+                    threads = _visit_threads(workers, len(schedule.active))
+                    accounting.assign(worker, visit.model, os.path.getsize(paths[visit.model]), threads)
                     pool.send(worker, {"type": "visit", "configuration": asdict(by_index[visit.model]),
-                                       "state": paths[visit.model], **asdict(visit)})
+                                       "state": paths[visit.model], "threads": threads, **asdict(visit)})
 
         dispatch()
         for worker, message in pool.messages(reporter.check):
@@ -178,6 +182,14 @@ def train_hopper(configurations: Sequence[Configuration], setup: Setup, workers:
     return results, accounting.summary(sum(os.path.getsize(setup.data.path(p)) for p in setup.data.partitions))
 
 
+def _visit_threads(workers: int, active: int) -> int:
+    """Torch threads for a visit: a worker's share of the cores, or, when fewer models are
+    left than workers (successive halving), the cores shared among the models left."""
+    if active >= workers:
+        return threads_per_worker(workers)
+    return max(1, (os.cpu_count() or 1) // max(1, active))
+
+
 class _Accounting:
     """Visits, hops and bytes per worker."""
 
@@ -186,11 +198,13 @@ class _Accounting:
         self.hops = [0] * workers
         self.state_bytes = [0] * workers
         self.data_bytes = [0] * workers
+        self.wide_visits = 0       # visits given the idle workers' cores (fewer models left than workers)
         self.where: dict[int, int] = {}
 
-    def assign(self, worker: int, model: int, size: int) -> None:
+    def assign(self, worker: int, model: int, size: int, threads: int = 1) -> None:
         """Count a visit of ``model`` on ``worker`` (a hop when the model was elsewhere)."""
         self.visits[worker] += 1
+        self.wide_visits += threads > threads_per_worker(len(self.visits))
         if self.where.get(model) != worker:
             self.hops[worker] += 1
             self.state_bytes[worker] += size
@@ -200,7 +214,7 @@ class _Accounting:
         """The accounting, per worker, as plain values."""
         return {"workers": len(self.visits), "visits": self.visits, "hops": self.hops,
                 "model_bytes_received": self.state_bytes, "data_bytes_read": self.data_bytes,
-                "dataset_bytes": dataset_bytes}
+                "dataset_bytes": dataset_bytes, "wide_visits": self.wide_visits}
 
 
 # The worker side ---------------------------------------------------------------------
@@ -223,6 +237,10 @@ def serve_visits(connection: Any, setup_json: str) -> None:
         message = decode(connection.recv_bytes())
         if message["type"] == "stop":
             return
+        if "threads" in message:
+            import torch
+
+            torch.set_num_threads(int(message["threads"]))
         configuration = Configuration(**message["configuration"])
         run = runs.get(configuration.index)
         if run is None:
