@@ -13,7 +13,8 @@ and when each visit runs, never what it computes.  Successive halving makes mode
 each rung until every active model reached it.  When halving leaves fewer models than
 workers, the idle workers' cores go to the models left: their visits run with
 ``cores // models`` torch threads (a different thread count changes the order of float sums,
-so those models equal sequential training within float tolerance, not bit for bit).
+so those models equal sequential training within float tolerance, not bit for bit; the
+difference can grow over the epochs they train so).
 
 >>> from engine.training.options import parse_options
 >>> grid = parse_options({"architecture": "mlp", "lr": [0.1, 0.01, 0.001]}).configurations
