@@ -21,7 +21,6 @@ still come back and the label-matrix query still joins them by key.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +29,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from engine.cluster.connection import connect, session_cluster
-from engine.cluster.tasks import BASE_MODULES, RETRIES, TaskPlace, ordered_results, require_modules, task_place
+from engine.cluster.tasks import BASE_MODULES, RETRIES, TaskPlace, partition_results, require_modules, task_place
 from engine.labeling.classes import LabelClasses
 from engine.labeling.functions import LabelingFunction
 from engine.labeling.matrix import CodeLayout
@@ -120,13 +119,7 @@ def cluster_votes(plan: VotePlan) -> ClusterVotes | None:
         return task.options(scheduling_strategy="SPREAD").remote(shared, plan.classes, plan.fault_tolerant, batch,
                                                                 layout)
 
-    try:
-        with bar:
-            for result in ordered_results(ray, submit, row_partitions(reader, rows_per_task), what, in_flight):
-                results.append(result)
-                bar.update(1)
-    finally:
-        reader.close()  # the connection takes no other query while the read is open
+    results = partition_results(ray, submit, reader, rows_per_task, what, in_flight, bar)
     failures = np.sum(np.array([r.failures for r in results], dtype=np.int64), axis=0).tolist()
     table = pa.concat_tables([r.votes for r in results])
     patterns = None
@@ -136,26 +129,6 @@ def cluster_votes(plan: VotePlan) -> ClusterVotes | None:
     return ClusterVotes(table, {lf.name: int(f) for lf, f in zip(lfs, failures)}, [r.place for r in results],
                         time.perf_counter() - started, patterns)
 
-
-def row_partitions(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
-    """The rows of ``batches`` again, in partitions of exactly ``rows`` rows (the last one fewer).
-
-    >>> batch = pa.record_batch({"x": list(range(5))})
-    >>> [len(p) for p in row_partitions([batch, batch, batch], 4)]
-    [4, 4, 4, 3]
-    """
-    held: list[pa.RecordBatch] = []
-    count = 0
-    for batch in batches:
-        held.append(batch)
-        count += len(batch)
-        while count >= rows:
-            table = pa.Table.from_batches(held)
-            yield table.slice(0, rows).combine_chunks().to_batches()[0]
-            rest = table.slice(rows)
-            held, count = rest.combine_chunks().to_batches() if len(rest) else [], len(rest)
-    if count:
-        yield pa.Table.from_batches(held).combine_chunks().to_batches()[0]
 
 
 def _function_modules(lfs: list[LabelingFunction]) -> dict[str, str]:

@@ -35,8 +35,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from engine.cluster.connection import connect, session_cluster
-from engine.cluster.labeling import row_partitions
-from engine.cluster.tasks import BASE_MODULES, RETRIES, TaskPlace, ordered_results, require_modules, task_place
+from engine.cluster.tasks import BASE_MODULES, RETRIES, TaskPlace, partition_results, require_modules, task_place
 from engine.system_catalog import catalog_name
 
 if TYPE_CHECKING:
@@ -146,13 +145,7 @@ def _summaries(session: Session, ray: Any, source: exp.Table, columns: list[Sour
         return task.options(scheduling_strategy="SPREAD").remote(shared, batch)
 
     bar = session.progress(-(-n_rows // rows_per_task), f"{what} on the cluster", unit="partition")
-    try:
-        with bar:
-            for result in ordered_results(ray, submit, row_partitions(reader, rows_per_task), what, in_flight):
-                results.append(result)
-                bar.update(1)
-    finally:
-        reader.close()  # the connection takes no other query while the read is open
+    results.extend(partition_results(ray, submit, reader, rows_per_task, what, in_flight, bar))
     return results
 
 

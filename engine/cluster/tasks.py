@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from engine.errors import Error, OperationalError
 
 #: Times Ray runs a task again after its worker process died.
@@ -91,6 +93,43 @@ def ordered_results(ray: Any, submit: Callable[[Any], Any], inputs: Iterable[Any
     finally:
         for ref in pending.values():
             ray.cancel(ref, force=True)
+
+
+def partition_results(ray: Any, submit: Callable[[Any], Any], reader: Any, rows_per_task: int, what: str,
+                      in_flight: int, bar: Any) -> list[Any]:
+    """Every partition of ``rows_per_task`` rows of ``reader`` (Arrow batches) submitted as a
+    task, the results in partition order, ``bar`` advanced per partition; the reader is closed
+    at the end (its connection takes no other query while the read is open)."""
+    results: list[Any] = []
+    try:
+        with bar:
+            for result in ordered_results(ray, submit, row_partitions(reader, rows_per_task), what, in_flight):
+                results.append(result)
+                bar.update(1)
+    finally:
+        reader.close()
+    return results
+
+
+def row_partitions(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """The rows of ``batches`` again, in partitions of exactly ``rows`` rows (the last one fewer).
+
+    >>> batch = pa.record_batch({"x": list(range(5))})
+    >>> [len(p) for p in row_partitions([batch, batch, batch], 4)]
+    [4, 4, 4, 3]
+    """
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        held.append(batch)
+        count += len(batch)
+        while count >= rows:
+            table = pa.Table.from_batches(held)
+            yield table.slice(0, rows).combine_chunks().to_batches()[0]
+            rest = table.slice(rows)
+            held, count = rest.combine_chunks().to_batches() if len(rest) else [], len(rest)
+    if count:
+        yield pa.Table.from_batches(held).combine_chunks().to_batches()[0]
 
 
 def _collect(ray: Any, pending: dict[int, Any], done: dict[int, Any], what: str) -> None:
