@@ -27,18 +27,16 @@ import pyarrow as pa
 
 from engine.cascades.estimate import estimate_in_rounds
 from engine.cascades.run import (
-    CHEAP_BATCH,
     MIN_TRAINING_POSITIVES,
     SEED,
     CascadeReport,
     _reference,
-    _timed,
     answers,
     label_sample,
     sample_frames,
+    small_batches,
     train_and_store,
 )
-from engine.cascades.specialized import shrink
 from engine.cascades.store import StoredSpecialized, find_specialized
 from engine.cascades.top_k import confirm_top_k
 from engine.inference.frame_results import FrameResults
@@ -151,17 +149,11 @@ def _proxy(session: Session, scan: PreparedScan, stored: StoredSpecialized, fram
     """The specialized model's P(yes) on ``frames`` (ascending), in that order."""
     if len(frames) == 0:
         return np.empty(0, np.float64)
-    height, width = next(iter(scan.selection.sizes()))
     out = []
-    with session.progress(len(frames), f"cascade over {scan.frames.name}", unit="frame") as bar:
-        for batch_ids, pixels in _timed(scan.frames.batches(session, frames, height, width, CHEAP_BATCH), report):
-            started = time.perf_counter()
-            small = shrink(pixels, stored.model.resolution)
-            report.add("convert", time.perf_counter() - started)
-            started = time.perf_counter()
-            out.append(stored.model.probabilities(small))
-            report.add("specialized", time.perf_counter() - started)
-            bar.update(len(batch_ids))
+    for _, small in small_batches(session, scan, frames, stored.model.resolution, report):
+        started = time.perf_counter()
+        out.append(stored.model.probabilities(small))
+        report.add("specialized", time.perf_counter() - started)
     return np.concatenate(out)
 
 

@@ -295,27 +295,21 @@ def _cheap_pass(session: Session, scan: PreparedScan, request: CascadeRequest, s
     """Decide the frames outside the sample; the frame_ids where the answer is yes."""
     if len(rest) == 0:
         return []
-    height, width = next(iter(scan.selection.sizes()))
     detector = DifferenceDetector(float(session.settings["inference_cascade_difference"]))
     anchors = np.empty(len(rest), np.int64)
     decided: dict[int, int] = {}
     position = 0
-    with session.progress(len(rest), f"cascade over {scan.frames.name}", unit="frame") as bar:
-        for batch_ids, frames in _timed(scan.frames.batches(session, rest, height, width, CHEAP_BATCH), report):
-            started = time.perf_counter()
-            small = shrink(frames, stored.model.resolution)
-            report.add("convert", time.perf_counter() - started)
-            started = time.perf_counter()
-            batch_anchors = detector.anchors(batch_ids, small)
-            report.add("difference", time.perf_counter() - started)
-            kept = batch_anchors == batch_ids
-            started = time.perf_counter()
-            p = stored.model.probabilities(small[kept])
-            report.add("specialized", time.perf_counter() - started)
-            decided.update(zip(batch_ids[kept].tolist(), thresholds.decide(p).tolist()))
-            anchors[position:position + len(batch_ids)] = batch_anchors
-            position += len(batch_ids)
-            bar.update(len(batch_ids))
+    for batch_ids, small in small_batches(session, scan, rest, stored.model.resolution, report):
+        started = time.perf_counter()
+        batch_anchors = detector.anchors(batch_ids, small)
+        report.add("difference", time.perf_counter() - started)
+        kept = batch_anchors == batch_ids
+        started = time.perf_counter()
+        p = stored.model.probabilities(small[kept])
+        report.add("specialized", time.perf_counter() - started)
+        decided.update(zip(batch_ids[kept].tolist(), thresholds.decide(p).tolist()))
+        anchors[position:position + len(batch_ids)] = batch_anchors
+        position += len(batch_ids)
     # A frame the detector skipped takes its anchor's decision only where the specialized model
     # made it (the frame's own score would be about the anchor's): where the anchor was left to
     # the reference model, the frame goes there too, since the reference model's answers
@@ -339,15 +333,26 @@ def _cheap_pass(session: Session, scan: PreparedScan, request: CascadeRequest, s
     return [int(i) for i in rest.tolist() if decided[own.get(int(i), int(i))] == 1]
 
 
-def _timed(batches: Iterator[tuple[np.ndarray, np.ndarray]], report: CascadeReport) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The batches, with the time spent reading (decoding) them added to the report."""
-    while True:
-        started = time.perf_counter()
-        batch = next(batches, None)
-        report.add("decode", time.perf_counter() - started)
-        if batch is None:
-            return
-        yield batch
+def small_batches(session: Session, scan: PreparedScan, frames: np.ndarray, side: int,
+                  report: CascadeReport) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The frames ``frames`` (ascending) in batches, decoded and shrunk to ``side`` for the
+    cheap stages, as (frame_ids, small frames); decoding and shrinking are timed into the
+    report, and a progress bar follows the frames."""
+    height, width = next(iter(scan.selection.sizes()))
+    batches = scan.frames.batches(session, frames, height, width, CHEAP_BATCH)
+    with session.progress(len(frames), f"cascade over {scan.frames.name}", unit="frame") as bar:
+        while True:
+            started = time.perf_counter()
+            batch = next(batches, None)
+            report.add("decode", time.perf_counter() - started)
+            if batch is None:
+                return
+            batch_ids, pixels = batch
+            started = time.perf_counter()
+            small = shrink(pixels, side)
+            report.add("convert", time.perf_counter() - started)
+            yield batch_ids, small
+            bar.update(len(batch_ids))
 
 
 def _reference(session: Session, scan: PreparedScan, frame_ids: np.ndarray) -> FrameResults:

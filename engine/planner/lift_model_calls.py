@@ -24,7 +24,7 @@ from sqlglot import exp
 from engine.errors import ProgrammingError
 from engine.inference.functions import PlannedFunction
 from engine.planner.annotations import CatalogSnapshot, Plan, ScanRequest
-from engine.planner.model_calls import ModelCall, model_call, relation_reference, scope_sources
+from engine.planner.model_calls import ModelCall, model_call, name_projections, relation_reference, scope_sources
 
 
 def lift_model_calls(plan: Plan, catalog: CatalogSnapshot) -> Plan:
@@ -32,7 +32,7 @@ def lift_model_calls(plan: Plan, catalog: CatalogSnapshot) -> Plan:
     if not _calls(plan.tree, catalog.functions):
         return plan
     tree = plan.tree.copy()
-    _name_projections(tree, catalog.functions)
+    name_projections(tree, lambda projection: bool(_calls(projection, catalog.functions)))
     requests: list[ScanRequest] = list(plan.scans)
     scopes: list[exp.Select] = [exp.Select() for _ in requests]  # earlier requests: no scope in this tree
     for call in _calls(tree, catalog.functions):
@@ -60,25 +60,6 @@ def _calls(expression: exp.Expr, functions: Mapping[str, PlannedFunction]) -> li
         return []
     calls = [model_call(node, functions) for node in expression.find_all(exp.Anonymous)]
     return [c for c in calls if c is not None]
-
-
-def _name_projections(expression: exp.Expr, functions: Mapping[str, PlannedFunction]) -> None:
-    """Alias each unaliased projection holding a model call as DuckDB would name the call."""
-    for select in list(expression.find_all(exp.Select)):
-        for projection in select.expressions:
-            if isinstance(projection, exp.Alias) or not _calls(projection, functions):
-                continue
-            projection.replace(exp.alias_(projection.copy(), projection_name(projection)))
-
-
-def projection_name(projection: exp.Expr) -> str:
-    """``label`` for ``m(frame).label`` or ``m(frame)['label']``; else the expression's text."""
-    if isinstance(projection, exp.Dot) and isinstance(projection.expression, exp.Identifier):
-        return projection.expression.name
-    if (isinstance(projection, exp.Bracket) and len(projection.expressions) == 1
-            and isinstance(projection.expressions[0], exp.Literal) and projection.expressions[0].is_string):
-        return str(projection.expressions[0].this)
-    return projection.sql("duckdb", normalize_functions="lower")
 
 
 def frames_source(call: ModelCall) -> tuple[exp.Select, exp.Table]:

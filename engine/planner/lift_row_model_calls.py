@@ -29,8 +29,7 @@ from sqlglot import exp
 from engine.errors import ProgrammingError
 from engine.inference.functions import MODEL, TABLE_FUNCTIONS, PlannedFunction
 from engine.planner.annotations import CatalogSnapshot, Plan, RowFunctionRequest
-from engine.planner.lift_model_calls import projection_name
-from engine.planner.model_calls import OUTPUT_OF_KIND, function_name, numeric_model
+from engine.planner.model_calls import OUTPUT_OF_KIND, function_name, name_projections, numeric_model
 
 
 def lift_row_model_calls(plan: Plan, catalog: CatalogSnapshot) -> Plan:
@@ -38,7 +37,7 @@ def lift_row_model_calls(plan: Plan, catalog: CatalogSnapshot) -> Plan:
     if not _calls(plan.tree, catalog.functions):
         return plan
     tree = plan.tree.copy()
-    _name_projections(tree, catalog.functions)
+    name_projections(tree, lambda projection: bool(_calls(projection, catalog.functions)))
     requests = list(plan.row_functions)
     for node in _calls(tree, catalog.functions):
         model, output, args = _parts(node, catalog.functions)
@@ -96,12 +95,3 @@ def _parts(node: exp.Anonymous, functions: Mapping[str, PlannedFunction]) -> tup
             raise ProgrammingError(f"{info.name}(...) of the numeric model {model.name} takes its inputs' values "
                                    f"in order; found {arg.sql('duckdb')}")
     return model, OUTPUT_OF_KIND[info.kind], args
-
-
-def _name_projections(tree: exp.Expr, functions: Mapping[str, PlannedFunction]) -> None:
-    """Alias each unaliased projection holding a numeric model call as DuckDB would name the call."""
-    for select in list(tree.find_all(exp.Select)):
-        for projection in select.expressions:
-            if isinstance(projection, exp.Alias) or not _calls(projection, functions):
-                continue
-            projection.replace(exp.alias_(projection.copy(), projection_name(projection)))

@@ -14,7 +14,7 @@ joined back to the query by ``frame_id``.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -101,6 +101,25 @@ def frame_argument(function: str, arg: exp.Expr) -> exp.Column:
         f"{function}(...) expects the frame column of a frames table (frame BLOB of RGB pixels with "
         f"frame_id, height and width), found {arg.sql('duckdb')}"
     )
+
+
+def name_projections(tree: exp.Expr, holds_call: Callable[[exp.Expr], bool]) -> None:
+    """Alias each unaliased projection of ``tree`` for which ``holds_call`` is true as DuckDB
+    would name it (a rule rewrites the call inside, which would change the name)."""
+    for select in list(tree.find_all(exp.Select)):
+        for projection in select.expressions:
+            if not isinstance(projection, exp.Alias) and holds_call(projection):
+                projection.replace(exp.alias_(projection.copy(), projection_name(projection)))
+
+
+def projection_name(projection: exp.Expr) -> str:
+    """``label`` for ``m(frame).label`` or ``m(frame)['label']``; else the expression's text."""
+    if isinstance(projection, exp.Dot) and isinstance(projection.expression, exp.Identifier):
+        return projection.expression.name
+    if (isinstance(projection, exp.Bracket) and len(projection.expressions) == 1
+            and isinstance(projection.expressions[0], exp.Literal) and projection.expressions[0].is_string):
+        return str(projection.expressions[0].this)
+    return projection.sql("duckdb", normalize_functions="lower")
 
 
 def relation_reference(relation: str, output: str, alias: str) -> exp.Subquery:

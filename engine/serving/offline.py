@@ -104,7 +104,7 @@ def predict_relation(session: Session, request: PredictionRequest, rows: duckdb.
         reader = input_reader(batches.schema, predictor.input, options["input"])
         stats = PredictionStats(version.model, version.version, reader.describe())
         started = time.perf_counter()
-        sizes = _BatchSizes(session, version, options["batch_size"], batch_rows, stats)
+        sizes = _BatchSizes(version, options["batch_size"], batch_rows, stats)
         out: list[pa.RecordBatch] = []
         desc = f"predict {version.model} (version {version.version})"
         decoded = _decoded(batches, reader, ahead=not predictor.input.is_numeric)
@@ -150,17 +150,18 @@ def _decoded(batches: pa.RecordBatchReader, reader: InputReader,
 class _BatchSizes:
     """The batch size to run: given, remembered for this version and input shape, or searched."""
 
-    def __init__(self, session: Session, version: ModelVersion, fixed: int | None, limit: int,
+    def __init__(self, version: ModelVersion, fixed: int | None, limit: int,
                  stats: PredictionStats) -> None:
+        import torch
+
         self.known = FASTEST
         self.version, self.fixed, self.limit, self.stats = version, fixed, limit, stats
+        self.threads = torch.get_num_threads()  # part of the key: the fastest size depends on it
         self.searches = SEARCHES
         self.used: set[tuple[Any, ...]] = set()
 
     def key(self, shape: tuple[int, ...]) -> tuple[Any, ...]:
-        import torch
-
-        return (self.version.model, self.version.version, self.version.weights_sha256, shape, torch.get_num_threads())
+        return (self.version.model, self.version.version, self.version.weights_sha256, shape, self.threads)
 
     def next_size(self, shape: tuple[int, ...]) -> int:
         if self.fixed is not None:
