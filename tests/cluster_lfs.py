@@ -83,3 +83,19 @@ def column_vote(vote: Any) -> Any:
     """Vectorized: the column's own values are the votes (class indexes, NULL abstains), for
     synthetic label matrices stored as tables."""
     return vote
+
+
+#: Seconds :func:`stalls` waits on :data:`FATAL_ROW` (long enough for a test to kill the head meanwhile).
+STALL_SECONDS = 60
+
+
+def stalls(id: int, text: str) -> str | None:
+    """Like :func:`short_by_id`, but a Ray worker reaching :data:`FATAL_ROW` marks it (file
+    ``stalled`` under the faults folder) and waits :data:`STALL_SECONDS`: the statement is then
+    surely running on the cluster, for a test that kills the head."""
+    if id == FATAL_ROW and _on_cluster():
+        import time
+
+        (Path(os.environ[FAULTS_ENV]) / "stalled").touch()
+        time.sleep(STALL_SECONDS)
+    return short_by_id(id, text)

@@ -29,8 +29,12 @@ if TYPE_CHECKING:
 #: Seconds to wait for the cluster's port to answer before calling it unreachable.
 REACH_TIMEOUT_S = 5.0
 
+#: Seconds a connection attempt to the head may take when checking it is still there.
+HEAD_PROBE_TIMEOUT_S = 1.0
+
 _lock = threading.Lock()
 _connected: list[str] = []  # the address this process is connected to (at most one)
+_address: list[ClusterAddress] = []  # the same, parsed (for the head's liveness checks)
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,10 @@ def connect(address: ClusterAddress) -> Any:
         if ray.is_initialized():
             ray.shutdown()
         _connected.clear()
+        _address.clear()
         _init(ray, address)
         _connected.append(address.text)
+        _address.append(address)
         return ray
 
 
@@ -107,6 +113,25 @@ def disconnect() -> None:
 
             ray.shutdown()
             _connected.clear()
+            _address.clear()
+
+
+def head_answers() -> bool:
+    """Whether the connected cluster's head still accepts connections on its port (True for a
+    'local' cluster, whose head this process started, and when not connected)."""
+    address = _address[0] if _address else None
+    if address is None or address.kind == "local":
+        return True
+    try:
+        with socket.create_connection((address.host, address.port), timeout=HEAD_PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def connected_address() -> str | None:
+    """The address this process is connected to, if any."""
+    return _connected[0] if _connected else None
 
 
 def local_token() -> None:

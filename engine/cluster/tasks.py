@@ -6,11 +6,18 @@ up to :data:`RETRIES` times; past that, or on any failure of Ray itself, the sta
 with an :class:`~engine.errors.OperationalError` and the driver writes nothing.  An error
 Mallard raises inside a task (a labeling function's :class:`~engine.errors.DataError`) is
 raised again on the driver as itself.
+
+Losing the head mid-statement (its process killed, its machine gone) is noticed while the
+driver waits: every :data:`HEAD_CHECK_S` seconds without results it checks that the head
+still answers, and after :data:`HEAD_LOSS_S` seconds of silence it leaves the cluster and
+fails the statement with an OperationalError, before Ray's own reconnection timeout would end
+the whole process.  Nothing is written: results reach DuckDB only after every task is back.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -23,7 +30,60 @@ RETRIES = 3
 #: The modules every Mallard task needs on a node, and the package that provides each.
 BASE_MODULES = {"engine": "mallard", "duckdb": "duckdb", "pyarrow": "pyarrow", "numpy": "numpy"}
 
+#: Seconds the driver waits on tasks between checks that the head still answers.
+HEAD_CHECK_S = 1.0
+#: Seconds the head may stay silent before the statement fails (Ray's driver gives up after 60).
+HEAD_LOSS_S = 5.0
+
 _checked: set[tuple[str, ...]] = set()
+
+
+@dataclass
+class HeadWatch:
+    """Notices a lost head while a statement waits on the cluster (see the module docstring)."""
+
+    what: str
+    silent_since: float | None = field(default=None)
+
+    def check(self) -> None:
+        """OperationalError (after leaving the cluster) once the head has been silent too long."""
+        from engine.cluster.connection import connected_address, disconnect, head_answers
+
+        if head_answers():
+            self.silent_since = None
+            return
+        now = time.monotonic()
+        if self.silent_since is None:
+            self.silent_since = now
+        if now - self.silent_since < HEAD_LOSS_S:
+            return
+        address = connected_address()
+        disconnect()  # before Ray's driver, reconnecting in vain, ends this process
+        raise OperationalError(
+            f"{self.what}: lost the Ray cluster's head at {address} (it stopped answering for {HEAD_LOSS_S:.0f} s); "
+            "nothing was written. Start the head again and reconnect (SET cluster), or SET cluster = 'none' to "
+            "work on this machine"
+        )
+
+
+def wait_for(ray: Any, refs: list[Any], num_returns: int, what: str,
+             timeout: float | None = None, watch: HeadWatch | None = None) -> tuple[list[Any], list[Any]]:
+    """``ray.wait(refs, num_returns, timeout)`` that checks the head while it waits (see :class:`HeadWatch`)."""
+    watch = watch or HeadWatch(what)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        step = HEAD_CHECK_S if deadline is None else max(0.0, min(HEAD_CHECK_S, deadline - time.monotonic()))
+        ready, pending = ray.wait(refs, num_returns=num_returns, timeout=step)
+        if len(ready) >= num_returns:
+            return ready, pending
+        watch.check()
+        if deadline is not None and time.monotonic() >= deadline:
+            return ready, pending
+
+
+def connected(ray: Any) -> bool:
+    """Whether this process is still connected (cleanup after a lost head has nothing to ask)."""
+    return bool(ray.is_initialized())
 
 
 @dataclass(frozen=True)
@@ -91,8 +151,9 @@ def ordered_results(ray: Any, submit: Callable[[Any], Any], inputs: Iterable[Any
                 yield done.pop(next_out)
                 next_out += 1
     finally:
-        for ref in pending.values():
-            ray.cancel(ref, force=True)
+        if connected(ray):
+            for ref in pending.values():
+                ray.cancel(ref, force=True)
 
 
 def partition_results(ray: Any, submit: Callable[[Any], Any], reader: Any, rows_per_task: int, what: str,
@@ -133,14 +194,15 @@ def row_partitions(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.
 
 
 def _collect(ray: Any, pending: dict[int, Any], done: dict[int, Any], what: str) -> None:
-    ready, _ = ray.wait(list(pending.values()), num_returns=1)
+    ready, _ = wait_for(ray, list(pending.values()), 1, what)
     index = next(i for i, ref in pending.items() if ref == ready[0])
     done[index] = gather(ray, [pending.pop(index)], what)[0]
 
 
 def gather(ray: Any, refs: list[Any], what: str) -> list[Any]:
-    """``ray.get(refs)`` with Ray's failures as Mallard's errors."""
+    """``ray.get(refs)`` with Ray's failures as Mallard's errors (and a lost head noticed)."""
     try:
+        wait_for(ray, refs, len(refs), what)
         return list(ray.get(refs))
     except ray.exceptions.RayTaskError as e:
         raise task_error(e, what) from e

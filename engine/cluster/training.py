@@ -29,7 +29,7 @@ from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 from engine.cluster.connection import connect, session_cluster
-from engine.cluster.tasks import BASE_MODULES, gather, require_modules, task_place
+from engine.cluster.tasks import BASE_MODULES, HeadWatch, connected, gather, require_modules, task_place, wait_for
 from engine.errors import OperationalError
 from engine.training.processes import decode, encode
 
@@ -134,7 +134,7 @@ def train_on_cluster(ray: Any, configuration: Configuration, setup: Setup, worke
     group = placement_group([{"CPU": 1}] * workers, strategy="SPREAD")
     actors: list[Any] = []
     try:
-        ready, _ = ray.wait([group.ready()], timeout=PLACEMENT_TIMEOUT_S)
+        ready, _ = wait_for(ray, [group.ready()], 1, what, timeout=PLACEMENT_TIMEOUT_S)
         if not ready:
             raise OperationalError(f"{what}: the cluster did not offer {workers} CPUs for workers = {workers} within "
                                    f"{PLACEMENT_TIMEOUT_S:.0f} s (SHOW CLUSTER lists its CPUs); nothing was written")
@@ -151,15 +151,17 @@ def train_on_cluster(ray: Any, configuration: Configuration, setup: Setup, worke
         runs = [actor.train.remote(setup.to_json(), configuration_json, rank, workers, init_method, names, *blobs)
                 for rank, actor in enumerate(actors)]
         pending = list(runs)
+        watch = HeadWatch(what)
         while pending:
             reporter.check()
-            ready, pending = ray.wait(pending, num_returns=1, timeout=0.2)
+            ready, pending = wait_for(ray, pending, 1, what, timeout=0.2, watch=watch)
             gather(ray, ready, what)  # a rank that failed fails the statement now (the others wait on it)
         results = gather(ray, runs, what)
     finally:
-        for actor in actors:
-            ray.kill(actor)
-        remove_placement_group(group)
+        if connected(ray):  # a lost head left nothing to clean up from here
+            for actor in actors:
+                ray.kill(actor)
+            remove_placement_group(group)
     messages = results[0]["messages"]
     history = [EpochMetrics(**m["metrics"]) for m in messages if m["type"] == "epoch"]
     places = sorted({(r["place"]["node_address"], r["place"]["node_id"]) for r in results})
