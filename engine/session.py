@@ -417,6 +417,19 @@ class Session:
             disable = True if os.environ.get("CI") else None  # None: only on a TTY
         return tqdm(total=total, desc=desc, unit=unit, disable=disable, file=sys.stderr, leave=False)
 
+    def shows_progress(self) -> bool:
+        """Whether :meth:`progress` would draw a bar (work that costs something to size a bar,
+        such as counting a query's rows, skips it when nobody sees the bar)."""
+        mode = self.settings["progress"]
+        if mode != "auto":
+            return bool(mode == "on")
+        if os.environ.get("CI"):
+            return False
+        try:
+            return sys.stderr.isatty()
+        except (AttributeError, ValueError):  # replaced or closed stderr
+            return False
+
     def check_cancelled(self, what: str) -> None:
         """Raise OperationalError when the connection was interrupted (long work calls this between steps)."""
         if self.cancel.is_set():

@@ -43,12 +43,14 @@ class InputReader(Protocol):
     def describe(self) -> str: ...
 
 
-def input_reader(schema: pa.Schema, model: ModelInput, column: str | None) -> InputReader:
+def input_reader(schema: pa.Schema, model: ModelInput, column: str | None,
+                 numeric_dtype: type[np.floating] = np.float64) -> InputReader:
     """The reader of ``model``'s inputs from rows of ``schema``; ProgrammingError when the rows
-    lack what the model needs."""
+    lack what the model needs.  Numeric inputs are stacked as ``numeric_dtype`` (float32 when the
+    network takes them as they are: one pass instead of stacking float64 and converting)."""
     names = {name.lower(): name for name in schema.names}
     if model.is_numeric:
-        return NumericInputs(tuple(_numeric_column(schema, names, c) for c in model.columns))
+        return NumericInputs(tuple(_numeric_column(schema, names, c) for c in model.columns), numeric_dtype)
     blob = _blob_column(schema, names, column)
     height, width = names.get("height"), names.get("width")
     if height is not None and width is not None and all(pa.types.is_integer(schema.field(c).type) for c in (height, width)):
@@ -93,9 +95,10 @@ def _present(array: pa.Array) -> np.ndarray:
 
 @dataclass(frozen=True)
 class NumericInputs:
-    """Numeric columns, in the model's order, as one float64 vector per row."""
+    """Numeric columns, in the model's order, as one vector per row (float64 unless ``dtype`` says)."""
 
     columns: tuple[str, ...]
+    dtype: type[np.floating] = np.float64
 
     def decode(self, batch: pa.RecordBatch) -> list[Group]:
         arrays = [batch.column(c) for c in self.columns]
@@ -106,7 +109,7 @@ class NumericInputs:
         rows = np.flatnonzero(present)
         if len(rows) == 0:
             return []
-        values = np.empty((len(rows), len(arrays)), dtype=np.float64)
+        values = np.empty((len(rows), len(arrays)), dtype=self.dtype)
         for j, array in enumerate(arrays):
             column = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
             values[:, j] = column[rows] if len(rows) != batch.num_rows else column

@@ -97,11 +97,12 @@ def predict_relation(session: Session, request: PredictionRequest, rows: duckdb.
     predictor = Predictor.load(session, version)
     batch_rows = NUMERIC_BATCH_ROWS if predictor.input.is_numeric else IMAGE_BATCH_ROWS
     session.quiesce()  # DuckDB runs a relation only when no execute() result is pending
-    total = int(rows.aggregate("count(*)").fetchall()[0][0])
+    # the bar's total costs a second run of the query: only for a bar somebody sees
+    total = int(rows.aggregate("count(*)").fetchall()[0][0]) if session.shows_progress() else None
     batches = rows.to_arrow_reader(batch_rows)
     with closing(batches):  # an error midway leaves no open result on the connection
         _check_output_names(batches.schema)
-        reader = input_reader(batches.schema, predictor.input, options["input"])
+        reader = input_reader(batches.schema, predictor.input, options["input"], predictor.numeric_dtype)
         stats = PredictionStats(version.model, version.version, reader.describe())
         started = time.perf_counter()
         sizes = _BatchSizes(version, options["batch_size"], batch_rows, stats)

@@ -99,6 +99,12 @@ class Predictor:
     def name(self) -> str:
         return self.version.model
 
+    @property
+    def numeric_dtype(self) -> type[np.floating]:
+        """The type numeric inputs are best handed over in: float32, the network's, unless the
+        version normalizes them (done in float64, as training did, then converted)."""
+        return np.float64 if self._normalizes else np.float32
+
     def warm_up(self) -> None:
         """Predict one input of zeros; ProgrammingError naming the version when it cannot."""
         if self.input.is_numeric:
