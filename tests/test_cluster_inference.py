@@ -127,3 +127,15 @@ def test_a_worker_that_always_dies_fails_the_scan_and_writes_nothing(on_cluster:
     with pytest.raises(engine.OperationalError, match="a Ray worker died and the task failed again after 3 retries"):
         on_cluster.execute(_small("dies_always")).fetchall()
     assert on_cluster.execute("SELECT count(*) FROM mallard.inference_cache").fetchone() == before
+
+
+def test_several_videos_in_one_query_are_each_spread_over_the_cluster(bikes: Path,
+                                                                     on_cluster: engine.Connection) -> None:
+    both = ("SELECT 'bikes' AS video, frame_id, mobilenet(frame).label AS label FROM bikes UNION ALL "
+            "SELECT 'small', frame_id, mobilenet(frame).label FROM small ORDER BY video, frame_id")
+    with engine.connect(str(bikes), autocommit=True, progress="off", inference_cache=False) as here:
+        expected = here.execute(both).fetchall()
+    analyzed = "\n".join(row[1] for row in on_cluster.execute(f"EXPLAIN ANALYZE {both}").fetchall())
+    assert len(re.findall(r"cluster segments\s+2\s+\(cut at keyframes; ran on [12] nodes?\)", analyzed)) == 2, analyzed
+    assert on_cluster.execute(both).fetchall() == expected  # the second run reads what the first cached
+    assert len(expected) == 2 * FRAMES
