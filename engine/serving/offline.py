@@ -215,8 +215,11 @@ def _with_predictions(batch: pa.RecordBatch, groups: list[Group], predictor: Pre
             stats.network_seconds += seconds
             stats.batches += 1
             stats.sizes[len(predicted)] = stats.sizes.get(len(predicted), 0) + 1
-            at = chunk if whole else rows[chunk]
-            class_ids[at], scores[at] = predicted.class_ids, predicted.scores
+            if whole and len(predicted) == n:  # one call for the whole batch: its arrays are the columns
+                class_ids, scores = predicted.class_ids, predicted.scores
+            else:
+                at = chunk if whole else rows[chunk]
+                class_ids[at], scores[at] = predicted.class_ids, predicted.scores
             start += size
         predicted_rows += len(rows)
     stats.predicted += predicted_rows
