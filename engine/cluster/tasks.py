@@ -69,6 +69,8 @@ class HeadWatch:
 def wait_for(ray: Any, refs: list[Any], num_returns: int, what: str,
              timeout: float | None = None, watch: HeadWatch | None = None) -> tuple[list[Any], list[Any]]:
     """``ray.wait(refs, num_returns, timeout)`` that checks the head while it waits (see :class:`HeadWatch`)."""
+    if len(refs) == 0 or num_returns <= 0:
+        return [], list(refs)
     watch = watch or HeadWatch(what)
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
