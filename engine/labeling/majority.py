@@ -47,9 +47,11 @@ class MajorityVote:
         self.k = k
 
     def fit(self, patterns: VotePatterns) -> FittedMajority:
-        shares = vote_shares(patterns)
-        top = shares.max(axis=1, keepdims=True)
-        decided = np.isclose(shares, top).sum(axis=1) == 1
-        per_class = np.bincount(shares.argmax(axis=1)[decided], weights=patterns.counts[decided], minlength=self.k)
+        per_class = np.zeros(self.k)
+        for chunk in patterns.chunks():
+            shares = vote_shares(chunk)
+            top = shares.max(axis=1, keepdims=True)
+            decided = np.isclose(shares, top).sum(axis=1) == 1
+            per_class += np.bincount(shares.argmax(axis=1)[decided], weights=chunk.counts[decided], minlength=self.k)
         total = per_class.sum()
         return FittedMajority(per_class / total if total > 0 else np.full(self.k, 1.0 / self.k))
