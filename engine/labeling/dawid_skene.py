@@ -107,7 +107,9 @@ class DawidSkene:
         others = np.zeros(self.k - 1)
         joints: list[np.ndarray] | None = None
         for chunk in patterns.chunks():
-            weights = posterior(chunk)[1:] * chunk.counts  # (k - 1, P)
+            weights = posterior(chunk)[1:]  # (k - 1, P)
+            if not chunk.unit_counts:
+                weights = weights * chunk.counts
             others += weights.sum(axis=1)
             part = chunk.groups.joint(chunk.codes, weights)
             joints = part if joints is None else [a + b for a, b in zip(joints, part)]

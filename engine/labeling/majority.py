@@ -20,7 +20,7 @@ from engine.labeling.patterns import VotePatterns
 
 def vote_shares(patterns: VotePatterns) -> np.ndarray:
     """(P, k): the share of each class among a pattern's votes; uniform without votes."""
-    tally = patterns.tally().T
+    tally = patterns.tally().T.astype(np.float64)
     total = tally.sum(axis=1, keepdims=True)
     return np.divide(tally, total, out=np.full_like(tally, 1.0 / patterns.k), where=total > 0)
 

@@ -66,9 +66,7 @@ class CodeLayout:
             terms = []
             for slot, g in enumerate(column):
                 for i, j in enumerate(groups[g]):
-                    shift = GROUP_BITS * slot + bits * i
-                    terms.append(exp.BitwiseLeftShift(this=exp.cast(votes[j], "BIGINT"),
-                                                      expression=exp.Literal.number(shift)))
+                    terms.append(_shifted(votes[j], GROUP_BITS * slot + bits * i))
             total: exp.Expr = terms[0]
             for term in terms[1:]:
                 total = exp.Add(this=total, expression=term)
@@ -83,6 +81,26 @@ class CodeLayout:
             values = np.asarray(values, dtype=np.int64)
             out.extend(((values >> (GROUP_BITS * slot)) & mask).astype(np.intp) for slot in range(len(column)))
         return out
+
+
+def _shifted(vote: exp.Expr, shift: int) -> exp.Expr:
+    """``vote << shift`` as BIGINT; a :func:`vote_code` CASE gets its codes shifted in its
+    literals instead (a third less work for DuckDB per function and row than casting and
+    shifting its result).
+
+    >>> _shifted(exp.column("v"), 4).sql("duckdb")
+    'CAST(v AS BIGINT) << 4'
+    >>> _shifted(exp.case().when("v IS NULL", "0").when("v = 'x'", "1"), 4).sql("duckdb")
+    "CASE WHEN v IS NULL THEN CAST(0 AS BIGINT) WHEN v = 'x' THEN CAST(16 AS BIGINT) END"
+    """
+    ifs = vote.args.get("ifs") or []
+    if isinstance(vote, exp.Case) and ifs and all(isinstance(i.args.get("true"), exp.Literal) for i in ifs):
+        case = vote.copy()
+        for branch in case.args["ifs"]:
+            code = int(branch.args["true"].this)
+            branch.set("true", exp.cast(exp.Literal.number(code << shift), "BIGINT"))
+        return case
+    return exp.BitwiseLeftShift(this=exp.cast(vote, "BIGINT"), expression=exp.Literal.number(shift))
 
 
 def ordered_patterns(layout: CodeLayout, columns: Sequence[np.ndarray], counts: np.ndarray) -> VotePatterns:

@@ -146,7 +146,8 @@ class VotePatterns:
     """Distinct vote patterns: per-group ``codes`` (intp arrays) and their ``counts``.
 
     ``join_codes`` are the packed code columns of the label-matrix table (to join predictions
-    back to rows); ``gold`` (gold patterns only) is each pattern's gold class code.
+    back to rows); ``gold`` (gold patterns only) is each pattern's gold class code;
+    ``unit_counts``: every count is 1 (the patterns are rows).
     """
 
     codes: list[np.ndarray]
@@ -154,6 +155,7 @@ class VotePatterns:
     groups: VoteGroups
     join_codes: dict[str, np.ndarray] = field(default_factory=dict)
     gold: np.ndarray | None = None
+    unit_counts: bool = False  # every count is 1 (:meth:`of_rows`)
     _tally: np.ndarray | None = field(default=None, repr=False)
     _totals: np.ndarray | None = field(default=None, repr=False)
 
@@ -183,7 +185,7 @@ class VotePatterns:
         (2, [1, 1])
         """
         n = len(codes[0]) if codes else 0
-        return cls(codes, np.broadcast_to(np.int64(1), (n,)), groups)
+        return cls(codes, np.broadcast_to(np.int64(1), (n,)), groups, unit_counts=True)
 
     def chunks(self, size: int | None = None) -> Iterator[VotePatterns]:
         """Consecutive slices of at most ``size`` (default :data:`CHUNK`) patterns (views: nothing
@@ -200,7 +202,21 @@ class VotePatterns:
         for start in range(0, len(self), size):
             part = slice(start, start + size)
             yield VotePatterns([c[part] for c in self.codes], self.counts[part], self.groups,
-                               gold=None if self.gold is None else self.gold[part])
+                               gold=None if self.gold is None else self.gold[part], unit_counts=self.unit_counts,
+                               _tally=None if self._tally is None else self._tally[:, part])
+
+    def keep_tally(self) -> None:
+        """Count each pattern's votes per class once, compactly (one byte a class and pattern
+        below 256 functions), so that every later pass over :meth:`chunks` slices the counts
+        instead of looking them up again."""
+        if self._tally is not None:
+            return
+        tally = np.empty((self.k, len(self)), dtype=np.uint8 if self.m < 256 else np.uint16)
+        start = 0
+        for chunk in self.chunks():
+            tally[:, start:start + len(chunk)] = chunk.tally()
+            start += len(chunk)
+        self._tally = tally
 
     @property
     def m(self) -> int:

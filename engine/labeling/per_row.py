@@ -53,6 +53,7 @@ class RowMatrix:
             raise translate(e) from e
         packed = [table.column(name).to_numpy() for name in names]
         patterns = VotePatterns.of_rows(matrix.layout.group_codes(packed), matrix.layout.groups)
+        patterns.keep_tally()  # read by the fit's start, the analysis, the coverage and n_votes
         gold = None
         if matrix.has_gold:
             gold = table.column("gold").fill_null(0).to_numpy().astype(np.int8)
