@@ -436,7 +436,7 @@ class SilentProgress:
 
     def __init__(self, total: int | None) -> None:
         self.total = total
-        self.n = 0
+        self.n: float = 0
 
     def update(self, n: float = 1) -> None:
         self.n += n
