@@ -26,7 +26,7 @@ from engine.errors import translate
 from engine.labeling.classes import LabelClasses
 from engine.labeling.matrix import LabelMatrix
 from engine.labeling.patterns import CHUNK, VotePatterns
-from engine.labeling.writer import PROVENANCE, Predictions
+from engine.labeling.writer import PROVENANCE
 
 if TYPE_CHECKING:
     from engine.session import Session
@@ -65,26 +65,30 @@ class RowMatrix:
 
 def label_batches(rows: RowMatrix, fitted: Any, classes: LabelClasses, ties_abstain: bool) -> Iterator[pa.RecordBatch]:
     """The label table's rows, one slice of :data:`CHUNK` rows at a time: ``key``, ``label``,
-    ``probs``, ``n_votes``, ``gold`` (whether the row's label is its gold label), ``weight``."""
+    ``probs``, ``n_votes``, ``gold`` (whether the row's label is its gold label), ``weight``
+    (as :class:`~engine.labeling.writer.Predictions`: gold labels override weak ones)."""
     values = pa.array(list(classes.values), type=classes.arrow_type)
-    one_hot = np.eye(classes.k)
+    k = classes.k
     for start, chunk in zip(range(0, len(rows), CHUNK), rows.patterns.chunks(CHUNK)):
-        predictions = Predictions.from_probs(chunk, fitted.predict_proba(chunk), ties_abstain=ties_abstain)
-        labels, probs, weight = predictions.labels, predictions.probs, predictions.weight
+        probs = fitted.predict_proba(chunk).T  # (k, P): classes in rows, each contiguous
+        labels = probs.argmax(axis=0)
+        weight = probs.max(axis=0)
+        if ties_abstain:
+            labels = np.where(np.isclose(probs, weight).sum(axis=0) > 1, -1, labels)
+            weight = np.where(labels >= 0, weight, 0.0)
         gold = rows.gold[start:start + len(chunk)] if rows.gold is not None else None
-        is_gold = np.zeros(len(chunk), dtype=bool) if gold is None else gold > 0
+        is_gold = gold > 0 if gold is not None else np.zeros(len(chunk), dtype=bool)
         if is_gold.any():
             assert gold is not None
             labels = np.where(is_gold, gold.astype(np.int64) - 1, labels)
-            probs = np.where(is_gold[:, None], one_hot[np.maximum(gold.astype(np.int64) - 1, 0)], probs)
+            probs = np.where(is_gold, np.arange(k)[:, None] == gold.astype(np.int64) - 1, probs)
             weight = np.where(is_gold, 1.0, weight)
-        k = classes.k
         offsets = pa.array(np.arange(0, len(chunk) * k + 1, k, dtype=np.int32))
         yield pa.RecordBatch.from_arrays([
             rows.keys.slice(start, len(chunk)).combine_chunks(),
             values.take(pa.array(labels, type=pa.int64(), mask=labels < 0)),
-            pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(probs).ravel(), type=pa.float64())),
-            pa.array(predictions.n_votes, type=pa.int32()),
+            pa.ListArray.from_arrays(offsets, pa.array(probs.T.ravel(), type=pa.float64())),
+            pa.array(chunk.n_votes(), type=pa.int32()),
             pa.array(is_gold),
             pa.array(weight, type=pa.float64()),
         ], names=["key", "label", "probs", "n_votes", "gold", "weight"])
