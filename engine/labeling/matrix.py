@@ -70,7 +70,7 @@ class CodeLayout:
             total: exp.Expr = terms[0]
             for term in terms[1:]:
                 total = exp.Add(this=total, expression=term)
-            out.append(exp.alias_(total, name))
+            out.append(exp.alias_(total, name, copy=False))
         return out
 
     def group_codes(self, columns: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -202,13 +202,14 @@ def build_label_matrix(session: Session, source: exp.Table, key: RowKey, raw_vot
     if joined is not None:
         votes, votes_key = joined
         inner = inner.join(exp.to_table(votes), on=exp.EQ(this=key_ref.copy(), expression=exp.column(votes_key, votes)))
+    # copy=False: the builders would otherwise copy every function's CASE at each step
     outer = exp.select(exp.alias_(exp.column("__key", "s"), "key"), *layout.code_expressions(vote_codes))
     if gold is not None:
-        outer = outer.select(exp.alias_(exp.column("code", "g"), "gold"))
-    outer = outer.from_(exp.alias_(exp.Subquery(this=inner), "s"))
+        outer = outer.select(exp.alias_(exp.column("code", "g"), "gold"), copy=False)
+    outer = outer.from_(exp.alias_(exp.Subquery(this=inner), "s"), copy=False)
     if gold is not None:
         on = exp.EQ(this=exp.cast(exp.column("__key", "s"), "VARCHAR"), expression=exp.column("row_key", "g"))
-        outer = outer.join(exp.alias_(gold, "g"), on=on, join_type="LEFT")
+        outer = outer.join(exp.alias_(gold, "g"), on=on, join_type="LEFT", copy=False)
     create = exp.Create(this=exp.to_table(name), kind="TABLE", expression=outer,
                         properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
     try:
