@@ -107,7 +107,7 @@ class DawidSkene:
         others = np.zeros(self.k - 1)
         joints: list[np.ndarray] | None = None
         for chunk in patterns.chunks():
-            weights = posterior(chunk)[1:]  # (k - 1, P)
+            weights = posterior.others(chunk) if isinstance(posterior, Posterior) else posterior(chunk)[1:]  # (k - 1, P)
             if not chunk.unit_counts:
                 weights = weights * chunk.counts
             others += weights.sum(axis=1)
@@ -136,6 +136,19 @@ class Posterior:
         self.tables = groups.tables(log_theta[:, :, 1:] - log_theta[:, :, :1])
         self.offset = (log_prior[1:] - log_prior[0])[:, None]
         self.k = len(log_prior)
+
+    def others(self, patterns: VotePatterns) -> np.ndarray:
+        """(k - 1, P): P(class | pattern) of classes 1..k-1 only (what the M-step reads); for
+        two classes the logistic function of the one score, computed in place."""
+        if self.k != 2:
+            return self(patterns)[1:]
+        score = patterns.groups.apply(patterns.codes, self.tables)
+        score += self.offset
+        np.negative(score, out=score)
+        with np.errstate(over="ignore"):  # exp(-score) = inf gives P = 0, as it should
+            np.exp(score, out=score)
+        score += 1.0
+        return np.reciprocal(score, out=score)
 
     def __call__(self, patterns: VotePatterns) -> np.ndarray:
         scores = np.zeros((self.k, len(patterns)))

@@ -60,8 +60,9 @@ def choose_fit_path(requested: str, n_rows: int, m: int, k: int, estimate: Calla
 
 
 def estimate_patterns(matrix: LabelMatrix) -> int:
-    """DuckDB's HyperLogLog estimate of the distinct vote patterns in the label matrix."""
+    """DuckDB's HyperLogLog estimate of the distinct vote patterns in the label matrix (a few
+    percent off either way; at most the row count)."""
     columns = [exp.column(name) for name in matrix.layout.names]
     value = columns[0] if len(columns) == 1 else exp.Anonymous(this="hash", expressions=columns)
     query = exp.select(exp.Anonymous(this="approx_count_distinct", expressions=[value])).from_(matrix.ref())
-    return int(matrix.session.scalar(query) or 0)
+    return min(int(matrix.session.scalar(query) or 0), matrix.n_rows)
