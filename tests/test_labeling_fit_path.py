@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 import engine
-from engine.labeling import fit_path, per_row
+from engine.labeling import fit_path
 from engine.labeling.fit_path import choose_fit_path
 from engine.labeling.synthetic import synthetic_votes, synthetic_votes_query
 from tests.test_labeling_model import load_votes
@@ -28,8 +28,10 @@ def last_run(con) -> tuple:
                        " ORDER BY run_id DESC LIMIT 1").fetchone()
 
 
-@pytest.mark.parametrize("k, model, gold", [(2, "label_model", False), (3, "label_model", True), (3, "majority", False)])
+@pytest.mark.parametrize("k, model, gold", [(2, "label_model", False), (3, "label_model", True), (3, "majority", True)])
 def test_rows_path_gives_the_labels_of_the_pattern_path(con, k, model, gold):
+    """Fit and writer both differ (EM over rows, labels from Arrow; EM over patterns, labels
+    joined in SQL): the same labels, probabilities, gold overrides and majority-vote ties."""
     data = synthetic_votes(n=30_000, m=12, k=k, seed=11)
     names = ", ".join(load_votes(con, data))
     if gold:  # a gold label on every 40th row, its true class
@@ -51,31 +53,10 @@ def test_rows_path_gives_the_labels_of_the_pattern_path(con, k, model, gold):
     assert np.abs(np.array(runs["patterns"][3]) - np.array(runs["rows"][3])).max() < 1e-6  # class balance
     if gold:
         assert sum(r[3] == "gold" for r in by_rows.values()) == 750
+    if model == "majority":
+        assert any(r[0] is None for r in by_rows.values())  # ties give no label either way
     if model == "label_model":
         assert abs(runs["patterns"][2] - runs["rows"][2]) <= 1  # EM iterations
-
-
-@pytest.mark.parametrize("model", ["label_model", "majority"])
-def test_the_join_writer_gives_the_labels_of_the_arrow_writer(con, monkeypatch, model):
-    """Past WRITE_ROWS_MAX rows the pattern path joins its predictions to the rows in DuckDB."""
-    data = synthetic_votes(n=20_000, m=8, k=3, seed=4)
-    names = ", ".join(load_votes(con, data))
-    ids = np.arange(0, 20_000, 25)
-    con.duckdb_connection.register("g", pa.table({"id": ids, "label": data.truth[ids].astype(np.int64)}))
-    con.execute("ADD GOLD LABELS TO votes FROM (SELECT * FROM g)")
-    statement = f"LABEL votes USING {names} WITH (classes = [0, 1, 2], model = '{model}', fit_on = 'patterns') INTO"
-    con.execute(f"{statement} by_arrow")
-    monkeypatch.setattr(per_row, "WRITE_ROWS_MAX", 0)
-    con.execute(f"{statement} by_join")
-    by_arrow, by_join = label_rows(con, "by_arrow"), label_rows(con, "by_join")
-    assert by_arrow.keys() == by_join.keys() and len(by_join) == 20_000
-    for key, (label, probs, n_votes, provenance, weight) in by_join.items():
-        other = by_arrow[key]
-        assert (label, n_votes, provenance) == (other[0], other[2], other[3])
-        assert np.abs(np.array(probs) - np.array(other[1])).max() < 1e-12 and abs(weight - other[4]) < 1e-12
-    assert sum(r[3] == "gold" for r in by_join.values()) == 800
-    if model == "majority":
-        assert any(r[0] is None for r in by_join.values())  # ties give no label either way
 
 
 def test_the_bound_decides_without_an_estimate_and_the_estimate_decides_otherwise():
@@ -103,13 +84,11 @@ def test_auto_takes_the_smaller_input(con, m, expected):
     assert con.execute("SELECT count(*) FROM labels").fetchone()[0] == 5_000
 
 
-@pytest.mark.parametrize("m, path, join", [(10, "patterns", True), (30, "rows", False)])
-def test_label_completes_under_a_small_memory_limit(tmp_path, monkeypatch, m, path, join):
+@pytest.mark.parametrize("m, path", [(10, "patterns"), (30, "rows")])
+def test_label_completes_under_a_small_memory_limit(tmp_path, m, path):
     """Millions of rows with DuckDB held to 256 MB (its least for a few million distinct keys):
     the key check, the label matrix, the GROUP BY and the join writing the label table spill
     to DuckDB's temporary directory."""
-    if join:
-        monkeypatch.setattr(per_row, "WRITE_ROWS_MAX", 0)
     n = 3_000_000 if m == 10 else 1_000_000
     with engine.connect(str(tmp_path / "big.duckdb"), autocommit=True, progress="off", memory_limit="256MB",
                         threads=2) as con:

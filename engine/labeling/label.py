@@ -3,12 +3,11 @@
 1. check everything without writing (table, target, functions, columns, key, options);
 2. one DuckDB query applies every function and stores the packed votes of each row;
 3. the label model is fitted on the distinct vote patterns (a GROUP BY) and predicts per
-   pattern; 4. the label table is written, gold labels overriding weak ones: up to
-   :data:`~engine.labeling.per_row.WRITE_ROWS_MAX` rows from Arrow (each row's prediction
-   computed from its own votes, :mod:`engine.labeling.per_row`), past it by joining the
-   patterns' predictions back to the rows in SQL (DuckDB spills); 5. the run is recorded.
-When nearly every row has its own vote pattern, 3 fits on the rows instead (no GROUP BY:
-:mod:`engine.labeling.per_row`); :mod:`engine.labeling.fit_path` chooses.
+   pattern; 4. the predictions are joined back to the rows in SQL into the label table,
+   gold labels overriding weak ones; 5. the run is recorded in the catalog.
+When nearly every row has its own vote pattern, 3-4 read the rows instead (no GROUP BY, no
+join: the label table is written from Arrow, :mod:`engine.labeling.per_row`);
+:mod:`engine.labeling.fit_path` chooses.
 Steps 2-5 run in one transaction: any failure leaves the database as it was.
 """
 from __future__ import annotations
@@ -22,7 +21,6 @@ import pyarrow as pa
 from sqlglot import exp
 
 from engine.errors import DataError, ProgrammingError
-from engine.labeling import per_row
 from engine.labeling.analysis import LFStats, analysis_arrow, lf_analysis
 from engine.labeling.dawid_skene import DawidSkene
 from engine.labeling.fit_path import ROWS, FitPath, choose_fit_path, estimate_patterns
@@ -119,8 +117,8 @@ def _fit_path(plan: VotePlan, matrix: LabelMatrix, options: LabelOptions) -> Fit
 def _fit_and_write(session: Session, plan: VotePlan, matrix: LabelMatrix, options: LabelOptions, target: exp.Table,
                    replace: bool, started: float, applied: float, steps: Any) -> LabelOutcome:
     path = _fit_path(plan, matrix, options)
-    rows = RowMatrix.fetch(session, matrix) if path.path == ROWS or plan.n_rows <= per_row.WRITE_ROWS_MAX else None
-    patterns = rows.patterns if path.path == ROWS and rows is not None else plan.patterns(matrix)
+    rows = RowMatrix.fetch(session, matrix) if path.path == ROWS else None
+    patterns = rows.patterns if rows is not None else plan.patterns(matrix)
     gold = matrix.gold_patterns()
     steps.update(1)
     fit_start = time.perf_counter()
@@ -128,14 +126,12 @@ def _fit_and_write(session: Session, plan: VotePlan, matrix: LabelMatrix, option
     steps.update(1)
     write_start = time.perf_counter()
     ties_abstain = options.model == "majority"
-    if rows is not None:  # each row's prediction computed from its own votes, written from Arrow
+    if rows is not None:  # each row's prediction from its own votes, written from Arrow
         write_rows(session, rows, fitted, plan.classes, target, plan.key.name, replace, ties_abstain)
-    else:  # past WRITE_ROWS_MAX rows: the patterns' predictions joined back to the rows in DuckDB (it spills)
+        n_patterns = path.estimated_patterns if path.estimated_patterns is not None else estimate_patterns(matrix)
+    else:  # the patterns' predictions joined back to the rows in DuckDB (which spills past its memory_limit)
         predictions = Predictions.from_probs(patterns, fitted.predict_proba(patterns), ties_abstain=ties_abstain)
         _write(session, matrix, plan, predictions, patterns, target, replace)
-    if path.path == ROWS:
-        n_patterns = path.estimated_patterns if path.estimated_patterns is not None else estimate_patterns(matrix)
-    else:
         n_patterns = len(patterns)
     done = time.perf_counter()
     steps.update(1)

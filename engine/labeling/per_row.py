@@ -9,10 +9,9 @@ smaller than the sparse ``(row, function, vote)`` triples), and the label model 
 row as a pattern of count 1 (:meth:`VotePatterns.of_rows`), in slices
 (:data:`~engine.labeling.patterns.CHUNK`).  The fit is the same EM as on the pattern table
 (same sums, in another order).  The label table is then written from Arrow record batches,
-one slice at a time, streamed into ``CREATE TABLE``: no join, no per-row Python.  Up to
-:data:`WRITE_ROWS_MAX` rows the pattern path writes this way too (faster than DuckDB's
-join of the predictions back to a million rows); each row's prediction is then computed from
-its own votes with the model fitted on the patterns, the same numbers as its pattern's.
+one slice at a time, streamed into ``CREATE TABLE``: no join, no per-row Python.  (For the
+pattern path this writer is no faster than DuckDB's join of the predictions back to the
+rows, measured at 1M rows x 10 functions, so that path keeps the join, which spills.)
 """
 from __future__ import annotations
 
@@ -33,12 +32,6 @@ from engine.labeling.writer import PROVENANCE
 
 if TYPE_CHECKING:
     from engine.session import Session
-
-#: Up to this many rows the label table is written from Arrow (:func:`write_rows`) whichever
-#: input the fit read (the label matrix read into memory: about 16 bytes a row and 8 more
-#: per 30 functions); past it, on the pattern path, DuckDB joins the patterns' predictions to
-#: the rows and can spill.
-WRITE_ROWS_MAX = 20_000_000
 
 
 @dataclass
