@@ -76,9 +76,10 @@ def test_auto_takes_the_smaller_input(con, m, expected):
     """4 functions: at most 3^4 = 81 patterns over 5,000 rows; 30 functions: nearly every row its own."""
     data = synthetic_votes(n=5_000, m=m, k=2, seed=5)
     names = ", ".join(load_votes(con, data))
-    con.execute(f"LABEL votes USING {names} WITH (classes = [0, 1]) INTO labels")
+    message = con.execute(f"LABEL votes USING {names} WITH (classes = [0, 1]) INTO labels").message
     options, n_patterns, _, _ = last_run(con)
     assert json.loads(options)["fit_on"] == expected
+    assert ("vote patterns, fitted per row" in message) == (expected == "rows")
     exact = len(np.unique(data.votes, axis=0))
     assert abs(n_patterns - exact) <= 0.1 * exact  # exact on the pattern path, DuckDB's estimate on the rows path
     assert con.execute("SELECT count(*) FROM labels").fetchone()[0] == 5_000
