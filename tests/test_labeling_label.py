@@ -99,8 +99,8 @@ def test_each_run_is_recorded_with_definitions_options_and_timing(small):
         " total_seconds FROM mallard.label_runs").fetchone()
     assert run[1:8] == ("labels", "t", "id", "label_model", ["x", "y"], "VARCHAR", 4)
     assert json.loads(run[8]) == {"classes": ["x", "y"], "fault_tolerant": False, "key": "id", "max_iter": 20,
-                                  "model": "label_model", "seed": 4, "tol": 1e-5}
-    assert run[9:13] == (6, 5, 6, 0)  # every row has its own vote pattern
+                                  "model": "label_model", "seed": 4, "tol": 1e-5, "fit_on": "rows"}
+    assert run[9:13] == (6, 5, 6, 0)  # every row has its own vote pattern (so the fit read the rows)
     assert 1 <= run[13] <= 20 and sum(run[14]) == pytest.approx(1)
     assert all(s >= 0 for s in run[15:18]) and run[18] >= sum(run[15:18])
     functions = small.execute(
@@ -170,7 +170,7 @@ def test_labels_and_record_survive_reopening_the_file(db_path):
     ("LABEL t USING fa, fb, fc WITH (classes = ['x', 'z']) INTO out", engine.DataError,
      "labeling function fa voted y on the row with key 4, which is not one of the classes ['x', 'z']"),
     ("LABEL t USING fa, fb, fc WITH (colour = 'red') INTO out", engine.ProgrammingError,
-     "unknown LABEL option 'colour'; expected one of classes, fault_tolerant, key"),
+     "unknown LABEL option 'colour'; expected one of classes, fault_tolerant, fit_on, key"),
     ("LABEL t USING fa, fb, fc WITH (model = 'snorkel') INTO out", engine.DataError,
      "LABEL option model: expected one of 'label_model', 'majority', found 'snorkel'"),
     ("LABEL t USING fa, fb, fc WITH (classes = ['x']) INTO out", engine.DataError, "expected at least 2 classes"),

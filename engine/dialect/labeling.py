@@ -136,6 +136,9 @@ class Label(Statement):
         "max_iter": Option(whole(1, 1_000_000), 100, "EM iterations at most"),
         "tol": Option(number(0, 1, open_low=True), 1e-5, "EM stops when no parameter moves more than this"),
         "fault_tolerant": _FAULT_TOLERANT,
+        "fit_on": Option(choice("auto", "patterns", "rows"), "auto",
+                         "the label model's input: 'patterns' (distinct vote patterns), 'rows' (each row, when nearly"
+                         " every row has its own pattern), 'auto' (by the estimated pattern count)"),
     }
     arg_types = {"this": True, "expressions": True, "into": True, "replace": False, "options": False}
 

@@ -48,9 +48,11 @@ def label_table(session: Session, node: Label) -> StatementResult:
     """``LABEL <table> USING <lf>, ... [WITH (...)] INTO [OR REPLACE] <target>``: one label per row, in one transaction."""
     outcome = label.label(session, node)
     record = outcome.record
+    patterns = (f"~{record.n_patterns} vote patterns, fitted per row" if outcome.fit_on == "rows"
+                else f"{record.n_patterns} vote patterns")
     return StatementResult(rowcount=record.n_rows, message=(
         f"LABEL: {record.n_rows} rows of {record.source.sql('duckdb')} into {record.target.sql('duckdb')} "
-        f"({record.model}, {len(outcome.stats)} functions, {record.n_patterns} vote patterns, "
+        f"({record.model}, {len(outcome.stats)} functions, {patterns}, "
         f"{record.n_covered / max(record.n_rows, 1):.1%} covered, {record.n_gold} gold) in {record.total_seconds:.2f} s; "
         f"run {outcome.run_id}{outcome.cluster_summary()}"
     ))

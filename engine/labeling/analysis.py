@@ -46,12 +46,10 @@ class LFStats:
 def lf_analysis(names: Sequence[str], patterns: VotePatterns, gold: VotePatterns | None,
                 class_texts: Sequence[str], learned: np.ndarray | None = None) -> list[LFStats]:
     """The analysis of each function (in ``names`` order) over ``patterns``."""
-    counts = patterns.counts.astype(np.float64)
-    n = max(counts.sum(), 1.0)
-    tally = patterns.tally()
-    shared = counts * (tally.sum(axis=0) > 1.5)  # another function voted too
-    disputed = counts * ((tally > 0).sum(axis=0) > 1)  # two different classes were voted
-    by_vote = patterns.marginals(np.stack([counts, shared, disputed]))  # (m, k + 1, 3)
+    n = max(float(patterns.n_rows), 1.0)
+    by_vote = np.zeros((patterns.m, patterns.k + 1, 3))  # rows, shared rows, disputed rows by each function's vote
+    for chunk in patterns.chunks():
+        by_vote += _by_vote(chunk)
     confusion = _gold_confusion(gold) if gold is not None and gold.gold is not None else None
     out = []
     for j, name in enumerate(names):
@@ -67,6 +65,15 @@ def lf_analysis(names: Sequence[str], patterns: VotePatterns, gold: VotePatterns
             stats.learned_acc = float(learned[j])
         out.append(stats)
     return out
+
+
+def _by_vote(patterns: VotePatterns) -> np.ndarray:
+    """(m, k + 1, 3): rows, rows shared with another function, rows disputed, by each function's vote."""
+    counts = patterns.counts.astype(np.float64)
+    tally = patterns.tally()
+    shared = counts * (tally.sum(axis=0) > 1.5)  # another function voted too
+    disputed = counts * ((tally > 0).sum(axis=0) > 1)  # two different classes were voted
+    return patterns.marginals(np.stack([counts, shared, disputed]))
 
 
 def _gold_confusion(gold: VotePatterns) -> np.ndarray:

@@ -11,7 +11,7 @@ group of functions, the M-step one ``bincount`` per group and class
 
 >>> import numpy as np
 >>> from engine.labeling.synthetic import synthetic_votes
->>> from engine.labeling.patterns import VotePatterns
+>>> from engine.labeling.patterns import VoteGroups, VotePatterns
 >>> data = synthetic_votes(n=20000, m=8, k=2, seed=1)
 >>> model = DawidSkene(k=2).fit(VotePatterns.from_rows(data.votes, k=2))
 >>> bool(np.abs(model.accuracies() - data.empirical_accuracies()).max() < 0.02)
@@ -19,11 +19,12 @@ True
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from engine.labeling.patterns import VotePatterns
+from engine.labeling.patterns import VoteGroups, VotePatterns
 
 
 @dataclass
@@ -52,7 +53,7 @@ class FittedDawidSkene:
 
     def predict_proba(self, patterns: VotePatterns) -> np.ndarray:
         """(P, k): P(class | pattern) for each pattern."""
-        return _posterior(np.log(self.theta), np.log(self.prior), patterns).T
+        return Posterior(np.log(self.theta), np.log(self.prior), patterns.groups)(patterns).T
 
 
 class DawidSkene:
@@ -67,50 +68,93 @@ class DawidSkene:
         self.smoothing = smoothing
 
     def fit(self, patterns: VotePatterns) -> FittedDawidSkene:
-        q = self._start(patterns)  # (k, P)
+        """EM from the majority vote until no parameter moves more than ``tol``.  Each iteration
+        is one pass over the patterns in slices (:meth:`VotePatterns.chunks`): the E-step of a
+        slice feeds the M-step's sums at once, so no per-pattern array outlives its slice."""
+        totals = patterns.vote_totals()
+        posterior: Callable[[VotePatterns], np.ndarray] = self._start(patterns)
         theta = prior = None
         converged = False
         iterations = 0
         for iterations in range(1, self.max_iter + 1):  # noqa: B007 (read after the loop)
-            new_prior, new_theta = self._m_step(q, patterns)
+            new_prior, new_theta = self._m_step(*self._expected_counts(patterns, posterior), totals, patterns.n_rows)
             if theta is not None and max(np.abs(new_theta - theta).max(), np.abs(new_prior - prior).max()) < self.tol:
                 theta, prior, converged = new_theta, new_prior, True
                 break
             theta, prior = new_theta, new_prior
-            q = _posterior(np.log(theta), np.log(prior), patterns)
+            posterior = Posterior(np.log(theta), np.log(prior), patterns.groups)
         assert theta is not None and prior is not None
         return FittedDawidSkene(prior, theta, iterations, converged)
 
-    def _start(self, patterns: VotePatterns) -> np.ndarray:
+    def _start(self, patterns: VotePatterns) -> Callable[[VotePatterns], np.ndarray]:
         """Majority-vote posteriors (uniform without votes), nudged by a seeded function of
         each pattern's votes (not of its position), which breaks ties."""
         m, k = patterns.m, self.k
         nudge = np.random.default_rng(self.seed).random((m, k + 1, k)) * (1e-3 / max(m, 1))
-        tally = patterns.tally() + patterns.groups.lookup(patterns.codes, nudge) + 0.5
-        return tally / tally.sum(axis=0)
+        tables = patterns.groups.tables(nudge)
 
-    def _m_step(self, q: np.ndarray, patterns: VotePatterns) -> tuple[np.ndarray, np.ndarray]:
-        """Counts per function, vote and class; class 0's are the totals less the others'
+        def start(chunk: VotePatterns) -> np.ndarray:
+            tally = chunk.tally() + chunk.groups.apply(chunk.codes, tables) + 0.5
+            return tally / tally.sum(axis=0)
+
+        return start
+
+    def _expected_counts(self, patterns: VotePatterns,
+                         posterior: Callable[[VotePatterns], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Expected rows of classes 1..k-1 (k - 1,) and expected rows per function, vote and
+        class 1..k-1 (m, k + 1, k - 1) under ``posterior``; class 0's are the totals less these
         (the totals do not change between iterations), which saves one pass in k."""
-        weights = q[1:] * patterns.counts  # (k - 1, P)
-        others = weights.sum(axis=1)
-        prior = np.concatenate([[patterns.n_rows - others.sum()], others])
-        prior = np.maximum(prior, 0.0) / patterns.n_rows
-        theta = np.empty((patterns.m, self.k + 1, self.k))
-        theta[:, :, 1:] = patterns.marginals(weights)
-        theta[:, :, 0] = np.maximum(patterns.vote_totals() - theta[:, :, 1:].sum(axis=2), 0.0)
+        others = np.zeros(self.k - 1)
+        joints: list[np.ndarray] | None = None
+        for chunk in patterns.chunks():
+            weights = posterior.others(chunk) if isinstance(posterior, Posterior) else posterior(chunk)[1:]  # (k - 1, P)
+            if not chunk.unit_counts:
+                weights = weights * chunk.counts
+            others += weights.sum(axis=1)
+            part = chunk.groups.joint(chunk.codes, weights)
+            joints = part if joints is None else [a + b for a, b in zip(joints, part)]
+        assert joints is not None
+        return others, patterns.groups.expand(joints)
+
+    def _m_step(self, others: np.ndarray, counts: np.ndarray, totals: np.ndarray,
+                n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        prior = np.concatenate([[n_rows - others.sum()], others])
+        prior = np.maximum(prior, 0.0) / n_rows
+        theta = np.empty((counts.shape[0], self.k + 1, self.k))
+        theta[:, :, 1:] = counts
+        theta[:, :, 0] = np.maximum(totals - counts.sum(axis=2), 0.0)
         theta += self.smoothing
         theta /= theta.sum(axis=1, keepdims=True)
         return prior, theta
 
 
-def _posterior(log_theta: np.ndarray, log_prior: np.ndarray, patterns: VotePatterns) -> np.ndarray:
-    """(k, P): the E-step, P(class | pattern); scores are relative to class 0, so k - 1 lookups."""
-    relative = log_theta[:, :, 1:] - log_theta[:, :, :1]
-    scores = np.zeros((len(log_prior), len(patterns)))
-    scores[1:] = patterns.groups.lookup(patterns.codes, relative)
-    scores[1:] += (log_prior[1:] - log_prior[0])[:, None]
-    scores -= scores.max(axis=0)
-    np.exp(scores, out=scores)
-    scores /= scores.sum(axis=0)
-    return scores
+class Posterior:
+    """The E-step for given parameters, P(class | pattern) as (k, P), with the group tables of
+    the log-likelihood ratios to class 0 built once (k - 1 lookups a pattern and group)."""
+
+    def __init__(self, log_theta: np.ndarray, log_prior: np.ndarray, groups: VoteGroups) -> None:
+        self.tables = groups.tables(log_theta[:, :, 1:] - log_theta[:, :, :1])
+        self.offset = (log_prior[1:] - log_prior[0])[:, None]
+        self.k = len(log_prior)
+
+    def others(self, patterns: VotePatterns) -> np.ndarray:
+        """(k - 1, P): P(class | pattern) of classes 1..k-1 only (what the M-step reads); for
+        two classes the logistic function of the one score, computed in place."""
+        if self.k != 2:
+            return self(patterns)[1:]
+        score = patterns.groups.apply(patterns.codes, self.tables)
+        score += self.offset
+        np.negative(score, out=score)
+        with np.errstate(over="ignore"):  # exp(-score) = inf gives P = 0, as it should
+            np.exp(score, out=score)
+        score += 1.0
+        return np.reciprocal(score, out=score)
+
+    def __call__(self, patterns: VotePatterns) -> np.ndarray:
+        scores = np.zeros((self.k, len(patterns)))
+        scores[1:] = patterns.groups.apply(patterns.codes, self.tables)
+        scores[1:] += self.offset
+        scores -= scores.max(axis=0)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=0)
+        return scores

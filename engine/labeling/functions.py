@@ -65,12 +65,16 @@ def parse_definition(definition: str) -> exp.Expr:
 def resolve(session: Session, names: Iterable[exp.Identifier]) -> list[LabelingFunction]:
     """The labeling functions named, in order; unknown, ambiguous or repeated names are errors."""
     python = python_labeling_functions(session)
+    wanted = [lf_name(identifier) for identifier in names]
+    rows = session.sql("SELECT name, table_name, definition FROM mallard.labeling_functions WHERE list_contains(?, name)",
+                       [wanted]).fetchall()  # one query for all of them
+    stored = {row[0]: row for row in rows}
     found: list[LabelingFunction] = []
-    for identifier in names:
-        name = lf_name(identifier)
+    for name in wanted:
         if any(lf.name == name for lf in found):
             raise ProgrammingError(f"labeling function {name} is listed twice")
-        sql_lf = sql_function(session, name)
+        row = stored.get(name)
+        sql_lf = None if row is None else LabelingFunction(row[0], "sql", row[1], row[2], expression=parse_definition(row[2]))
         py_lf = python.get(name)
         if sql_lf is not None and py_lf is not None:
             raise ProgrammingError(

@@ -5,6 +5,9 @@
 3. the label model is fitted on the distinct vote patterns (a GROUP BY) and predicts per
    pattern; 4. the predictions are joined back to the rows in SQL into the label table,
    gold labels overriding weak ones; 5. the run is recorded in the catalog.
+When nearly every row has its own vote pattern, 3-4 read the rows instead (no GROUP BY, no
+join: the label table is written from Arrow, :mod:`engine.labeling.per_row`);
+:mod:`engine.labeling.fit_path` chooses.
 Steps 2-5 run in one transaction: any failure leaves the database as it was.
 """
 from __future__ import annotations
@@ -20,11 +23,13 @@ from sqlglot import exp
 from engine.errors import DataError, ProgrammingError
 from engine.labeling.analysis import LFStats, analysis_arrow, lf_analysis
 from engine.labeling.dawid_skene import DawidSkene
+from engine.labeling.fit_path import ROWS, FitPath, choose_fit_path, estimate_patterns
 from engine.labeling.functions import resolve
 from engine.labeling.majority import MajorityVote
 from engine.labeling.matrix import LabelMatrix
 from engine.labeling.options import LabelOptions, label_options
 from engine.labeling.patterns import VotePatterns
+from engine.labeling.per_row import RowMatrix, write_rows
 from engine.labeling.runs import RunRecord, record_run
 from engine.labeling.table import require_table
 from engine.labeling.vote_plan import VotePlan
@@ -48,6 +53,7 @@ class LabelOutcome:
     cluster_places: list[Any] = field(default_factory=list)  # where cluster tasks ran (engine.cluster)
     cluster_seconds: float = 0.0
     merged_partitions: int = 0  # partitions whose vote-pattern counts were summed for the fit (0: counted here)
+    fit_on: str = "patterns"  # the label model's input: 'patterns' or 'rows' (engine.labeling.fit_path)
 
     def cluster_summary(self) -> str:
         """'; Python functions in N tasks on M cluster nodes (S s)', and, when the label model was
@@ -100,23 +106,40 @@ def label(session: Session, node: exp.Expr) -> LabelOutcome:
             matrix.drop()
 
 
+def _fit_path(plan: VotePlan, matrix: LabelMatrix, options: LabelOptions) -> FitPath:
+    """Patterns or rows (:mod:`engine.labeling.fit_path`); the cluster's merged counts are patterns."""
+    if plan.cluster_patterns is not None:
+        return FitPath("patterns")
+    return choose_fit_path(options.fit_on, plan.n_rows, len(plan.lfs), plan.classes.k,
+                           lambda: estimate_patterns(matrix))
+
+
 def _fit_and_write(session: Session, plan: VotePlan, matrix: LabelMatrix, options: LabelOptions, target: exp.Table,
                    replace: bool, started: float, applied: float, steps: Any) -> LabelOutcome:
-    patterns = plan.patterns(matrix)
+    path = _fit_path(plan, matrix, options)
+    rows = RowMatrix.fetch(session, matrix) if path.path == ROWS else None
+    patterns = rows.patterns if rows is not None else plan.patterns(matrix)
     gold = matrix.gold_patterns()
     steps.update(1)
     fit_start = time.perf_counter()
-    fitted, predictions = _fit(patterns, options, plan.classes.k)
+    fitted = _fit(patterns, options, plan.classes.k)
     steps.update(1)
     write_start = time.perf_counter()
-    _write(session, matrix, plan, predictions, patterns, target, replace)
+    ties_abstain = options.model == "majority"
+    if rows is not None:  # each row's prediction from its own votes, written from Arrow
+        write_rows(session, rows, fitted, plan.classes, target, plan.key.name, replace, ties_abstain)
+        n_patterns = path.estimated_patterns if path.estimated_patterns is not None else estimate_patterns(matrix)
+    else:  # the patterns' predictions joined back to the rows in DuckDB (which spills past its memory_limit)
+        predictions = Predictions.from_probs(patterns, fitted.predict_proba(patterns), ties_abstain=ties_abstain)
+        _write(session, matrix, plan, predictions, patterns, target, replace)
+        n_patterns = len(patterns)
     done = time.perf_counter()
     steps.update(1)
     stats = lf_analysis([lf.name for lf in plan.lfs], patterns, gold, plan.classes.texts, fitted.accuracies())
     record = RunRecord(
         target=target, source=plan.source, key=plan.key.name, model=options.model, classes=plan.classes,
-        seed=options.seed, options_json=options.to_json(plan.classes, plan.key.name), n_rows=patterns.n_rows,
-        n_covered=int(patterns.counts[patterns.n_votes() > 0].sum()), n_patterns=len(patterns),
+        seed=options.seed, options_json=options.to_json(plan.classes, plan.key.name, path.path),
+        n_rows=patterns.n_rows, n_covered=patterns.n_covered(), n_patterns=n_patterns,
         n_gold=int(gold.counts.sum()) if gold is not None else 0, iterations=fitted.iterations,
         converged=fitted.converged, class_balance=np.asarray(fitted.class_balance),
         label_share=_label_share(session, target, plan.classes, patterns.n_rows),
@@ -126,18 +149,14 @@ def _fit_and_write(session: Session, plan: VotePlan, matrix: LabelMatrix, option
     run_id = record_run(session, record, plan.lfs, stats, plan.failures())
     steps.update(1)
     merged = len(plan.cluster_places) if plan.cluster_patterns is not None else 0
-    return LabelOutcome(run_id, record, stats, plan.cluster_places, plan.cluster_seconds, merged)
+    return LabelOutcome(run_id, record, stats, plan.cluster_places, plan.cluster_seconds, merged, path.path)
 
 
-def _fit(patterns: VotePatterns, options: LabelOptions, k: int) -> tuple[Any, Predictions]:
-    """The fitted model and its per-pattern predictions (majority vote leaves ties unlabeled)."""
+def _fit(patterns: VotePatterns, options: LabelOptions, k: int) -> Any:
+    """The fitted model (majority vote or the Dawid-Skene label model)."""
     if options.model == "majority":
-        fitted: Any = MajorityVote(k).fit(patterns)
-    else:
-        fitted = DawidSkene(k, max_iter=options.max_iter, tol=options.tol, seed=options.seed).fit(patterns)
-    predictions = Predictions.from_probs(patterns, fitted.predict_proba(patterns),
-                                         ties_abstain=options.model == "majority")
-    return fitted, predictions
+        return MajorityVote(k).fit(patterns)
+    return DawidSkene(k, max_iter=options.max_iter, tol=options.tol, seed=options.seed).fit(patterns)
 
 
 def _write(session: Session, matrix: LabelMatrix, plan: VotePlan, predictions: Predictions, patterns: VotePatterns,

@@ -20,7 +20,7 @@ from engine.labeling.patterns import VotePatterns
 
 def vote_shares(patterns: VotePatterns) -> np.ndarray:
     """(P, k): the share of each class among a pattern's votes; uniform without votes."""
-    tally = patterns.tally().T
+    tally = patterns.tally().T.astype(np.float64)
     total = tally.sum(axis=1, keepdims=True)
     return np.divide(tally, total, out=np.full_like(tally, 1.0 / patterns.k), where=total > 0)
 
@@ -47,9 +47,11 @@ class MajorityVote:
         self.k = k
 
     def fit(self, patterns: VotePatterns) -> FittedMajority:
-        shares = vote_shares(patterns)
-        top = shares.max(axis=1, keepdims=True)
-        decided = np.isclose(shares, top).sum(axis=1) == 1
-        per_class = np.bincount(shares.argmax(axis=1)[decided], weights=patterns.counts[decided], minlength=self.k)
+        per_class = np.zeros(self.k)
+        for chunk in patterns.chunks():
+            shares = vote_shares(chunk)
+            top = shares.max(axis=1, keepdims=True)
+            decided = np.isclose(shares, top).sum(axis=1) == 1
+            per_class += np.bincount(shares.argmax(axis=1)[decided], weights=chunk.counts[decided], minlength=self.k)
         total = per_class.sum()
         return FittedMajority(per_class / total if total > 0 else np.full(self.k, 1.0 / self.k))

@@ -9,6 +9,7 @@
 | ``max_iter`` | 100 | EM iterations at most |
 | ``tol`` | 1e-5 | EM stops when no parameter moves more than this |
 | ``fault_tolerant`` | false | Python functions: a row where one raises counts as a failure and abstains |
+| ``fit_on`` | ``'auto'`` | the label model's input: ``'patterns'`` (distinct vote patterns), ``'rows'`` (each row), ``'auto'`` (see :mod:`engine.labeling.fit_path`) |
 """
 from __future__ import annotations
 
@@ -33,11 +34,13 @@ class LabelOptions:
     max_iter: int = 100
     tol: float = 1e-5
     fault_tolerant: bool = False
+    fit_on: str = "auto"
 
-    def to_json(self, classes: LabelClasses, key: str) -> str:
-        """Every option in force (the inferred classes and key included), for the catalog."""
+    def to_json(self, classes: LabelClasses, key: str, fit_on: str | None = None) -> str:
+        """Every option in force (the inferred classes and key, and the path ``'auto'`` chose,
+        included), for the catalog."""
         values = asdict(self)
-        values.update(classes=list(classes.values), key=key)
+        values.update(classes=list(classes.values), key=key, fit_on=fit_on or self.fit_on)
         return json.dumps(values, sort_keys=True)
 
 

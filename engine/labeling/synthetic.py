@@ -58,3 +58,43 @@ def synthetic_votes(n: int, m: int, k: int = 2, *, seed: int = 0, accuracy: tupl
         wrong = (truth + rng.integers(1, k, size=n)) % k if k > 1 else truth
         votes[:, j] = np.where(voted, np.where(right, truth, wrong) + 1, 0)
     return SyntheticVotes(votes, truth, acc, cov, prior)
+
+
+def synthetic_votes_query(n: int, m: int, k: int = 2, *, seed: int = 0, accuracy: tuple[float, float] = (0.55, 0.95),
+                          coverage: tuple[float, float] = (0.1, 0.6)) -> str:
+    """A DuckDB query drawing the same kind of label matrix inside DuckDB, for tables larger than
+    memory: ``(id, truth, lf0, ...)`` with votes as class indexes (TINYINT, NULL abstains) and
+    uniform classes.  Each draw is DuckDB's ``hash`` of one composite value per (row, function,
+    purpose) (its hash of several values combines them weakly: low bits agree), so nothing
+    passes through Python; the accuracies and coverages are :func:`synthetic_parameters`.
+
+    >>> import duckdb
+    >>> query = synthetic_votes_query(n=20_000, m=3, k=2, seed=1)
+    >>> rows, voted, right = duckdb.sql(f"SELECT count(*), count(lf0), avg((lf0 = truth)::INT) FROM ({query})").fetchall()[0]
+    >>> accuracy, coverage = synthetic_parameters(3, seed=1)
+    >>> rows, round(voted / rows, 2), round(float(coverage[0]), 2), round(right, 2), round(float(accuracy[0]), 2)
+    (20000, 0.58, 0.57, 0.76, 0.75)
+    """
+    if not 1 <= m <= 60 or k < 2 or seed < 0:
+        raise ValueError(f"expected 1 to 60 functions, 2 classes or more and a seed >= 0, found m={m}, k={k}, seed={seed}")
+    acc, cov = synthetic_parameters(m, seed, accuracy, coverage)
+    salt = (seed % 16) * 256
+    span = float(2**64)
+
+    def draw(j: int, purpose: int) -> str:
+        return f"hash(id * 4096 + {salt + 4 * j + purpose})"
+
+    votes = []
+    for j in range(m):
+        wrong = f"(truth + 1 + {draw(j, 3)} % {k - 1}) % {k}"
+        votes.append(f"CASE WHEN {draw(j, 1)} < {int(cov[j] * span)}::UBIGINT THEN (CASE WHEN {draw(j, 2)} < "
+                     f"{int(acc[j] * span)}::UBIGINT THEN truth ELSE {wrong} END)::TINYINT END AS lf{j}")
+    rows = f"SELECT range AS id, (hash(range * 4096 + {salt + 255}) % {k})::TINYINT AS truth FROM range({int(n)})"
+    return f"SELECT id, truth, {', '.join(votes)} FROM ({rows})"
+
+
+def synthetic_parameters(m: int, seed: int, accuracy: tuple[float, float] = (0.55, 0.95),
+                         coverage: tuple[float, float] = (0.1, 0.6)) -> tuple[np.ndarray, np.ndarray]:
+    """The generating accuracies and coverages of :func:`synthetic_votes_query`'s ``m`` functions."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(*accuracy, size=m), rng.uniform(*coverage, size=m)

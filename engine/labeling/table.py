@@ -6,6 +6,7 @@ DuckDB's ``rowid`` (stable while the table is not rewritten).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -79,15 +80,45 @@ def _has_rowid(session: Session, table: exp.Table) -> bool:
     return True
 
 
+#: Bytes of DuckDB memory a distinct key may take when the key check counts them in one pass
+#: (its hash table, resizes included: DuckDB fails rather than spill a COUNT DISTINCT).
+BYTES_PER_KEY = 64
+
+_UNITS = {"bytes": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6, "gb": 10**9,
+          "tb": 10**12}
+
+
+def memory_limit_bytes(session: Session) -> int:
+    """DuckDB's ``memory_limit`` in force, in bytes (it reads like ``'1.8 GiB'``)."""
+    text = str(session.scalar("SELECT current_setting('memory_limit')")).strip().lower()
+    match = re.fullmatch(r"([0-9.]+)\s*([a-z]+)", text)
+    if match is None or match.group(2) not in _UNITS:
+        return 2**62  # no limit (or one we cannot read): count in one pass
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def key_passes(n_rows: int, memory_bytes: int) -> int:
+    """How many hash partitions the key check counts distinct keys in, one pass each, so that
+    one pass's keys take at most half of DuckDB's memory (3M keys need 122 to 244 MB).
+
+    >>> key_passes(1_000_000, 2 * 2**30), key_passes(100_000_000, 2 * 2**30)
+    (1, 6)
+    """
+    per_pass = max(memory_bytes // (2 * BYTES_PER_KEY), 100_000)
+    return max(1, -(-n_rows // per_pass))
+
+
 def check_unique_key(session: Session, table: exp.Table, key: RowKey) -> int:
-    """The table's row count, after checking that the key is never NULL and never repeats."""
+    """The table's row count, after checking that the key is never NULL and never repeats.
+
+    Past a few million rows the distinct keys are counted in hash partitions of the key, a
+    pass each (:func:`key_passes`), so the check fits in DuckDB's ``memory_limit``."""
     column = key.column()
     declared = key.name == "rowid" or _declared_unique(session, table, key.name)
-    distinct_count = exp.Count(this=exp.Star()) if declared else exp.Count(this=exp.Distinct(expressions=[column.copy()]))
-    query = exp.select(exp.Count(this=exp.Star()), exp.Count(this=column.copy()), distinct_count).from_(table.copy())
-    rows, non_null, distinct = session.row(query)
+    rows, non_null = session.row(exp.select(exp.Count(this=exp.Star()), exp.Count(this=column.copy())).from_(table.copy()))
     if non_null < rows:
         raise DataError(f"key column {key.name} of {table.sql('duckdb')} has NULLs; each row needs a key (WITH (key = ...))")
+    distinct = rows if declared else _distinct_keys(session, table, column, key_passes(rows, memory_limit_bytes(session)))
     if distinct < rows:
         dup = session.scalar(
             exp.select(column.copy()).from_(table.copy()).group_by(column.copy())
@@ -98,6 +129,16 @@ def check_unique_key(session: Session, table: exp.Table, key: RowKey) -> int:
             "choose a unique column with WITH (key = ...)"
         )
     return int(rows)
+
+
+def _distinct_keys(session: Session, table: exp.Table, column: exp.Expr, passes: int) -> int:
+    count = exp.Count(this=exp.Distinct(expressions=[column.copy()]))
+    if passes == 1:
+        return int(session.scalar(exp.select(count).from_(table.copy())))
+    part = exp.Mod(this=exp.Anonymous(this="hash", expressions=[column.copy()]), expression=exp.Literal.number(passes))
+    return sum(int(session.scalar(exp.select(count.copy()).from_(table.copy()).where(exp.EQ(this=part.copy(),
+                                                                                        expression=exp.Literal.number(i)))))
+               for i in range(passes))
 
 
 def _declared_unique(session: Session, table: exp.Table, column: str) -> bool:
