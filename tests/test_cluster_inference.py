@@ -139,3 +139,17 @@ def test_several_videos_in_one_query_are_each_spread_over_the_cluster(bikes: Pat
     assert len(re.findall(r"cluster segments\s+2\s+\(cut at keyframes; ran on [12] nodes?\)", analyzed)) == 2, analyzed
     assert on_cluster.execute(both).fetchall() == expected  # the second run reads what the first cached
     assert len(expected) == 2 * FRAMES
+
+
+def test_full_mode_cuts_long_segments_into_pieces_with_the_same_results(on_cluster: engine.Connection,
+                                                                        one_node: dict[str, list[tuple]],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.cluster import segments
+
+    monkeypatch.setattr(segments, "FULL_SEGMENT_FRAMES", 10)  # bikes' 30-frame segments: 3 pieces each
+    planned = on_cluster.execute(f"EXPLAIN {QUERY}").fetchall()[0][1]
+    assert re.search(r"cluster segments\s+6\s+\(cut at keyframes and into pieces of at most 10 frames, to run on the "
+                     r"cluster 127\.0\.0\.1:\d+: frames 0-9, 10-19, 20-29, 30-39, 40-49, 50-59\)", planned), planned
+    rows = on_cluster.execute(QUERY).fetchall()
+    assert [r[:2] for r in rows] == [r[:2] for r in one_node["full"]]
+    np.testing.assert_allclose(_logits(rows), _logits(one_node["full"]), atol=1e-4)
