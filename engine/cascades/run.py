@@ -46,12 +46,9 @@ REPORTS = "cascades.reports"
 #: Fraction of the labeled sample that trains the specialized model (the rest calibrates) ...
 TRAINING_SHARE = 0.4
 #: ... calibrating on at most this many frames (enough positives to certify 0.95 with a few
-#: misses at a 10% predicate; a larger sample trains on the rest) ...
+#: misses at a 10% predicate; a larger sample, ``inference_cascade_sample_share`` of a long
+#: query's frames, trains on the rest).
 MAX_CALIBRATION = 1200
-#: ... and a query over more than ``inference_cascade_sample / SAMPLE_SHARE`` frames labels this
-#: share of them (labeling costs that share of exact inference; on a long video a specialized
-#: model trained on more frames decides more of them).
-SAMPLE_SHARE = 0.05
 #: Fewest positives among the training frames worth training on.
 MIN_TRAINING_POSITIVES = 5
 #: The sample's seed (the lineage records it).
@@ -253,16 +250,18 @@ def _make_specialized(session: Session, scan: PreparedScan, request: CascadeRequ
 
 def sample_sizes(session: Session, frames: int) -> tuple[int, int]:
     """How many sampled frames train and how many calibrate, for a query over ``frames`` frames:
-    ``inference_cascade_sample`` frames, or :data:`SAMPLE_SHARE` of a longer query's (at most
-    three quarters of them), :data:`TRAINING_SHARE` of it training, calibration capped at
-    :data:`MAX_CALIBRATION` frames (the rest trains).
+    ``inference_cascade_sample`` frames, or ``inference_cascade_sample_share`` of a longer
+    query's (at most three quarters of them), :data:`TRAINING_SHARE` of it training,
+    calibration capped at :data:`MAX_CALIBRATION` frames (the rest trains).
 
     >>> import engine
     >>> con = engine.connect(progress="off")
     >>> sample_sizes(con.session, 795), sample_sizes(con.session, 35775)
-    ((238, 358), (716, 1073))
+    ((238, 358), (3093, 1200))
     """
-    size = min(max(int(session.settings["inference_cascade_sample"]), round(SAMPLE_SHARE * frames)), frames * 3 // 4)
+    settings = session.settings
+    share = float(settings["inference_cascade_sample_share"])
+    size = min(max(int(settings["inference_cascade_sample"]), round(share * frames)), frames * 3 // 4)
     calibration = min(size - round(size * TRAINING_SHARE), MAX_CALIBRATION)
     return size - calibration, calibration
 
