@@ -30,7 +30,7 @@ import pyarrow as pa
 from engine.cascades.bounds import needed_successes
 from engine.cascades.calibration import Thresholds, calibrate
 from engine.cascades.difference import DifferenceDetector
-from engine.cascades.small_frames import read_small, small_frames
+from engine.cascades.small_frames import HeldSmall, fits, read_small, small_frames
 from engine.cascades.specialized import RESOLUTION, train_specialized
 from engine.cascades.store import StoredSpecialized, find_specialized, record_cascade, save_specialized
 from engine.inference.frame_results import FrameResults
@@ -83,6 +83,7 @@ class CascadeReport:
     variance_ratio: float | None = None  # Var with the control variate / Var of plain sampling
     rounds: int = 0
     overlap_bound: float | None = None   # top_k: certified overlap with the exact top k
+    held: HeldSmall | None = field(default=None, repr=False)  # small frames held while the cascade runs
 
     def add(self, stage: str, seconds: float) -> None:
         self.breakdown[stage] = self.breakdown.get(stage, 0.0) + seconds
@@ -161,14 +162,17 @@ def run_cascade(session: Session, request: CascadeRequest) -> tuple[pa.Table, Ca
     scan = prepare_scan(session, request)
     ids = scan.selection.frame_ids
     report = CascadeReport(request, scan.version.version, scan.frames.name, len(ids))
-    if request.kind == "selection":
-        selected = _answer(session, scan, request, report)
-        report.selected = len(selected)
-        relation = pa.table({"frame_id": pa.array(selected, pa.int64())})
-    else:
-        from engine.cascades.blazeit import answer_blazeit
+    try:
+        if request.kind == "selection":
+            selected = _answer(session, scan, request, report)
+            report.selected = len(selected)
+            relation = pa.table({"frame_id": pa.array(selected, pa.int64())})
+        else:
+            from engine.cascades.blazeit import answer_blazeit
 
-        relation = answer_blazeit(session, scan, request, report)
+            relation = answer_blazeit(session, scan, request, report)
+    finally:
+        report.held = None  # the report outlives the cascade (the session keeps recent ones)
     report.seconds = time.perf_counter() - started
     if not session.read_only:
         with session.atomic():
@@ -287,7 +291,12 @@ def train_and_store(session: Session, scan: PreparedScan, question: FramePredica
     """Train the specialized model for ``question`` on the training frames, score the
     calibration frames, and store it with its lineage (when the video has a key)."""
     sample = np.sort(np.concatenate([training, calibration]))
-    small = dict(zip(sample.tolist(), read_small(session, scan, sample, RESOLUTION, report.add)))
+    everything = scan.selection.frame_ids
+    if fits(len(everything), RESOLUTION):  # one decoding pass for the sample and the cheap pass
+        report.held = HeldSmall(everything, read_small(session, scan, everything, RESOLUTION, report.add))
+        small = dict(zip(sample.tolist(), report.held.take(sample)))
+    else:
+        small = dict(zip(sample.tolist(), read_small(session, scan, sample, RESOLUTION, report.add)))
     started = time.perf_counter()
     specialized = train_specialized(session.duck, training, np.stack([small[i] for i in training.tolist()]), y_train,
                                     seed=SEED)
@@ -352,10 +361,16 @@ def _cheap_pass(session: Session, scan: PreparedScan, request: CascadeRequest, s
 def small_batches(session: Session, scan: PreparedScan, frames: np.ndarray, side: int,
                   report: CascadeReport) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The frames ``frames`` (ascending) in batches, decoded and shrunk to ``side`` for the
-    cheap stages (:mod:`engine.cascades.small_frames`), as (frame_ids, small frames);
+    cheap stages (:mod:`engine.cascades.small_frames`; from memory where the cascade holds
+    them, made when its sample was read), as (frame_ids, small frames);
     decoding and shrinking are timed into the report, and a progress bar follows the frames."""
+    held = report.held if report.held is not None and report.held.frames.shape[1] == side \
+        and report.held.covers(frames) else None
+    batches = ((frames[i:i + CHEAP_BATCH], held.take(frames[i:i + CHEAP_BATCH]))
+               for i in range(0, len(frames), CHEAP_BATCH)) if held is not None \
+        else small_frames(session, scan, frames, side, CHEAP_BATCH, report.add)
     with session.progress(len(frames), f"cascade over {scan.frames.name}", unit="frame") as bar:
-        for batch_ids, small in small_frames(session, scan, frames, side, CHEAP_BATCH, report.add):
+        for batch_ids, small in batches:
             yield batch_ids, small
             bar.update(len(batch_ids))
 

@@ -10,11 +10,22 @@ and runs on frames made the same way.
 
 The two differ by rounding only (both average areas), so a specialized model stored by
 either reads the other's frames; each is used throughout one cascade.
+
+A cascade that trains a specialized model reads the sample's small frames before the cheap
+pass reads the others; on a stream with long GOPs, reading a sample scattered over the video
+decodes nearly every frame, so where the query's small frames fit in :data:`HOLD_BYTES` they
+are all made in that one pass and held (:class:`HeldSmall`) for the cheap pass.
+
+>>> import numpy as np
+>>> held = HeldSmall(np.array([2, 5, 9]), np.arange(3, dtype=np.uint8).reshape(3, 1, 1, 1))
+>>> held.covers(np.array([5, 9])), held.covers(np.array([4])), held.take(np.array([2, 9])).ravel().tolist()
+(True, False, [0, 2])
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +38,32 @@ if TYPE_CHECKING:
 
 #: Seconds spent in a stage are handed to ``timed(stage, seconds)`` ('decode' or 'convert').
 Timer = Callable[[str, float], None]
+#: The most bytes of small frames one cascade holds in memory between its passes (an hour of
+#: video at 64x64 is 440 MB).
+HOLD_BYTES = 512 * 2**20
+
+
+@dataclass
+class HeldSmall:
+    """Small frames held in memory between a cascade's passes, by ascending frame_id."""
+
+    frame_ids: np.ndarray
+    frames: np.ndarray
+
+    def covers(self, frame_ids: np.ndarray) -> bool:
+        """Whether every one of ``frame_ids`` is held."""
+        position = np.searchsorted(self.frame_ids, frame_ids)
+        inside = position < len(self.frame_ids)
+        return bool(inside.all() and (self.frame_ids[position[inside]] == frame_ids).all())
+
+    def take(self, frame_ids: np.ndarray) -> np.ndarray:
+        """The held frames of ``frame_ids`` (all held), in that order."""
+        return self.frames[np.searchsorted(self.frame_ids, frame_ids)]
+
+
+def fits(frames: int, side: int) -> bool:
+    """Whether ``frames`` small frames of ``side`` pixels fit in :data:`HOLD_BYTES`."""
+    return frames * side * side * 3 <= HOLD_BYTES
 
 
 def small_frames(session: Session, scan: PreparedScan, frame_ids: np.ndarray, side: int, batch: int,
