@@ -6,7 +6,8 @@ frames, and copying them is outside what the thresholds were calibrated on).
 
 Closeness is :func:`engine.inference.incremental.changes.frame_difference` (the mean squared
 difference of grey 4x4-cell means, in [0, 1] units) on the shrunk frames the specialized
-model reads; the threshold is the setting ``inference_cascade_difference``.
+model reads (each frame's grey cells computed once, by :func:`grey_cells`, for a whole batch);
+the threshold is the setting ``inference_cascade_difference``.
 
 >>> import numpy as np
 >>> frames = np.zeros((4, 8, 8, 3), np.uint8); frames[2:] = 200
@@ -20,7 +21,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.inference.incremental.changes import frame_difference
+#: Side of the cells whose grey means are compared, in pixels (frame_difference's).
+CELL = 4
+
+
+def grey_cells(frames: np.ndarray, cell: int = CELL) -> np.ndarray:
+    """(n, H, W, 3) uint8 frames -> (n, H // cell, W // cell) grey cell means in [0, 1]: what
+    :func:`engine.inference.incremental.changes.frame_difference` compares, computed once per
+    frame (the detector compares each frame with its anchor by these alone)."""
+    cell = max(1, min(cell, frames.shape[1], frames.shape[2]))
+    grey = frames.astype(np.float32).mean(axis=-1) / 255.0
+    n, height, width = grey.shape
+    h, w = height // cell * cell, width // cell * cell
+    cells: np.ndarray = grey[:, :h, :w].reshape(n, h // cell, cell, w // cell, cell).mean(axis=(2, 4))
+    return cells
 
 
 @dataclass
@@ -29,17 +43,18 @@ class DifferenceDetector:
 
     threshold: float
     _anchor_id: int | None = field(default=None, repr=False)
-    _anchor: np.ndarray | None = field(default=None, repr=False)
+    _anchor: np.ndarray | None = field(default=None, repr=False)   # its grey cells
 
     def anchors(self, frame_ids: np.ndarray, small: np.ndarray) -> np.ndarray:
         """Per frame, the frame_id whose answer it takes: itself when kept (a model decides it),
         else the last kept frame it is within ``threshold`` of."""
         out = np.empty(len(frame_ids), np.int64)
-        for i, (frame_id, frame) in enumerate(zip(frame_ids.tolist(), small)):
+        cells = grey_cells(small) if len(small) else np.empty((0, 0, 0), np.float32)
+        for i, frame_id in enumerate(frame_ids.tolist()):
             if self._anchor is not None and self.threshold > 0 \
-                    and float(frame_difference(frame[None], self._anchor)[0]) <= self.threshold:
+                    and float(((cells[i] - self._anchor) ** 2).mean()) <= self.threshold:
                 out[i] = frame_id if self._anchor_id is None else self._anchor_id
                 continue
-            self._anchor_id, self._anchor = frame_id, frame
+            self._anchor_id, self._anchor = frame_id, cells[i]
             out[i] = frame_id
         return out

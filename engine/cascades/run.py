@@ -30,7 +30,8 @@ import pyarrow as pa
 from engine.cascades.bounds import needed_successes
 from engine.cascades.calibration import Thresholds, calibrate
 from engine.cascades.difference import DifferenceDetector
-from engine.cascades.specialized import shrink, train_specialized
+from engine.cascades.small_frames import HeldSmall, fits, read_small, small_frames
+from engine.cascades.specialized import RESOLUTION, train_specialized
 from engine.cascades.store import StoredSpecialized, find_specialized, record_cascade, save_specialized
 from engine.inference.frame_results import FrameResults
 from engine.inference.frames import Selection
@@ -42,8 +43,12 @@ if TYPE_CHECKING:
 
 #: Where a session keeps the reports of its recent cascades (newest last).
 REPORTS = "cascades.reports"
-#: Fraction of the labeled sample that trains the specialized model (the rest calibrates).
+#: Fraction of the labeled sample that trains the specialized model (the rest calibrates) ...
 TRAINING_SHARE = 0.4
+#: ... calibrating on at most this many frames (enough positives to certify 0.95 with a few
+#: misses at a 10% predicate; a larger sample, ``inference_cascade_sample_share`` of a long
+#: query's frames, trains on the rest).
+MAX_CALIBRATION = 1200
 #: Fewest positives among the training frames worth training on.
 MIN_TRAINING_POSITIVES = 5
 #: The sample's seed (the lineage records it).
@@ -78,6 +83,7 @@ class CascadeReport:
     variance_ratio: float | None = None  # Var with the control variate / Var of plain sampling
     rounds: int = 0
     overlap_bound: float | None = None   # top_k: certified overlap with the exact top k
+    held: HeldSmall | None = field(default=None, repr=False)  # small frames held while the cascade runs
 
     def add(self, stage: str, seconds: float) -> None:
         self.breakdown[stage] = self.breakdown.get(stage, 0.0) + seconds
@@ -156,14 +162,17 @@ def run_cascade(session: Session, request: CascadeRequest) -> tuple[pa.Table, Ca
     scan = prepare_scan(session, request)
     ids = scan.selection.frame_ids
     report = CascadeReport(request, scan.version.version, scan.frames.name, len(ids))
-    if request.kind == "selection":
-        selected = _answer(session, scan, request, report)
-        report.selected = len(selected)
-        relation = pa.table({"frame_id": pa.array(selected, pa.int64())})
-    else:
-        from engine.cascades.blazeit import answer_blazeit
+    try:
+        if request.kind == "selection":
+            selected = _answer(session, scan, request, report)
+            report.selected = len(selected)
+            relation = pa.table({"frame_id": pa.array(selected, pa.int64())})
+        else:
+            from engine.cascades.blazeit import answer_blazeit
 
-        relation = answer_blazeit(session, scan, request, report)
+            relation = answer_blazeit(session, scan, request, report)
+    finally:
+        report.held = None  # the report outlives the cascade (the session keeps recent ones)
     report.seconds = time.perf_counter() - started
     if not session.read_only:
         with session.atomic():
@@ -243,12 +252,29 @@ def _make_specialized(session: Session, scan: PreparedScan, request: CascadeRequ
     return stored, truth, labeled
 
 
+def sample_sizes(session: Session, frames: int) -> tuple[int, int]:
+    """How many sampled frames train and how many calibrate, for a query over ``frames`` frames:
+    ``inference_cascade_sample`` frames, or ``inference_cascade_sample_share`` of a longer
+    query's (at most three quarters of them), :data:`TRAINING_SHARE` of it training,
+    calibration capped at :data:`MAX_CALIBRATION` frames (the rest trains).
+
+    >>> import engine
+    >>> con = engine.connect(progress="off")
+    >>> sample_sizes(con.session, 795), sample_sizes(con.session, 35775)
+    ((238, 358), (3093, 1200))
+    """
+    settings = session.settings
+    share = float(settings["inference_cascade_sample_share"])
+    size = min(max(int(settings["inference_cascade_sample"]), round(share * frames)), frames * 3 // 4)
+    calibration = min(size - round(size * TRAINING_SHARE), MAX_CALIBRATION)
+    return size - calibration, calibration
+
+
 def sample_frames(session: Session, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The seeded sample the reference model labels: (training frames, calibration frames), sorted."""
-    size = min(int(session.settings["inference_cascade_sample"]), len(ids) * 3 // 4)
-    sample = np.random.default_rng(SEED).permutation(ids)[:size]
-    cut = round(size * TRAINING_SHARE)
-    return np.sort(sample[:cut]), np.sort(sample[cut:])
+    training, calibration = sample_sizes(session, len(ids))
+    sample = np.random.default_rng(SEED).permutation(ids)[:training + calibration]
+    return np.sort(sample[:training]), np.sort(sample[training:])
 
 
 def label_sample(session: Session, scan: PreparedScan, frames: np.ndarray, report: CascadeReport) -> FrameResults:
@@ -265,13 +291,12 @@ def train_and_store(session: Session, scan: PreparedScan, question: FramePredica
     """Train the specialized model for ``question`` on the training frames, score the
     calibration frames, and store it with its lineage (when the video has a key)."""
     sample = np.sort(np.concatenate([training, calibration]))
-    height, width = next(iter(scan.selection.sizes()))
-    started = time.perf_counter()
-    frames = scan.frames.read(session, sample, height, width)
-    report.add("decode", time.perf_counter() - started)
-    started = time.perf_counter()
-    small = dict(zip(sample.tolist(), shrink(frames)))
-    report.add("convert", time.perf_counter() - started)
+    everything = scan.selection.frame_ids
+    if fits(len(everything), RESOLUTION):  # one decoding pass for the sample and the cheap pass
+        report.held = HeldSmall(everything, read_small(session, scan, everything, RESOLUTION, report.add))
+        small = dict(zip(sample.tolist(), report.held.take(sample)))
+    else:
+        small = dict(zip(sample.tolist(), read_small(session, scan, sample, RESOLUTION, report.add)))
     started = time.perf_counter()
     specialized = train_specialized(session.duck, training, np.stack([small[i] for i in training.tolist()]), y_train,
                                     seed=SEED)
@@ -336,21 +361,16 @@ def _cheap_pass(session: Session, scan: PreparedScan, request: CascadeRequest, s
 def small_batches(session: Session, scan: PreparedScan, frames: np.ndarray, side: int,
                   report: CascadeReport) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The frames ``frames`` (ascending) in batches, decoded and shrunk to ``side`` for the
-    cheap stages, as (frame_ids, small frames); decoding and shrinking are timed into the
-    report, and a progress bar follows the frames."""
-    height, width = next(iter(scan.selection.sizes()))
-    batches = scan.frames.batches(session, frames, height, width, CHEAP_BATCH)
+    cheap stages (:mod:`engine.cascades.small_frames`; from memory where the cascade holds
+    them, made when its sample was read), as (frame_ids, small frames);
+    decoding and shrinking are timed into the report, and a progress bar follows the frames."""
+    held = report.held if report.held is not None and report.held.frames.shape[1] == side \
+        and report.held.covers(frames) else None
+    batches = ((frames[i:i + CHEAP_BATCH], held.take(frames[i:i + CHEAP_BATCH]))
+               for i in range(0, len(frames), CHEAP_BATCH)) if held is not None \
+        else small_frames(session, scan, frames, side, CHEAP_BATCH, report.add)
     with session.progress(len(frames), f"cascade over {scan.frames.name}", unit="frame") as bar:
-        while True:
-            started = time.perf_counter()
-            batch = next(batches, None)
-            report.add("decode", time.perf_counter() - started)
-            if batch is None:
-                return
-            batch_ids, pixels = batch
-            started = time.perf_counter()
-            small = shrink(pixels, side)
-            report.add("convert", time.perf_counter() - started)
+        for batch_ids, small in batches:
             yield batch_ids, small
             bar.update(len(batch_ids))
 
@@ -456,8 +476,8 @@ def explain_cascade(session: Session, request: CascadeRequest) -> str:
                   f"inference_cascade_min_frames = {minimum}: training a specialized model would not pay",
                   f"  expected cost       reference model on all {len(ids)} frames"]
     else:
-        size = min(int(session.settings["inference_cascade_sample"]), len(ids) * 3 // 4)
-        cut = round(size * TRAINING_SHARE)
+        cut, calibrating = sample_sizes(session, len(ids))
+        size = cut + calibrating
         lines += [f"  plan                cascade: the reference model labels {size} sampled frames; a specialized "
                   f"model trains on {cut} and its thresholds are calibrated on {size - cut} (exact instead if fewer "
                   f"than {needed_successes(request.accuracy)} of those are positive, or if the specialized model "

@@ -47,7 +47,10 @@ def confirm_top_k(frames: np.ndarray, proxy: np.ndarray, reference: Callable[[np
                   calibration_proxy: np.ndarray, calibration_values: np.ndarray, known: dict[int, float], *,
                   k: int, accuracy: float, batch: int = 32) -> TopK:
     """Visit ``frames`` (not yet known) by descending ``proxy``, ``reference(frame_ids)`` giving
-    their values, until the bound above certifies ``accuracy``; the best k of everything known
+    their values, ``batch`` frames at first and then half as many again as visited so far in each
+    round (each call of the reference model decodes from a keyframe: on a long video, rounds of
+    a few frames cost many times their frames), until the bound above certifies ``accuracy``;
+    the best k of everything known
     (``known``: frame_id -> value of frames already answered, the samples).  A value <= 0 never
     counts (a frame where the query's question does not hold)."""
     order = np.argsort(-np.asarray(proxy, np.float64), kind="stable")
@@ -68,7 +71,7 @@ def confirm_top_k(frames: np.ndarray, proxy: np.ndarray, reference: Callable[[np
             bound = upper_bound(m, n) * left if n else float(left)
             if bound <= (1.0 - accuracy) * k:
                 break
-        step = frames[visited:visited + max(batch, 1)]
+        step = frames[visited:visited + max(batch, visited // 2, 1)]  # rounds grow: each reference call has a cost
         values.update(zip(step.tolist(), np.asarray(reference(step), np.float64).tolist()))
         visited += len(step)
     top = sorted(((v, -i) for i, v in values.items() if v > 0), reverse=True)[:k]

@@ -122,8 +122,14 @@ CASCADE_SETTINGS: tuple[Setting, ...] = (
             "specialized model as a control variate); ORDER BY m(frame).score DESC LIMIT k overlaps the exact top k "
             "by at least a. NULL: exact inference."),
     Setting("inference_cascade_sample", 1000, whole(20, 10**9),
-            "Frames the reference model labels to train (40%) and calibrate (60%) a specialized model; at most "
-            "three quarters of the frames a query covers."),
+            "Frames the reference model labels to train (40%) and calibrate (60%, at most 1200; the rest of a larger "
+            "sample trains) a specialized model; a longer query labels inference_cascade_sample_share of its frames "
+            "where that is more; at most three quarters of the frames a query covers."),
+    Setting("inference_cascade_sample_share", 0.12, number(0, 0.75),
+            "Share of a long query's frames the reference model labels for a new specialized model, where that is "
+            "more than inference_cascade_sample (labeling costs this share of exact inference; on a long video a "
+            "specialized model trained on more frames leaves fewer to the reference model); 0: always "
+            "inference_cascade_sample."),
     Setting("inference_cascade_min_frames", 2000, whole(0, 10**9),
             "Fewest frames a query under inference_accuracy must cover for a new specialized model to be trained; "
             "below it the query computes exactly (a stored specialized model is reused at any size)."),

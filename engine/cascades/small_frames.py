@@ -1,0 +1,127 @@
+"""The frames the cascade's cheap stages read: shrunk to the specialized model's side.
+
+A frames table stored as a compressed stream is decoded and scaled straight to ``side`` x
+``side`` in one conversion of the decoded picture (libswscale, area averaging), never
+converted to RGB at the table's size first: on vtest.avi (768x576, MPEG-4) that is about
+0.9 ms a frame against 1.1 ms for the 224x224 RGB frame the reference model reads, before
+any shrinking.  A table of stored pixels is read at its size and shrunk by
+:func:`engine.cascades.specialized.shrink`.  The specialized model trains, is calibrated
+and runs on frames made the same way.
+
+The two differ by rounding only (both average areas), so a specialized model stored by
+either reads the other's frames; each is used throughout one cascade.
+
+A cascade that trains a specialized model reads the sample's small frames before the cheap
+pass reads the others; on a stream with long GOPs, reading a sample scattered over the video
+decodes nearly every frame, so where the query's small frames fit in :data:`HOLD_BYTES` they
+are all made in that one pass and held (:class:`HeldSmall`) for the cheap pass.
+
+>>> import numpy as np
+>>> held = HeldSmall(np.array([2, 5, 9]), np.arange(3, dtype=np.uint8).reshape(3, 1, 1, 1))
+>>> held.covers(np.array([5, 9])), held.covers(np.array([4])), held.take(np.array([2, 9])).ravel().tolist()
+(True, False, [0, 2])
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.cascades.specialized import shrink
+
+if TYPE_CHECKING:
+    from engine.inference.scan import PreparedScan
+    from engine.session import Session
+
+#: Seconds spent in a stage are handed to ``timed(stage, seconds)`` ('decode' or 'convert').
+Timer = Callable[[str, float], None]
+#: The most bytes of small frames one cascade holds in memory between its passes (an hour of
+#: video at 64x64 is 440 MB).
+HOLD_BYTES = 512 * 2**20
+
+
+@dataclass
+class HeldSmall:
+    """Small frames held in memory between a cascade's passes, by ascending frame_id."""
+
+    frame_ids: np.ndarray
+    frames: np.ndarray
+
+    def covers(self, frame_ids: np.ndarray) -> bool:
+        """Whether every one of ``frame_ids`` is held."""
+        position = np.searchsorted(self.frame_ids, frame_ids)
+        inside = position < len(self.frame_ids)
+        return bool(inside.all() and (self.frame_ids[position[inside]] == frame_ids).all())
+
+    def take(self, frame_ids: np.ndarray) -> np.ndarray:
+        """The held frames of ``frame_ids`` (all held), in that order."""
+        return self.frames[np.searchsorted(self.frame_ids, frame_ids)]
+
+
+def fits(frames: int, side: int) -> bool:
+    """Whether ``frames`` small frames of ``side`` pixels fit in :data:`HOLD_BYTES`."""
+    return frames * side * side * 3 <= HOLD_BYTES
+
+
+def small_frames(session: Session, scan: PreparedScan, frame_ids: np.ndarray, side: int, batch: int,
+                 timed: Timer) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(frame_ids, (n, side, side, 3) uint8) batches of ascending, distinct ``frame_ids``."""
+    frame_ids = np.asarray(frame_ids, np.int64)
+    if len(frame_ids) == 0:
+        return
+    if scan.frames.stream_id is not None:
+        yield from _decoded_small(session, scan.frames.stream_id, frame_ids, side, batch, timed)
+        return
+    height, width = next(iter(scan.selection.sizes()))
+    batches = scan.frames.batches(session, frame_ids, height, width, batch)
+    while True:
+        started = time.perf_counter()
+        step = next(batches, None)
+        timed("decode", time.perf_counter() - started)
+        if step is None:
+            return
+        started = time.perf_counter()
+        small = shrink(step[1], side)
+        timed("convert", time.perf_counter() - started)
+        yield step[0], small
+
+
+def read_small(session: Session, scan: PreparedScan, frame_ids: np.ndarray, side: int,
+               timed: Timer) -> np.ndarray:
+    """All of ``frame_ids`` (ascending, distinct) as one (n, side, side, 3) uint8 array."""
+    parts = [small for _, small in small_frames(session, scan, frame_ids, side, 256, timed)]
+    return np.concatenate(parts) if parts else np.empty((0, side, side, 3), np.uint8)
+
+
+def _decoded_small(session: Session, stream_id: int, frame_ids: np.ndarray, side: int, batch: int,
+                   timed: Timer) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    from engine.video_stream.reading import stream_reader
+
+    reader = stream_reader(session)
+    pictures = reader.decode(session, stream_id, frame_ids)
+    for start in range(0, len(frame_ids), batch):
+        ids = frame_ids[start:start + batch]
+        out = np.empty((len(ids), side, side, 3), np.uint8)
+        decoding = converting = 0.0
+        for position in range(len(ids)):
+            started = time.perf_counter()
+            _, picture = next(pictures)
+            middle = time.perf_counter()
+            _to_small(picture, side, out[position])
+            decoding += middle - started
+            converting += time.perf_counter() - middle
+        reader.counters.frames_returned += len(ids)
+        timed("decode", decoding)
+        timed("convert", converting)
+        yield ids, out
+
+
+def _to_small(picture: Any, side: int, out: np.ndarray) -> None:
+    """One decoded picture scaled to side x side RGB into ``out``, by area averaging."""
+    rgb = picture.reformat(width=side, height=side, format="rgb24", interpolation="AREA")
+    plane = rgb.planes[0]
+    rows = np.frombuffer(plane, dtype=np.uint8).reshape(side, plane.line_size)
+    out[...] = rows[:, :side * 3].reshape(side, side, 3)
