@@ -11,7 +11,8 @@ Two workloads, each timed side by side in one run, rows read from the same DuckD
   given to it), the same torch threads.  DuckDB UDF: a Python function called once per row
   (``create_function`` on BLOB, height, width) running the network on one frame.
 * *numeric*: an MLP (8 inputs, hidden 64, 2 classes) over ``--rows`` rows of 8 columns.
-  Mallard's predict against a plain loop over NumPy batches read from DuckDB, and the
+  Mallard's predict against a plain loop over NumPy batches read from DuckDB (at its best
+  batch size of 4,096 to 131,072 rows, swept first and given to it), and the
   row-at-a-time UDF (on ``--udf-rows``; its rate extrapolated).
 
 Printed: rows a second of each, and Mallard's throughput over each baseline's.
@@ -37,8 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import engine  # noqa: E402
-from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD, architecture  # noqa: E402
 from engine.inference.networks import forward_frames, inference_network, top1  # noqa: E402
+from udfs.architectures import IMAGENET_MEAN, IMAGENET_STD, architecture  # noqa: E402
 
 WIDTH, HIDDEN = 8, 64
 
@@ -152,6 +153,11 @@ def numeric(db: Path, args: argparse.Namespace) -> None:
                     f"{', '.join(f'sin(range * {i + 1}) AS x{i}' for i in range(WIDTH))} FROM range(?)", [args.rows])
         con.execute(f"CREATE OR REPLACE MODEL mlp FROM ? WITH (architecture = 'bench_mlp', inputs = {columns!r})",
                     [str(weights)])
+    with duckdb.connect(str(db)) as duck:  # the plain loop's best batch size, swept first and given to it
+        sweep = {b: min(timed(lambda b=b: plain_numeric(duck, network, columns, b))[0] for _ in range(2))
+                 for b in (4096, 16384, 65536, 131072)}
+        best = min(sweep, key=lambda b: sweep[b])
+    print(f"\nnumeric: the plain loop's best batch {best} (from {', '.join(f'{b}: {s:.3f} s' for b, s in sweep.items())})")
     mallard, plain = [], []
     for _ in range(args.repeat):
         with engine.connect(db, autocommit=True, progress="off") as con:
@@ -161,7 +167,7 @@ def numeric(db: Path, args: argparse.Namespace) -> None:
             stats = prediction_statistics(con.session)[-1]
             mallard.append(seconds)
         with duckdb.connect(str(db)) as duck:
-            plain.append(timed(lambda: plain_numeric(duck, network, columns))[0])
+            plain.append(timed(lambda: plain_numeric(duck, network, columns, best))[0])
     with duckdb.connect(str(db)) as duck:
         udf, _ = timed(lambda: udf_numeric(duck, network, columns, args.udf_rows))
     print(f"\nnumeric: an MLP ({WIDTH} inputs, {HIDDEN} hidden, 2 classes) over {args.rows} rows")
@@ -208,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--udf-rows", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=2, help="runs of each side (the fastest counts)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads, both sides")
+    parser.add_argument("--only", choices=("images", "numeric"), help="run one workload")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     import tempfile
@@ -215,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch threads {args.threads}; the fastest of {args.repeat} runs of each side")
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "predict.duckdb"
-        images(db, args)
-        numeric(db, args)
+        if args.only != "numeric":
+            images(db, args)
+        if args.only != "images":
+            numeric(db, args)
     return 0
 
 
