@@ -104,8 +104,10 @@ def run_clip(path: str, name: str, args: argparse.Namespace, folder: str) -> Non
     con.execute(f"SET inference_cascade_sample = {args.sample}")
     con.execute(f"SET inference_accuracy = {args.contract}")
     selection(con, label, truth, every, exact_seconds)
-    count(con, label, len(truth), exact_seconds)
-    top_k(con, label, rows, exact_seconds)
+    if "count" in args.queries:
+        count(con, label, len(truth), exact_seconds)
+    if "top" in args.queries:
+        top_k(con, label, rows, exact_seconds)
     con.close()
 
 
@@ -160,6 +162,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--sample", type=int, default=1000, help="SET inference_cascade_sample")
     parser.add_argument("--min-frames", type=int, default=500, help="SET inference_cascade_min_frames")
+    parser.add_argument("--queries", nargs="+", choices=("count", "top"), default=["count", "top"],
+                        help="which queries run after the selection (the top 10 can cost as much as exact)")
     args = parser.parse_args()
     source = str(ROOT / "data" / VIDEOS[args.video])
     with tempfile.TemporaryDirectory() as folder:
