@@ -407,18 +407,11 @@ class Session:
     def progress(self, total: int | None, desc: str, unit: str = "it") -> Any:
         """A tqdm progress bar on a terminal (outside CI), else a silent stand-in (then tqdm,
         75 ms to import, is not imported)."""
-        mode = self.settings["progress"]
-        if mode == "off":
-            disable: bool | None = True
-        elif mode == "on":
-            disable = False
-        else:
-            disable = True if os.environ.get("CI") else None  # None: only on a TTY
-        if disable:
+        if not self.shows_progress():
             return SilentProgress(total)
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc, unit=unit, disable=disable, file=sys.stderr, leave=False)
+        return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
 
     def shows_progress(self) -> bool:
         """Whether :meth:`progress` would draw a bar (work that costs something to size a bar,

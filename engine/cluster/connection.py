@@ -33,8 +33,7 @@ REACH_TIMEOUT_S = 5.0
 HEAD_PROBE_TIMEOUT_S = 1.0
 
 _lock = threading.Lock()
-_connected: list[str] = []  # the address this process is connected to (at most one)
-_address: list[ClusterAddress] = []  # the same, parsed (for the head's liveness checks)
+_connected: list[ClusterAddress] = []  # the address this process is connected to (at most one)
 
 
 @dataclass(frozen=True)
@@ -91,17 +90,15 @@ def connect(address: ClusterAddress) -> Any:
     """Connect this process to the cluster at ``address`` (once; again after a change)."""
     with _lock:
         ray = import_ray()
-        if _connected and _connected[0] == address.text and ray.is_initialized():
+        if _connected and _connected[0].text == address.text and ray.is_initialized():
             return ray
         if address.kind != "local":
             check_reachable(address)
         if ray.is_initialized():
             ray.shutdown()
         _connected.clear()
-        _address.clear()
         _init(ray, address)
-        _connected.append(address.text)
-        _address.append(address)
+        _connected.append(address)
         return ray
 
 
@@ -113,13 +110,12 @@ def disconnect() -> None:
 
             ray.shutdown()
             _connected.clear()
-            _address.clear()
 
 
 def head_answers() -> bool:
     """Whether the connected cluster's head still accepts connections on its port (True for a
     'local' cluster, whose head this process started, and when not connected)."""
-    address = _address[0] if _address else None
+    address = _connected[0] if _connected else None
     if address is None or address.kind == "local":
         return True
     try:
@@ -131,7 +127,7 @@ def head_answers() -> bool:
 
 def connected_address() -> str | None:
     """The address this process is connected to, if any."""
-    return _connected[0] if _connected else None
+    return _connected[0].text if _connected else None
 
 
 def local_token() -> None:
