@@ -107,6 +107,8 @@ def decode_frames(path: str, width: int | None = None, height: int | None = None
     """Yield (seconds, HxWx3 uint8 RGB array) for every ``every``-th frame, resized if asked."""
     import av
 
+    from engine.video_stream.decoder import to_rgb
+
     try:
         with av.open(path) as container:
             stream = container.streams.video[0]
@@ -116,10 +118,11 @@ def decode_frames(path: str, width: int | None = None, height: int | None = None
             for index, frame in enumerate(container.decode(stream)):
                 if index % every:
                     continue
-                if width is not None and (frame.width != width or frame.height != height):
-                    frame = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA")
+                w, h = (width, height) if width is not None and height is not None else (frame.width, frame.height)
+                pixels = np.empty((h, w, 3), np.uint8)
+                to_rgb(frame, w, h, pixels)
                 ts = float(frame.time) if frame.time is not None else float(index / rate)
-                yield ts, frame.to_ndarray(format="rgb24")
+                yield ts, pixels
                 kept += 1
                 if limit is not None and kept >= limit:
                     return

@@ -1,15 +1,16 @@
 """The frames the cascade's cheap stages read: shrunk to the specialized model's side.
 
-A frames table stored as a compressed stream is decoded and scaled straight to ``side`` x
+A frames table stored as a compressed stream is decoded at reduced resolution where the
+codec allows it (FFmpeg's ``lowres``, :func:`lowres_for`: the largest reduction that keeps at
+least twice ``side`` pixels on the picture's shorter side) and scaled straight to ``side`` x
 ``side`` in one conversion of the decoded picture (libswscale, area averaging), never
-converted to RGB at the table's size first: on vtest.avi (768x576, MPEG-4) that is about
-0.9 ms a frame against 1.1 ms for the 224x224 RGB frame the reference model reads, before
-any shrinking.  A table of stored pixels is read at its size and shrunk by
-:func:`engine.cascades.specialized.shrink`.  The specialized model trains, is calibrated
-and runs on frames made the same way.
-
-The two differ by rounding only (both average areas), so a specialized model stored by
-either reads the other's frames; each is used throughout one cascade.
+converted to RGB at the table's size first.  On vtest.avi (768x576, MS-MPEG-4) decoding at
+192x144 and converting takes about 0.3 ms a frame, against 0.43 ms at full size and 1.1 ms
+for the 224x224 RGB frame the reference model reads (measured one at a time, one thread).
+A table of stored pixels is read at its size and shrunk by
+:func:`engine.cascades.specialized.shrink`.  The specialized model trains, is calibrated and
+runs on frames made the same way: a stored specialized model belongs to one frames table
+(its ``video_key`` names the table), so it never reads frames made the other way.
 
 A cascade that trains a specialized model reads the sample's small frames before the cheap
 pass reads the others; on a stream with long GOPs, reading a sample scattered over the video
@@ -26,11 +27,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.cascades.specialized import shrink
+from engine.video_stream.codec import MAX_LOWRES
+from engine.video_stream.decoder import to_rgb
 
 if TYPE_CHECKING:
     from engine.inference.scan import PreparedScan
@@ -59,6 +62,19 @@ class HeldSmall:
     def take(self, frame_ids: np.ndarray) -> np.ndarray:
         """The held frames of ``frame_ids`` (all held), in that order."""
         return self.frames[np.searchsorted(self.frame_ids, frame_ids)]
+
+
+def lowres_for(width: int, height: int, side: int) -> int:
+    """The ``lowres`` to decode at (0-3) for frames shrunk to ``side``: pictures 2**lowres
+    smaller a side that keep at least ``2 * side`` pixels on their shorter side.
+
+    >>> lowres_for(768, 576, 64), lowres_for(176, 144, 64), lowres_for(1920, 1080, 64)
+    (2, 0, 3)
+    """
+    level = 0
+    while level < MAX_LOWRES and min(width, height) >> (level + 1) >= 2 * side:
+        level += 1
+    return level
 
 
 def fits(frames: int, side: int) -> bool:
@@ -101,7 +117,8 @@ def _decoded_small(session: Session, stream_id: int, frame_ids: np.ndarray, side
     from engine.video_stream.reading import stream_reader
 
     reader = stream_reader(session)
-    pictures = reader.decode(session, stream_id, frame_ids)
+    record = reader.record(session, stream_id)
+    pictures = reader.decode(session, stream_id, frame_ids, lowres=lowres_for(record.width, record.height, side))
     for start in range(0, len(frame_ids), batch):
         ids = frame_ids[start:start + batch]
         out = np.empty((len(ids), side, side, 3), np.uint8)
@@ -110,18 +127,10 @@ def _decoded_small(session: Session, stream_id: int, frame_ids: np.ndarray, side
             started = time.perf_counter()
             _, picture = next(pictures)
             middle = time.perf_counter()
-            _to_small(picture, side, out[position])
+            to_rgb(picture, side, side, out[position])
             decoding += middle - started
             converting += time.perf_counter() - middle
         reader.counters.frames_returned += len(ids)
         timed("decode", decoding)
         timed("convert", converting)
         yield ids, out
-
-
-def _to_small(picture: Any, side: int, out: np.ndarray) -> None:
-    """One decoded picture scaled to side x side RGB into ``out``, by area averaging."""
-    rgb = picture.reformat(width=side, height=side, format="rgb24", interpolation="AREA")
-    plane = rgb.planes[0]
-    rows = np.frombuffer(plane, dtype=np.uint8).reshape(side, plane.line_size)
-    out[...] = rows[:, :side * 3].reshape(side, side, 3)

@@ -22,6 +22,10 @@ from typing import Any
 
 #: Colour fields copied from the stream to the decoder (FFmpeg's enum values).
 COLOUR_FIELDS = ("color_range", "colorspace", "color_primaries", "color_trc")
+#: FFmpeg decoders that honour ``lowres`` (their ``max_lowres`` is 3), by decoder name.
+LOWRES_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4v1", "msmpeg4v2", "msmpeg4", "wmv1", "wmv2",
+                           "h263", "h263i", "h263p", "flv", "mjpeg"})
+MAX_LOWRES = 3
 
 
 @dataclass(frozen=True)
@@ -78,11 +82,15 @@ class CodecParameters:
                    sample_aspect_ratio=tuple(sar) if sar else None, **rest)
 
 
-def open_decoder(params: CodecParameters, *, threads: bool = True, export_mvs: bool = False) -> Any:
+def open_decoder(params: CodecParameters, *, threads: bool = True, export_mvs: bool = False,
+                 lowres: int = 0) -> Any:
     """A PyAV decoder (CodecContext) set up from stored parameters.
 
     ``threads`` lets FFmpeg decode on several threads (as PyAV's ``thread_type = "AUTO"``);
-    ``export_mvs`` makes it attach motion vectors to the frames it outputs.
+    ``export_mvs`` makes it attach motion vectors to the frames it outputs; ``lowres`` (0-3)
+    asks for pictures 2**lowres times smaller a side, decoded from the low frequencies of each
+    block (FFmpeg's ``lowres``: MPEG-1/2/4, MS-MPEG-4, H.263, MJPEG; a decoder without it, such
+    as H.264's, gives full-size pictures).
     """
     import av
 
@@ -101,6 +109,11 @@ def open_decoder(params: CodecParameters, *, threads: bool = True, export_mvs: b
     context.bits_per_coded_sample = params.bits_per_coded_sample
     if threads:
         context.thread_type = "AUTO"
+    options = {}
     if export_mvs:
-        context.options = {"flags2": "+export_mvs"}
+        options["flags2"] = "+export_mvs"
+    if lowres and params.codec in LOWRES_CODECS:
+        options["lowres"] = str(min(int(lowres), MAX_LOWRES))
+    if options:
+        context.options = options
     return context

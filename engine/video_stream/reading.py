@@ -152,15 +152,17 @@ class StreamReader:
         return lambda first, last: read_packets(self.committed, stream_id, first, last)
 
     # Decoding ------------------------------------------------------------------------------
-    def decode(self, session: Any | None, stream_id: int, frame_ids: np.ndarray) -> Iterator[tuple[int, Any]]:
+    def decode(self, session: Any | None, stream_id: int, frame_ids: np.ndarray, *,
+               lowres: int = 0) -> Iterator[tuple[int, Any]]:
         """(frame_id, decoded picture) for ascending, distinct ``frame_ids`` of a stream, reading
-        through the session's connection (None: as the SQL function does)."""
+        through the session's connection (None: as the SQL function does); ``lowres`` as
+        :func:`~engine.video_stream.codec.open_decoder` takes it (smaller pictures)."""
         record = self.record(session, stream_id)
         read = self._packets(session, stream_id)
         frame_ids = np.asarray(frame_ids, dtype=np.int64)
         record.check_frame_ids(frame_ids)
         for run in runs(record, frame_ids):
-            decoder = self._checkout(record, int(run[0]))
+            decoder = self._checkout(record, int(run[0]), lowres)
             failed = False
             try:
                 yield from decoder.frames(run, read)
@@ -171,15 +173,15 @@ class StreamReader:
                 if not failed:
                     self._release(decoder)
 
-    def _checkout(self, record: StreamRecord, frame_id: int) -> FrameDecoder:
+    def _checkout(self, record: StreamRecord, frame_id: int, lowres: int) -> FrameDecoder:
         with self._lock:
             idle = self._idle.get(record.stream_id, [])
-            usable = [d for d in idle if d.reaches(frame_id)]
+            usable = [d for d in idle if d.lowres == lowres and d.reaches(frame_id)]
             if usable:
                 best = max(usable, key=lambda d: d.next_packet)
                 idle.remove(best)
                 return best
-        return FrameDecoder(record, int(record.entry_packet[frame_id]), self.counters)
+        return FrameDecoder(record, int(record.entry_packet[frame_id]), self.counters, lowres)
 
     def _release(self, decoder: FrameDecoder) -> None:
         with self._lock:
