@@ -96,6 +96,8 @@ def test_a_repeat_query_reuses_the_specialized_model_and_answers_the_same(clip):
     text = "\n".join(r[1] for r in con.execute(
         "EXPLAIN SELECT frame_id FROM traffic WHERE mobilenet(frame).label = ?", [label]).fetchall())
     assert "reusing specialized model" in text and "thresholds          no below" in text
+    # the table is 224x224; its small frames come from the stream's 768x576 pictures
+    assert "frames decoded at full size (768x576) and shrunk" in text
 
 
 def test_a_cascade_that_would_not_pay_computes_exactly_and_says_why(clip):

@@ -99,8 +99,29 @@ def test_h264_has_no_lowres_and_decodes_at_full_size(con):
     assert sizes == {(640, 272)}
 
 
-def test_the_cascades_small_frames_are_pyavs_lowres_pictures_shrunk_by_area(con):
-    con.execute(f"LOAD VIDEO '{data_file('vtest.avi')}' INTO traffic")
+def small(con, ids: np.ndarray) -> np.ndarray:
+    """The cascade's 64x64 frames of ``ids`` from the frames table ``traffic``."""
+    batches = list(_decoded_small(con.session, stream_id(con, "traffic"), ids, 64, 8, lambda stage, s: None))
+    assert np.concatenate([frame_ids for frame_ids, _ in batches]).tolist() == ids.tolist()
+    return np.concatenate([frames for _, frames in batches])
+
+
+@pytest.mark.parametrize("size", [None, 224], ids=["native", "224x224"])
+def test_the_cascades_small_frames_are_pyavs_full_pictures_shrunk_by_area_by_default(con, size):
+    options = f" WITH (width = {size}, height = {size})" if size else ""
+    con.execute(f"LOAD VIDEO '{data_file('vtest.avi')}' INTO traffic{options}")
+    ids = np.arange(0, 60, 2)
+    expected = np.stack([pyav_rgb(p, 64, 64) for p in decoded("vtest.avi", 60)[::2]])
+    assert np.array_equal(small(con, ids), expected)
+
+
+@pytest.mark.parametrize("size", [None, 224], ids=["native", "224x224"])
+def test_with_inference_cascade_lowres_the_small_frames_are_pyavs_lowres_pictures(con, size):
+    """Whatever size the table's frames are scaled to, the small frames come from the stream's
+    pictures decoded at lowres (768x576 -> 192x144), shrunk straight to 64x64."""
+    options = f" WITH (width = {size}, height = {size})" if size else ""
+    con.execute(f"LOAD VIDEO '{data_file('vtest.avi')}' INTO traffic{options}")
+    con.execute("SET inference_cascade_lowres = true")
     ids = np.arange(0, 60, 2)
     timings: dict[str, float] = {}
     batches = list(_decoded_small(con.session, stream_id(con, "traffic"), ids, 64, 8,

@@ -30,7 +30,7 @@ import pyarrow as pa
 from engine.cascades.bounds import needed_successes
 from engine.cascades.calibration import Thresholds, calibrate
 from engine.cascades.difference import DifferenceDetector
-from engine.cascades.small_frames import HeldSmall, fits, read_small, small_frames
+from engine.cascades.small_frames import HeldSmall, decoding, fits, read_small, small_frames
 from engine.cascades.specialized import RESOLUTION, train_specialized
 from engine.cascades.store import StoredSpecialized, find_specialized, record_cascade, save_specialized
 from engine.inference.frame_results import FrameResults
@@ -449,7 +449,8 @@ def explain_cascade(session: Session, request: CascadeRequest) -> str:
     minimum = int(session.settings["inference_cascade_min_frames"])
     difference = float(session.settings["inference_cascade_difference"])
     stages = (f"  stages              difference detector (threshold {difference:g}), specialized model "
-              f"({'tiny_cnn'} at 64x64), reference model {request.model} on the undecided frames")
+              f"(tiny_cnn at {RESOLUTION}x{RESOLUTION}, frames {decoding(session, scan, RESOLUTION)}), "
+              f"reference model {request.model} on the undecided frames")
     if stored is not None:
         thresholds = calibrate(stored.calibration_scores, stored.calibration_answers, request.accuracy)
         ceiling = float(session.settings["inference_cascade_max_undecided"])

@@ -1,12 +1,13 @@
 """The frames the cascade's cheap stages read: shrunk to the specialized model's side.
 
-A frames table stored as a compressed stream is decoded at reduced resolution where the
-codec allows it (FFmpeg's ``lowres``, :func:`lowres_for`: the largest reduction that keeps at
-least twice ``side`` pixels on the picture's shorter side) and scaled straight to ``side`` x
-``side`` in one conversion of the decoded picture (libswscale, area averaging), never
-converted to RGB at the table's size first.  On vtest.avi (768x576, MS-MPEG-4) decoding at
-192x144 and converting takes about 0.3 ms a frame, against 0.43 ms at full size and 1.1 ms
-for the 224x224 RGB frame the reference model reads (measured one at a time, one thread).
+A frames table stored as a compressed stream is decoded and each picture scaled straight to
+``side`` x ``side`` in one conversion (libswscale, area averaging, through the thread's kept
+context), never converted to RGB at the table's size first: on vtest.avi (768x576, MS-MPEG-4)
+about 0.43 ms a frame, decoding included.
+With ``SET inference_cascade_lowres = true`` the stream is decoded at reduced resolution where
+the codec allows it (FFmpeg's ``lowres``, :func:`lowres_for`: the largest reduction that keeps
+at least twice ``side`` pixels on the picture's shorter side; vtest.avi at 192x144, about
+0.3 ms a frame with the conversion), which keeps less detail: off by default.
 A table of stored pixels is read at its size and shrunk by
 :func:`engine.cascades.specialized.shrink`.  The specialized model trains, is calibrated and
 runs on frames made the same way: a stored specialized model belongs to one frames table
@@ -32,12 +33,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.cascades.specialized import shrink
-from engine.video_stream.codec import MAX_LOWRES
+from engine.video_stream.codec import LOWRES_CODECS, MAX_LOWRES
 from engine.video_stream.decoder import to_rgb
 
 if TYPE_CHECKING:
     from engine.inference.scan import PreparedScan
     from engine.session import Session
+    from engine.video_stream.codec import CodecParameters
 
 #: Seconds spent in a stage are handed to ``timed(stage, seconds)`` ('decode' or 'convert').
 Timer = Callable[[str, float], None]
@@ -75,6 +77,30 @@ def lowres_for(width: int, height: int, side: int) -> int:
     while level < MAX_LOWRES and min(width, height) >> (level + 1) >= 2 * side:
         level += 1
     return level
+
+
+def _lowres(session: Session, params: CodecParameters, side: int) -> int:
+    """The ``lowres`` the cheap stages decode a stream at: 0 unless ``inference_cascade_lowres``
+    is on and the codec honours it.  The decoder's pictures have the coded size (a table's own
+    size is what its frame column is scaled to); the small frames are made from them directly."""
+    if not session.settings["inference_cascade_lowres"] or params.codec not in LOWRES_CODECS:
+        return 0
+    return lowres_for(params.width, params.height, side)
+
+
+def decoding(session: Session, scan: PreparedScan, side: int) -> str:
+    """How the cheap stages' frames are made, for EXPLAIN: the decoded size where the codec
+    decodes at reduced resolution, else "full size" or "stored pixels"."""
+    if scan.frames.stream_id is None:
+        return "stored pixels shrunk"
+    from engine.video_stream.reading import stream_reader
+
+    params = stream_reader(session).record(session, scan.frames.stream_id).params
+    level = _lowres(session, params, side)
+    if level == 0:
+        return f"decoded at full size ({params.width}x{params.height}) and shrunk"
+    return (f"decoded at {-(-params.width >> level)}x{-(-params.height >> level)} "
+            f"({params.codec} lowres {level}) and shrunk")
 
 
 def fits(frames: int, side: int) -> bool:
@@ -118,7 +144,7 @@ def _decoded_small(session: Session, stream_id: int, frame_ids: np.ndarray, side
 
     reader = stream_reader(session)
     record = reader.record(session, stream_id)
-    pictures = reader.decode(session, stream_id, frame_ids, lowres=lowres_for(record.width, record.height, side))
+    pictures = reader.decode(session, stream_id, frame_ids, lowres=_lowres(session, record.params, side))
     for start in range(0, len(frame_ids), batch):
         ids = frame_ids[start:start + batch]
         out = np.empty((len(ids), side, side, 3), np.uint8)

@@ -137,6 +137,12 @@ CASCADE_SETTINGS: tuple[Setting, ...] = (
             "The cascade runs only when its specialized model leaves at most this fraction of the calibration frames "
             "to the reference model (beyond it the cascade would cost about what exact inference does, so the query "
             "computes exactly); 1 always runs it."),
+    Setting("inference_cascade_lowres", False, boolean,
+            "Decode the frames of the cascade's cheap stages at reduced resolution where the codec allows it "
+            "(FFmpeg's lowres: MPEG-1/2/4, MS-MPEG-4, H.263, MJPEG; vtest.avi at 192x144 for 64x64 frames), which "
+            "decodes faster but keeps less detail; off by default (on vtest.avi a score selection then missed its "
+            "contract on unseen frames). A stored specialized model is reused however its frames were made: set "
+            "it before a video's first query under inference_accuracy."),
     Setting("inference_cascade_difference", 2e-5, number(0, 1),
             "The cascade's difference detector: a frame within this mean squared difference (grey 4x4 cells of the "
             "64x64 frame, [0, 1] units) of the last decided frame takes its answer; 0 turns it off."),
