@@ -30,7 +30,9 @@ CLASSES = ("no", "yes")
 #: Passes over the training frames.  The weights of the last pass are kept, and with fewer
 #: passes they vary from seed to seed: on the hour's 3,093-frame sample (vtest.avi remuxed 45
 #: times, predicate 'alp'), 20 passes left 0.13% to 7.5% of the other frames to the reference
-#: model over four seeds, 30 passes 0.13% with every seed (50% more training, 6 s there).
+#: model over four seeds, 30 passes 0.13% with every seed (50% more training, 6 s there;
+#: frames decoded at lowres 2 in that experiment; at full size 20 passes left 0.4% to 15.5%
+#: over four seeds, and 30 passes 0.13-0.2%).
 EPOCHS = 30
 
 
