@@ -6,7 +6,7 @@ frames, and copying them is outside what the thresholds were calibrated on).
 
 Closeness is :func:`engine.inference.incremental.changes.frame_difference` (the mean squared
 difference of grey 4x4-cell means, in [0, 1] units) on the shrunk frames the specialized
-model reads (each frame's grey cells computed once, by :func:`grey_cells`, for a whole batch);
+model reads (each frame's grey cells computed once, by its ``grey_cells``, for a whole batch);
 the threshold is the setting ``inference_cascade_difference``.
 
 >>> import numpy as np
@@ -21,20 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Side of the cells whose grey means are compared, in pixels (frame_difference's).
-CELL = 4
-
-
-def grey_cells(frames: np.ndarray, cell: int = CELL) -> np.ndarray:
-    """(n, H, W, 3) uint8 frames -> (n, H // cell, W // cell) grey cell means in [0, 1]: what
-    :func:`engine.inference.incremental.changes.frame_difference` compares, computed once per
-    frame (the detector compares each frame with its anchor by these alone)."""
-    cell = max(1, min(cell, frames.shape[1], frames.shape[2]))
-    grey = frames.astype(np.float32).mean(axis=-1) / 255.0
-    n, height, width = grey.shape
-    h, w = height // cell * cell, width // cell * cell
-    cells: np.ndarray = grey[:, :h, :w].reshape(n, h // cell, cell, w // cell, cell).mean(axis=(2, 4))
-    return cells
+from engine.inference.incremental.changes import grey_cells
 
 
 @dataclass

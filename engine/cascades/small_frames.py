@@ -34,7 +34,6 @@ import numpy as np
 
 from engine.cascades.specialized import shrink
 from engine.video_stream.codec import LOWRES_CODECS, MAX_LOWRES
-from engine.video_stream.decoder import to_rgb
 
 if TYPE_CHECKING:
     from engine.inference.scan import PreparedScan
@@ -143,20 +142,6 @@ def _decoded_small(session: Session, stream_id: int, frame_ids: np.ndarray, side
     from engine.video_stream.reading import stream_reader
 
     reader = stream_reader(session)
-    record = reader.record(session, stream_id)
-    pictures = reader.decode(session, stream_id, frame_ids, lowres=_lowres(session, record.params, side))
-    for start in range(0, len(frame_ids), batch):
-        ids = frame_ids[start:start + batch]
-        out = np.empty((len(ids), side, side, 3), np.uint8)
-        decoding = converting = 0.0
-        for position in range(len(ids)):
-            started = time.perf_counter()
-            _, picture = next(pictures)
-            middle = time.perf_counter()
-            to_rgb(picture, side, side, out[position])
-            decoding += middle - started
-            converting += time.perf_counter() - middle
-        reader.counters.frames_returned += len(ids)
-        timed("decode", decoding)
-        timed("convert", converting)
-        yield ids, out
+    lowres = _lowres(session, reader.record(session, stream_id).params, side)
+    yield from reader.batches(session, stream_id, frame_ids, batch, height=side, width=side, lowres=lowres,
+                              timed=timed)

@@ -16,6 +16,7 @@ connections of one process to one database.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -200,20 +201,31 @@ class StreamReader:
             self.counters.frames_returned += 1
 
     def batches(self, session: Any, stream_id: int, frame_ids: np.ndarray, batch_size: int, *,
-                height: int | None = None, width: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                height: int | None = None, width: int | None = None, lowres: int = 0,
+                timed: Callable[[str, float], None] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(frame_ids, (n, H, W, 3) uint8 frames) batches of ascending ``frame_ids``, decoded as they
-        go (one batch of pixels in memory), at the stream's stored size unless given."""
+        go (one batch of pixels in memory), at the stream's stored size unless given; ``lowres``
+        as :meth:`decode` takes it; ``timed(stage, seconds)`` hears each batch's 'decode' and
+        'convert' seconds."""
         record = self.record(session, stream_id)
         height, width = height or record.height, width or record.width
         frame_ids = np.asarray(frame_ids, dtype=np.int64)
-        pictures = self.decode(session, stream_id, frame_ids)
+        pictures = self.decode(session, stream_id, frame_ids, lowres=lowres)
         for start in range(0, len(frame_ids), batch_size):
             ids = frame_ids[start:start + batch_size]
             out = _frame_buffer(len(ids), height, width)
+            decoding = converting = 0.0
             for position in range(len(ids)):
+                started = time.perf_counter()
                 _, picture = next(pictures)
+                middle = time.perf_counter()
                 to_rgb(picture, width, height, out[position])
-                self.counters.frames_returned += 1
+                decoding += middle - started
+                converting += time.perf_counter() - middle
+            self.counters.frames_returned += len(ids)
+            if timed is not None:
+                timed("decode", decoding)
+                timed("convert", converting)
             yield ids, out
 
     # The SQL function ------------------------------------------------------------------------

@@ -94,13 +94,21 @@ def frame_difference(frames: np.ndarray, reference: np.ndarray, cell: int = 4) -
     >>> frame_difference(a, b).tolist()
     [1.0]
     """
-    cell = max(1, min(cell, reference.shape[0], reference.shape[1]))
-
-    def grey_cells(x: np.ndarray) -> np.ndarray:
-        grey = x.astype(np.float32).mean(axis=-1) / 255.0
-        n, height, width = grey.shape
-        h, w = height // cell * cell, width // cell * cell
-        return grey[:, :h, :w].reshape(n, h // cell, cell, w // cell, cell).mean(axis=(2, 4))
-
-    delta = grey_cells(frames) - grey_cells(reference[None])
+    delta = grey_cells(frames, cell) - grey_cells(reference[None], cell)
     return (delta ** 2).mean(axis=(1, 2))
+
+
+def grey_cells(frames: np.ndarray, cell: int = 4) -> np.ndarray:
+    """(n, H, W, 3) uint8 frames -> (n, H // cell, W // cell) grey cell means in [0, 1]: what
+    :func:`frame_difference` compares (a caller comparing many frames computes them once each).
+
+    >>> import numpy as np
+    >>> grey_cells(np.full((1, 8, 8, 3), 255, np.uint8)).shape
+    (1, 2, 2)
+    """
+    cell = max(1, min(cell, frames.shape[1], frames.shape[2]))
+    grey = frames.astype(np.float32).mean(axis=-1) / 255.0
+    n, height, width = grey.shape
+    h, w = height // cell * cell, width // cell * cell
+    cells: np.ndarray = grey[:, :h, :w].reshape(n, h // cell, cell, w // cell, cell).mean(axis=(2, 4))
+    return cells
