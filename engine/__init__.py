@@ -67,8 +67,15 @@ def load_model(con: Connection, name: str, version: int | None = None) -> Any:
     >>> type(engine.load_model(con, "parity")).__name__
     'LayeredClassifier'
     """
+    from engine.cursor import shown, whole_argument
     from engine.training.loading import load_model as load
+    from engine.video import check_connection
 
+    con = check_connection(con)
+    if not isinstance(name, str) or not name:
+        raise ProgrammingError(f"expected a model name as a non-empty str, found {shown(name)}")
+    if version is not None:
+        version = whole_argument("load_model version", version, 1)
     return load(con.duckdb_connection, name, version)
 
 

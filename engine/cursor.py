@@ -14,10 +14,13 @@ each operation holds the connection's lock (``threadsafety = 2``).
 """
 from __future__ import annotations
 
+import contextlib
+import operator
 import re
+import sys
 import warnings
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -33,7 +36,38 @@ if TYPE_CHECKING:
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 _ROWS_MISSING = "the last statement produced no result set (fetch needs a query such as SELECT)"
 
+#: The most rows one fetch asks DuckDB for (its count is a 64-bit integer); a bigger size is
+#: capped, since asking for up to more rows than a result has is legal.
+MAX_FETCH = sys.maxsize
+
 Description = list[tuple[Any, ...]]
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def whole_argument(what: str, value: Any, minimum: int | None = None) -> int:
+    """``value`` as an int (numpy integers too, bool not) >= ``minimum``, else a ProgrammingError
+    naming ``what``.
+
+    >>> whole_argument("fetchmany size", 3, 0)
+    3
+    >>> whole_argument("batch_size", "2", 1)
+    Traceback (most recent call last):
+    ...
+    engine.errors.ProgrammingError: batch_size: expected a whole number >= 1, found '2'
+    """
+    expected = "a whole number" if minimum is None else f"a whole number >= {minimum}"
+    number = None
+    if not isinstance(value, bool):
+        with contextlib.suppress(TypeError):
+            number = operator.index(value)
+    if number is None or (minimum is not None and number < minimum):
+        raise ProgrammingError(f"{what}: expected {expected}, found {shown(value)}")
+    return number
 
 
 def _describe(duck_description: list[tuple[Any, ...]] | None) -> Description | None:
@@ -55,7 +89,7 @@ class Cursor:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
-        self.arraysize = 1
+        self._arraysize = 1
         self.rowcount = -1
         self.lastrowid = None
         self.message: str | None = None  # a summary of the last extended statement
@@ -70,6 +104,15 @@ class Cursor:
         return self.connection.session
 
     # PEP 249 attributes ---------------------------------------------------------------
+    @property
+    def arraysize(self) -> int:
+        """How many rows :meth:`fetchmany` fetches when given no size (1 by default)."""
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = whole_argument("arraysize", value, 1)
+
     @property
     def description(self) -> Description | None:
         """One 7-tuple per result column (name, type_code, None, None, precision, scale, None)."""
@@ -95,6 +138,13 @@ class Cursor:
 
     def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> Cursor:
         """Run ``operation`` once per parameter set; rowcount is the total of affected rows."""
+        self._check_open()
+        if not isinstance(operation, str):
+            raise ProgrammingError(f"expected the statement as a str, found {type(operation).__name__}")
+        if (isinstance(seq_of_parameters, (str, bytes, bytearray, memoryview, Mapping))
+                or not isinstance(seq_of_parameters, Iterable)):
+            raise ProgrammingError("executemany: expected the parameter sets as a sequence of lists, tuples or dicts,"
+                                   f" found {type(seq_of_parameters).__name__}")
         total = 0
         counted = True
         for parameters in seq_of_parameters:
@@ -121,6 +171,8 @@ class Cursor:
         """
         if not isinstance(procname, str) or not procname:
             raise ProgrammingError(f"expected a function name, found {procname!r}")
+        if isinstance(parameters, (str, bytes, bytearray)) or not isinstance(parameters, Sequence):
+            raise ProgrammingError(f"callproc: expected the parameters as a list or tuple, found {type(parameters).__name__}")
         self._check_open()
         kinds = {row[0] for row in self.connection.execute(
             "SELECT DISTINCT function_type FROM duckdb_functions() WHERE lower(function_name) = lower(?)",
@@ -160,7 +212,8 @@ class Cursor:
             return self._buffer.popleft() if self._buffer else None
 
     def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
-        size = self.arraysize if size is None else size
+        """Up to ``size`` rows (``arraysize`` when not given; a whole number >= 0)."""
+        size = self.arraysize if size is None else min(whole_argument("fetchmany size", size, 0), MAX_FETCH)
         with self._session.lock:
             self._check_rows()
             if self._live:

@@ -329,6 +329,20 @@ def read_options(node: exp.Expr, table: Mapping[str, Option] | None = None,
     return values
 
 
+def named_arguments(function: str, named: Sequence[exp.Expr], table: Mapping[str, Option]) -> tuple[tuple[str, Any], ...]:
+    """The ``name => value`` arguments of a table function such as ``predict(...)``, in order,
+    each checked by its validator: an unknown or repeated name is a ProgrammingError."""
+    values: list[tuple[str, Any]] = []
+    for arg in named:
+        name = arg.this.name.lower()
+        if name not in table:
+            raise ProgrammingError(f"unknown {function} option {name!r}; expected one of {', '.join(sorted(table))}")
+        if any(name == given for given, _ in values):
+            raise ProgrammingError(f"{function} option {name} is given twice; give it once")
+        values.append((name, check_value(f"{function} option {name}", table[name].validator, arg.expression)))
+    return tuple(values)
+
+
 def check_value(where: str, validator: Validator, value: Any) -> Any:
     """``validator(value)`` (a node is read with :func:`literal_value` first); DataError on failure."""
     try:

@@ -27,19 +27,26 @@ True
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+import math
+import numbers
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
+from engine.cursor import shown, whole_argument
 from engine.errors import DataError, ProgrammingError
 from engine.system_catalog import catalog_name
 from engine.video_stream.reading import stream_reader
 from engine.video_stream.store import StoredStream, drop_stream, stream_of_table
+
+if TYPE_CHECKING:
+    from engine.connection import Connection
 
 FRAME_COLUMNS = ("frame_id", "ts", "frame", "height", "width", "source")
 
@@ -147,20 +154,74 @@ def frames_batch(first_id: int, stamps: Sequence[float] | np.ndarray, pixels: np
     ], schema=ARROW_SCHEMA)
 
 
-def frame_to_numpy(blob: bytes, height: int, width: int) -> np.ndarray:
-    """One frame's pixels as an HxWx3 uint8 array (read-only view of ``blob``)."""
+def frame_to_numpy(blob: bytes | bytearray | memoryview, height: int, width: int) -> np.ndarray:
+    """One frame's pixels as an HxWx3 uint8 array (a view of ``blob``, read-only for bytes).
+
+    >>> frame_to_numpy(bytes(range(6)), 1, 2).tolist()
+    [[[0, 1, 2], [3, 4, 5]]]
+    >>> frame_to_numpy(b"abc", 1, 2)
+    Traceback (most recent call last):
+    ...
+    engine.errors.DataError: expected a frame of 1x2x3 = 6 bytes, found 3 bytes
+    """
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise ProgrammingError(f"expected a frame as bytes, bytearray or memoryview, found {type(blob).__name__}")
+    height = whole_argument("frame height", height)
+    width = whole_argument("frame width", width)
+    if height < 1 or width < 1:
+        raise DataError(f"expected a frame height and width of at least 1, found {height}x{width}")
+    view = memoryview(blob)
+    if not view.c_contiguous:
+        raise DataError("expected a frame's bytes in one contiguous buffer, found a strided memoryview")
     expected = height * width * 3
-    if len(blob) != expected:
-        raise DataError(f"expected a frame of {height}x{width}x3 = {expected} bytes, found {len(blob)} bytes")
-    return np.frombuffer(blob, dtype=np.uint8).reshape(height, width, 3)
+    if view.nbytes != expected:
+        raise DataError(f"expected a frame of {height}x{width}x3 = {expected} bytes, found {view.nbytes} bytes")
+    return np.frombuffer(view.cast("B"), dtype=np.uint8).reshape(height, width, 3)
+
+
+def check_connection(con: Any) -> Connection:
+    """``con`` if it is a Mallard connection, else a ProgrammingError (the Python helpers need
+    one, not a DuckDB connection or a cursor).
+
+    >>> check_connection(None)
+    Traceback (most recent call last):
+    ...
+    engine.errors.ProgrammingError: expected a Mallard connection from engine.connect(), found NoneType
+    """
+    from engine.connection import Connection
+
+    if not isinstance(con, Connection):
+        raise ProgrammingError(f"expected a Mallard connection from engine.connect(), found {type(con).__name__}")
+    return con
+
+
+def _condition(where: str) -> exp.Expr:
+    """The ``where`` fragment parsed as one SQL condition (so it cannot carry a second statement)."""
+    if not isinstance(where, str):
+        raise ProgrammingError(f"expected where as a SQL condition in a str, found {type(where).__name__}")
+    expected = ("expected where to be one SQL condition over the frames table (such as 'frame_id % 10 = 0'),"
+                f" found {shown(where)}")
+    try:
+        condition = exp.condition(where, dialect="duckdb")
+    except SqlglotError as e:
+        raise ProgrammingError(expected) from e
+    if condition.find(exp.Block) is not None:  # "a = 1; b" parses as a block of two: a second statement
+        raise ProgrammingError(expected)
+    return condition
+
+
+def _frame_ids(frame_ids: Iterable[int]) -> list[int]:
+    if isinstance(frame_ids, (str, bytes, bytearray)) or not isinstance(frame_ids, Iterable):
+        raise ProgrammingError(f"expected frame_ids as a sequence of whole numbers, found {type(frame_ids).__name__}")
+    return [whole_argument("frame_ids", i) for i in frame_ids]
 
 
 def _frames_query(table: str, frame_ids: Sequence[int] | None, where: str | None) -> exp.Select:
-    query = exp.select("frame_id", "ts", "frame", "height", "width").from_(exp.to_table(table)).order_by("frame_id")
-    if where:
-        query = query.where(exp.condition(where, dialect="duckdb"))
+    query = exp.select("frame_id", "ts", "frame", "height", "width").from_(_table(table)).order_by("frame_id")
+    if where is not None and where != "":
+        query = query.where(_condition(where))
     if frame_ids is not None:
-        query = query.where(exp.column("frame_id").isin(*[exp.Literal.number(int(i)) for i in frame_ids]))
+        query = query.where(exp.column("frame_id").isin(*[exp.Literal.number(i) for i in _frame_ids(frame_ids)]))
     return query
 
 
@@ -169,19 +230,27 @@ def iter_frames(con: Any, table: str, *, frame_ids: Sequence[int] | None = None,
     """Yield (frame_ids, frames) batches in frame_id order; frames is (n, H, W, 3) uint8.
 
     ``where`` is a SQL condition over the frames table (``"frame_id % 10 = 0"``).  Frames of a
-    stored stream are decoded straight from its packets, a batch at a time.
+    stored stream are decoded straight from its packets, a batch at a time.  The arguments are
+    checked when it is called, before the first batch is asked for.
     """
-    session = con.session
+    con = check_connection(con)
     name = _table(table)
+    batch_size = whole_argument("batch_size", batch_size, 1)
+    query = _frames_query(table, frame_ids, where)
+    return _iter_frames(con, name, query, batch_size)
+
+
+def _iter_frames(con: Connection, name: exp.Table, query: exp.Select,
+                 batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    session = con.session
     stream_id = stream_of_table(lambda q, p: session.sql(q, p).fetchall(), name)
     if stream_id is not None:
-        query = _frames_query(table, frame_ids, where)
         query.set("expressions", [exp.column("frame_id")])
         ids = np.array([r[0] for r in session.sql(query).fetchall()], dtype=np.int64)
         yield from stream_reader(session).batches(session, stream_id, ids, batch_size)
         return
     cursor = con.cursor()
-    cursor.execute(_frames_query(table, frame_ids, where).sql("duckdb"))
+    cursor.execute(query.sql("duckdb"))
     while True:
         rows = cursor.fetchmany(batch_size)
         if not rows:
@@ -191,6 +260,8 @@ def iter_frames(con: Any, table: str, *, frame_ids: Sequence[int] | None = None,
 
 
 def _table(table: str) -> exp.Table:
+    if not isinstance(table, str):
+        raise ProgrammingError(f"expected a table name as a str, found {type(table).__name__}")
     try:
         return exp.to_table(table)
     except Exception as e:  # sqlglot's parse errors for a malformed name
@@ -220,7 +291,18 @@ def frames_from_numpy(con: Any, table: str, frames: np.ndarray | Sequence[np.nda
     """
     from engine.executors.video import write_frames_table
 
-    pixels = np.asarray(frames)
+    con = check_connection(con)
+    name = _table(table)
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not (math.isfinite(fps) and fps > 0):
+        raise ProgrammingError(f"expected fps as a number > 0, found {shown(fps)}")
+    fps = float(fps)  # numpy's numbers too: the catalog row binds it
+    if not isinstance(source, str):
+        raise ProgrammingError(f"expected source as a str, found {type(source).__name__}")
+    try:
+        pixels = np.asarray(frames)
+    except (TypeError, ValueError) as e:  # ragged or odd sequences
+        raise DataError(f"expected frames as an (n, H, W, 3) uint8 array, found {type(frames).__name__}"
+                        f" that numpy cannot make one array of: {e}") from e
     if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 3:
         raise DataError(f"expected frames as an (n, H, W, 3) uint8 array, found {pixels.dtype} {pixels.shape}")
     if len(pixels) == 0:
@@ -231,7 +313,7 @@ def frames_from_numpy(con: Any, table: str, frames: np.ndarray | Sequence[np.nda
     info = VideoInfo(path=source, size_bytes=pixels.nbytes, sha256=digest, codec="rawvideo", width=w, height=h,
                      fps=fps, frames=n, duration_s=n / fps)
     batches = (frames_batch(i, stamps[i:i + 64], pixels[i:i + 64], source) for i in range(0, n, 64))
-    return write_frames_table(con.session, _table(table), info, batches, replace=replace, every=1,
+    return write_frames_table(con.session, name, info, batches, replace=replace, every=1,
                               width=w, height=h, total=n)
 
 

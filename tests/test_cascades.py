@@ -280,3 +280,23 @@ def test_explain_shows_the_expected_cost_against_exact_inference(clip):
                   "ORDER BY mobilenet(frame).score DESC LIMIT 5"):
         text = dict(con.execute(f"EXPLAIN {query}", [label]).fetchall())["cascade"]
         assert f" of {len(ids)} frames (" in text and f"exact inference: all {len(ids)}" in text, text
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT avg(m(frame).score) FROM one",
+    "SELECT frame_id FROM one ORDER BY m(frame).score DESC LIMIT 1",
+    "SELECT count(*) FROM one WHERE m(frame).score > 0.01",
+])
+def test_a_query_over_one_frame_computes_it_exactly_whatever_the_minimum(query):
+    """With inference_cascade_min_frames = 0 a one-frame query has no sample to train on: the
+    answer is exact and the report says why (it raised IndexError before)."""
+    con = engine.connect(progress="off")
+    con.execute("LOAD VIDEO 'data/carphone.mp4' INTO one WITH (width = 32, height = 24, limit = 1)")
+    con.execute("CREATE MODEL m FROM 'data/mobilenet_v2.pth' WITH (architecture = 'mobilenet_v2')")
+    exact = con.execute("SELECT m(frame).score FROM one").fetchone()[0]
+    con.execute("SET inference_accuracy = 0.9")
+    con.execute("SET inference_cascade_min_frames = 0")
+    answer = con.execute(query).fetchone()[0]
+    assert answer == (pytest.approx(exact) if "avg" in query else (0 if "LIMIT" in query else 1))
+    report = con.session.state[REPORTS][-1]
+    assert report.plan == "exact", report.reason

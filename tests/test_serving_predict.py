@@ -101,6 +101,41 @@ def test_numeric_model_predicts_the_known_classes(con, tmp_path):
 
 
 
+def test_an_interrupt_stops_predict_with_a_clean_error_and_keeps_nothing(con, tmp_path):
+    """Connection.interrupt() reaches DuckDB's batch reader too (pyarrow raised OSError there)."""
+    import threading
+    import time
+
+    con.execute(CREATE_FARES, [str(sum_sign_weights(tmp_path / "fares.safetensors"))])
+    big = "(SELECT range AS id, 0.5 AS a, -1.0 AS b, 2.0 AS c FROM range(50000000))"
+    timer = threading.Timer(0.5, con.interrupt)
+    timer.start()
+    started = time.perf_counter()
+    with pytest.raises(engine.OperationalError, match="predict was interrupted"):
+        con.execute(f"CREATE TABLE kept AS SELECT * FROM predict(fares, {big})")
+    timer.join()
+    assert time.perf_counter() - started < 30
+    assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'kept'").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM predict(fares, (SELECT 1 AS id, 0.5 AS a, -1.0 AS b, 2.0 AS c))"
+                       ).fetchone() == (1,)
+
+
+def test_a_catalog_whose_class_count_disagrees_with_the_network_is_a_data_error(con, tmp_path):
+    con.execute(CREATE_FARES, [str(sum_sign_weights(tmp_path / "fares.safetensors"))])
+    rows = "(SELECT 1 AS id, 0.5 AS a, -1.0 AS b, 2.0 AS c)"
+    queries = (f"SELECT * FROM predict(fares, {rows})", f"SELECT fares(a, b, c) FROM {rows}")
+    # a tampered catalog: the weights no longer fit the architecture it describes ...
+    con.execute("UPDATE mallard.model_versions SET num_classes = 3 WHERE model = 'fares'")
+    for query in queries:
+        with pytest.raises(engine.DataError, match="stored weights do not fit architecture .* with 3 classes"):
+            con.execute(query)
+    # ... or the network computes more class scores than the catalog names
+    con.execute("UPDATE mallard.model_versions SET num_classes = 0 WHERE model = 'fares'")
+    for query in queries:
+        with pytest.raises(engine.DataError, match="computes 2 class scores but the catalog lists 0 classes"):
+            con.execute(query)
+
+
 def test_the_batch_size_found_serves_every_connection_of_the_process(tmp_path):
     FASTEST.clear()
     SEARCHES.clear()
@@ -178,6 +213,8 @@ def test_a_progress_bar_follows_the_rows(clip, capsys):
     ("SELECT predict(mobilenet, (SELECT * FROM traffic))", engine.ProgrammingError, "predict(...) is a table function"),
     ("SELECT * FROM predict(mobilenet)", engine.ProgrammingError, "predict takes a model and a query"),
     ("SELECT * FROM predict(nosuch, traffic)", engine.ProgrammingError, "unknown model 'nosuch'"),
+    ("SELECT * FROM predict(mobilenet, traffic, batch_size => 2, batch_size => 3)", engine.ProgrammingError,
+     "predict option batch_size is given twice; give it once"),
     ("SELECT * FROM predict(mobilenet, traffic, batch => 3)", engine.ProgrammingError, "unknown predict option 'batch'"),
     ("SELECT * FROM predict(mobilenet, traffic, batch_size => 0)", engine.DataError,
      "predict option batch_size: expected a whole number in [1, 1000000], found 0"),

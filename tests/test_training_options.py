@@ -54,6 +54,8 @@ def test_programming_errors(raw, message):
     ({"classes": ["a", 1]}, "class names \\(strings\\) or class ids"),
     ({"hidden": [64, 0]}, "positive layer widths"),
     ({"device_memory": "lots"}, "expected a size such as '64MB'"),
+    ({"device_memory": 99999999999999999999999}, "expected a size of at most 1024TB"),
+    ({"device_memory": "2048TB"}, "expected a size of at most 1024TB"),
     ({"device": "tpu"}, "expected 'cpu', 'cuda' or 'cuda:<n>', found 'tpu'"),
     ({"successive_halving": 1}, "reduction factor of at least 2"),
     ({"successive_halving": True}, "successive_halving needs a grid"),

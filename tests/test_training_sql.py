@@ -283,6 +283,12 @@ def test_an_interrupt_stops_training_and_keeps_nothing(db):
     ("CREATE MODEL predict WITH (architecture = 'mlp') AS SELECT a, b, label FROM pts", engine.ProgrammingError,
      "reserved"),
     ("EVALUATE MODEL nope ON pts", engine.ProgrammingError, "unknown model 'nope'"),
+    # more memory than the address space holds (so no overcommit policy grants it): torch's
+    # allocation error, as a clean one
+    ("CREATE MODEL m WITH (architecture = 'mlp', epochs = 1, device_memory = '1000TB') AS "
+     "SELECT a, b, label FROM pts", engine.OperationalError, "training failed: .*can't allocate memory"),
+    ("CREATE MODEL m WITH (architecture = 'mlp', device_memory = 99999999999999999999999) AS "
+     "SELECT a, b, label FROM pts", engine.DataError, "device_memory: expected a size of at most 1024TB"),
 ])
 def test_bad_input_is_a_clear_error_and_writes_nothing(db, sql, error, message):
     with pytest.raises(error, match=message):

@@ -133,6 +133,9 @@ def _specialized(session: Session, scan: PreparedScan, request: CascadeRequest, 
         return (f"the query covers {len(ids)} frames, fewer than inference_cascade_min_frames = {minimum}: "
                 "training a specialized model would not pay")
     training, calibration = sample_frames(session, ids)
+    if len(training) == 0 or len(calibration) == 0:
+        return (f"the query covers {len(ids)} frames, too few to sample both training and calibration frames "
+                "for a specialized model")
     labeled = label_sample(session, scan, np.sort(np.concatenate([training, calibration])), report)
     reference.remember(labeled)
     if question is None:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import ProgrammingError
+from engine.errors import DataError, ProgrammingError
 from engine.inference.weights import from_safetensors, sha256_hex, to_safetensors
 
 if TYPE_CHECKING:
@@ -241,7 +241,13 @@ def load_network(session: Session, version: ModelVersion) -> nn.Module:
             [version.model, version.version],
         )
         network = build_network(version.spec.architecture, num_classes=version.spec.num_classes)
-        network.load_state_dict(from_safetensors(blob), strict=True)
+        try:
+            network.load_state_dict(from_safetensors(blob), strict=True)
+        except RuntimeError as e:  # the catalog's spec (classes, say) and its weights disagree
+            detail = " ".join(str(e).split())[:300]
+            raise DataError(f"model {version.model} version {version.version}: its stored weights do not fit "
+                            f"architecture {version.spec.architecture} with {version.spec.num_classes} classes as "
+                            f"the catalog describes it ({detail})") from e
         while len(networks) >= MAX_NETWORKS:  # keep memory bounded: forget the oldest
             networks.pop(next(iter(networks)))
         networks[key] = network.eval()

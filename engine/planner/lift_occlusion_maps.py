@@ -21,14 +21,13 @@ options are (:mod:`engine.options`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from sqlglot import exp
 
 from engine.errors import ProgrammingError
 from engine.inference.functions import OCCLUSION_MAP, PlannedFunction
 from engine.inference.occlusion import OCCLUSION_OPTIONS
-from engine.options import check_value
+from engine.options import named_arguments
 from engine.planner.annotations import CatalogSnapshot, OcclusionRequest, Plan
 from engine.planner.model_calls import function_name, model_argument
 
@@ -66,15 +65,8 @@ def _request(call: exp.Anonymous, relation: str, functions: Mapping[str, Planned
             "positional arguments"
         )
     model = model_argument(OCCLUSION_MAP, positional[0], functions)
-    options: list[tuple[str, Any]] = []
-    for arg in named:
-        name = arg.this.name.lower()
-        if name not in OCCLUSION_OPTIONS:
-            raise ProgrammingError(f"unknown occlusion_map option {name!r}; expected one of "
-                                   f"{', '.join(sorted(OCCLUSION_OPTIONS))}")
-        options.append((name, check_value(f"occlusion_map option {name}", OCCLUSION_OPTIONS[name].validator,
-                                          arg.expression)))
-    return OcclusionRequest(model=model, frame_query=_frame_query(positional[1]), options=tuple(options),
+    options = named_arguments("occlusion_map", named, OCCLUSION_OPTIONS)
+    return OcclusionRequest(model=model, frame_query=_frame_query(positional[1]), options=options,
                             relation=relation)
 
 

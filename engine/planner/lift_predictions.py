@@ -31,14 +31,13 @@ the outermost calls are lifted here.  Named arguments are checked as statement o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from sqlglot import exp
 
 from engine.dialect.training import EvaluateModel
 from engine.errors import ProgrammingError
 from engine.inference.functions import EVALUATE, PREDICT
-from engine.options import Option, check_value
+from engine.options import Option, named_arguments
 from engine.planner.annotations import CatalogSnapshot, Plan, PredictionRequest
 from engine.planner.model_calls import function_name, model_argument
 from engine.serving.offline import PREDICT_OPTIONS
@@ -108,14 +107,8 @@ def _request(function: str, args: list[exp.Expr], relation: str, catalog: Catalo
         raise ProgrammingError(f"{function} takes a model and a query, then named options ({USAGE[function]}); found "
                                f"{len(positional)} positional arguments")
     model = model_argument(function, positional[0], catalog.functions)
-    table = OPTIONS[function]
-    options: list[tuple[str, Any]] = []
-    for arg in named:
-        name = arg.this.name.lower()
-        if name not in table:
-            raise ProgrammingError(f"unknown {function} option {name!r}; expected one of {', '.join(sorted(table))}")
-        options.append((name, check_value(f"{function} option {name}", table[name].validator, arg.expression)))
-    return PredictionRequest(model=model, query=_query(function, positional[1]), options=tuple(options),
+    options = named_arguments(function, named, OPTIONS[function])
+    return PredictionRequest(model=model, query=_query(function, positional[1]), options=options,
                              relation=relation, function=function)
 
 

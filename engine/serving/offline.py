@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from engine.errors import ProgrammingError
+from engine.errors import OperationalError, ProgrammingError
 from engine.options import Option, text, whole
 
 if TYPE_CHECKING:
@@ -109,12 +109,16 @@ def predict_relation(session: Session, request: PredictionRequest, rows: duckdb.
         out: list[pa.RecordBatch] = []
         desc = f"predict {version.model} (version {version.version})"
         decoded = _decoded(batches, reader, ahead=not predictor.input.is_numeric)
-        with session.progress(total, desc, unit="row") as bar, closing(decoded):
-            for batch, groups in decoded:
-                session.check_cancelled("predict")
-                out.append(_with_predictions(batch, groups, predictor, sizes, stats))
-                stats.rows += batch.num_rows
-                bar.update(batch.num_rows)
+        try:
+            with session.progress(total, desc, unit="row") as bar, closing(decoded):
+                for batch, groups in decoded:
+                    session.check_cancelled("predict")
+                    out.append(_with_predictions(batch, groups, predictor, sizes, stats))
+                    stats.rows += batch.num_rows
+                    bar.update(batch.num_rows)
+        except (pa.ArrowException, OSError) as e:  # DuckDB's errors (an interrupt too) reach the batch reader as Arrow's
+            session.check_cancelled("predict")
+            raise OperationalError(f"predict: reading the query's rows failed: {e}") from e
     stats.seconds = time.perf_counter() - started
     stats.batch_size = sizes.chosen()
     history = session.state.setdefault(STATS, [])

@@ -124,6 +124,9 @@ class Predictor:
         from engine.inference.networks import top1
 
         logits = self._numeric_logits(batch) if self.input.is_numeric else self._image_logits(batch)
+        if logits.shape[-1] != len(self.label_names):
+            raise DataError(f"model {self.name} version {self.version.version} computes {logits.shape[-1]} class "
+                            f"scores but the catalog lists {len(self.label_names)} classes for it")
         class_ids, scores = top1(logits.to("cpu"))
         return Predictions(class_ids, scores, self.label_names)
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import duckdb
 
-from engine.errors import DataError, ProgrammingError
+from engine.errors import DataError, OperationalError, ProgrammingError
 from engine.inference.model_catalog import ModelSpec
 from engine.training.architectures import architecture_kind
 from engine.training.materialize import TrainingData, materialize
@@ -162,7 +162,12 @@ def _run(options: TrainingOptions, setup: Any, reporter: Any,
         from engine.training.distributed import train_data_parallel
 
         return [train_data_parallel(configurations[0], setup, workers, reporter)], "data parallel", {"workers": workers}
-    results = train_in_process(configurations, setup, survivors, reporter)
+    try:
+        results = train_in_process(configurations, setup, survivors, reporter)
+    except (RuntimeError, MemoryError) as e:  # torch cannot allocate the network or its device memory
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise OperationalError(f"training failed: {first} (a smaller network, batch_size or device_memory "
+                               "may fit)") from e
     strategy = ("spilling" if options.device_memory is not None
                 else "pipeline" if options.pipeline_stages > 1 or options.micro_batches > 1 else "plain")
     schedule = dict(results[0].extra.items()) if strategy != "plain" else {}

@@ -71,6 +71,8 @@ OPTIMIZERS = ("sgd", "adam")
 
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+#: The largest device_memory accepted (beyond it torch cannot even express the block).
+MAX_DEVICE_MEMORY = 1 << 50
 
 
 @dataclass(frozen=True)
@@ -249,12 +251,18 @@ def _single(name: str, value: Any) -> Any:
 def parse_memory(value: Any) -> int:
     """Bytes from ``'64MB'``, ``'1.5GB'``, ``'512KiB'`` or a whole number of bytes."""
     if _is_int(value) and value > 0:
-        return int(value)
+        return _at_most_max_memory(value, int(value))
     match = _MEMORY.match(value) if isinstance(value, str) else None
     if match is None or float(match.group(1)) <= 0:
         raise DataError(f"training option device_memory: expected a size such as '64MB' or '1GB', found {value!r}")
     unit = match.group(2).lower().replace("i", "").replace("b", "")
-    return int(float(match.group(1)) * _UNITS[unit])
+    return _at_most_max_memory(value, int(float(match.group(1)) * _UNITS[unit]))
+
+
+def _at_most_max_memory(value: Any, size: int) -> int:
+    if size > MAX_DEVICE_MEMORY:
+        raise DataError(f"training option device_memory: expected a size of at most 1024TB, found {value!r}")
+    return size
 
 
 def _check_combination(options: TrainingOptions) -> None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from engine.cursor import whole_argument
 from engine.errors import DataError, OperationalError
 from engine.extensions import ScalarFunction
 from engine.instances import Instance
@@ -207,6 +208,7 @@ class StreamReader:
         go (one batch of pixels in memory), at the stream's stored size unless given; ``lowres``
         as :meth:`decode` takes it; ``timed(stage, seconds)`` hears each batch's 'decode' and
         'convert' seconds."""
+        batch_size = whole_argument("batch_size", batch_size, 1)  # range() below needs a step >= 1
         record = self.record(session, stream_id)
         height, width = height or record.height, width or record.width
         frame_ids = np.asarray(frame_ids, dtype=np.int64)
