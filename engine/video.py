@@ -303,8 +303,9 @@ def frames_from_numpy(con: Any, table: str, frames: np.ndarray | Sequence[np.nda
     except (TypeError, ValueError) as e:  # ragged or odd sequences
         raise DataError(f"expected frames as an (n, H, W, 3) uint8 array, found {type(frames).__name__}"
                         f" that numpy cannot make one array of: {e}") from e
-    if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 3:
-        raise DataError(f"expected frames as an (n, H, W, 3) uint8 array, found {pixels.dtype} {pixels.shape}")
+    if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 3 or min(pixels.shape[1:3], default=0) < 1:
+        raise DataError(f"expected frames as an (n, H, W, 3) uint8 array with H and W at least 1, found {pixels.dtype} "
+                        f"{pixels.shape}")
     if len(pixels) == 0:
         raise DataError("expected at least one frame, found none")
     n, h, w = pixels.shape[:3]

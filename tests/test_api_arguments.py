@@ -297,6 +297,13 @@ def test_frames_from_numpy_rejects_ragged_frames(con):
         engine.frames_from_numpy(con, "made", [np.zeros((4, 6, 3), np.uint8), np.zeros((2, 2, 3), np.uint8)])
 
 
+@pytest.mark.parametrize("shape", [(2, 0, 4, 3), (2, 4, 0, 3)])
+def test_frames_from_numpy_rejects_frames_without_pixels(con, shape):
+    with pytest.raises(engine.DataError, match=r"with H and W at least 1, found uint8 \(2, [04], [04], 3\)"):
+        engine.frames_from_numpy(con, "made", np.zeros(shape, np.uint8))
+    assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'made'").fetchone() == (0,)
+
+
 def test_frames_from_numpy_still_writes_a_table(con):
     pixels = np.arange(2 * 4 * 6 * 3, dtype=np.uint8).reshape(2, 4, 6, 3)
     assert engine.frames_from_numpy(con, "made", pixels, fps=np.float32(10)) == 2

@@ -289,6 +289,9 @@ def test_an_interrupt_stops_training_and_keeps_nothing(db):
      "SELECT a, b, label FROM pts", engine.OperationalError, "training failed: .*can't allocate memory"),
     ("CREATE MODEL m WITH (architecture = 'mlp', device_memory = 99999999999999999999999) AS "
      "SELECT a, b, label FROM pts", engine.DataError, "device_memory: expected a size of at most 1024TB"),
+    ("CREATE MODEL m WITH (architecture = 'mlp', epochs = 1) AS SELECT CASE id WHEN 3 THEN 'nan'::DOUBLE "
+     "WHEN 7 THEN '-inf'::DOUBLE ELSE a END AS a, b, label FROM pts", engine.DataError,
+     "the input columns a, b hold 2 NaN or infinite values: filter or impute them"),
 ])
 def test_bad_input_is_a_clear_error_and_writes_nothing(db, sql, error, message):
     with pytest.raises(error, match=message):

@@ -270,6 +270,8 @@ def test_export_and_import_round_trip(orders: engine.Connection, tmp_path: Path)
     ('{"feature": [{"name": "x", "type": "INT"}, {"name": "X", "type": "INT"}]}', "column 'x' appears twice"),
     ('{"feature": [{"name": "x", "type": "INT", "drift_comparator": {"infinity_norm": {"threshold": 0.1}}}]}',
      "drift_l_infinity applies to BOOLEAN, STRING columns, the column is INT"),
+    ('{"feature": [{"name": "x", "type": "INT", "int_domain": {"min": 9, "max": 0}}]}',
+     "bad.json: column x: min 9 is above max 0"),
 ])
 def test_import_rejects_bad_documents(con: engine.Connection, tmp_path: Path, text: str, match: str) -> None:
     path = tmp_path / "bad.json"

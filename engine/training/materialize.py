@@ -370,8 +370,14 @@ def _feature_shape(x: pa.Array, inputs: tuple[str, ...]) -> tuple[int, ...]:
     if lengths["min"].as_py() != lengths["max"].as_py():
         raise DataError(f"the list columns among {', '.join(inputs)} have different lengths in different rows "
                         f"({lengths['min'].as_py()}..{lengths['max'].as_py()}); every row needs the same number of features")
-    if pc.list_flatten(x).null_count:
+    values = pc.list_flatten(x)
+    if values.null_count:
         raise DataError(f"the input columns {', '.join(inputs)} hold NULL in some row: filter or coalesce it")
+    finite = pc.is_finite(values)
+    if not pc.all(finite).as_py():
+        bad = len(values) - pc.sum(finite).as_py()
+        raise DataError(f"the input columns {', '.join(inputs)} hold {bad} NaN or infinite value{'s' if bad > 1 else ''}:"
+                        " filter or impute them (a network trained on them learns NaN)")
     return (int(lengths["min"].as_py()),)
 
 

@@ -116,10 +116,7 @@ def set_schema_properties(schema: Schema, values: dict[str, Any]) -> None:
     for key, value in values.items():
         parsed = _parsed(_property(SCHEMA_PROPERTIES, key, "schema"), value)
         setattr(schema, key, _default(_SCHEMA_DEFAULTS[key]) if parsed is None else parsed)
-    if schema.min_examples_count is not None and schema.max_examples_count is not None \
-            and schema.min_examples_count > schema.max_examples_count:
-        raise DataError(f"min_examples_count {schema.min_examples_count} is above max_examples_count "
-                        f"{schema.max_examples_count}")
+    _check_examples(schema)
     used = {e for c in schema.columns for e in c.in_environment + c.not_in_environment}
     undeclared = sorted(used - set(schema.environments))
     if undeclared:
@@ -141,6 +138,23 @@ def add_column(schema: Schema, name: str, kind: str) -> None:
 def drop_column(schema: Schema, name: str) -> None:
     column = _require_column(schema, name)
     schema.columns.remove(column)
+
+
+def check_schema(schema: Schema, origin: str) -> None:
+    """DataError naming ``origin`` when a column's bounds contradict each other (as ALTER SCHEMA refuses)."""
+    try:
+        for column in schema.columns:
+            _check_column(column)
+        _check_examples(schema)
+    except DataError as e:
+        raise DataError(f"{origin}: {e}") from None
+
+
+def _check_examples(schema: Schema) -> None:
+    if schema.min_examples_count is not None and schema.max_examples_count is not None \
+            and schema.min_examples_count > schema.max_examples_count:
+        raise DataError(f"min_examples_count {schema.min_examples_count} is above max_examples_count "
+                        f"{schema.max_examples_count}")
 
 
 def _check_column(column: ColumnSchema) -> None:

@@ -33,7 +33,12 @@ def schema_text(schema: Schema, fmt: str) -> tuple[str, list[Unmapped]]:
 
 def parse_schema(text: str, fmt: str, origin: str) -> tuple[Schema, list[Unmapped]]:
     """A schema from a file's text in format ``fmt``, and what Mallard could not take from it."""
+    from engine.validation.schema_edits import check_schema
+
     if fmt == "tfdv":
         imported = schema_from_tfdv(text, origin)
-        return imported.schema, imported.unmapped
-    return parse_document(text, origin), []
+        schema, unmapped = imported.schema, imported.unmapped
+    else:
+        schema, unmapped = parse_document(text, origin), []
+    check_schema(schema, origin)  # as ALTER SCHEMA checks what it sets: min <= max, ...
+    return schema, unmapped
