@@ -17,6 +17,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +33,16 @@ REACH_TIMEOUT_S = 5.0
 #: Seconds a connection attempt to the head may take when checking it is still there.
 HEAD_PROBE_TIMEOUT_S = 1.0
 
+#: Seconds after a slow failed connection attempt (one that took SLOW_ATTEMPT_S or more: an
+#: address that never answers costs Ray 20-30 s an attempt) during which statements naming the
+#: same address fail at once with its error.  A quick failure (refused, unknown host) is tried
+#: again by the next statement: the head may have been started since.
+RETRY_AFTER_S = 30.0
+SLOW_ATTEMPT_S = 3.0
+
 _lock = threading.Lock()
 _connected: list[ClusterAddress] = []  # the address this process is connected to (at most one)
+_failures: dict[str, tuple[float, str]] = {}  # address -> (when the last attempt failed, its error)
 
 
 @dataclass(frozen=True)
@@ -92,12 +101,23 @@ def connect(address: ClusterAddress) -> Any:
         ray = import_ray()
         if _connected and _connected[0].text == address.text and ray.is_initialized():
             return ray
-        if address.kind != "local":
-            check_reachable(address)
-        if ray.is_initialized():
-            ray.shutdown()
-        _connected.clear()
-        _init(ray, address)
+        failed = _failures.get(address.text)
+        if failed is not None and time.monotonic() - failed[0] < RETRY_AFTER_S:
+            raise OperationalError(f"{failed[1]} (that was {time.monotonic() - failed[0]:.0f} s ago; Mallard tries "
+                                   f"the address again {RETRY_AFTER_S:.0f} s after a failed attempt)")
+        started = time.monotonic()
+        try:
+            if address.kind != "local":
+                check_reachable(address)
+            if ray.is_initialized():
+                ray.shutdown()
+            _connected.clear()
+            _init(ray, address)
+        except OperationalError as e:
+            if time.monotonic() - started >= SLOW_ATTEMPT_S:
+                _failures[address.text] = (time.monotonic(), str(e))
+            raise
+        _failures.pop(address.text, None)
         _connected.append(address)
         return ray
 
