@@ -191,6 +191,12 @@ def _init(ray: Any, address: ClusterAddress) -> None:
     if address.kind == "local":
         options["include_dashboard"] = False
         local_token()
+    elif "RAY_AUTH_MODE" in os.environ or "RAY_AUTH_TOKEN" in os.environ:
+        # Ray reads its token settings when it is imported: read them again, so that a token set
+        # in the environment after Ray was first imported in this process is the one sent
+        import importlib
+
+        importlib.import_module("ray._raylet").Config.initialize("")
     try:
         ray.init(address=address.ray_address, **options)
     except Exception as e:
