@@ -136,8 +136,10 @@ def test_all_python_functions_fit_on_merged_pattern_counts(local: engine.Connect
                                                            on_cluster: engine.Connection) -> None:
     local.execute(f"LABEL sms USING {ALL_PYTHON} {OPTIONS} INTO OR REPLACE python_local")
     cursor = on_cluster.execute(f"LABEL sms USING {ALL_PYTHON} {OPTIONS} INTO OR REPLACE python_cluster")
-    assert re.search(r"Python functions in 5 tasks on 2 cluster nodes \(\d+\.\d\d s\); label model fitted on the "
-                     r"vote-pattern counts of 5 partitions, merged$", cursor.message), cursor.message
+    # Ray's SPREAD placement is best effort: tasks this short (0.08 s in all) have all run on one node
+    # in CI; test_label_on_the_cluster_equals_one_node asserts the spread over both nodes
+    assert re.search(r"Python functions in 5 tasks on (1 cluster node|2 cluster nodes) \(\d+\.\d\d s\); label model "
+                     r"fitted on the vote-pattern counts of 5 partitions, merged$", cursor.message), cursor.message
     assert _rows(on_cluster, "python_cluster") == _rows(local, "python_local")
     here, there = _fitted(local, "python_local"), _fitted(on_cluster, "python_cluster")
     assert there == here
