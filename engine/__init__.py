@@ -67,7 +67,7 @@ def load_model(con: Connection, name: str, version: int | None = None) -> Any:
     >>> type(engine.load_model(con, "parity")).__name__
     'LayeredClassifier'
     """
-    from engine.cursor import shown, whole_argument
+    from engine.options import shown, whole_argument
     from engine.training.loading import load_model as load
     from engine.video import check_connection
 

@@ -14,8 +14,6 @@ each operation holds the connection's lock (``threadsafety = 2``).
 """
 from __future__ import annotations
 
-import contextlib
-import operator
 import re
 import sys
 import warnings
@@ -28,6 +26,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from engine.errors import InterfaceError, NotSupportedError, ProgrammingError, translate
+from engine.options import whole_argument
 
 if TYPE_CHECKING:
     from engine.connection import Connection
@@ -41,33 +40,6 @@ _ROWS_MISSING = "the last statement produced no result set (fetch needs a query 
 MAX_FETCH = sys.maxsize
 
 Description = list[tuple[Any, ...]]
-
-
-def shown(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` for an error message, cut to ``limit`` characters."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def whole_argument(what: str, value: Any, minimum: int | None = None) -> int:
-    """``value`` as an int (numpy integers too, bool not) >= ``minimum``, else a ProgrammingError
-    naming ``what``.
-
-    >>> whole_argument("fetchmany size", 3, 0)
-    3
-    >>> whole_argument("batch_size", "2", 1)
-    Traceback (most recent call last):
-    ...
-    engine.errors.ProgrammingError: batch_size: expected a whole number >= 1, found '2'
-    """
-    expected = "a whole number" if minimum is None else f"a whole number >= {minimum}"
-    number = None
-    if not isinstance(value, bool):
-        with contextlib.suppress(TypeError):
-            number = operator.index(value)
-    if number is None or (minimum is not None and number < minimum):
-        raise ProgrammingError(f"{what}: expected {expected}, found {shown(value)}")
-    return number
 
 
 def _describe(duck_description: list[tuple[Any, ...]] | None) -> Description | None:

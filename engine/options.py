@@ -20,7 +20,9 @@ ValueError: expected a whole number in [1, 10], found 11
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +50,33 @@ class Validator:
 
 def _found(value: Any) -> str:
     return repr(value)
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def whole_argument(what: str, value: Any, minimum: int | None = None) -> int:
+    """``value`` as an int (numpy integers too, bool not) >= ``minimum``, else a ProgrammingError
+    naming ``what``.
+
+    >>> whole_argument("fetchmany size", 3, 0)
+    3
+    >>> whole_argument("batch_size", "2", 1)
+    Traceback (most recent call last):
+    ...
+    engine.errors.ProgrammingError: batch_size: expected a whole number >= 1, found '2'
+    """
+    expected = "a whole number" if minimum is None else f"a whole number >= {minimum}"
+    number = None
+    if not isinstance(value, bool):
+        with contextlib.suppress(TypeError):
+            number = operator.index(value)
+    if number is None or (minimum is not None and number < minimum):
+        raise ProgrammingError(f"{what}: expected {expected}, found {shown(value)}")
+    return number
 
 
 def _fail(expected: str, value: Any) -> ValueError:

@@ -39,8 +39,8 @@ import pyarrow as pa
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from engine.cursor import shown, whole_argument
 from engine.errors import DataError, ProgrammingError
+from engine.options import shown, whole_argument
 from engine.system_catalog import catalog_name
 from engine.video_stream.reading import stream_reader
 from engine.video_stream.store import StoredStream, drop_stream, stream_of_table
@@ -216,8 +216,8 @@ def _frame_ids(frame_ids: Iterable[int]) -> list[int]:
     return [whole_argument("frame_ids", i) for i in frame_ids]
 
 
-def _frames_query(table: str, frame_ids: Sequence[int] | None, where: str | None) -> exp.Select:
-    query = exp.select("frame_id", "ts", "frame", "height", "width").from_(_table(table)).order_by("frame_id")
+def _frames_query(table: exp.Table, frame_ids: Sequence[int] | None, where: str | None) -> exp.Select:
+    query = exp.select("frame_id", "ts", "frame", "height", "width").from_(table.copy()).order_by("frame_id")
     if where is not None and where != "":
         query = query.where(_condition(where))
     if frame_ids is not None:
@@ -236,7 +236,7 @@ def iter_frames(con: Any, table: str, *, frame_ids: Sequence[int] | None = None,
     con = check_connection(con)
     name = _table(table)
     batch_size = whole_argument("batch_size", batch_size, 1)
-    query = _frames_query(table, frame_ids, where)
+    query = _frames_query(name, frame_ids, where)
     return _iter_frames(con, name, query, batch_size)
 
 
@@ -303,7 +303,7 @@ def frames_from_numpy(con: Any, table: str, frames: np.ndarray | Sequence[np.nda
     except (TypeError, ValueError) as e:  # ragged or odd sequences
         raise DataError(f"expected frames as an (n, H, W, 3) uint8 array, found {type(frames).__name__}"
                         f" that numpy cannot make one array of: {e}") from e
-    if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 3 or min(pixels.shape[1:3], default=0) < 1:
+    if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 3 or min(pixels.shape[1:3]) < 1:
         raise DataError(f"expected frames as an (n, H, W, 3) uint8 array with H and W at least 1, found {pixels.dtype} "
                         f"{pixels.shape}")
     if len(pixels) == 0:

@@ -373,9 +373,8 @@ def _feature_shape(x: pa.Array, inputs: tuple[str, ...]) -> tuple[int, ...]:
     values = pc.list_flatten(x)
     if values.null_count:
         raise DataError(f"the input columns {', '.join(inputs)} hold NULL in some row: filter or coalesce it")
-    finite = pc.is_finite(values)
-    if not pc.all(finite).as_py():
-        bad = len(values) - pc.sum(finite).as_py()
+    bad = len(values) - (pc.sum(pc.is_finite(values)).as_py() or 0)
+    if bad:
         raise DataError(f"the input columns {', '.join(inputs)} hold {bad} NaN or infinite value{'s' if bad > 1 else ''}:"
                         " filter or impute them (a network trained on them learns NaN)")
     return (int(lengths["min"].as_py()),)

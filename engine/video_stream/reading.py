@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from engine.cursor import whole_argument
 from engine.errors import DataError, OperationalError
 from engine.extensions import ScalarFunction
 from engine.instances import Instance
+from engine.options import whole_argument
 from engine.video_stream.counters import DecodeCounters
 from engine.video_stream.decoder import FrameDecoder, to_rgb
 from engine.video_stream.sources import CommittedReads, HeldStreams, session_query
