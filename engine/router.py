@@ -30,11 +30,12 @@ _KINDS = {
     **dict.fromkeys(("INSERT", "UPDATE", "DELETE", "MERGE", "COPY"), "dml"),
     **dict.fromkeys(("BEGIN", "START"), "begin"),
     **dict.fromkeys(("COMMIT", "END", "ROLLBACK", "ABORT"), "end"),
+    "DROP": "drop",
 }
 
 
 def statement_kind(sql: str) -> str:
-    """How a plain statement behaves: 'rows', 'dml', 'begin', 'end' or 'other'."""
+    """How a plain statement behaves: 'rows', 'dml', 'begin', 'end', 'drop' or 'other'."""
     match = _LEADING.match(sql)
     if not match:
         return "other"

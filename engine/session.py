@@ -161,6 +161,28 @@ class Session:
             raise translate(e) from e
         return Opened(True, result.rowcount, result.message)
 
+    def _run_drop(self, sql: str, parameters: Parameters) -> Opened:
+        """``DROP ...``: a label view dropped as a table is dropped as the view it is, and the
+        label storage no view reads any more goes with it (:mod:`engine.labeling.storage`)."""
+        from engine.labeling.storage import drop_orphans, rewrite_drop, session_runner
+
+        with self.atomic():
+            rewritten = rewrite_drop(self, sql) if parameters is None else None
+            if rewritten is not None:
+                self.sql(rewritten)
+            else:
+                try:
+                    if parameters is None:
+                        self.duck.execute(sql)
+                    else:
+                        self.duck.execute(sql, parameters)
+                except duckdb.Error as e:
+                    raise translate(e) from e
+                except (TypeError, ValueError, NotImplementedError, OverflowError) as e:
+                    raise ProgrammingError(f"could not bind the parameters: {e}") from e
+            drop_orphans(session_runner(self))
+        return Opened(False)
+
     def _run_plain(self, sql: str, parameters: Parameters) -> Opened:
         """The fast path: DuckDB runs the text as it is."""
         from engine.router import statement_kind
@@ -170,6 +192,8 @@ class Session:
             return Opened(False)  # manual-commit mode already opened the transaction: BEGIN is a no-op
         if kind not in ("begin", "end"):
             self.begin_implicit()
+        if kind == "drop":
+            return self._run_drop(sql, parameters)
         duck = self.duck
         try:
             if parameters is None:

@@ -113,10 +113,12 @@ def drop_abandoned_loads(duck: duckdb.DuckDBPyConnection) -> list[str]:
 
     - staging tables of a load killed under an older Mallard: no version of this code makes
       them, so none can belong to a load in progress;
-    - stored video streams no frames table reads any more (the user dropped the table):
-      only committed state is seen here, so a load in progress elsewhere, whose tables are
+    - stored video streams no frames table reads any more (the user dropped the table), and
+      label storage no label view reads any more (:mod:`engine.labeling.storage`): only
+      committed state is seen here, so a load in progress elsewhere, whose tables are
       uncommitted, is never touched.
     """
+    from engine.labeling.storage import drop_orphans, orphaned_tokens, patterns_table, rows_table
     from engine.video_stream.store import drop_stream, orphaned_streams, packets_table
 
     def run(sql: str, params: list) -> list:
@@ -125,7 +127,8 @@ def drop_abandoned_loads(duck: duckdb.DuckDBPyConnection) -> list[str]:
     rows = run("SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()"
                " AND starts_with(table_name, ?)", [STAGING_PREFIX])
     orphans = orphaned_streams(run)
-    if not rows and not orphans:
+    labels = orphaned_tokens(run)
+    if not rows and not orphans and not labels:
         return []
     try:
         duck.execute("BEGIN")
@@ -134,11 +137,13 @@ def drop_abandoned_loads(duck: duckdb.DuckDBPyConnection) -> list[str]:
                                   kind="TABLE", exists=True).sql("duckdb"))
         for stream_id in orphans:
             drop_stream(lambda sql, params=None: duck.execute(sql, params) if params else duck.execute(sql), stream_id)
+        labels = drop_orphans(run)
         duck.execute("COMMIT")
     except duckdb.TransactionException:
         duck.execute("ROLLBACK")  # another connection is writing the same rows: leave them for next time
         return []
-    return [name for _, name in rows] + [packets_table(s).name for s in orphans]
+    return ([name for _, name in rows] + [packets_table(s).name for s in orphans]
+            + [t.name for token in labels for t in (rows_table(token), patterns_table(token))])
 
 
 def load_macros(duck: duckdb.DuckDBPyConnection) -> None:

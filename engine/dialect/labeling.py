@@ -139,6 +139,9 @@ class Label(Statement):
         "fit_on": Option(choice("auto", "patterns", "rows"), "auto",
                          "the label model's input: 'patterns' (distinct vote patterns), 'rows' (each row, when nearly"
                          " every row has its own pattern), 'auto' (by the estimated pattern count)"),
+        "storage": Option(choice("auto", "table"), "auto",
+                          "the label table: 'auto' (a view over the rows' vote codes and the predictions per vote"
+                          " pattern on the pattern path, a table on the rows path) or 'table' (always a table)"),
     }
     arg_types = {"this": True, "expressions": True, "into": True, "replace": False, "options": False}
 

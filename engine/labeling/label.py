@@ -3,8 +3,10 @@
 1. check everything without writing (table, target, functions, columns, key, options);
 2. one DuckDB query applies every function and stores the packed votes of each row;
 3. the label model is fitted on the distinct vote patterns (a GROUP BY) and predicts per
-   pattern; 4. the predictions are joined back to the rows in SQL into the label table,
-   gold labels overriding weak ones; 5. the run is recorded in the catalog.
+   pattern; 4. the label table is a view joining the stored rows' vote codes to the stored
+   predictions per pattern, gold labels overriding weak ones (:mod:`engine.labeling.storage`;
+   ``WITH (storage = 'table')`` joins them into a table instead); 5. the run is recorded in
+   the catalog.
 When nearly every row has its own vote pattern, 3-4 read the rows instead (no GROUP BY, no
 join: the label table is written from Arrow, :mod:`engine.labeling.per_row`);
 :mod:`engine.labeling.fit_path` chooses.
@@ -23,7 +25,7 @@ from sqlglot import exp
 from engine.errors import DataError, ProgrammingError
 from engine.labeling.analysis import LFStats, analysis_arrow, lf_analysis
 from engine.labeling.dawid_skene import DawidSkene
-from engine.labeling.fit_path import ROWS, FitPath, choose_fit_path, estimate_patterns
+from engine.labeling.fit_path import PATTERNS, ROWS, FitPath, choose_fit_path, estimate_patterns
 from engine.labeling.functions import resolve
 from engine.labeling.majority import MajorityVote
 from engine.labeling.matrix import LabelMatrix
@@ -31,6 +33,7 @@ from engine.labeling.options import LabelOptions, label_options
 from engine.labeling.patterns import VotePatterns
 from engine.labeling.per_row import RowMatrix, write_rows
 from engine.labeling.runs import RunRecord, record_run
+from engine.labeling.storage import drop_orphans, drop_target, new_token, rows_table, session_runner, write_view
 from engine.labeling.table import require_table
 from engine.labeling.vote_plan import VotePlan
 from engine.labeling.writer import Predictions, check_key_name, gold_classes_arrow, write_label_table
@@ -41,6 +44,11 @@ if TYPE_CHECKING:
 
 #: The label model needs at least this many functions (it is not identifiable with fewer).
 MIN_LABEL_MODEL_FUNCTIONS = 3
+
+#: The label matrix is written straight into a label view's stored rows when the vote
+#: patterns are bounded by this many times the rows ((k + 1)^m): the pattern path is then
+#: likely.  A wrong guess costs a copy of the matrix, or a stored table dropped at the end.
+LIKELY_PATTERNS_BOUND = 4
 
 
 @dataclass
@@ -54,6 +62,7 @@ class LabelOutcome:
     cluster_seconds: float = 0.0
     merged_partitions: int = 0  # partitions whose vote-pattern counts were summed for the fit (0: counted here)
     fit_on: str = "patterns"  # the label model's input: 'patterns' or 'rows' (engine.labeling.fit_path)
+    storage: str = "view"  # the label table: 'view' (engine.labeling.storage) or 'table'
 
     def cluster_summary(self) -> str:
         """'; Python functions in N tasks on M cluster nodes (S s)', and, when the label model was
@@ -97,13 +106,27 @@ def label(session: Session, node: exp.Expr) -> LabelOutcome:
         raise DataError(f"LABEL: table {source.sql('duckdb')} has no rows to label")
     steps = session.progress(4, f"LABEL {source.sql('duckdb')}: apply, fit, write, record", unit="step")
     with steps, session.atomic():
-        matrix_name = f"__mallard_label_matrix_{id(plan):x}"
+        token = new_token()
+        stored = _stores_matrix(plan, options)
+        matrix_name = rows_table(token).sql("duckdb") if stored else f"__mallard_label_matrix_{id(plan):x}"
         applied = time.perf_counter()
         matrix = plan.apply(matrix_name)
+        kept = False
         try:
-            return _fit_and_write(session, plan, matrix, options, target, replace, started, applied, steps)
+            outcome = _fit_and_write(session, plan, matrix, options, target, replace, started, applied, steps, token)
+            kept = stored and outcome.storage == "view"
+            return outcome
         finally:
-            matrix.drop()
+            if not kept:
+                matrix.drop()
+
+
+def _stores_matrix(plan: VotePlan, options: LabelOptions) -> bool:
+    """Whether the label matrix goes straight into the stored rows of a label view (see
+    :data:`LIKELY_PATTERNS_BOUND`) rather than a temporary table."""
+    if options.storage == "table" or options.fit_on == ROWS:
+        return False
+    return options.fit_on == PATTERNS or float(plan.classes.k + 1) ** len(plan.lfs) <= LIKELY_PATTERNS_BOUND * plan.n_rows
 
 
 def _fit_path(plan: VotePlan, matrix: LabelMatrix, options: LabelOptions) -> FitPath:
@@ -115,7 +138,7 @@ def _fit_path(plan: VotePlan, matrix: LabelMatrix, options: LabelOptions) -> Fit
 
 
 def _fit_and_write(session: Session, plan: VotePlan, matrix: LabelMatrix, options: LabelOptions, target: exp.Table,
-                   replace: bool, started: float, applied: float, steps: Any) -> LabelOutcome:
+                   replace: bool, started: float, applied: float, steps: Any, token: str) -> LabelOutcome:
     path = _fit_path(plan, matrix, options)
     rows = RowMatrix.fetch(session, matrix) if path.path == ROWS else None
     patterns = rows.patterns if rows is not None else plan.patterns(matrix)
@@ -126,30 +149,39 @@ def _fit_and_write(session: Session, plan: VotePlan, matrix: LabelMatrix, option
     steps.update(1)
     write_start = time.perf_counter()
     ties_abstain = options.model == "majority"
+    if replace:
+        drop_target(session, target)  # a table or a label view: either may replace the other
+    storage = "table"
+    share: np.ndarray | None = None
     if rows is not None:  # each row's prediction from its own votes, written from Arrow
-        write_rows(session, rows, fitted, plan.classes, target, plan.key.name, replace, ties_abstain)
+        write_rows(session, rows, fitted, plan.classes, target, plan.key.name, ties_abstain)
         n_patterns = path.estimated_patterns if path.estimated_patterns is not None else estimate_patterns(matrix)
-    else:  # the patterns' predictions joined back to the rows in DuckDB (which spills past its memory_limit)
+    else:  # predictions per pattern: a view over them and the rows' codes, or joined into a table
         predictions = Predictions.from_probs(patterns, fitted.predict_proba(patterns), ties_abstain=ties_abstain)
-        _write(session, matrix, plan, predictions, patterns, target, replace)
+        storage = "table" if options.storage == "table" else "view"
+        _write(session, matrix, plan, predictions, patterns, target, storage, token)
         n_patterns = len(patterns)
+        if not matrix.has_gold:
+            share = predictions.label_share(patterns.counts, plan.classes.k)
+    if replace:
+        drop_orphans(session_runner(session))  # what the replaced label view read
     done = time.perf_counter()
     steps.update(1)
     stats = lf_analysis([lf.name for lf in plan.lfs], patterns, gold, plan.classes.texts, fitted.accuracies())
     record = RunRecord(
         target=target, source=plan.source, key=plan.key.name, model=options.model, classes=plan.classes,
-        seed=options.seed, options_json=options.to_json(plan.classes, plan.key.name, path.path),
+        seed=options.seed, options_json=options.to_json(plan.classes, plan.key.name, path.path, storage),
         n_rows=patterns.n_rows, n_covered=patterns.n_covered(), n_patterns=n_patterns,
         n_gold=int(gold.counts.sum()) if gold is not None else 0, iterations=fitted.iterations,
         converged=fitted.converged, class_balance=np.asarray(fitted.class_balance),
-        label_share=_label_share(session, target, plan.classes, patterns.n_rows),
+        label_share=share if share is not None else _label_share(session, target, plan.classes, patterns.n_rows),
         apply_seconds=fit_start - applied, fit_seconds=write_start - fit_start, write_seconds=done - write_start,
     )
     record.total_seconds = time.perf_counter() - started
     run_id = record_run(session, record, plan.lfs, stats, plan.failures())
     steps.update(1)
     merged = len(plan.cluster_places) if plan.cluster_patterns is not None else 0
-    return LabelOutcome(run_id, record, stats, plan.cluster_places, plan.cluster_seconds, merged, path.path)
+    return LabelOutcome(run_id, record, stats, plan.cluster_places, plan.cluster_seconds, merged, path.path, storage)
 
 
 def _fit(patterns: VotePatterns, options: LabelOptions, k: int) -> Any:
@@ -160,14 +192,21 @@ def _fit(patterns: VotePatterns, options: LabelOptions, k: int) -> Any:
 
 
 def _write(session: Session, matrix: LabelMatrix, plan: VotePlan, predictions: Predictions, patterns: VotePatterns,
-           target: exp.Table, replace: bool) -> None:
+           target: exp.Table, storage: str, token: str) -> None:
     name = f"__mallard_label_predictions_{id(matrix):x}"
-    gold_name = f"__mallard_label_gold_{id(matrix):x}" if matrix.has_gold else None
+    gold_name = f"__mallard_label_gold_{id(matrix):x}" if matrix.has_gold and storage == "table" else None
     session.register(name, predictions.to_arrow(patterns, plan.classes))
     if gold_name:
         session.register(gold_name, gold_classes_arrow(plan.classes))
     try:
-        write_label_table(session, matrix, target, plan.key.name, name, gold_name, replace)
+        if storage == "table":
+            write_label_table(session, matrix, target, plan.key.name, name, gold_name)
+        else:
+            rows = rows_table(token)
+            if matrix.ref().db != "mallard":  # a temporary matrix (the rows path was likelier): keep a copy
+                session.sql(exp.Create(this=rows, kind="TABLE", expression=exp.select("*").from_(matrix.ref())))
+            write_view(session, rows, matrix.layout.names, matrix.has_gold, name, token, target, plan.key.name,
+                       plan.classes)
     finally:
         session.unregister(name)
         if gold_name:

@@ -2,7 +2,8 @@
 
 Each row's votes (0 abstains, ``i + 1`` votes class i) are packed into BIGINT code columns
 (``c0``, ...: 12-bit group codes, five to a column, see :mod:`engine.labeling.patterns`) and
-stored in a temporary table ``(key, c0, ..., gold)``.  The label model reads the matrix as
+stored in a table ``(key, c0, ..., gold)`` (temporary, or kept as the rows of a label view,
+:mod:`engine.labeling.storage`).  The label model reads the matrix as
 its distinct vote patterns with their counts (``GROUP BY c0, ...`` in SQL): at 1M rows x 10
 functions there are only tens of thousands.  Predictions are made per pattern and joined
 back to the rows in SQL.
@@ -145,7 +146,8 @@ def translate_vote_error(error: Error) -> Error:
 
 @dataclass
 class LabelMatrix:
-    """A label matrix materialized in a temporary table of this session."""
+    """A label matrix materialized in a table: a temporary one of this session, or the stored
+    rows table of a label view (:mod:`engine.labeling.storage`)."""
 
     session: Session
     table: str
@@ -185,7 +187,9 @@ class LabelMatrix:
 def build_label_matrix(session: Session, source: exp.Table, key: RowKey, raw_votes: list[exp.Expr],
                        vote_codes: list[exp.Expr], gold: exp.Expr | None, name: str,
                        layout: CodeLayout, n_rows: int, joined: tuple[str, str] | None = None) -> LabelMatrix:
-    """Run the labeling functions over ``source`` in one query into the temporary table ``name``.
+    """Run the labeling functions over ``source`` in one query into the table ``name``: a
+    temporary one, or, named in a schema (``mallard.__label_rows_<token>``), a stored one that
+    a label view keeps reading (:mod:`engine.labeling.storage`).
 
     ``raw_votes[j]`` is function j's expression over the source's columns; ``vote_codes[j]``
     maps the column ``r{j}`` (its raw vote) to a code.  ``gold`` is a subquery
@@ -210,8 +214,9 @@ def build_label_matrix(session: Session, source: exp.Table, key: RowKey, raw_vot
     if gold is not None:
         on = exp.EQ(this=exp.cast(exp.column("__key", "s"), "VARCHAR"), expression=exp.column("row_key", "g"))
         outer = outer.join(exp.alias_(gold, "g"), on=on, join_type="LEFT", copy=False)
-    create = exp.Create(this=exp.to_table(name), kind="TABLE", expression=outer,
-                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+    table = exp.to_table(name)
+    temporary = exp.Properties(expressions=[exp.TemporaryProperty()]) if not table.db else None
+    create = exp.Create(this=table, kind="TABLE", expression=outer, properties=temporary)
     try:
         session.sql(create)
     except Error as e:

@@ -10,6 +10,7 @@
 | ``tol`` | 1e-5 | EM stops when no parameter moves more than this |
 | ``fault_tolerant`` | false | Python functions: a row where one raises counts as a failure and abstains |
 | ``fit_on`` | ``'auto'`` | the label model's input: ``'patterns'`` (distinct vote patterns), ``'rows'`` (each row), ``'auto'`` (see :mod:`engine.labeling.fit_path`) |
+| ``storage`` | ``'auto'`` | the label table: a view over the stored predictions per pattern (pattern path) or ``'table'`` (see :mod:`engine.labeling.storage`) |
 """
 from __future__ import annotations
 
@@ -35,12 +36,14 @@ class LabelOptions:
     tol: float = 1e-5
     fault_tolerant: bool = False
     fit_on: str = "auto"
+    storage: str = "auto"
 
-    def to_json(self, classes: LabelClasses, key: str, fit_on: str | None = None) -> str:
-        """Every option in force (the inferred classes and key, and the path ``'auto'`` chose,
-        included), for the catalog."""
+    def to_json(self, classes: LabelClasses, key: str, fit_on: str | None = None, storage: str | None = None) -> str:
+        """Every option in force (the inferred classes and key, and the path and storage
+        ``'auto'`` chose, included), for the catalog."""
         values = asdict(self)
-        values.update(classes=list(classes.values), key=key, fit_on=fit_on or self.fit_on)
+        values.update(classes=list(classes.values), key=key, fit_on=fit_on or self.fit_on,
+                      storage=storage or self.storage)
         return json.dumps(values, sort_keys=True)
 
 

@@ -97,8 +97,8 @@ def label_batches(rows: RowMatrix, fitted: Any, classes: LabelClasses, ties_abst
 
 
 def write_rows(session: Session, rows: RowMatrix, fitted: Any, classes: LabelClasses, target: exp.Table, key: str,
-               replace: bool, ties_abstain: bool) -> None:
-    """``CREATE [OR REPLACE] TABLE target`` from the streamed :func:`label_batches` (the same
+               ties_abstain: bool) -> None:
+    """``CREATE TABLE target`` from the streamed :func:`label_batches` (the same
     columns and types as the pattern path's join writes)."""
     batches = label_batches(rows, fitted, classes, ties_abstain)
     first = next(batches)
@@ -114,7 +114,7 @@ def write_rows(session: Session, rows: RowMatrix, fitted: Any, classes: LabelCla
     ).from_(name)
     session.register(name, reader)
     try:
-        session.sql(exp.Create(this=target.copy(), kind="TABLE", expression=query, replace=replace))
+        session.sql(exp.Create(this=target.copy(), kind="TABLE", expression=query))
     finally:
         session.unregister(name)
 

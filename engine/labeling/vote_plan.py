@@ -68,7 +68,8 @@ class VotePlan:
         return CodeLayout(len(self.lfs), self.classes.k)
 
     def apply(self, name: str) -> LabelMatrix:
-        """Run every function over the table in one query, into the temporary table ``name``.
+        """Run every function over the table in one query, into the table ``name`` (temporary
+        unless named in a schema, :func:`~engine.labeling.matrix.build_label_matrix`).
 
         With a cluster set, the Python functions run there first (:mod:`engine.cluster.labeling`)
         and the query joins their votes by key instead of calling them."""

@@ -53,6 +53,18 @@ class Predictions:
         weight = np.where(labels >= 0, top, 0.0)
         return cls(labels, probs, patterns.n_votes(), weight)
 
+    def label_share(self, counts: np.ndarray, k: int) -> np.ndarray:
+        """The share of rows given each class (no gold labels): each pattern's label, weighted
+        by how many rows have the pattern.
+
+        >>> p = Predictions(np.array([0, 1, -1]), np.zeros((3, 2)), np.zeros(3), np.zeros(3))
+        >>> p.label_share(np.array([2, 1, 1]), k=2).tolist()
+        [0.5, 0.25]
+        """
+        labelled = self.labels >= 0
+        totals = np.bincount(self.labels[labelled], weights=counts[labelled], minlength=k)
+        return totals / max(int(counts.sum()), 1)
+
     def to_arrow(self, patterns: VotePatterns, classes: LabelClasses) -> pa.Table:
         indices = pa.array(self.labels.astype(np.int32), mask=self.labels < 0)
         label = pa.DictionaryArray.from_arrays(indices, pa.array(list(classes.values), type=classes.arrow_type))
@@ -83,17 +95,19 @@ def check_key_name(key: str) -> None:
         )
 
 
-def write_label_table(session: Session, matrix: LabelMatrix, target: exp.Table, key: str, predictions: str,
-                      gold_classes: str | None, replace: bool) -> None:
-    """``CREATE [OR REPLACE] TABLE target AS`` the rows joined to their pattern's prediction."""
+def label_query(rows: exp.Table, names: list[str], key: str, predictions: exp.Table,
+                gold: exp.Expr | None) -> exp.Select:
+    """The label table's rows: the label matrix ``rows`` (``key``, code columns ``names``,
+    ``gold``) joined to its pattern's prediction in ``predictions``, gold labels (a table or
+    ``VALUES`` of ``(code, label, probs)``, or None) overriding weak ones."""
     v, p, g = "v", "p", "g"
-    on = exp.and_(*[exp.EQ(this=exp.column(name, v), expression=exp.column(name, p)) for name in matrix.layout.names])
+    on = exp.and_(*[exp.EQ(this=exp.column(name, v), expression=exp.column(name, p)) for name in names])
 
-    def pick(weak: exp.Expr, gold: exp.Expr) -> exp.Expr:
-        if gold_classes is None:
+    def pick(weak: exp.Expr, gold_value: exp.Expr) -> exp.Expr:
+        if gold is None:
             return weak
         no_gold = exp.Is(this=exp.column("gold", v), expression=exp.Null())
-        return exp.Case(ifs=[exp.If(this=no_gold, true=weak)], default=gold)
+        return exp.Case(ifs=[exp.If(this=no_gold, true=weak)], default=gold_value)
 
     key_column = exp.alias_(exp.column("key", v), exp.to_identifier(key, quoted=True))
     query = exp.select(
@@ -103,8 +117,17 @@ def write_label_table(session: Session, matrix: LabelMatrix, target: exp.Table, 
         exp.alias_(exp.column("n_votes", p), "n_votes"),
         exp.alias_(exp.cast(pick(exp.Literal.string("weak"), exp.Literal.string("gold")), PROVENANCE), "provenance"),
         exp.alias_(pick(exp.column("weight", p), exp.cast(exp.Literal.number(1), "DOUBLE")), "weight"),
-    ).from_(exp.alias_(matrix.ref(), v)).join(exp.alias_(exp.to_table(predictions), p), on=on)
-    if gold_classes is not None:
-        query = query.join(exp.alias_(exp.to_table(gold_classes), g),
-                           on=exp.EQ(this=exp.column("gold", v), expression=exp.column("code", g)), join_type="LEFT")
-    session.sql(exp.Create(this=target.copy(), kind="TABLE", expression=query, replace=replace))
+    ).from_(exp.alias_(rows.copy(), v)).join(exp.alias_(predictions.copy(), p), on=on)
+    if gold is not None:
+        source = gold.copy() if isinstance(gold, exp.Values) else exp.alias_(gold.copy(), g)
+        query = query.join(source, on=exp.EQ(this=exp.column("gold", v), expression=exp.column("code", g)),
+                           join_type="LEFT")
+    return query
+
+
+def write_label_table(session: Session, matrix: LabelMatrix, target: exp.Table, key: str, predictions: str,
+                      gold_classes: str | None) -> None:
+    """``CREATE TABLE target AS`` the rows joined to their pattern's prediction."""
+    gold = exp.to_table(gold_classes) if gold_classes is not None else None
+    query = label_query(matrix.ref(), matrix.layout.names, key, exp.to_table(predictions), gold)
+    session.sql(exp.Create(this=target.copy(), kind="TABLE", expression=query))

@@ -1,0 +1,144 @@
+"""How LABEL stores a label table (engine.labeling.storage): on the pattern path a view over the
+rows' stored vote codes and the stored predictions per pattern, reading exactly as the joined
+table would; replaced, dropped (as a table or a view) and swept without leaving storage
+behind; atomic; readable by plain DuckDB."""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+
+import engine
+from engine.labeling.synthetic import synthetic_votes_query
+
+N, M, K = 3000, 5, 3
+
+
+def _setup(con: engine.Connection, gold: bool = True) -> None:
+    con.execute(f"CREATE TABLE votes AS {synthetic_votes_query(N, M, K, seed=11)}")
+    for j in range(M):
+        con.execute(f"CREATE LABELING FUNCTION lf{j} ON votes AS lf{j}")
+    if gold:  # gold labels unrelated to the votes: they must win over them anyway
+        con.execute("ADD GOLD LABELS TO votes FROM (SELECT id, (id % 3) AS label FROM votes WHERE id % 97 = 0)")
+
+
+LABEL = "LABEL votes USING lf0, lf1, lf2, lf3, lf4 WITH (classes = [0, 1, 2]{extra}) INTO {replace}{target}"
+
+
+def _label(con: engine.Connection, target: str, extra: str = "", replace: bool = False) -> engine.Cursor:
+    return con.execute(LABEL.format(extra=extra, target=target, replace="OR REPLACE " if replace else ""))
+
+
+def _kind(con: engine.Connection, name: str) -> str | None:
+    row = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()
+    return row[0] if row else None
+
+
+def _stored(con: engine.Connection) -> list[str]:
+    return sorted(r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'mallard' AND starts_with(table_name, '__label_')"
+    ).fetchall())
+
+
+def _rows(con: engine.Connection, name: str) -> list[tuple]:
+    return con.execute(f"SELECT * FROM {name} ORDER BY id").fetchall()
+
+
+def test_pattern_path_label_table_is_a_view_equal_to_the_joined_table(con):
+    _setup(con)
+    _label(con, "as_view")
+    _label(con, "as_table", ", storage = 'table'")
+    assert (_kind(con, "as_view"), _kind(con, "as_table")) == ("VIEW", "BASE TABLE")
+    assert con.execute("DESCRIBE as_view").fetchall() == con.execute("DESCRIBE as_table").fetchall()
+    view, table = _rows(con, "as_view"), _rows(con, "as_table")
+    assert len(view) == N and view == table
+    gold = {r[0]: r for r in view if r[4] == "gold"}
+    assert len(gold) == len(range(0, N, 97))
+    assert all(r[1] == r[0] % 3 and r[3 - 1][r[0] % 3] == 1.0 and r[5] == 1.0 for r in gold.values())
+    assert len(_stored(con)) == 2  # the view's rows and patterns; the table stores nothing beside itself
+    options = [r[0] for r in con.execute("SELECT json_extract_string(options, '$.storage') FROM mallard.label_runs"
+                                         " ORDER BY run_id").fetchall()]
+    assert options == ["view", "table"]
+
+
+def test_label_share_without_gold_matches_the_view(con):
+    _setup(con, gold=False)
+    _label(con, "labels")
+    share = con.execute("SELECT label_share FROM mallard.label_runs").fetchone()[0]
+    counted = dict(con.execute("SELECT label, count(*) FROM labels WHERE label IS NOT NULL GROUP BY label").fetchall())
+    assert share == pytest.approx([counted.get(c, 0) / N for c in range(K)])
+
+
+def test_replacing_swaps_view_and_table_and_frees_the_old_storage(con):
+    _setup(con)
+    _label(con, "labels")
+    first = _stored(con)
+    expected = _rows(con, "labels")
+    _label(con, "labels", ", storage = 'table'", replace=True)
+    assert _kind(con, "labels") == "BASE TABLE" and _stored(con) == [] and _rows(con, "labels") == expected
+    _label(con, "labels", replace=True)
+    assert _kind(con, "labels") == "VIEW" and len(_stored(con)) == 2 and _stored(con) != first
+    _label(con, "labels", replace=True)
+    assert len(_stored(con)) == 2 and _rows(con, "labels") == expected
+    with pytest.raises(engine.ProgrammingError, match="already exists"):
+        _label(con, "labels")
+
+
+def test_drop_table_or_view_of_a_label_view_drops_its_storage(con):
+    _setup(con)
+    _label(con, "a")
+    _label(con, "b")
+    con.execute("DROP TABLE a")
+    assert _kind(con, "a") is None and len(_stored(con)) == 2
+    con.execute("DROP TABLE IF EXISTS a")  # gone: nothing to do, no error
+    con.execute("DROP VIEW b")
+    assert _kind(con, "b") is None and _stored(con) == []
+    con.execute("CREATE VIEW mine AS SELECT 1 AS x")  # not a label view: DuckDB's own refusal stands
+    with pytest.raises(engine.ProgrammingError, match="is of type View"):
+        con.execute("DROP TABLE mine")
+    assert _kind(con, "mine") == "VIEW"
+
+
+def test_rolled_back_drop_keeps_the_view_and_its_storage(db_path):
+    with engine.connect(db_path, progress="off") as con:
+        _setup(con)
+        _label(con, "labels")
+        con.commit()
+        expected, stored = _rows(con, "labels"), _stored(con)
+        con.execute("DROP TABLE labels")
+        assert _kind(con, "labels") is None and _stored(con) == []
+        con.rollback()
+        assert _rows(con, "labels") == expected and _stored(con) == stored
+
+
+def test_failed_label_leaves_no_storage(con):
+    _setup(con, gold=False)
+    con.execute("CREATE LABELING FUNCTION bad ON votes AS CASE WHEN id = 2999 THEN 7 ELSE lf0 END")
+    with pytest.raises(engine.DataError, match="voted 7"):
+        con.execute("LABEL votes USING bad, lf1, lf2 WITH (classes = [0, 1, 2], fit_on = 'patterns') INTO labels")
+    assert _kind(con, "labels") is None and _stored(con) == []
+
+
+def test_storage_no_view_reads_is_swept_at_connect_and_plain_duckdb_reads_the_view(db_path):
+    with engine.connect(db_path, autocommit=True, progress="off") as con:
+        _setup(con)
+        _label(con, "kept")
+        _label(con, "dropped")
+        kept = _rows(con, "kept")
+    raw = duckdb.connect(str(db_path))  # plain DuckDB, no Mallard: the view reads; a drop there leaves storage
+    assert raw.execute("SELECT * FROM kept ORDER BY id").fetchall() == kept
+    raw.execute("DROP VIEW dropped")
+    assert len(raw.execute("SELECT * FROM duckdb_tables() WHERE starts_with(table_name, '__label_')").fetchall()) == 4
+    raw.close()
+    with engine.connect(db_path, autocommit=True, progress="off") as con:
+        assert len(_stored(con)) == 2 and _rows(con, "kept") == kept
+
+
+def test_rows_path_and_majority_still_write_tables(con):
+    _setup(con, gold=False)
+    _label(con, "per_row", ", fit_on = 'rows'")
+    _label(con, "by_pattern", ", fit_on = 'patterns'")
+    assert (_kind(con, "per_row"), _kind(con, "by_pattern")) == ("BASE TABLE", "VIEW")
+    a, b = _rows(con, "per_row"), _rows(con, "by_pattern")
+    assert [r[0] for r in a] == [r[0] for r in b] and [r[1] for r in a] == [r[1] for r in b]
+    assert np.allclose([r[2] for r in a], [r[2] for r in b], atol=1e-9)
