@@ -108,13 +108,26 @@ class VoteGroups:
             out.append(table)
         return out
 
-    def apply(self, codes: list[np.ndarray], tables: list[np.ndarray]) -> np.ndarray:
-        """(X, P): each pattern's entries in the group ``tables``, summed over the groups."""
+    def apply(self, codes: list[np.ndarray], tables: list[np.ndarray], out: np.ndarray | None = None,
+              row: np.ndarray | None = None) -> np.ndarray:
+        """(X, P): each pattern's entries in the group ``tables``, summed over the groups; into
+        ``out`` when given, with ``row`` (P,) as scratch (nothing allocated then)."""
         width = tables[0].shape[0] if tables else 0
-        out = np.zeros((width, len(codes[0]) if codes else 0))
-        for code, table in zip(codes, tables):
+        n = len(codes[0]) if codes else 0
+        if out is None:
+            out = np.empty((width, n))
+        if not tables:
+            out.fill(0.0)
+            return out
+        for g, (code, table) in enumerate(zip(codes, tables)):
             for x in range(width):
-                out[x] += np.take(table[x], code)
+                if g == 0:  # mode='clip': unbuffered (codes are below the table's size by construction)
+                    np.take(table[x], code, out=out[x], mode="clip")
+                    continue
+                if row is None:
+                    row = np.empty(n)
+                np.take(table[x], code, out=row, mode="clip")
+                out[x] += row
         return out
 
     def marginals(self, codes: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
