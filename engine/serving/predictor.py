@@ -83,6 +83,11 @@ class Predictor:
         self._mean = np.asarray(version.spec.mean, dtype=np.float64)
         self._std = np.asarray(version.spec.std, dtype=np.float64)
         self._normalizes = bool(np.any(self._mean != 0) or np.any(self._std != 1))
+        self._chain = None  # numeric networks that are a chain of linear layers run into kept buffers
+        if self.input.is_numeric and device == "cpu":
+            from engine.serving.linear_chain import LinearChain
+
+            self._chain = LinearChain.of(self.network)
 
     @classmethod
     def load(cls, session: Session, version: ModelVersion, *, device: str = "cpu", warm: bool = True) -> Predictor:
@@ -166,7 +171,7 @@ class Predictor:
 
         x = self._numeric_tensor(values)
         with torch.inference_mode():
-            return self.network(x)
+            return self._chain(x) if self._chain is not None else self.network(x)
 
     def _numeric_tensor(self, values: np.ndarray) -> Any:
         """The network's input: the rows normalized by the version's mean and std, as float32."""
