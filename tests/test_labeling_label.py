@@ -99,7 +99,7 @@ def test_each_run_is_recorded_with_definitions_options_and_timing(small):
         " total_seconds FROM mallard.label_runs").fetchone()
     assert run[1:8] == ("labels", "t", "id", "label_model", ["x", "y"], "VARCHAR", 4)
     assert json.loads(run[8]) == {"classes": ["x", "y"], "fault_tolerant": False, "key": "id", "max_iter": 20,
-                                  "model": "label_model", "seed": 4, "tol": 1e-5, "fit_on": "rows", "storage": "table"}
+                                  "model": "label_model", "seed": 4, "tol": 1e-5, "fit_on": "rows", "storage": "view"}
     assert run[9:13] == (6, 5, 6, 0)  # every row has its own vote pattern (so the fit read the rows)
     assert 1 <= run[13] <= 20 and sum(run[14]) == pytest.approx(1)
     assert all(s >= 0 for s in run[15:18]) and run[18] >= sum(run[15:18])

@@ -134,11 +134,35 @@ def test_storage_no_view_reads_is_swept_at_connect_and_plain_duckdb_reads_the_vi
         assert len(_stored(con)) == 2 and _rows(con, "kept") == kept
 
 
-def test_rows_path_and_majority_still_write_tables(con):
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_rows_path_label_view_computes_each_rows_label_as_the_table_does(con, k):
+    """On the rows path the view computes probabilities from the rows' vote codes and the label
+    model's lookup lists: the labels, votes and provenance equal the written table's, the
+    probabilities within a rounding of exp."""
+    con.execute(f"CREATE TABLE votes AS {synthetic_votes_query(4000, 14, k, seed=k)}")
+    for j in range(14):
+        con.execute(f"CREATE LABELING FUNCTION lf{j} ON votes AS lf{j}")
+    con.execute("ADD GOLD LABELS TO votes FROM (SELECT id, (id % 2) AS label FROM votes WHERE id % 50 = 0)")
+    lfs = ", ".join(f"lf{j}" for j in range(14))
+    for name, extra in (("as_view", ""), ("as_table", ", storage = 'table'")):
+        con.execute(f"LABEL votes USING {lfs} WITH (classes = {list(range(k))}, fit_on = 'rows'{extra}) INTO {name}")
+    assert (_kind(con, "as_view"), _kind(con, "as_table")) == ("VIEW", "BASE TABLE")
+    assert con.execute("DESCRIBE as_view").fetchall() == con.execute("DESCRIBE as_table").fetchall()
+    view, table = _rows(con, "as_view"), _rows(con, "as_table")
+    assert [(r[0], r[1], r[3], r[4]) for r in view] == [(r[0], r[1], r[3], r[4]) for r in table]
+    assert np.allclose([r[2] for r in view], [r[2] for r in table], rtol=0, atol=1e-12)
+    assert np.allclose([r[5] for r in view], [r[5] for r in table], rtol=0, atol=1e-12)
+    shares = [r[0] for r in con.execute("SELECT label_share FROM mallard.label_runs ORDER BY run_id").fetchall()]
+    assert np.allclose(shares[0], shares[1])
+    assert len(_stored(con)) == 2  # the rows and the model's lookup lists
+
+
+def test_majority_on_rows_writes_a_table_and_agrees_with_the_pattern_path(con):
     _setup(con, gold=False)
-    _label(con, "per_row", ", fit_on = 'rows'")
-    _label(con, "by_pattern", ", fit_on = 'patterns'")
+    _label(con, "per_row", ", model = 'majority', fit_on = 'rows'")
+    _label(con, "by_pattern", ", model = 'majority', fit_on = 'patterns'")
     assert (_kind(con, "per_row"), _kind(con, "by_pattern")) == ("BASE TABLE", "VIEW")
     a, b = _rows(con, "per_row"), _rows(con, "by_pattern")
     assert [r[0] for r in a] == [r[0] for r in b] and [r[1] for r in a] == [r[1] for r in b]
     assert np.allclose([r[2] for r in a], [r[2] for r in b], atol=1e-9)
+    assert _stored(con) and all("__label_model_" not in t for t in _stored(con))

@@ -140,8 +140,8 @@ class Label(Statement):
                          "the label model's input: 'patterns' (distinct vote patterns), 'rows' (each row, when nearly"
                          " every row has its own pattern), 'auto' (by the estimated pattern count)"),
         "storage": Option(choice("auto", "table"), "auto",
-                          "the label table: 'auto' (a view over the rows' vote codes and the predictions per vote"
-                          " pattern on the pattern path, a table on the rows path) or 'table' (always a table)"),
+                          "the label table: 'auto' (a view over the rows' stored vote codes and the label model)"
+                          " or 'table' (always a table)"),
     }
     arg_types = {"this": True, "expressions": True, "into": True, "replace": False, "options": False}
 

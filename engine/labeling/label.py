@@ -8,7 +8,8 @@
    ``WITH (storage = 'table')`` joins them into a table instead); 5. the run is recorded in
    the catalog.
 When nearly every row has its own vote pattern, 3-4 read the rows instead (no GROUP BY, no
-join: the label table is written from Arrow, :mod:`engine.labeling.per_row`);
+join: the label table is a view computing each row's label from the model's lookup tables,
+:mod:`engine.labeling.per_row`);
 :mod:`engine.labeling.fit_path` chooses.
 Steps 2-5 run in one transaction: any failure leaves the database as it was.
 """
@@ -25,15 +26,24 @@ from sqlglot import exp
 from engine.errors import DataError, ProgrammingError
 from engine.labeling.analysis import LFStats, analysis_arrow, lf_analysis
 from engine.labeling.dawid_skene import DawidSkene
-from engine.labeling.fit_path import PATTERNS, ROWS, FitPath, choose_fit_path, estimate_patterns
+from engine.labeling.fit_path import ROWS, FitPath, choose_fit_path, estimate_patterns
 from engine.labeling.functions import resolve
 from engine.labeling.majority import MajorityVote
 from engine.labeling.matrix import LabelMatrix
 from engine.labeling.options import LabelOptions, label_options
-from engine.labeling.patterns import VotePatterns
+from engine.labeling.patterns import CHUNK, VotePatterns
 from engine.labeling.per_row import RowMatrix, write_rows
 from engine.labeling.runs import RunRecord, record_run
-from engine.labeling.storage import drop_orphans, drop_target, new_token, rows_table, session_runner, write_view
+from engine.labeling.storage import (
+    drop_orphans,
+    drop_target,
+    model_view_parameters,
+    new_token,
+    rows_table,
+    session_runner,
+    write_model_view,
+    write_view,
+)
 from engine.labeling.table import require_table
 from engine.labeling.vote_plan import VotePlan
 from engine.labeling.writer import Predictions, check_key_name, gold_classes_arrow, write_label_table
@@ -45,10 +55,6 @@ if TYPE_CHECKING:
 #: The label model needs at least this many functions (it is not identifiable with fewer).
 MIN_LABEL_MODEL_FUNCTIONS = 3
 
-#: The label matrix is written straight into a label view's stored rows when the vote
-#: patterns are bounded by this many times the rows ((k + 1)^m): the pattern path is then
-#: likely.  A wrong guess costs a copy of the matrix, or a stored table dropped at the end.
-LIKELY_PATTERNS_BOUND = 4
 
 
 @dataclass
@@ -122,11 +128,10 @@ def label(session: Session, node: exp.Expr) -> LabelOutcome:
 
 
 def _stores_matrix(plan: VotePlan, options: LabelOptions) -> bool:
-    """Whether the label matrix goes straight into the stored rows of a label view (see
-    :data:`LIKELY_PATTERNS_BOUND`) rather than a temporary table."""
-    if options.storage == "table" or options.fit_on == ROWS:
-        return False
-    return options.fit_on == PATTERNS or float(plan.classes.k + 1) ** len(plan.lfs) <= LIKELY_PATTERNS_BOUND * plan.n_rows
+    """Whether the label matrix goes straight into the stored rows of a label view rather than
+    a temporary table: whenever the label table may be a view (every path of the label model,
+    the pattern path of majority vote)."""
+    return options.storage != "table" and not (options.model == "majority" and options.fit_on == ROWS)
 
 
 def _fit_path(plan: VotePlan, matrix: LabelMatrix, options: LabelOptions) -> FitPath:
@@ -153,7 +158,15 @@ def _fit_and_write(session: Session, plan: VotePlan, matrix: LabelMatrix, option
         drop_target(session, target)  # a table or a label view: either may replace the other
     storage = "table"
     share: np.ndarray | None = None
-    if rows is not None:  # each row's prediction from its own votes, written from Arrow
+    parameters = (model_view_parameters(fitted, matrix.layout)
+                  if rows is not None and options.model == "label_model" and options.storage != "table" else None)
+    if rows is not None and parameters is not None:  # a view computing each row's label from its vote codes
+        storage = "view"
+        write_model_view(session, _stored_rows(session, matrix, token), matrix.layout, matrix.has_gold, parameters,
+                         token, target, plan.key.name, plan.classes)
+        share = _row_label_share(rows, fitted, plan.classes.k)
+        n_patterns = path.estimated_patterns if path.estimated_patterns is not None else estimate_patterns(matrix)
+    elif rows is not None:  # each row's prediction from its own votes, written from Arrow
         write_rows(session, rows, fitted, plan.classes, target, plan.key.name, ties_abstain)
         n_patterns = path.estimated_patterns if path.estimated_patterns is not None else estimate_patterns(matrix)
     else:  # predictions per pattern: a view over them and the rows' codes, or joined into a table
@@ -202,15 +215,32 @@ def _write(session: Session, matrix: LabelMatrix, plan: VotePlan, predictions: P
         if storage == "table":
             write_label_table(session, matrix, target, plan.key.name, name, gold_name)
         else:
-            rows = rows_table(token)
-            if matrix.ref().db != "mallard":  # a temporary matrix (the rows path was likelier): keep a copy
-                session.sql(exp.Create(this=rows, kind="TABLE", expression=exp.select("*").from_(matrix.ref())))
-            write_view(session, rows, matrix.layout.names, matrix.has_gold, name, token, target, plan.key.name,
-                       plan.classes)
+            write_view(session, _stored_rows(session, matrix, token), matrix.layout.names, matrix.has_gold, name, token,
+                       target, plan.key.name, plan.classes)
     finally:
         session.unregister(name)
         if gold_name:
             session.unregister(gold_name)
+
+
+def _stored_rows(session: Session, matrix: LabelMatrix, token: str) -> exp.Table:
+    """The stored rows table of ``token``: the matrix itself, or a copy of a temporary one."""
+    rows = rows_table(token)
+    if matrix.ref().db != "mallard":
+        session.sql(exp.Create(this=rows, kind="TABLE", expression=exp.select("*").from_(matrix.ref())))
+    return rows
+
+
+def _row_label_share(rows: RowMatrix, fitted: Any, k: int) -> np.ndarray:
+    """Fraction of rows given each class (gold labels overriding), predicted per row in slices."""
+    totals = np.zeros(k)
+    for start, chunk in zip(range(0, len(rows), CHUNK), rows.patterns.chunks(CHUNK)):
+        labels = fitted.predict_proba(chunk).argmax(axis=1)
+        if rows.gold is not None:
+            gold = rows.gold[start:start + len(chunk)].astype(np.int64)
+            labels = np.where(gold > 0, gold - 1, labels)
+        totals += np.bincount(labels, minlength=k)
+    return totals / max(len(rows), 1)
 
 
 def _label_share(session: Session, target: exp.Table, classes: Any, n_rows: int) -> np.ndarray:

@@ -10,7 +10,7 @@
 | ``tol`` | 1e-5 | EM stops when no parameter moves more than this |
 | ``fault_tolerant`` | false | Python functions: a row where one raises counts as a failure and abstains |
 | ``fit_on`` | ``'auto'`` | the label model's input: ``'patterns'`` (distinct vote patterns), ``'rows'`` (each row), ``'auto'`` (see :mod:`engine.labeling.fit_path`) |
-| ``storage`` | ``'auto'`` | the label table: a view over the stored predictions per pattern (pattern path) or ``'table'`` (see :mod:`engine.labeling.storage`) |
+| ``storage`` | ``'auto'`` | the label table: a view over the rows' stored votes and the label model, or ``'table'`` (see :mod:`engine.labeling.storage`) |
 """
 from __future__ import annotations
 

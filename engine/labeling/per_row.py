@@ -8,8 +8,10 @@ matrix once as it is, ``(key, c0, ..., gold)``: a row's votes are its packed cod
 smaller than the sparse ``(row, function, vote)`` triples), and the label model reads each
 row as a pattern of count 1 (:meth:`VotePatterns.of_rows`), in slices
 (:data:`~engine.labeling.patterns.CHUNK`).  The fit is the same EM as on the pattern table
-(same sums, in another order).  The label table is then written from Arrow record batches,
-one slice at a time, streamed into ``CREATE TABLE``: no join, no per-row Python.  (For the
+(same sums, in another order).  The label table is then a view computing each row's label
+from its stored codes and the model's lookup tables (:mod:`engine.labeling.storage`), or, for
+majority vote and ``storage = 'table'``, written from Arrow record batches, one slice at a
+time, streamed into ``CREATE TABLE``: no join, no per-row Python.  (For the
 pattern path this writer is no faster than DuckDB's join of the predictions back to the
 rows, measured at 1M rows x 10 functions, so that path keeps the join, which spills.)
 """

@@ -100,27 +100,35 @@ def label_query(rows: exp.Table, names: list[str], key: str, predictions: exp.Ta
     """The label table's rows: the label matrix ``rows`` (``key``, code columns ``names``,
     ``gold``) joined to its pattern's prediction in ``predictions``, gold labels (a table or
     ``VALUES`` of ``(code, label, probs)``, or None) overriding weak ones."""
-    v, p, g = "v", "p", "g"
-    on = exp.and_(*[exp.EQ(this=exp.column(name, v), expression=exp.column(name, p)) for name in names])
+    on = exp.and_(*[exp.EQ(this=exp.column(name, "v"), expression=exp.column(name, "p")) for name in names])
+    source = exp.select("*").from_(exp.alias_(rows.copy(), "v")).join(exp.alias_(predictions.copy(), "p"), on=on)
+    return label_select(source, "p", key, gold)
 
-    def pick(weak: exp.Expr, gold_value: exp.Expr) -> exp.Expr:
+
+def label_select(source: exp.Select, weak: str, key: str, gold: exp.Expr | None) -> exp.Select:
+    """The label table's columns over ``source`` (a SELECT whose FROM has the rows as ``v``,
+    with ``key`` and ``gold``, and the weak ``label``, ``probs``, ``n_votes`` and ``weight``
+    under the name ``weak``), gold labels overriding weak ones."""
+    v, g = "v", "g"
+
+    def pick(weak_value: exp.Expr, gold_value: exp.Expr) -> exp.Expr:
         if gold is None:
-            return weak
+            return weak_value
         no_gold = exp.Is(this=exp.column("gold", v), expression=exp.Null())
-        return exp.Case(ifs=[exp.If(this=no_gold, true=weak)], default=gold_value)
+        return exp.Case(ifs=[exp.If(this=no_gold, true=weak_value)], default=gold_value)
 
-    key_column = exp.alias_(exp.column("key", v), exp.to_identifier(key, quoted=True))
-    query = exp.select(
-        key_column,
-        exp.alias_(pick(exp.column("label", p), exp.column("label", g)), "label"),
-        exp.alias_(pick(exp.column("probs", p), exp.column("probs", g)), "probs"),
-        exp.alias_(exp.column("n_votes", p), "n_votes"),
+    query = source.select(
+        exp.alias_(exp.column("key", v), exp.to_identifier(key, quoted=True)),
+        exp.alias_(pick(exp.column("label", weak), exp.column("label", g)), "label"),
+        exp.alias_(pick(exp.column("probs", weak), exp.column("probs", g)), "probs"),
+        exp.alias_(exp.column("n_votes", weak), "n_votes"),
         exp.alias_(exp.cast(pick(exp.Literal.string("weak"), exp.Literal.string("gold")), PROVENANCE), "provenance"),
-        exp.alias_(pick(exp.column("weight", p), exp.cast(exp.Literal.number(1), "DOUBLE")), "weight"),
-    ).from_(exp.alias_(rows.copy(), v)).join(exp.alias_(predictions.copy(), p), on=on)
+        exp.alias_(pick(exp.column("weight", weak), exp.cast(exp.Literal.number(1), "DOUBLE")), "weight"),
+        append=False,
+    )
     if gold is not None:
-        source = gold.copy() if isinstance(gold, exp.Values) else exp.alias_(gold.copy(), g)
-        query = query.join(source, on=exp.EQ(this=exp.column("gold", v), expression=exp.column("code", g)),
+        joined = gold.copy() if isinstance(gold, exp.Values) else exp.alias_(gold.copy(), g)
+        query = query.join(joined, on=exp.EQ(this=exp.column("gold", v), expression=exp.column("code", g)),
                            join_type="LEFT")
     return query
 
