@@ -13,7 +13,12 @@ Two workloads, each timed side by side in one run, rows read from the same DuckD
 * *numeric*: an MLP (8 inputs, hidden 64, 2 classes) over ``--rows`` rows of 8 columns.
   Mallard's predict against a plain loop over NumPy batches read from DuckDB (at its best
   batch size of 4,096 to 131,072 rows, swept first and given to it), and the
-  row-at-a-time UDF (on ``--udf-rows``; its rate extrapolated).
+  row-at-a-time UDF (on ``--udf-rows``; its rate extrapolated).  A run over 1M rows takes
+  about 0.17 s, where a busy neighbour moves either side by 10-20%: the two run in
+  ``--numeric-repeat`` interleaved pairs, order alternating, and the median of the pairs'
+  ratios is printed beside the fastest-against-fastest one.  Mallard picks one torch thread
+  or all for a small numeric network by measuring (``ThreadTrial``): the plain loop is also run
+  tuned by hand to one thread, and that ratio printed too.
 
 Printed: rows a second of each, and Mallard's throughput over each baseline's.
 
@@ -25,6 +30,7 @@ Target (issue 12): Mallard at least 0.95 of the plain PyTorch loop's throughput.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -158,22 +164,47 @@ def numeric(db: Path, args: argparse.Namespace) -> None:
                  for b in (4096, 16384, 65536, 131072)}
         best = min(sweep, key=lambda b: sweep[b])
     print(f"\nnumeric: the plain loop's best batch {best} (from {', '.join(f'{b}: {s:.3f} s' for b, s in sweep.items())})")
-    mallard, plain = [], []
-    for _ in range(args.repeat):
+    from engine.serving.offline import prediction_statistics
+
+    def run_mallard() -> float:
+        nonlocal stats
         with engine.connect(db, autocommit=True, progress="off") as con:
             seconds, _ = timed(lambda: con.execute(
                 "SELECT id, predicted_class_id FROM predict(mlp, points)").fetch_arrow_table())
-            from engine.serving.offline import prediction_statistics
             stats = prediction_statistics(con.session)[-1]
-            mallard.append(seconds)
-        with duckdb.connect(str(db)) as duck:
-            plain.append(timed(lambda: plain_numeric(duck, network, columns, best))[0])
+        return seconds
+
+    def run_plain(threads: int = args.threads) -> float:
+        torch.set_num_threads(threads)
+        try:
+            with duckdb.connect(str(db)) as duck:
+                return timed(lambda: plain_numeric(duck, network, columns, best))[0]
+        finally:
+            torch.set_num_threads(args.threads)
+
+    stats = None
+    mallard, plain, plain_one = [], [], []
+    for i in range(args.numeric_repeat):  # interleaved, the order alternating: drift hits every side
+        if i % 2:
+            plain.append(run_plain())
+            mallard.append(run_mallard())
+        else:
+            mallard.append(run_mallard())
+            plain.append(run_plain())
+        plain_one.append(run_plain(1))
     with duckdb.connect(str(db)) as duck:
         udf, _ = timed(lambda: udf_numeric(duck, network, columns, args.udf_rows))
     print(f"\nnumeric: an MLP ({WIDTH} inputs, {HIDDEN} hidden, 2 classes) over {args.rows} rows")
     print("  seconds, Mallard:", [round(s, 3) for s in mallard], "plain:", [round(s, 3) for s in plain])
     report("numeric", args.rows, min(mallard), min(plain), args.udf_rows, udf,
-           f"batch size searched: {stats.batch_size}")
+           f"batch size searched: {stats.batch_size}; torch threads chosen: {stats.threads}")
+    paired = sorted(p / m for m, p in zip(mallard, plain))
+    print(f"  Mallard / plain PyTorch, median of {len(paired)} interleaved pairs: {statistics.median(paired):.3f} "
+          f"(quartiles {paired[len(paired) // 4]:.3f} - {paired[(3 * len(paired)) // 4]:.3f}; target >= 0.95)")
+    one = sorted(p / m for m, p in zip(mallard, plain_one))
+    print(f"  the plain loop tuned by hand to one torch thread (Mallard's thread trial's choice here when it says 1): "
+          f"fastest {min(plain_one):.3f} s; Mallard / it {min(plain_one) / min(mallard):.3f}, "
+          f"median pair {statistics.median(one):.3f}")
 
 
 def plain_numeric(duck: duckdb.DuckDBPyConnection, network: nn.Module, columns: list[str], batch: int = 16384) -> list:
@@ -213,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--udf-rows", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=2, help="runs of each side (the fastest counts)")
+    parser.add_argument("--numeric-repeat", type=int, default=15,
+                        help="interleaved pairs of numeric runs (the fastest of each side, and the median pair ratio)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads, both sides")
     parser.add_argument("--only", choices=("images", "numeric"), help="run one workload")
     args = parser.parse_args(argv)

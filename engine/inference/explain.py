@@ -265,8 +265,8 @@ def _prediction_text(session: Session, step: PredictStep, analyze: bool) -> str:
     STEP_RUNNERS[PredictStep](session, step, {})
     done = prediction_statistics(session)[-1]
     return (f"{text}\n  ANALYZED: {done.predicted} of {done.rows} rows predicted in {done.batches} network calls, "
-            f"batch size {done.batch_size}{' (searched)' if done.searched else ''}, {done.seconds:.3f} s "
-            f"({done.network_seconds:.3f} s in the network)")
+            f"batch size {done.batch_size}{' (searched)' if done.searched else ''}, {done.threads} torch "
+            f"thread{'s' if done.threads != 1 else ''}, {done.seconds:.3f} s ({done.network_seconds:.3f} s in the network)")
 
 
 def _evaluation_text(session: Session, step: PredictStep, analyze: bool) -> str:

@@ -91,3 +91,68 @@ class BatchSizeSearch:
             return self.current
         fastest = min(self.per_row(s) for s in self.samples)
         return max(s for s in self.samples if self.per_row(s) <= fastest * (1 + TOLERANCE))
+
+
+#: Rounds of a block of a :class:`ThreadTrial`: the first warms its count, the rest are measured.
+THREAD_ROUNDS = 5
+#: The trial's blocks: all threads (0), one, one, all (drift over the trial hits both alike).
+THREAD_ORDER = (0, 1, 1, 0)
+
+
+@dataclass
+class ThreadTrial:
+    """Whether a numeric network predicts its rows faster on one torch thread or on ``threads``.
+
+    A small network's matrix products take under a millisecond a batch; split over the cores,
+    each call waits for threads that DuckDB's scan keeps busy producing the next rows (an
+    8-64-2 MLP over 1M rows on two cores: about 190 ms a statement on two torch threads, 150
+    ms on one, with the scan going on beside it).  A large network gains from every core.  So
+    the counts are measured on the statement's own rounds (read, decode, predict), in blocks of
+    :data:`THREAD_ROUNDS` rounds (one round at a time would not do: a round after a slow one
+    finds the scan's next rows ready) ordered all, one, one, all, as seconds per row over the
+    blocks, each block's first round not counted; a tie (within :data:`TOLERANCE`) goes to more
+    threads.  The trial's rounds are the query's own: no work is wasted.
+
+    >>> trial = ThreadTrial(threads=2)
+    >>> while not trial.done:
+    ...     n = trial.next_threads()
+    ...     trial.record(n, 1000, {1: 1.3e-3, 2: 1.7e-3}[n])
+    >>> trial.best
+    1
+    """
+
+    threads: int
+    rows: dict[int, int] = field(default_factory=dict)          # measured rows at each count
+    seconds: dict[int, float] = field(default_factory=dict)     # and their seconds
+    rounds: int = 0
+    done: bool = False
+
+    def __post_init__(self) -> None:
+        self.done = self.threads <= 1
+
+    def next_threads(self) -> int:
+        """The thread count of the next round."""
+        if self.done:
+            return self.best
+        return THREAD_ORDER[self.rounds // THREAD_ROUNDS] or self.threads
+
+    def record(self, threads: int, rows: int, seconds: float) -> None:
+        """Account a round of ``rows`` rows run on ``threads`` threads that took ``seconds``."""
+        if self.done or rows <= 0 or threads != self.next_threads():
+            return
+        if self.rounds % THREAD_ROUNDS:  # each block's first round warms its count (a thread pool may start)
+            self.rows[threads] = self.rows.get(threads, 0) + rows
+            self.seconds[threads] = self.seconds.get(threads, 0.0) + seconds
+        self.rounds += 1
+        self.done = self.rounds >= len(THREAD_ORDER) * THREAD_ROUNDS
+
+    def per_row(self, threads: int) -> float:
+        """Seconds per row measured at ``threads`` threads."""
+        return self.seconds[threads] / self.rows[threads]
+
+    @property
+    def best(self) -> int:
+        """The faster count (all threads until both are measured)."""
+        if not self.rows.get(1) or not self.rows.get(self.threads):
+            return self.threads
+        return 1 if self.per_row(1) < self.per_row(self.threads) * (1 - TOLERANCE) else self.threads

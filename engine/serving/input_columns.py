@@ -95,7 +95,13 @@ def _present(array: pa.Array) -> np.ndarray:
 
 @dataclass(frozen=True)
 class NumericInputs:
-    """Numeric columns, in the model's order, as one vector per row (float64 unless ``dtype`` says)."""
+    """Numeric columns, in the model's order, as one vector per row (float64 unless ``dtype`` says).
+
+    The ``(rows, columns)`` matrix is the transpose of a C-ordered ``(columns, rows)`` array
+    (Fortran order): each column is one contiguous converting copy, where writing it into
+    C-ordered rows is a strided one (2.6x slower over 16,384 rows x 8 columns); torch's matrix
+    product reads either order without a copy.
+    """
 
     columns: tuple[str, ...]
     dtype: type[np.floating] = np.float64
@@ -109,11 +115,13 @@ class NumericInputs:
         rows = np.flatnonzero(present)
         if len(rows) == 0:
             return []
-        values = np.empty((len(rows), len(arrays)), dtype=self.dtype)
+        values = np.empty((len(arrays), len(rows)), dtype=self.dtype)
         for j, array in enumerate(arrays):
-            column = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
-            values[:, j] = column[rows] if len(rows) != batch.num_rows else column
-        return [(rows, values)]
+            if not pa.types.is_floating(array.type) or array.null_count:
+                array = pc.cast(array, pa.float64())
+            column = array.to_numpy(zero_copy_only=False)
+            values[j] = column[rows] if len(rows) != batch.num_rows else column
+        return [(rows, values.T)]
 
     def describe(self) -> str:
         return f"numeric columns {', '.join(self.columns)}"

@@ -3,7 +3,8 @@ planner's :class:`~engine.planner.steps.PredictStep`.
 
 The query runs in DuckDB and its rows arrive as Arrow record batches; a background thread
 fetches and decodes the next batch while the model runs on the current one (torch uses the
-machine's cores inside each call).  Rows go through the network in batches of the size
+machine's cores inside each call; a small numeric network may run on one thread, beside
+DuckDB's scan, when a :class:`~engine.serving.batch_size.ThreadTrial` measures it faster).  Rows go through the network in batches of the size
 :class:`~engine.serving.batch_size.BatchSizeSearch` finds fastest per row (remembered per
 model weights, input shape and torch thread count for the process: the answer is the machine's,
 not the connection's), or of the ``batch_size`` option.  The
@@ -62,6 +63,9 @@ STATS = "serving.predictions"
 FASTEST: dict[tuple[Any, ...], int] = {}
 #: The searches under way in this process, by the same key (a small predict measures some sizes, the next goes on).
 SEARCHES: dict[tuple[Any, ...], Any] = {}
+#: Numeric models: the torch thread count found fastest (one, or all: see ThreadTrial), and the trials under way.
+FASTEST_THREADS: dict[tuple[Any, ...], int] = {}
+THREAD_TRIALS: dict[tuple[Any, ...], Any] = {}
 
 
 @dataclass
@@ -78,6 +82,7 @@ class PredictionStats:
     searched: bool = False      # whether this call ran the search
     seconds: float = 0.0
     network_seconds: float = 0.0
+    threads: int = 0            # torch threads (the fewest used after a thread trial)
     sizes: dict[int, int] = field(default_factory=dict)  # network calls by batch size
 
 
@@ -109,16 +114,20 @@ def predict_relation(session: Session, request: PredictionRequest, rows: duckdb.
         out: list[pa.RecordBatch] = []
         desc = f"predict {version.model} (version {version.version})"
         decoded = _decoded(batches, reader, ahead=not predictor.input.is_numeric)
+        threads = _Threads(sizes)
         try:
-            with session.progress(total, desc, unit="row") as bar, closing(decoded):
+            with session.progress(total, desc, unit="row") as bar, closing(decoded), threads:
                 for batch, groups in decoded:
                     session.check_cancelled("predict")
+                    threads.begin(groups)
                     out.append(_with_predictions(batch, groups, predictor, sizes, stats))
+                    threads.end(batch.num_rows)
                     stats.rows += batch.num_rows
                     bar.update(batch.num_rows)
         except (pa.ArrowException, OSError) as e:  # DuckDB's errors (an interrupt too) reach the batch reader as Arrow's
             session.check_cancelled("predict")
             raise OperationalError(f"predict: reading the query's rows failed: {e}") from e
+    stats.threads = threads.used
     stats.seconds = time.perf_counter() - started
     stats.batch_size = sizes.chosen()
     history = session.state.setdefault(STATS, [])
@@ -191,12 +200,72 @@ class _BatchSizes:
         if search.done:
             self.known[self.key(shape)] = search.best
 
+    def next_threads(self, shape: tuple[int, ...]) -> int:
+        """The torch threads of the next round: all of them, except that a numeric model whose
+        batch size is settled runs one thread when a :class:`ThreadTrial` finds it faster."""
+        key = self.key(shape)
+        if len(shape) != 1 or self.threads <= 1 or key not in self.known:
+            return self.threads
+        if key in FASTEST_THREADS:
+            return FASTEST_THREADS[key]
+        from engine.serving.batch_size import ThreadTrial
+
+        return int(THREAD_TRIALS.setdefault(key, ThreadTrial(self.threads)).next_threads())
+
+    def record_round(self, shape: tuple[int, ...], threads: int, rows: int, seconds: float) -> None:
+        key = self.key(shape)
+        trial = THREAD_TRIALS.get(key)
+        if trial is None or trial.done:
+            return
+        trial.record(threads, rows, seconds)
+        if trial.done:
+            FASTEST_THREADS[key] = trial.best
+
     def chosen(self) -> int:
         """The size settled on (the largest over input shapes; 0 when nothing ran)."""
         if self.fixed is not None:
             return self.fixed
         sizes = [self.known[k] if k in self.known else self.searches[k].best for k in self.used]
         return max(sizes, default=0)
+
+
+class _Threads:
+    """The torch thread count of each round of the predict loop (see :meth:`_BatchSizes.next_threads`),
+    timed for the trial; the process's count is put back when the loop ends."""
+
+    def __init__(self, sizes: _BatchSizes) -> None:
+        self.sizes = sizes
+        self.used = sizes.threads
+        self.current = sizes.threads
+        self.shape: tuple[int, ...] | None = None
+        self.started = 0.0
+
+    def __enter__(self) -> _Threads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.current != self.sizes.threads:
+            import torch
+
+            torch.set_num_threads(self.sizes.threads)
+
+    def begin(self, groups: list[Group]) -> None:
+        self.shape = tuple(groups[0][1].shape[1:]) if len(groups) == 1 else None
+        if self.shape is None:
+            return
+        wanted = self.sizes.next_threads(self.shape)
+        if wanted != self.current:
+            import torch
+
+            torch.set_num_threads(wanted)
+            self.current = wanted
+        self.used = min(self.used, wanted)
+
+    def end(self, rows: int) -> None:
+        now = time.perf_counter()
+        if self.shape is not None and self.started:
+            self.sizes.record_round(self.shape, self.current, rows, now - self.started)
+        self.started = now
 
 
 def _with_predictions(batch: pa.RecordBatch, groups: list[Group], predictor: Predictor, sizes: _BatchSizes,

@@ -26,6 +26,8 @@ engine.errors.DataError: model pets version 1 takes 16x16 images (height x width
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +44,11 @@ if TYPE_CHECKING:
 
 #: The size an image model that takes any size is warmed up at.
 WARM_UP_SIZE = (224, 224)
+
+#: Predictors kept built per process (see :meth:`Predictor.load`).
+MAX_LOADED = 4
+_LOADED: OrderedDict[tuple[ModelVersion, str], tuple[object, Predictor]] = OrderedDict()
+_LOADED_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -92,12 +99,31 @@ class Predictor:
     @classmethod
     def load(cls, session: Session, version: ModelVersion, *, device: str = "cpu", warm: bool = True) -> Predictor:
         """Build ``version``'s network from the catalog (and run it once, so that a version that
-        cannot predict fails here rather than on a request)."""
+        cannot predict fails here rather than on a request).
+
+        Predictors are kept per process (the last :data:`MAX_LOADED`), keyed by the version with
+        its weights' SHA-256 and the architecture's registered builder: a script that opens a
+        connection per query pays for reading the weights, building the network and warming it up
+        once.  A predictor is read-only once built, so connections and threads share it.
+        """
+        from engine.extensions import architectures
         from engine.inference.model_catalog import load_network
 
+        builder = architectures().get(version.spec.architecture.lower())
+        key = (version, device)
+        with _LOADED_LOCK:
+            found = _LOADED.get(key)
+            if found is not None and found[0] is builder:
+                _LOADED.move_to_end(key)
+                return found[1]
         predictor = cls(version, load_network(session, version), device)
-        if warm:
-            predictor.warm_up()
+        if not warm:
+            return predictor
+        predictor.warm_up()
+        with _LOADED_LOCK:
+            _LOADED[key] = (builder, predictor)
+            while len(_LOADED) > MAX_LOADED:
+                _LOADED.popitem(last=False)
         return predictor
 
     @property
@@ -183,4 +209,7 @@ class Predictor:
                             f"found an array of shape {values.shape}")
         if self._normalizes:  # in NumPy: one pass, and no torch thread hand-off for two small element-wise ops
             values = (values - self._mean) / self._std
-        return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).to(self.device)
+        values = np.asarray(values, dtype=np.float32)
+        if not (values.flags.c_contiguous or values.flags.f_contiguous):  # torch reads rows or columns in place
+            values = np.ascontiguousarray(values)
+        return torch.from_numpy(values).to(self.device)
