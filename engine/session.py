@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import duckdb
 from sqlglot import exp
 
-from engine.errors import OperationalError, ProgrammingError, translate
+from engine.errors import Error, OperationalError, ProgrammingError, translate
 from engine.instances import Instance
 from engine.settings import SessionSettings
 
@@ -183,6 +183,13 @@ class Session:
             drop_orphans(session_runner(self))
         return Opened(False)
 
+    def _explained(self, error: Error, sql: str) -> Error:
+        """``error`` with what to do instead where DuckDB refused to change a label view."""
+        from engine.labeling.storage import view_write_hint
+
+        hint = view_write_hint(self, sql, str(error))
+        return error if hint is None else type(error)(f"{error}. {hint}")
+
     def _run_plain(self, sql: str, parameters: Parameters) -> Opened:
         """The fast path: DuckDB runs the text as it is."""
         from engine.router import statement_kind
@@ -204,7 +211,7 @@ class Session:
             if kind == "end":
                 self.in_transaction = False
                 self.catalog_changed()
-            raise translate(e) from e
+            raise self._explained(translate(e), sql) from e
         except (TypeError, ValueError, NotImplementedError, OverflowError) as e:
             raise ProgrammingError(f"could not bind the parameters: {e}") from e
         if kind == "begin":

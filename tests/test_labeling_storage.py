@@ -166,3 +166,20 @@ def test_majority_on_rows_writes_a_table_and_agrees_with_the_pattern_path(con):
     assert [r[0] for r in a] == [r[0] for r in b] and [r[1] for r in a] == [r[1] for r in b]
     assert np.allclose([r[2] for r in a], [r[2] for r in b], atol=1e-9)
     assert _stored(con) and all("__label_model_" not in t for t in _stored(con))
+
+
+@pytest.mark.parametrize("statement", ["INSERT INTO labels (id) VALUES (1)", "UPDATE labels SET label = 0",
+                                       "DELETE FROM labels WHERE id < 10", "ALTER TABLE labels ADD COLUMN note TEXT"])
+def test_changing_a_label_view_in_place_says_what_to_do_instead(con, statement):
+    _setup(con, gold=False)
+    _label(con, "labels")
+    before = _rows(con, "labels")
+    with pytest.raises(engine.ProgrammingError, match=r"labels is a label table stored as a view .* LABEL \.\.\. "
+                                                      r"INTO OR REPLACE labels.*storage = 'table'"):
+        con.execute(statement)
+    assert _rows(con, "labels") == before and _kind(con, "labels") == "VIEW"
+    con.execute("CREATE TABLE plain_table (id INTEGER)")  # any other refusal keeps DuckDB's words alone
+    con.execute("CREATE VIEW plain_view AS SELECT * FROM plain_table")
+    with pytest.raises(engine.ProgrammingError) as refused:
+        con.execute("UPDATE plain_view SET id = 1")
+    assert "label table" not in str(refused.value)

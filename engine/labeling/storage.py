@@ -268,3 +268,32 @@ def rewrite_drop(session: Session, sql: str) -> exp.Drop | None:
     if len(tables) != 1 or not isinstance(tables[0], exp.Table) or not is_label_view(session, tables[0]):
         return None
     return exp.Drop(tables=[tables[0].copy()], kind="VIEW", exists=bool(nodes[0].args.get("exists")))
+
+
+#: DuckDB's refusals to change a view as a table.
+_VIEW_REFUSALS = ("Can only update base table", "Can only delete from base table", "is not an table",
+                  "Can only modify view with ALTER VIEW")
+
+
+def view_write_hint(session: Session, sql: str, message: str) -> str | None:
+    """What to do instead, when DuckDB refused ``sql`` (an INSERT, UPDATE, DELETE or ALTER TABLE)
+    because its target is a label view; None for any other refusal."""
+    from engine.dialect import parse_statements
+
+    if not any(refusal in message for refusal in _VIEW_REFUSALS):
+        return None
+    try:
+        nodes = parse_statements(sql)
+        if len(nodes) != 1 or not isinstance(nodes[0], (exp.Insert, exp.Update, exp.Delete, exp.Alter)):
+            return None
+        target = nodes[0].this
+        table = target if isinstance(target, exp.Table) else target.find(exp.Table) if target is not None else None
+        if table is None or not is_label_view(session, table):
+            return None
+    except Error:  # the hint is a courtesy: DuckDB's own error stands
+        return None
+    name = table.sql("duckdb")
+    return (f"{name} is a label table stored as a view (computed from the stored votes and the label model), which "
+            f"cannot be changed in place: relabel with LABEL ... INTO OR REPLACE {name}, add expert labels with ADD "
+            f"GOLD LABELS, or store rows you can change with LABEL ... WITH (storage = 'table') INTO ...")
+
