@@ -249,14 +249,15 @@ def clip_report(clip: Clip, network: torch.nn.Module, approximate: IncrementalCo
     report = {"clip": clip.title, "threads": torch.get_num_threads(), "baseline_seconds": base.seconds,
               "baseline_batch": baseline.batch, "modes": {}}
     for name, run in runs.items():
-        spent = sum(d.macs for d in run.decisions) / max(1, sum(d.macs_full for d in run.decisions))
+        spent = sum(d.macs for d in run.decisions) / max(1, sum(d.macs_full for d in run.decisions)) \
+            if run.decisions else None  # the SQL rows see no per-frame decisions
         ratio = base.seconds / run.seconds
         if name.endswith("approximate"):
             quality = str(fidelity(base.logits, run.logits))
         else:
             quality = f"max |logit error| {np.abs(run.logits - base.logits).max():.1e}"
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in run.engine_seconds.items())
-        print(f"  {name:<11} {run.seconds:8.2f} s  baseline/mallard {ratio:5.2f}x  multiply-adds {spent:.3f} of full  "
+        print(f"  {name:<11} {run.seconds:8.2f} s  baseline/mallard {ratio:5.2f}x  multiply-adds {'(not seen through SQL)' if spent is None else f'{spent:.3f} of full'}  "
               f"{quality}")
         if run.decisions:
             print(f"              decisions: {describe(run)}")
