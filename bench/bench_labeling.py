@@ -308,12 +308,12 @@ def main() -> None:
     parser.add_argument("--classes", default="2,3")
     parser.add_argument("--sms-replicas", type=int, default=20)
     args = parser.parse_args()
-    workdir = tempfile.mkdtemp(prefix="bench_labeling_")
     print(f"load average {os.getloadavg()[0]:.2f}; Snorkel with torch.set_num_threads(1), {EPOCHS} epochs; "
           "DuckDB with its default threads", flush=True)
-    sms(args.sms_replicas, workdir)
-    synthetic([int(s) for s in args.sizes.split(",")], [int(s) for s in args.lfs.split(",")],
-              [int(s) for s in args.classes.split(",")], workdir)
+    with tempfile.TemporaryDirectory(prefix="bench_labeling_") as workdir:  # removed at the end, whatever happens
+        sms(args.sms_replicas, workdir)
+        synthetic([int(s) for s in args.sizes.split(",")], [int(s) for s in args.lfs.split(",")],
+                  [int(s) for s in args.classes.split(",")], workdir)
 
 
 if __name__ == "__main__":
