@@ -1,15 +1,16 @@
 """Offline prediction: ``SELECT * FROM predict(<model>, (<query>))``, the computation behind the
 planner's :class:`~engine.planner.steps.PredictStep`.
 
-The query runs in DuckDB and its rows arrive as Arrow record batches; a background thread
-fetches and decodes the next batch while the model runs on the current one (torch uses the
-machine's cores inside each call; a small numeric network may run on one thread, beside
-DuckDB's scan, when a :class:`~engine.serving.batch_size.ThreadTrial` measures it faster).  Rows go through the network in batches of the size
+The query runs in DuckDB and its rows arrive as Arrow record batches; for images a background
+thread fetches and decodes the next batch while the model runs on the current one (torch uses
+the machine's cores inside each call; a small numeric network may run on one thread, beside
+DuckDB's scan, when a :class:`~engine.serving.batch_size.ThreadTrial` measures it faster).
+Rows go through the network in batches of the size
 :class:`~engine.serving.batch_size.BatchSizeSearch` finds fastest per row (remembered per
-model weights, input shape and torch thread count for the process: the answer is the machine's,
-not the connection's), or of the ``batch_size`` option.  The
-relation has the query's columns and three more: ``predicted_label``,
-``predicted_class_id`` and ``predicted_score``.
+model weights, input shape and torch thread count for the process: the answer is the
+machine's, not the connection's), or of the ``batch_size`` option.  The relation has the
+query's columns and three more: ``predicted_label``, ``predicted_class_id`` and
+``predicted_score``.
 
 >>> import engine, numpy as np
 >>> con = engine.connect(progress="off")
