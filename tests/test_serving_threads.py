@@ -140,3 +140,20 @@ def test_predictors_are_kept_per_process_by_version_weights_and_architecture(tmp
             import tests.serving_models
 
             importlib.reload(tests.serving_models)
+
+
+def test_the_batch_size_search_ends_when_no_batch_can_fill_its_size(trips):
+    """A fifth of the inputs NULL: no 16,384-row Arrow batch holds 16,384 inputs, so a call at
+    that size is always short. The search still ends (a short call counts at its own time per
+    row), and the thread trial after it."""
+    with engine.connect(trips, autocommit=True, progress="off") as con:
+        con.execute("CREATE TABLE holes AS SELECT id, CASE WHEN id % 5 = 0 THEN NULL ELSE a END AS a, b, c FROM trips")
+    searched = []
+    for _ in range(6):
+        with engine.connect(trips, autocommit=True, progress="off") as con:
+            counted = con.execute("SELECT count(*), count(predicted_label) FROM predict(fares, holes)").fetchone()
+            assert counted == (400_000, 320_000)
+            searched.append(prediction_statistics(con.session)[-1].searched)
+    assert offline.FASTEST and searched[-1] is False
+    if torch.get_num_threads() > 1:
+        assert offline.FASTEST_THREADS  # the trial ran too

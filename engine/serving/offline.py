@@ -193,11 +193,15 @@ class _BatchSizes:
         self.stats.searched = True
         return int(search.next_size())
 
-    def record(self, shape: tuple[int, ...], size: int, seconds: float) -> None:
+    def record(self, shape: tuple[int, ...], size: int, rows: int, seconds: float) -> None:
+        """Account a network call asked for ``size`` rows that ran ``rows`` in ``seconds``.  A
+        call short of its size because its group ran out of rows counts at its own time per row:
+        where every Arrow batch holds fewer rows than the size (NULL inputs, DuckDB's smaller
+        batches), no call at that size is ever full, and the search would never end."""
         search = self.searches.get(self.key(shape))
-        if search is None or search.done:
+        if search is None or search.done or rows <= 0:
             return
-        search.record(size, seconds)
+        search.record(size, seconds * size / rows)
         if search.done:
             self.known[self.key(shape)] = search.best
 
@@ -285,7 +289,7 @@ def _with_predictions(batch: pa.RecordBatch, groups: list[Group], predictor: Pre
             began = time.perf_counter()
             predicted = predictor.predict(inputs[chunk])
             seconds = time.perf_counter() - began
-            sizes.record(shape, len(predicted), seconds)
+            sizes.record(shape, size, len(predicted), seconds)
             stats.network_seconds += seconds
             stats.batches += 1
             stats.sizes[len(predicted)] = stats.sizes.get(len(predicted), 0) + 1
