@@ -171,17 +171,23 @@ class Session:
             if rewritten is not None:
                 self.sql(rewritten)
             else:
-                try:
-                    if parameters is None:
-                        self.duck.execute(sql)
-                    else:
-                        self.duck.execute(sql, parameters)
-                except duckdb.Error as e:
-                    raise translate(e) from e
-                except (TypeError, ValueError, NotImplementedError, OverflowError) as e:
-                    raise ProgrammingError(f"could not bind the parameters: {e}") from e
+                self._execute_plain(sql, parameters)
             drop_orphans(session_runner(self))
+        self.catalog_changed()  # as for any DROP: what the planner sees may have gone
         return Opened(False)
+
+    def _execute_plain(self, sql: str, parameters: Parameters) -> None:
+        """DuckDB runs the text as it is; its errors as PEP 249 ones (with what to do instead
+        where it refused to change a label view)."""
+        try:
+            if parameters is None:
+                self.duck.execute(sql)
+            else:
+                self.duck.execute(sql, parameters)
+        except duckdb.Error as e:
+            raise self._explained(translate(e), sql) from e
+        except (TypeError, ValueError, NotImplementedError, OverflowError) as e:
+            raise ProgrammingError(f"could not bind the parameters: {e}") from e
 
     def _explained(self, error: Error, sql: str) -> Error:
         """``error`` with what to do instead where DuckDB refused to change a label view."""
@@ -203,17 +209,12 @@ class Session:
             return self._run_drop(sql, parameters)
         duck = self.duck
         try:
-            if parameters is None:
-                duck.execute(sql)
-            else:
-                duck.execute(sql, parameters)
-        except duckdb.Error as e:
-            if kind == "end":
+            self._execute_plain(sql, parameters)
+        except Error as e:
+            if kind == "end" and isinstance(e.__cause__, duckdb.Error):  # DuckDB ended the transaction
                 self.in_transaction = False
                 self.catalog_changed()
-            raise self._explained(translate(e), sql) from e
-        except (TypeError, ValueError, NotImplementedError, OverflowError) as e:
-            raise ProgrammingError(f"could not bind the parameters: {e}") from e
+            raise
         if kind == "begin":
             self.in_transaction = True
         elif kind == "end":

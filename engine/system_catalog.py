@@ -118,7 +118,7 @@ def drop_abandoned_loads(duck: duckdb.DuckDBPyConnection) -> list[str]:
       committed state is seen here, so a load in progress elsewhere, whose tables are
       uncommitted, is never touched.
     """
-    from engine.labeling.storage import drop_orphans, orphaned_tokens, patterns_table, rows_table
+    from engine.labeling.storage import drop_orphans, orphaned_tokens, storage_tables
     from engine.video_stream.store import drop_stream, orphaned_streams, packets_table
 
     def run(sql: str, params: list) -> list:
@@ -143,7 +143,7 @@ def drop_abandoned_loads(duck: duckdb.DuckDBPyConnection) -> list[str]:
         duck.execute("ROLLBACK")  # another connection is writing the same rows: leave them for next time
         return []
     return ([name for _, name in rows] + [packets_table(s).name for s in orphans]
-            + [t.name for token in labels for t in (rows_table(token), patterns_table(token))])
+            + [t.name for token in labels for t in storage_tables(token)])
 
 
 def load_macros(duck: duckdb.DuckDBPyConnection) -> None:

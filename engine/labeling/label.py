@@ -56,7 +56,6 @@ if TYPE_CHECKING:
 MIN_LABEL_MODEL_FUNCTIONS = 3
 
 
-
 @dataclass
 class LabelOutcome:
     """What a LABEL run did: its id, rows written, and the record stored."""
@@ -160,14 +159,14 @@ def _fit_and_write(session: Session, plan: VotePlan, matrix: LabelMatrix, option
     share: np.ndarray | None = None
     parameters = (model_view_parameters(fitted, matrix.layout)
                   if rows is not None and options.model == "label_model" and options.storage != "table" else None)
-    if rows is not None and parameters is not None:  # a view computing each row's label from its vote codes
-        storage = "view"
-        write_model_view(session, _stored_rows(session, matrix, token), matrix.layout, matrix.has_gold, parameters,
-                         token, target, plan.key.name, plan.classes)
-        share = _row_label_share(rows, fitted, plan.classes.k)
-        n_patterns = path.estimated_patterns if path.estimated_patterns is not None else estimate_patterns(matrix)
-    elif rows is not None:  # each row's prediction from its own votes, written from Arrow
-        write_rows(session, rows, fitted, plan.classes, target, plan.key.name, ties_abstain)
+    if rows is not None:
+        if parameters is not None:  # a view computing each row's label from its vote codes
+            storage = "view"
+            write_model_view(session, _stored_rows(session, matrix, token), matrix.layout, matrix.has_gold,
+                             parameters, token, target, plan.key.name, plan.classes)
+            share = _row_label_share(rows, fitted, plan.classes.k)
+        else:  # each row's prediction from its own votes, written from Arrow
+            write_rows(session, rows, fitted, plan.classes, target, plan.key.name, ties_abstain)
         n_patterns = path.estimated_patterns if path.estimated_patterns is not None else estimate_patterns(matrix)
     else:  # predictions per pattern: a view over them and the rows' codes, or joined into a table
         predictions = Predictions.from_probs(patterns, fitted.predict_proba(patterns), ties_abstain=ties_abstain)

@@ -114,7 +114,7 @@ def ordered_patterns(layout: CodeLayout, columns: Sequence[np.ndarray], counts: 
     """
     keys = [np.asarray(c, dtype=np.int64) for c in columns]
     order = np.argsort(keys[0]) if len(keys) == 1 else np.lexsort(keys[::-1])  # distinct: any sort agrees
-    ordered = [np.asarray(c, dtype=np.int64)[order] for c in columns]
+    ordered = [key[order] for key in keys]
     return VotePatterns(layout.group_codes(ordered), np.asarray(counts, dtype=np.int64)[order], layout.groups,
                         join_codes=dict(zip(layout.names, ordered)))
 

@@ -119,13 +119,13 @@ class VoteGroups:
         if not tables:
             out.fill(0.0)
             return out
-        for g, (code, table) in enumerate(zip(codes, tables)):
+        # mode='clip': unbuffered (codes are below the table's size by construction)
+        for x in range(width):  # the first group's entries are the sums' start
+            np.take(tables[0][x], codes[0], out=out[x], mode="clip")
+        if len(tables) > 1 and row is None:
+            row = np.empty(n)
+        for code, table in zip(codes[1:], tables[1:]):
             for x in range(width):
-                if g == 0:  # mode='clip': unbuffered (codes are below the table's size by construction)
-                    np.take(table[x], code, out=out[x], mode="clip")
-                    continue
-                if row is None:
-                    row = np.empty(n)
                 np.take(table[x], code, out=row, mode="clip")
                 out[x] += row
         return out

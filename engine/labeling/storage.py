@@ -237,11 +237,16 @@ def orphaned_tokens(run: Run) -> list[str]:
     return sorted(stored - used)
 
 
+def storage_tables(token: str) -> tuple[exp.Table, ...]:
+    """Every table a label view of ``token`` may read (its rows, and patterns or model)."""
+    return rows_table(token), patterns_table(token), model_table(token)
+
+
 def drop_orphans(run: Run) -> list[str]:
     """Drop the label storage no view reads; return the tokens dropped."""
     tokens = orphaned_tokens(run)
     for token in tokens:
-        for table in (rows_table(token), patterns_table(token), model_table(token)):
+        for table in storage_tables(token):
             run(exp.Drop(tables=[table], kind="TABLE", exists=True).sql("duckdb"), [])
     return tokens
 
@@ -296,4 +301,3 @@ def view_write_hint(session: Session, sql: str, message: str) -> str | None:
     return (f"{name} is a label table stored as a view (computed from the stored votes and the label model), which "
             f"cannot be changed in place: relabel with LABEL ... INTO OR REPLACE {name}, add expert labels with ADD "
             f"GOLD LABELS, or store rows you can change with LABEL ... WITH (storage = 'table') INTO ...")
-

@@ -120,7 +120,7 @@ def _step(node: torch.fx.Node, modules: dict[str, nn.Module]) -> _Linear | Calla
             return _Linear(module.weight.detach().t(), bias)
         if type(module) is nn.ReLU:
             return torch.relu_
-        if type(module) in (nn.Identity, nn.Dropout) and not (type(module) is nn.Dropout and module.training):
+        if type(module) is nn.Identity or (type(module) is nn.Dropout and not module.training):
             return None
         raise _NotAStep(node.target)
     if node.op == "call_function" and node.target in _FUNCTIONS:
