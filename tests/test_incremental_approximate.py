@@ -148,3 +148,50 @@ def test_moving_camera_falls_back_to_full_inference(mobilenet: nn.Module, mode: 
     truth = full_logits(mobilenet, frames)
     full = [i for i, kind in enumerate(kinds) if kind == "full"]
     assert (logits[full] - truth[full]).abs().max() < 1e-4   # full frames are full inference
+
+
+def test_similar_frames_are_skipped_against_the_last_computed_frame(vtest: np.ndarray) -> None:
+    """``skip_threshold`` (NoScope): a frame is skipped when its difference to the last frame
+    computed (not skipped) is at most the threshold; the decisions follow that rule frame by
+    frame, however the frames are split into calls."""
+    from engine.inference.incremental.changes import frame_difference
+    from engine.inference.incremental.decisions import Decider
+    from engine.inference.incremental.graph import LayerGraph
+
+    frames = vtest[:40]
+    threshold = float(np.median([frame_difference(frames[i:i + 1], frames[i - 1])[0] for i in range(1, 40)]))
+    config = IncrementalConfig(skip_threshold=threshold, guard=False, refresh=1000)
+    decider = Decider("approximate", config, LayerGraph.trace(imagenet_mobilenet(), 224, 224))
+    expected, last = [], None
+    for frame in frames:
+        similar = last is not None and frame_difference(frame[None], last)[0] <= threshold
+        expected.append(similar)
+        last = last if similar else frame
+    for split in ([40], [7, 33], [1] * 40):
+        decisions, reference, position = [], None, 0
+        for size in split:
+            made, reference = decider.decide(frames[position:position + size], np.zeros(size, bool), reference)
+            decisions += made
+            position += size
+        similar = [d.reason == "similar" for d in decisions]
+        assert similar == expected and 5 < sum(similar) < 35, split
+
+
+def test_an_activation_advances_in_order_and_then_needs_no_retiring() -> None:
+    from engine.inference.incremental.activations import Activation, MaterializedActivation
+
+    store = MaterializedActivation(channels=1, height=1, width=3)
+    store.base[:] = torch.tensor([[1.0], [2.0], [3.0]])
+    mask = torch.tensor([[[True, False, False]], [[False, True, False]]])
+    act = Activation.write(store, mask, torch.tensor([[10.0], [20.0]]), chain=True)
+    with pytest.raises(RuntimeError, match="out of order"):
+        act.advance(1)
+    act.advance(0)
+    assert store.base.view(-1).tolist() == [10.0, 2.0, 3.0]
+    with pytest.raises(RuntimeError, match="advanced activation"):
+        act.lookup(torch.tensor([1]))
+    with pytest.raises(RuntimeError, match="advanced to frame 0 of 2"):
+        act.retire()
+    act.advance(1)
+    act.retire()
+    assert store.base.view(-1).tolist() == [10.0, 20.0, 3.0]

@@ -159,7 +159,7 @@ def test_single_layer_is_exact(name: str, chain: bool) -> None:
     check_every_layer(model, 45, 37, chain)
 
 
-@pytest.mark.parametrize("route", ["tiles", "dense", "shifts"])
+@pytest.mark.parametrize("route", ["tiles", "dense", "shifts", "boxes"])
 @pytest.mark.parametrize("name", ["conv7x5_stride2x1", "depthwise", "maxpool2_ceil", "avgpool3_exclude_pad"])
 def test_every_route_of_windowed_layers_is_exact(name: str, route: str) -> None:
     body, channels = LAYERS[name]()

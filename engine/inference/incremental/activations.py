@@ -81,6 +81,9 @@ class Activation:
         self._positions: torch.Tensor | None = None
         self._table: torch.Tensor | None = None
         self._counts: torch.Tensor | None = None
+        self._starts: list[int] | None = None
+        self._places: torch.Tensor | None = None
+        self.advanced = -1     # the last frame whose rows :meth:`advance` wrote into the store's base
 
     @classmethod
     def write(cls, store: MaterializedActivation | None, mask: torch.Tensor, rows: torch.Tensor, chain: bool,
@@ -118,11 +121,41 @@ class Activation:
                 self._counts = self.mask.view(self.frames, -1).sum(1)
         return self._counts
 
+    def frame_rows(self, frame: int) -> tuple[int, int]:
+        """Where frame ``frame``'s rows start in ``rows``, and how many there are."""
+        if self._starts is None:
+            counts = self.counts().tolist()
+            self._starts = [0]
+            for count in counts:
+                self._starts.append(self._starts[-1] + count)
+        return self._starts[frame], self._starts[frame + 1] - self._starts[frame]
+
+    def advance(self, frame: int) -> None:
+        """Write frame ``frame``'s rows into the store's base, so the base holds the values
+        that frame reads (chain semantics: frames advance in order, each once).
+
+        A consumer that reads context frame by frame reads the base directly instead of
+        looking rows up; after the last frame the base is the batch's last frame, as
+        :meth:`retire` would leave it (which then has nothing left to do)."""
+        if self.store is None or not self.chain or frame != self.advanced + 1:
+            raise RuntimeError(f"activation advanced out of order: frame {frame} after {self.advanced}")
+        self.advanced = frame
+        if self.full:
+            self.store.base.copy_(self.rows[frame * self.hw:(frame + 1) * self.hw])
+            return
+        start, count = self.frame_rows(frame)
+        if count:
+            if self._places is None:
+                self._places = self.positions() % self.hw
+            self.store.base.index_copy_(0, self._places[start:start + count], self.rows[start:start + count])
+
     def table(self) -> torch.Tensor:
         """For every (frame, position): the buffer row holding that frame's value (B*H*W,)."""
         if self._table is None:
             if self.store is None:
                 raise RuntimeError("an activation without a store cannot be read outside its mask")
+            if self.advanced >= 0:
+                raise RuntimeError("an advanced activation's base no longer holds the frames before it")
             self._table = self._build_table()
         return self._table
 
@@ -147,6 +180,8 @@ class Activation:
         the cost follows the rows asked for and the rows written, not frames x H x W."""
         if self.store is None:
             raise RuntimeError("an activation without a store cannot be read outside its mask")
+        if self.advanced >= 0:
+            raise RuntimeError("an advanced activation's base no longer holds the frames before it")
         hw = self.hw
         if self._table is not None or (self.chain and self.frames > MAX_BIT_FRAMES) or flat.numel() > self.frames * hw:
             return self.table().index_select(0, flat)   # as many look-ups as positions: build the table
@@ -171,6 +206,22 @@ class Activation:
         bits = torch.zeros(self.hw, dtype=torch.long)
         return bits.index_put_((positions - frame * self.hw,), torch.ones_like(frame) << frame, accumulate=True)
 
+    def read_in_order(self, out_mask: torch.Tensor) -> torch.Tensor:
+        """Rows of the frames' values at the true positions of ``out_mask`` (B, H, W), in row
+        order, read frame by frame from the base as :meth:`advance` moves it (no look-ups)."""
+        assert self.store is not None
+        positions = out_mask.view(-1).nonzero().squeeze(1)
+        counts = out_mask.view(self.frames, -1).sum(1).tolist()
+        result = torch.empty(positions.numel(), self.store.shape[0])
+        start = 0
+        for frame, count in enumerate(counts):
+            self.advance(frame)
+            if count:
+                torch.index_select(self.store.base, 0, positions[start:start + count] - frame * self.hw,
+                                   out=result[start:start + count])
+                start += count
+        return result
+
     def gather(self, flat: torch.Tensor) -> torch.Tensor:
         """Rows of the frames' values at flat indices (frame * H*W + q)."""
         return self.store.buffer.index_select(0, self.lookup(flat))  # type: ignore[union-attr]
@@ -190,6 +241,10 @@ class Activation:
     def retire(self) -> None:
         """Make the last frame of the batch the store's base frame."""
         if self.store is None:
+            return
+        if self.advanced >= 0:
+            if self.advanced != self.frames - 1:
+                raise RuntimeError(f"activation advanced to frame {self.advanced} of {self.frames}")
             return
         if self.full:
             self.store.base.copy_(self.rows[-self.hw:])

@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from engine.inference.incremental.changes import block_mask, chain_composites, changed_blocks, frame_difference
+from engine.inference.incremental.changes import block_mask, chain_composites, changed_blocks, grey_cells
 from engine.inference.incremental.config import IncrementalConfig
 from engine.inference.incremental.cost import estimated_macs
 from engine.inference.incremental.graph import LayerGraph
@@ -110,6 +110,7 @@ class Decider:
         (:meth:`account`) before deciding the rest."""
         decisions: list[Decision] = []
         position, window = 0, WINDOW
+        self._known_cells: dict[int, np.ndarray] = {}
         while position < len(frames):
             if reference is None or segment_start[position]:
                 frame = frames[position]
@@ -182,18 +183,26 @@ class Decider:
     def _decide_window(self, frames: np.ndarray, reference: Reference) -> tuple[list[Decision], Reference]:
         """Decisions for a prefix of ``frames`` (all of them unless a decision changes the
         reference in a way later frames' change masks depend on)."""
-        grids, composites = self._changes(frames, reference.composite)
+        similar = self._similar(frames, reference.last_true)
+        computed = np.flatnonzero(~similar)
+        if not len(computed):
+            return [Decision("skipped", "similar", None, reference.composite, 0) for _ in frames], reference
+        # a similar frame leaves the reference as it is: the others chain from one another
+        grids, composites = self._changes(frames[computed], reference.composite)
         estimates, over = self._estimates(grids)
         decisions: list[Decision] = []
-        for index, frame in enumerate(frames):
+        rank = np.cumsum(~similar) - 1          # each computed frame's row in grids, composites, estimates
+        for position, frame in enumerate(frames):
+            if similar[position]:
+                decisions.append(Decision("skipped", "similar", None, reference.composite, 0))
+                continue
+            index = int(rank[position])
             grid = grids[index]
             if not grid.any():
                 decisions.append(Decision("skipped", "unchanged", None, reference.composite, 0))
+                if similar.any():
+                    return decisions, reference      # later frames were judged similar to this one
                 continue
-            if self.approximate and self.config.skip_threshold > 0 and \
-                    frame_difference(frame[None], reference.last_true)[0] <= self.config.skip_threshold:
-                decisions.append(Decision("skipped", "similar", None, reference.composite, 0))
-                return decisions, reference          # later composites chained from this frame's blocks
             if self._refresh_due(reference):
                 decisions.append(Decision("full", "refresh", None, frame, self.graph.macs_full))
                 return decisions, replace(reference, composite=frame, last_true=frame, since_full=0)
@@ -210,6 +219,33 @@ class Decider:
             reference = replace(reference, composite=composites[index], last_true=frame,
                                 since_full=reference.since_full + 1, incremental=reference.incremental + 1)
         return decisions, reference
+
+    def _similar(self, frames: np.ndarray, last_true: np.ndarray) -> np.ndarray:
+        """(n,) bool: approximate mode's frames skipped as ``similar``: NoScope's difference to
+        the last computed frame (the frame before that is not skipped) at most ``skip_threshold``."""
+        similar = np.zeros(len(frames), bool)
+        if not (self.approximate and self.config.skip_threshold > 0) or not len(frames):
+            return similar
+        cells = self._cells(frames)
+        held = self._cells(last_true[None])[0]
+        for index, frame_cells in enumerate(cells):
+            if float(np.square(frame_cells - held).mean()) <= self.config.skip_threshold:
+                similar[index] = True
+            else:
+                held = frame_cells
+        return similar
+
+    def _cells(self, frames: np.ndarray) -> np.ndarray:
+        """``grey_cells`` of frames (n, H, W, 3), each frame's computed once per :meth:`decide` (a
+        window cut short decides its later frames again, against the same last frame).  Frames
+        are known by their data address, which is theirs alone while :meth:`decide` runs (every
+        frame it sees is alive: the call's frames and the reference's)."""
+        addresses = [frame.__array_interface__["data"][0] for frame in frames]
+        missing = [i for i, address in enumerate(addresses) if address not in self._known_cells]
+        if missing:
+            for i, row in zip(missing, grey_cells(frames[missing])):
+                self._known_cells[addresses[i]] = row
+        return np.stack([self._known_cells[address] for address in addresses])
 
     def _refresh_due(self, reference: Reference) -> bool:
         every = self.config.refresh_every

@@ -59,6 +59,20 @@ class BatchForward:
             if graph.reads_context(node.name) or node.name in self.thresholds
         }
         self._last_use = self._last_uses()
+        self._in_order = self._sole_context_readers()
+
+    def _sole_context_readers(self) -> dict[str, bool]:
+        """Per layer, whether it is the only layer reading its inputs' context (so, with chain
+        semantics, it may advance their bases frame by frame as it reads them); for the graph's
+        output, whether nothing but the global pool reads it."""
+        graph = self.graph
+        by_name = graph.by_name
+        readers = {name: [user for user in users if by_name[user].layer.reads_context]  # type: ignore[union-attr]
+                   for name, users in graph.users.items()}
+        sole = {node.name: all(readers.get(name) == [node.name] for name in node.inputs)
+                for node in graph.nodes[1:]}
+        sole["<pool>"] = not graph.users.get(graph.output)
+        return sole
 
     def _last_uses(self) -> dict[str, int]:
         last = {}
@@ -91,13 +105,15 @@ class BatchForward:
         without, the base stays (many modified copies of one image: occlusion maps).  ``dense_input``
         (B*H*W, 3), the frames' every normalized pixel, spares the first layer its gathers."""
         retire = Activation.retire if advance_base else (lambda act: None)
+        in_order = chain and advance_base
         b = mask.shape[0]
         full_input = bool(mask.all())
         acts = {"input": Activation.write(self.stores["input"], mask, rows, chain, full=full_input)}
         acts["input"].dense = dense_input
         counts, costs = [], []
         for index, node in enumerate(self.graph.nodes[1:], start=1):
-            act = self._patch_layer(node, [acts[name] for name in node.inputs], chain)
+            act = self._patch_layer(node, [acts[name] for name in node.inputs], chain,
+                                    in_order and self._in_order[node.name])
             if self.graph.macs_per_position(node):
                 counts.append(act.counts())
                 costs.append(self.graph.macs_per_position(node))
@@ -107,12 +123,19 @@ class BatchForward:
                     retire(acts.pop(name))
         final = acts.pop(self.graph.output)
         channels, height, width = self.graph.by_name[self.graph.output].shape
-        pooled = final.full_rows().view(b, height * width, channels).mean(dim=1)
+        if in_order and self._in_order["<pool>"] and final.store is not None and not final.full:
+            pooled = torch.empty(b, channels)
+            for frame in range(b):     # the base advanced frame by frame: no look-ups
+                final.advance(frame)
+                torch.mean(final.store.base, dim=0, out=pooled[frame])
+        else:
+            pooled = final.full_rows().view(b, height * width, channels).mean(dim=1)
         retire(final)
         macs = torch.stack(counts, dim=1) @ torch.tensor(costs) if counts else torch.zeros(b, dtype=torch.long)
         return pooled, macs
 
-    def _patch_layer(self, node: GraphNode, inputs: list[Activation], chain: bool) -> Activation:
+    def _patch_layer(self, node: GraphNode, inputs: list[Activation], chain: bool, in_order: bool = False
+                     ) -> Activation:
         layer = node.layer
         full = all(act.full for act in inputs)
         if full:
@@ -132,7 +155,7 @@ class BatchForward:
         out = None
         if store is not None and threshold == 0:
             out = store.rows(inputs[0].rows.shape[0] if same_mask else int(out_mask.sum()))
-        rows = layer.forward(inputs, out_mask, self.tile, out, self.route)  # type: ignore[union-attr]
+        rows = layer.forward(inputs, out_mask, self.tile, out, self.route, in_order)  # type: ignore[union-attr]
         if threshold > 0:
             return _threshold(rows, out_mask, store, threshold, chain)  # type: ignore[arg-type]
         act = Activation.write(store, out_mask, rows, chain, full=full)

@@ -147,12 +147,12 @@ class Conv:
         )
 
     def forward(self, inputs: Sequence[Activation], out_mask: torch.Tensor, tile: int,
-                out: torch.Tensor | None, route: str = "auto") -> torch.Tensor:
+                out: torch.Tensor | None, route: str = "auto", in_order: bool = False) -> torch.Tensor:
         act = inputs[0]
         if self.window.pointwise:
             rows = self._rows_product(act.rows, out)
         else:
-            rows = run_window(self._compute, act, out_mask, tile, out, route)
+            rows = run_window(self._compute, act, out_mask, tile, out, route, in_order)
         return self.post.apply_(rows)
 
     def _rows_product(self, x: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
@@ -237,8 +237,8 @@ class Pool:
         return (sums / means).reshape(-1)
 
     def forward(self, inputs: Sequence[Activation], out_mask: torch.Tensor, tile: int,
-                out: torch.Tensor | None, route: str = "auto") -> torch.Tensor:
-        rows = run_window(self._compute, inputs[0], out_mask, tile, out, route)
+                out: torch.Tensor | None, route: str = "auto", in_order: bool = False) -> torch.Tensor:
+        rows = run_window(self._compute, inputs[0], out_mask, tile, out, route, in_order)
         if self.kind == "avg" and rows.numel():
             out_hw = out_mask.shape[1] * out_mask.shape[2]
             positions = out_mask.view(-1).nonzero().squeeze(1)
@@ -285,7 +285,7 @@ class Pointwise:
         pass
 
     def forward(self, inputs: Sequence[Activation], out_mask: torch.Tensor, tile: int,
-                out: torch.Tensor | None, route: str = "auto") -> torch.Tensor:
+                out: torch.Tensor | None, route: str = "auto", in_order: bool = False) -> torch.Tensor:
         rows = inputs[0].rows
         rows = out.copy_(rows) if out is not None else rows.clone()
         return self.post.apply_(rows)
@@ -314,7 +314,7 @@ class Add:
         pass
 
     def forward(self, inputs: Sequence[Activation], out_mask: torch.Tensor, tile: int,
-                out: torch.Tensor | None, route: str = "auto") -> torch.Tensor:
+                out: torch.Tensor | None, route: str = "auto", in_order: bool = False) -> torch.Tensor:
         a, b = inputs
         if a.full and b.full:
             rows = torch.add(a.rows, b.rows, out=out) if out is not None else a.rows + b.rows
@@ -324,6 +324,8 @@ class Add:
         for act in (a, b):
             if act.full or torch.equal(act.mask, out_mask):
                 parts.append(act.rows)
+            elif in_order and act.store is not None and act.chain and act.advanced < 0:
+                parts.append(act.read_in_order(out_mask))
             else:
                 if positions is None:
                     positions = out_mask.view(-1).nonzero().squeeze(1)

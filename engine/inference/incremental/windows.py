@@ -30,6 +30,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -43,6 +44,14 @@ MAC_WEIGHT = 0.1
 ROW_INDEX_COST = 32
 #: A stock layer on many small contexts costs this many times more per output than on full frames.
 TILE_COMPUTE_FACTOR = 1.5
+#: One stock-kernel call on a crop (the boxes route) costs about this much besides its work, in floats:
+#: about 40 us against about 11,000 floats streamed a microsecond (2 cores, measured once).
+BOX_CALL_COST = 450_000
+#: A crop streams through the stock kernel at about this fraction of the cost per unit of work
+#: of the routes that gather rows (MobileNetV2 on vtest.avi at 576x768, every windowed layer
+#: timed both ways: 170-410 against 275-550 ns a million units; the routes' measured times
+#: then pick the faster route on 9 of its 10 layer shapes).
+BOX_STREAM_FACTOR = 0.6
 #: A convolution over at most this many input channels whose input is dense (the image) gathers
 #: each changed output's window and multiplies (im2col on the changed positions only).
 WINDOW_CHANNELS = 4
@@ -159,11 +168,15 @@ class WindowCompute:
 
 
 def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, tile: int,
-               out: torch.Tensor | None = None, route: str = "auto") -> torch.Tensor:
+               out: torch.Tensor | None = None, route: str = "auto", in_order: bool = False) -> torch.Tensor:
     """Rows (P, C_out) of the changed outputs (in ``out_mask`` row order) of a windowed layer.
 
     ``tile`` is the largest tile side tried (halves of it down to 2 are tried too);
-    ``route`` is 'auto' (the least estimated work), 'tiles', 'shifts' (depthwise convolutions) or 'dense'.
+    ``route`` is 'auto' (the least estimated work), 'tiles', 'shifts' (depthwise convolutions),
+    'dense' or 'boxes'.  With ``in_order`` (chain semantics, this layer the only one reading the
+    input's context) the boxes route may run: frame by frame, the input's base is advanced to
+    the frame (:meth:`Activation.advance`) and the stock layer runs on crops of it around the
+    frame's changed outputs, so nothing is looked up or gathered.
     """
     window = compute.window
     b, height, width = act.mask.shape
@@ -176,6 +189,13 @@ def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
     if act.dense is not None and compute.on_windows is not None and channels <= WINDOW_CHANNELS and route == "auto":
         return _run_windows(compute, act.dense, positions, (height, width), (out_h, out_w), out)
     per_output = channels + compute.out_channels + compute.macs_per_position * MAC_WEIGHT
+    boxes = None
+    if in_order and act.store is not None and act.chain and not act.full and act.dense is None \
+            and act.advanced < 0 and route in ("auto", "boxes"):
+        price = _box_price(compute, channels, height, width)
+        boxes = frame_boxes(out_mask)
+        if route == "boxes":
+            return _run_boxes(compute, act, out_mask, boxes, out)
     dense_input_free = (act.full and frames.numel() == b) or act.dense is not None
     dense_work = (0 if dense_input_free else frames.numel() * height * width * channels * GATHER_WEIGHT) \
         + frames.numel() * out_h * out_w * per_output
@@ -198,6 +218,9 @@ def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
     kernel = window.kernel[0] * window.kernel[1]
     shifts_work = float("inf") if compute.per_offset is None else \
         positions.numel() * kernel * ((channels + ROW_INDEX_COST) * GATHER_WEIGHT + channels)
+    if boxes is not None and _boxes_work(compute, act, boxes, positions.numel(), price) <= min(dense_work, tiles_work,
+                                                                                        shifts_work):
+        return _run_boxes(compute, act, out_mask, boxes, out)
     if dense_work <= min(tiles_work, shifts_work):
         return _run_dense(compute, act, frames, positions, out_h * out_w, out)
     if shifts_work < tiles_work:
@@ -312,3 +335,115 @@ def _run_tiles(compute: WindowCompute, act: Activation, tiling: Tiling, active: 
     select = slot.index_select(0, (positions // out_hw) * tiles + tiling.tile_of.index_select(0, local)) * per_tile \
         + tiling.offset_in_tile.index_select(0, local)
     return torch.index_select(y_rows, 0, select, out=out) if out is not None else y_rows.index_select(0, select)
+
+
+
+@dataclass(frozen=True)
+class Box:
+    """The crop of one frame the boxes route computes: output rows [y0, y1), columns [x0, x1)."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    count: int                  # the frame's changed outputs, all inside
+    local: np.ndarray | None    # their places inside the box, row-major (None: every output changed)
+
+
+def frame_boxes(out_mask: torch.Tensor) -> list[Box | None]:
+    """Per frame, the crop the boxes route computes: the box around the frame's changed outputs
+    (its height and width rounded up by :func:`bucket`; none when nothing changed).
+
+    Cutting it into smaller boxes was tried (runs of rows, an XY cut): on video the changes
+    of the early layers spread over the frame, each stock-kernel call costs about 40 us, and
+    deeper layers are cheaper by tiles; one box a frame was as fast and cheaper to decide.
+
+    >>> mask = torch.zeros(2, 8, 9, dtype=torch.bool); mask[0, 1, 2] = mask[0, 2, 3] = mask[0, 2, 8] = True
+    >>> box, nothing = frame_boxes(mask)
+    >>> (box.y0, box.y1, box.x0, box.x1, box.count), nothing
+    ((1, 3, 2, 9, 3), None)
+    """
+    b, height, width = out_mask.shape
+    rows, columns = out_mask.any(2), out_mask.any(1)
+    counts = out_mask.view(b, -1).sum(1).tolist()
+    index_h, index_w = torch.arange(height), torch.arange(width)
+    first_y = torch.where(rows, index_h, height).amin(1).tolist()
+    last_y = torch.where(rows, index_h, -1).amax(1).tolist()
+    first_x = torch.where(columns, index_w, width).amin(1).tolist()
+    last_x = torch.where(columns, index_w, -1).amax(1).tolist()
+    planes = out_mask.numpy()
+    boxes: list[Box | None] = []
+    for frame in range(b):
+        if not counts[frame]:
+            boxes.append(None)
+            continue
+        y0, y1, x0, x1 = first_y[frame], last_y[frame] + 1, first_x[frame], last_x[frame] + 1
+        h, w = bucket(y1 - y0), bucket(x1 - x0)
+        y0, x0 = max(0, min(y0, height - h)), max(0, min(x0, width - w))
+        y1, x1 = min(height, y0 + h), min(width, x0 + w)
+        every = counts[frame] == (y1 - y0) * (x1 - x0)
+        boxes.append(Box(y0, y1, x0, x1, counts[frame],
+                         None if every else np.flatnonzero(planes[frame, y0:y1, x0:x1])))
+    return boxes
+
+
+def _crop_span(window: Window, axis: int, first: int, stop: int, length: int) -> tuple[int, int, int]:
+    """Along an axis, the input span [c0, c1) the stock layer (with its own padding) runs on to
+    give outputs [first, stop), and the index of output ``first`` in its result.  c0 is a
+    multiple of the stride, at least ``ceil(padding / stride)`` outputs before ``first`` (or 0),
+    so the outputs kept never read the padding the layer adds at a cut inside the plane."""
+    k, s, p = window.kernel[axis], window.stride[axis], window.padding[axis]
+    c0 = max(0, (first - (-(-p // s))) * s)
+    c1 = min(length, (stop - 1) * s - p + k)
+    return c0, c1, first - c0 // s
+
+
+def _box_price(compute: WindowCompute, channels: int, height: int, width: int
+               ) -> Callable[[int, int, int, int], float]:
+    """The work of the stock layer on the crop that gives output rows [y0, y1), columns [x0, x1)."""
+    def price(y0: int, y1: int, x0: int, x1: int) -> float:
+        c0, c1, _ = _crop_span(compute.window, 0, y0, y1, height)
+        d0, d1, _ = _crop_span(compute.window, 1, x0, x1, width)
+        return (c1 - c0) * (d1 - d0) * channels \
+            + (y1 - y0) * (x1 - x0) * (compute.out_channels + compute.macs_per_position * MAC_WEIGHT)
+    return price
+
+
+def _boxes_work(compute: WindowCompute, act: Activation, boxes: list[Box | None], changed: int,
+                price: Callable[[int, int, int, int], float]) -> float:
+    """The boxes route's work in the units of :func:`run_window`: the crops through the stock
+    layer, a call per crop, the changed outputs picked and the input rows written to the base."""
+    work = float(act.rows.shape[0] * act.rows.shape[1] + changed * compute.out_channels * GATHER_WEIGHT)
+    work += sum(price(b.y0, b.y1, b.x0, b.x1) + BOX_CALL_COST for b in boxes if b is not None)
+    return work * BOX_STREAM_FACTOR
+
+
+def _run_boxes(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, boxes: list[Box | None],
+               out: torch.Tensor | None) -> torch.Tensor:
+    """Rows of the changed outputs, frame by frame: the input's base advanced to the frame, the
+    stock layer (with its padding) run on the crop the frame's box reads, the changed outputs
+    picked from its result."""
+    assert act.store is not None
+    height, width = act.mask.shape[1:]
+    channels = act.store.shape[0]
+    result = out if out is not None else torch.empty(int(out_mask.sum()), compute.out_channels)
+    start = 0
+    for frame, box in enumerate(boxes):
+        act.advance(frame)
+        if box is None:
+            continue
+        plane = act.store.base.view(1, height, width, channels).permute(0, 3, 1, 2)
+        c0, c1, j0 = _crop_span(compute.window, 0, box.y0, box.y1, height)
+        d0, d1, i0 = _crop_span(compute.window, 1, box.x0, box.x1, width)
+        y = compute.dense(plane[:, :, c0:c1, d0:d1])
+        y_rows = y.permute(0, 2, 3, 1).reshape(-1, compute.out_channels)
+        target = result[start:start + box.count]
+        box_h, box_w = box.y1 - box.y0, box.x1 - box.x0
+        if box.local is None and (j0, i0, y.shape[2], y.shape[3]) == (0, 0, box_h, box_w):
+            target.copy_(y_rows)
+        else:
+            local = np.arange(box_h * box_w) if box.local is None else box.local
+            ly, lx = np.divmod(local, box_w)
+            torch.index_select(y_rows, 0, torch.from_numpy((ly + j0) * y.shape[3] + lx + i0), out=target)
+        start += box.count
+    return result
