@@ -195,3 +195,20 @@ def test_an_activation_advances_in_order_and_then_needs_no_retiring() -> None:
     act.advance(1)
     act.retire()
     assert store.base.view(-1).tolist() == [10.0, 20.0, 3.0]
+
+
+def test_skipped_frames_are_audited_too(mobilenet: nn.Module, vtest: np.ndarray, truth: torch.Tensor) -> None:
+    """With every frame after the first skipped as similar, the audit compares the repeated
+    answer with full inference of the skipped frames' true pixels (one in ``audit_every``)."""
+    config = IncrementalConfig(skip_threshold=1.0, audit_every=5, guard=False)
+    engine = IncrementalEngine(mobilenet, MEAN, STD, "approximate", config)
+    frames = vtest[:21]
+    logits, _, stats = engine.run(frames, list(range(21)))
+    assert [s.kind for s in stats] == ["full"] + ["skipped"] * 20
+    audit = engine.fidelity()
+    assert audit.frames == 4
+    audited = [s.frame_id for s in stats if s.macs == s.macs_full][1:]
+    assert audited == [5, 10, 15, 20]
+    expected = torch.nn.functional.cosine_similarity(truth[audited], logits[0].expand(4, -1))
+    assert abs(audit.mean_cosine - float(expected.mean())) < 1e-5
+    assert abs(audit.min_cosine - float(expected.min())) < 1e-5

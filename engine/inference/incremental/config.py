@@ -76,8 +76,9 @@ class IncrementalConfig:
                       changes="none")
     fidelity_bar: float = _knob(0.995, "Approximate mode: the mean logit cosine against full inference the "
                                        "fidelity audit checks.", changes="none")
-    audit_every: int = _knob(64, "Approximate mode: every N-th incremental frame is also computed in full and "
-                                 "compared (the fidelity audit); 0 turns it off.", changes="none")
+    audit_every: int = _knob(64, "Approximate mode: every N-th incremental or skipped (similar) frame is also "
+                                 "computed in full and compared (the fidelity audit); 0 turns it off.",
+                             changes="none")
     guard: bool = _knob(True, "Judge each segment on its first frames: when their multiply-adds (priced with the "
                               "sparse engine's calibrated cost per multiply-add and per-frame overhead) show "
                               "incremental inference would cost at least full inference, run the rest of the "
@@ -164,9 +165,9 @@ class FrameStats:
 class FidelityAudit:
     """Approximate mode's check of its own fidelity.
 
-    Every ``audit_every``-th incremental frame of a segment is also computed in full from its
-    true pixels; the logit cosines of the two are a sample of approximate mode's fidelity (at
-    varying places in the refresh cycle).  ``held`` says whether their mean reaches the bar
+    Every ``audit_every``-th frame of a segment computed incrementally or skipped as similar is
+    also computed in full from its true pixels; the logit cosines of the two are a sample of
+    approximate mode's fidelity (at varying places in the refresh cycle).  ``held`` says whether their mean reaches the bar
     (None: no sample).
 
     >>> FidelityAudit(frames=3, mean_cosine=0.996, min_cosine=0.99, bar=0.995).held

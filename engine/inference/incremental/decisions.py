@@ -61,7 +61,8 @@ class Reference:
     composite: np.ndarray      # (H, W, 3) uint8: the frame the held activations were computed on
     last_true: np.ndarray      # (H, W, 3) uint8: the true pixels of the last computed frame (NoScope)
     since_full: int = 0        # frames computed incrementally since the last full one
-    incremental: int = 0       # frames computed incrementally in this segment (every audit_every-th is audited)
+    incremental: int = 0       # frames computed incrementally or skipped as similar in this segment
+    #                            (every audit_every-th is audited)
     verdict: str = "sampling"  # the guard on this segment: 'sampling', 'incremental' or 'full'
     sampled: int = 0           # frames of the guard's sample decided so far
     sample_cost: float = 0.0   # their cost in dense multiply-add equivalents (guard.frame_cost)
@@ -185,16 +186,19 @@ class Decider:
         reference in a way later frames' change masks depend on)."""
         similar = self._similar(frames, reference.last_true)
         computed = np.flatnonzero(~similar)
-        if not len(computed):
-            return [Decision("skipped", "similar", None, reference.composite, 0) for _ in frames], reference
         # a similar frame leaves the reference as it is: the others chain from one another
-        grids, composites = self._changes(frames[computed], reference.composite)
-        estimates, over = self._estimates(grids)
+        grids = composites = estimates = over = np.empty(0)
+        if len(computed):
+            grids, composites = self._changes(frames[computed], reference.composite)
+            estimates, over = self._estimates(grids)
         decisions: list[Decision] = []
         rank = np.cumsum(~similar) - 1          # each computed frame's row in grids, composites, estimates
         for position, frame in enumerate(frames):
             if similar[position]:
-                decisions.append(Decision("skipped", "similar", None, reference.composite, 0))
+                audit = self._audited(reference)     # a skipped frame's answer is audited too
+                decisions.append(Decision("skipped", "similar", None, reference.composite,
+                                          self.graph.macs_full if audit else 0, audit, frame if audit else None))
+                reference = replace(reference, incremental=reference.incremental + 1)
                 continue
             index = int(rank[position])
             grid = grids[index]
@@ -252,8 +256,9 @@ class Decider:
         return self.approximate and every is not None and reference.since_full + 1 >= every
 
     def _audited(self, reference: Reference) -> bool:
-        """Approximate mode audits every ``audit_every``-th incremental frame of a segment (the
-        last of each run of that many, so positions in the refresh cycle vary)."""
+        """Approximate mode audits every ``audit_every``-th frame of a segment computed
+        incrementally or skipped as similar (the last of each run of that many, so positions in
+        the refresh cycle vary)."""
         every = self.config.audit_every
         return self.approximate and every > 0 and (reference.incremental + 1) % every == 0
 

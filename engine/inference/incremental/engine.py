@@ -323,6 +323,9 @@ class IncrementalEngine:
                     pooled[i] = part[row]
                     macs[i] += graph.macs_full
             self.seconds["full"] += time.perf_counter() - started
+        for i, decision in enumerate(chunk):
+            if decision.kind == "skipped" and decision.audit:
+                macs[i] = graph.macs_full            # its audit: full inference of the true frame
         computed = sorted(pooled)
         logits = features = None
         if computed:
@@ -353,6 +356,8 @@ class IncrementalEngine:
                 self._last = (logits[row].clone(), features[row].clone())
             if self._last is None:
                 raise DataError("a skipped frame has no computed frame before it")
+            if chunk[i].kind == "skipped" and chunk[i].audit:
+                self._audit(self._last[0], chunk[i].frame)  # type: ignore[arg-type]
             parts_l.append(self._last[0].view(1, -1))
             parts_f.append(self._last[1].view(1, -1))
         return torch.cat(parts_l), torch.cat(parts_f)
