@@ -32,11 +32,12 @@ class Fidelity:
     decisive_top1: float   # nan when no frame is decisive
     top1: float
     decisive_frames: int
+    min_cosine: float = float("nan")
 
     def __str__(self) -> str:
         decisive = (f"decisive top-1 {100 * self.decisive_top1:.1f}% ({self.decisive_frames} frames)"
                     if self.decisive_frames else "no decisive frame")
-        return f"cos {self.cosine:.4f}  {decisive}  raw top-1 {100 * self.top1:.1f}%"
+        return f"cos {self.cosine:.4f} (min {self.min_cosine:.4f})  {decisive}  raw top-1 {100 * self.top1:.1f}%"
 
 
 def fidelity(full: np.ndarray | torch.Tensor, other: np.ndarray | torch.Tensor) -> Fidelity:
@@ -48,4 +49,4 @@ def fidelity(full: np.ndarray | torch.Tensor, other: np.ndarray | torch.Tensor) 
     decisive = (top2[:, 1] - top2[:, 0]) >= 0.1
     agree = full.argmax(1) == other.argmax(1)
     return Fidelity(float(cosine.mean()), float(agree[decisive].mean()) if decisive.any() else float("nan"),
-                    float(agree.mean()), int(decisive.sum()))
+                    float(agree.mean()), int(decisive.sum()), float(cosine.min()))
