@@ -57,7 +57,7 @@ class IncrementalEngine:
         self.std = torch.tensor(std, dtype=torch.float32)
         self.mode = mode
         self.config = config or IncrementalConfig()
-        self.computed_frames: np.ndarray | None = None
+        self._composites: list[np.ndarray] = []     # the frames the last run computed on
         self.audit_cosines: list[float] = []
         #: Seconds spent deciding, computing incremental frames and full frames (reported only:
         #: no decision ever reads a clock).
@@ -143,8 +143,14 @@ class IncrementalEngine:
                 self._reference = decider.account(reference, decisions, spent)
                 composites += [d.composite for d in decisions]
                 position += len(decisions)
-        self.computed_frames = np.stack(composites)
+        self._composites = composites
         return torch.cat(logits), torch.cat(features), stats
+
+    @property
+    def computed_frames(self) -> np.ndarray | None:
+        """(n, H, W, 3) uint8: the frames the last :meth:`run` computed its results on (stacked
+        when asked for: a copy of every frame of a call is not free at native size)."""
+        return np.stack(self._composites) if self._composites else None
 
     def fidelity(self) -> FidelityAudit:
         """Approximate mode's fidelity audit over everything run so far."""
@@ -246,7 +252,13 @@ class IncrementalEngine:
     def _graph_for(self, height: int, width: int) -> LayerGraph:
         """The traced layer graph for frames of this size (no effect on the reference)."""
         if (height, width) not in self._graphs:
-            self._graphs[(height, width)] = LayerGraph.trace(self.model, height, width)
+            from engine.inference.runners import dense_graph
+
+            # the graph full mode keeps per model and size: the same prepared weights (whose
+            # first use in a process costs the stock kernels a reorder each) across queries
+            shared = dense_graph(self.model, height, width)
+            self._graphs[(height, width)] = shared if shared is not None else \
+                LayerGraph.trace(self.model, height, width)    # raises NotSupportedError, naming the layer
         return self._graphs[(height, width)]
 
     def _activate(self, height: int, width: int) -> LayerGraph:
@@ -282,6 +294,16 @@ class IncrementalEngine:
         """uint8 RGB (..., 3) -> normalized float."""
         return torch.from_numpy(pixels).to(torch.float32).div_(255.0).sub_(self.mean).div_(self.std)
 
+    def _normalize_frames(self, frames: list[np.ndarray]) -> torch.Tensor:
+        """(H, W, 3) uint8 frames -> normalized (n, H, W, 3) float, without stacking the uint8
+        frames first (a copy of each, into fresh memory, at native size 3 ms a frame)."""
+        if len(frames) == 1:
+            return self._normalize(np.ascontiguousarray(frames[0])[None])
+        out = torch.empty((len(frames), *frames[0].shape), dtype=torch.float32)
+        for row, frame in zip(out, frames):
+            row.copy_(torch.from_numpy(np.ascontiguousarray(frame)))
+        return out.div_(255.0).sub_(self.mean).div_(self.std)
+
     def _rebuild_base(self) -> None:
         """Compute the reference frame's activations (its full frame ran without keeping them)."""
         if not self._base_valid:
@@ -304,7 +326,7 @@ class IncrementalEngine:
             self._rebuild_base()
             grids = np.stack([chunk[i].grid for i in incremental])  # type: ignore[misc]
             masks = torch.from_numpy(block_mask(grids, self.config.block, graph.height, graph.width))
-            dense = self._normalize(np.stack([chunk[i].composite for i in incremental]))
+            dense = self._normalize_frames([chunk[i].composite for i in incremental])
             started = time.perf_counter()
             part, conv_macs = self._forward.run_patches(dense[masks], masks, chain=True, dense_input=dense.view(-1, 3))
             self._base_valid = True
@@ -317,7 +339,7 @@ class IncrementalEngine:
             for first in range(0, len(full), step):   # in order: the last frame's activations stay
                 some = full[first:first + step]
                 keep = keep_base and first + step >= len(full)
-                part, _ = self._forward.run_dense(self._normalize(np.stack([chunk[i].composite for i in some])), keep)
+                part, _ = self._forward.run_dense(self._normalize_frames([chunk[i].composite for i in some]), keep)
                 self._base_valid = keep
                 for row, i in enumerate(some):
                     pooled[i] = part[row]
