@@ -65,6 +65,26 @@ def test_every_frame_is_exactly_what_pyav_gives(con, clip, size):
                                                                                           sorted(kept)]))
 
 
+def test_a_reused_frame_buffer_gives_every_frame_exactly(con, monkeypatch):
+    """The SQL function reuses its frame buffer across calls of one shape (kept for native-size
+    vectors; here for any size): every frame still byte for byte PyAV's, and the buffer is reused."""
+    from engine.video_stream import reading
+
+    made = []
+    fresh = reading._frame_buffer
+    monkeypatch.setattr(reading, "REPEAT_BYTES", -1)     # keep buffers of any size, no answers
+    monkeypatch.setattr(reading, "_frame_buffer", lambda *shape: made.append(shape) or fresh(*shape))
+    path = data_file("carphone.mp4")
+    con.execute(f"LOAD VIDEO '{path}' INTO t")
+    reference = pyav_iter(path, None)
+    for start in range(0, 120, 20):
+        rows = con.execute("SELECT frame, height, width FROM t WHERE frame_id BETWEEN ? AND ? ORDER BY frame_id",
+                           [start, start + 19]).fetchall()
+        for blob, height, width in rows:
+            assert np.array_equal(np.frombuffer(blob, np.uint8).reshape(height, width, 3), next(reference))
+    assert len(rows) == 20 and 1 <= len(made) < 6, made
+
+
 def test_frame_functions_over_a_stream(con):
     path = data_file("carphone.mp4")
     con.execute(f"LOAD VIDEO '{path}' INTO clip WITH (limit = 30)")

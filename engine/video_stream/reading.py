@@ -15,6 +15,7 @@ connections of one process to one database.
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +44,10 @@ IDLE_PER_STREAM, IDLE_TOTAL = 2, 4
 MAX_SIDE = 16384
 #: The SQL function's last answer is kept for a repeated call while it is at most this big.
 REPEAT_BYTES = 64 << 20
+#: The SQL function keeps its last frame buffer when it is bigger than REPEAT_BYTES (an answer
+#: kept for a repeated call holds its buffer) for the next call of the same shape, for at most
+#: SPARE_SECONDS after its last use.
+SPARE_SECONDS = 2.0
 
 _READERS_LOCK = threading.Lock()
 
@@ -114,6 +119,7 @@ class StreamReader:
         self._inserting: set[int] = set()
         self._sql_lock = threading.Lock()
         self._last_call: tuple[bytes, pa.Array] | None = None
+        self._spare = SpareBuffer()
 
     @contextmanager
     def inserting(self, stream_id: int) -> Iterator[None]:
@@ -257,7 +263,7 @@ class StreamReader:
         groups = np.unique(keys, axis=0)
         if len(groups) == 1 and (n < 2 or np.all(np.diff(ids) > 0)):  # the usual vector: one table, in order
             stream_id, height, width = groups[0].tolist()
-            frames = _frame_buffer(n, height, width)
+            frames = self._spare.take(n, height, width)
             self.frames_into(None, stream_id, ids, frames)
             return _blobs(frames)
         values: list[bytes] = [b""] * n
@@ -270,6 +276,53 @@ class StreamReader:
                 values[row] = frames[position].tobytes()
         return pa.array(values, pa.large_binary())
 
+
+
+class SpareBuffer:
+    """The SQL function's frame buffer, kept for its next call of the same shape.
+
+    A native-size scan hands the function a whole vector of frames at once (795 at 576x768: a
+    gigabyte), and writing into fresh memory costs a page fault a page, as much as decoding.
+    The buffer is reused only once nothing but this holder references it (DuckDB has let go of
+    the Arrow array over it), and dropped ``SPARE_SECONDS`` after its last use, so a finished
+    scan does not keep a gigabyte.
+
+    >>> spare = SpareBuffer()
+    >>> a = spare.take(2, 4096, 4096)          # 96 MiB: kept
+    >>> spare.take(2, 4096, 4096) is a         # still referenced (by ``a``): a new one
+    False
+    >>> b = spare.take(2, 4096, 4096); del b
+    >>> c = spare.take(2, 4096, 4096); spare.drop(); c.shape
+    (2, 4096, 4096, 3)
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer: np.ndarray | None = None
+        self._timer: threading.Timer | None = None
+
+    def take(self, n: int, height: int, width: int) -> np.ndarray:
+        with self._lock:
+            buffer = self._buffer
+            if buffer is not None and buffer.shape == (n, height, width, 3) and sys.getrefcount(buffer) <= 3:
+                reused: np.ndarray = buffer           # held by self._buffer, this name and the call
+            else:
+                reused = _frame_buffer(n, height, width)
+                self._buffer = reused if reused.nbytes > REPEAT_BYTES else None
+            if self._buffer is not None:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = threading.Timer(SPARE_SECONDS, self.drop)
+                self._timer.daemon = True
+                self._timer.start()
+            return reused
+
+    def drop(self) -> None:
+        with self._lock:
+            self._buffer = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
 
 def _frame_buffer(n: int, height: int, width: int) -> np.ndarray:
