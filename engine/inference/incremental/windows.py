@@ -192,7 +192,6 @@ def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
     boxes = None
     if in_order and act.store is not None and act.chain and not act.full and act.dense is None \
             and act.advanced < 0 and route in ("auto", "boxes"):
-        price = _box_price(compute, channels, height, width)
         boxes = frame_boxes(out_mask)
         if route == "boxes":
             return _run_boxes(compute, act, out_mask, boxes, out)
@@ -218,8 +217,8 @@ def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
     kernel = window.kernel[0] * window.kernel[1]
     shifts_work = float("inf") if compute.per_offset is None else \
         positions.numel() * kernel * ((channels + ROW_INDEX_COST) * GATHER_WEIGHT + channels)
-    if boxes is not None and _boxes_work(compute, act, boxes, positions.numel(), price) <= min(dense_work, tiles_work,
-                                                                                        shifts_work):
+    if boxes is not None and _boxes_work(compute, act, boxes, positions.numel()) <= min(dense_work, tiles_work,
+                                                                                 shifts_work):
         return _run_boxes(compute, act, out_mask, boxes, out)
     if dense_work <= min(tiles_work, shifts_work):
         return _run_dense(compute, act, frames, positions, out_h * out_w, out)
@@ -337,7 +336,6 @@ def _run_tiles(compute: WindowCompute, act: Activation, tiling: Tiling, active: 
     return torch.index_select(y_rows, 0, select, out=out) if out is not None else y_rows.index_select(0, select)
 
 
-
 @dataclass(frozen=True)
 class Box:
     """The crop of one frame the boxes route computes: output rows [y0, y1), columns [x0, x1)."""
@@ -398,23 +396,19 @@ def _crop_span(window: Window, axis: int, first: int, stop: int, length: int) ->
     return c0, c1, first - c0 // s
 
 
-def _box_price(compute: WindowCompute, channels: int, height: int, width: int
-               ) -> Callable[[int, int, int, int], float]:
-    """The work of the stock layer on the crop that gives output rows [y0, y1), columns [x0, x1)."""
-    def price(y0: int, y1: int, x0: int, x1: int) -> float:
-        c0, c1, _ = _crop_span(compute.window, 0, y0, y1, height)
-        d0, d1, _ = _crop_span(compute.window, 1, x0, x1, width)
-        return (c1 - c0) * (d1 - d0) * channels \
-            + (y1 - y0) * (x1 - x0) * (compute.out_channels + compute.macs_per_position * MAC_WEIGHT)
-    return price
-
-
-def _boxes_work(compute: WindowCompute, act: Activation, boxes: list[Box | None], changed: int,
-                price: Callable[[int, int, int, int], float]) -> float:
-    """The boxes route's work in the units of :func:`run_window`: the crops through the stock
-    layer, a call per crop, the changed outputs picked and the input rows written to the base."""
-    work = float(act.rows.shape[0] * act.rows.shape[1] + changed * compute.out_channels * GATHER_WEIGHT)
-    work += sum(price(b.y0, b.y1, b.x0, b.x1) + BOX_CALL_COST for b in boxes if b is not None)
+def _boxes_work(compute: WindowCompute, act: Activation, boxes: list[Box | None], changed: int) -> float:
+    """The boxes route's work in the units of :func:`run_window`: each crop streamed through the
+    stock layer (input read, outputs written, multiply-adds) plus a call, the changed outputs
+    picked and the input rows written to the base."""
+    height, width = act.mask.shape[1:]
+    channels = act.rows.shape[1]
+    work = float(act.rows.shape[0] * channels + changed * compute.out_channels * GATHER_WEIGHT)
+    for box in boxes:
+        if box is not None:
+            c0, c1, _ = _crop_span(compute.window, 0, box.y0, box.y1, height)
+            d0, d1, _ = _crop_span(compute.window, 1, box.x0, box.x1, width)
+            work += BOX_CALL_COST + (c1 - c0) * (d1 - d0) * channels \
+                + (box.y1 - box.y0) * (box.x1 - box.x0) * (compute.out_channels + compute.macs_per_position * MAC_WEIGHT)
     return work * BOX_STREAM_FACTOR
 
 
