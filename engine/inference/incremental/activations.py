@@ -136,11 +136,14 @@ class Activation:
     def frame_rows(self, frame: int) -> tuple[int, int]:
         """Where frame ``frame``'s rows start in ``rows``, and how many there are."""
         if self._starts is None:
-            counts = self.counts().tolist()
-            self._starts = [0]
-            for count in counts:
-                self._starts.append(self._starts[-1] + count)
+            self._starts = [0, *self.counts().cumsum(0).tolist()]
         return self._starts[frame], self._starts[frame + 1] - self._starts[frame]
+
+    @property
+    def advanceable(self) -> bool:
+        """Whether a consumer may :meth:`advance` this activation's base frame by frame (chain
+        semantics, a store, not advanced yet)."""
+        return self.store is not None and self.chain and self.advanced < 0
 
     def advance(self, frame: int) -> None:
         """Write frame ``frame``'s rows into the store's base, so the base holds the values

@@ -102,6 +102,7 @@ class Decider:
         self.threshold = config.pixel_threshold_of(mode)
         self.limit = int(config.fallback_ratio * graph.macs_full)
         self.approximate = mode == "approximate"
+        self._known_cells: dict[int, np.ndarray] = {}     # grey cells by frame data address, per decide()
 
     def decide(self, frames: np.ndarray, segment_start: np.ndarray,
                reference: Reference | None) -> tuple[list[Decision], Reference | None]:
@@ -111,7 +112,7 @@ class Decider:
         (:meth:`account`) before deciding the rest."""
         decisions: list[Decision] = []
         position, window = 0, WINDOW
-        self._known_cells: dict[int, np.ndarray] = {}
+        self._known_cells = {}
         while position < len(frames):
             if reference is None or segment_start[position]:
                 frame = frames[position]

@@ -290,15 +290,10 @@ class IncrementalEngine:
     def _tau(self) -> float:
         return self.config.tau if self.mode == "approximate" else 1.0
 
-    def _normalize(self, pixels: np.ndarray) -> torch.Tensor:
-        """uint8 RGB (..., 3) -> normalized float."""
-        return torch.from_numpy(pixels).to(torch.float32).div_(255.0).sub_(self.mean).div_(self.std)
-
     def _normalize_frames(self, frames: list[np.ndarray]) -> torch.Tensor:
-        """(H, W, 3) uint8 frames -> normalized (n, H, W, 3) float, without stacking the uint8
-        frames first (a copy of each, into fresh memory, at native size 3 ms a frame)."""
-        if len(frames) == 1:
-            return self._normalize(np.ascontiguousarray(frames[0])[None])
+        """(H, W, 3) uint8 frames -> normalized (n, H, W, 3) float, converted straight into one
+        float tensor (stacking the uint8 frames first copies each into fresh memory: at native
+        size 3 ms a frame)."""
         out = torch.empty((len(frames), *frames[0].shape), dtype=torch.float32)
         for row, frame in zip(out, frames):
             row.copy_(torch.from_numpy(np.ascontiguousarray(frame)))
@@ -309,7 +304,7 @@ class IncrementalEngine:
         if not self._base_valid:
             assert self._forward is not None and self._reference is not None
             with torch.inference_mode():
-                self._forward.run_dense(self._normalize(self._reference.composite[None]))
+                self._forward.run_dense(self._normalize_frames([self._reference.composite]))
             self._base_valid = True
 
     def _execute(self, chunk: list[Decision], keep_base: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
@@ -363,7 +358,7 @@ class IncrementalEngine:
         dense path full frames take, leaving the materialized activations alone)."""
         assert self._graph is not None
         started = time.perf_counter()
-        truth, _ = self._graph.head(dense_pooled(self._graph, self._normalize(frame[None])))
+        truth, _ = self._graph.head(dense_pooled(self._graph, self._normalize_frames([frame])))
         self.audit_cosines.append(float(torch.nn.functional.cosine_similarity(truth, answer.view(1, -1))))
         self.seconds["audit"] = self.seconds.get("audit", 0.0) + time.perf_counter() - started
 

@@ -60,19 +60,16 @@ class BatchForward:
         }
         self._last_use = self._last_uses()
         self._in_order = self._sole_context_readers()
+        self._pool_in_order = not graph.users.get(graph.output)    # nothing but the global pool reads it
 
     def _sole_context_readers(self) -> dict[str, bool]:
         """Per layer, whether it is the only layer reading its inputs' context (so, with chain
-        semantics, it may advance their bases frame by frame as it reads them); for the graph's
-        output, whether nothing but the global pool reads it."""
-        graph = self.graph
-        by_name = graph.by_name
+        semantics, it may advance their bases frame by frame as it reads them)."""
+        by_name = self.graph.by_name
         readers = {name: [user for user in users if by_name[user].layer.reads_context]  # type: ignore[union-attr]
-                   for name, users in graph.users.items()}
-        sole = {node.name: all(readers.get(name) == [node.name] for name in node.inputs)
-                for node in graph.nodes[1:]}
-        sole["<pool>"] = not graph.users.get(graph.output)
-        return sole
+                   for name, users in self.graph.users.items()}
+        return {node.name: all(readers.get(name) == [node.name] for name in node.inputs)
+                for node in self.graph.nodes[1:]}
 
     def _last_uses(self) -> dict[str, int]:
         last = {}
@@ -123,11 +120,11 @@ class BatchForward:
                     retire(acts.pop(name))
         final = acts.pop(self.graph.output)
         channels, height, width = self.graph.by_name[self.graph.output].shape
-        if in_order and self._in_order["<pool>"] and final.store is not None and not final.full:
+        if in_order and self._pool_in_order and final.advanceable and not final.full:
             pooled = torch.empty(b, channels)
             for frame in range(b):     # the base advanced frame by frame: no look-ups
                 final.advance(frame)
-                torch.mean(final.store.base, dim=0, out=pooled[frame])
+                torch.mean(final.store.base, dim=0, out=pooled[frame])  # type: ignore[union-attr]
         else:
             pooled = final.full_rows().view(b, height * width, channels).mean(dim=1)
         retire(final)

@@ -324,7 +324,7 @@ class Add:
         for act in (a, b):
             if act.full or torch.equal(act.mask, out_mask):
                 parts.append(act.rows)
-            elif in_order and act.store is not None and act.chain and act.advanced < 0:
+            elif in_order and act.advanceable:
                 parts.append(act.read_in_order(out_mask))
             else:
                 if positions is None:

@@ -30,7 +30,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -190,8 +189,7 @@ def run_window(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
         return _run_windows(compute, act.dense, positions, (height, width), (out_h, out_w), out)
     per_output = channels + compute.out_channels + compute.macs_per_position * MAC_WEIGHT
     boxes = None
-    if in_order and act.store is not None and act.chain and not act.full and act.dense is None \
-            and act.advanced < 0 and route in ("auto", "boxes"):
+    if in_order and act.advanceable and not act.full and act.dense is None and route in ("auto", "boxes"):
         boxes = frame_boxes(out_mask)
         if route == "boxes":
             return _run_boxes(compute, act, out_mask, boxes, out)
@@ -345,7 +343,6 @@ class Box:
     x0: int
     x1: int
     count: int                  # the frame's changed outputs, all inside
-    local: np.ndarray | None    # their places inside the box, row-major (None: every output changed)
 
 
 def frame_boxes(out_mask: torch.Tensor) -> list[Box | None]:
@@ -369,7 +366,6 @@ def frame_boxes(out_mask: torch.Tensor) -> list[Box | None]:
     last_y = torch.where(rows, index_h, -1).amax(1).tolist()
     first_x = torch.where(columns, index_w, width).amin(1).tolist()
     last_x = torch.where(columns, index_w, -1).amax(1).tolist()
-    planes = out_mask.numpy()
     boxes: list[Box | None] = []
     for frame in range(b):
         if not counts[frame]:
@@ -378,10 +374,7 @@ def frame_boxes(out_mask: torch.Tensor) -> list[Box | None]:
         y0, y1, x0, x1 = first_y[frame], last_y[frame] + 1, first_x[frame], last_x[frame] + 1
         h, w = bucket(y1 - y0), bucket(x1 - x0)
         y0, x0 = max(0, min(y0, height - h)), max(0, min(x0, width - w))
-        y1, x1 = min(height, y0 + h), min(width, x0 + w)
-        every = counts[frame] == (y1 - y0) * (x1 - x0)
-        boxes.append(Box(y0, y1, x0, x1, counts[frame],
-                         None if every else np.flatnonzero(planes[frame, y0:y1, x0:x1])))
+        boxes.append(Box(y0, min(height, y0 + h), x0, min(width, x0 + w), counts[frame]))
     return boxes
 
 
@@ -433,11 +426,10 @@ def _run_boxes(compute: WindowCompute, act: Activation, out_mask: torch.Tensor, 
         y_rows = y.permute(0, 2, 3, 1).reshape(-1, compute.out_channels)
         target = result[start:start + box.count]
         box_h, box_w = box.y1 - box.y0, box.x1 - box.x0
-        if box.local is None and (j0, i0, y.shape[2], y.shape[3]) == (0, 0, box_h, box_w):
+        if box.count == box_h * box_w and (j0, i0, y.shape[2], y.shape[3]) == (0, 0, box_h, box_w):
             target.copy_(y_rows)
-        else:
-            local = np.arange(box_h * box_w) if box.local is None else box.local
-            ly, lx = np.divmod(local, box_w)
-            torch.index_select(y_rows, 0, torch.from_numpy((ly + j0) * y.shape[3] + lx + i0), out=target)
+        else:   # the changed outputs' places in the box, then in the layer's result on the crop
+            ly, lx = out_mask[frame, box.y0:box.y1, box.x0:box.x1].nonzero().unbind(1)
+            torch.index_select(y_rows, 0, (ly + j0) * y.shape[3] + lx + i0, out=target)
         start += box.count
     return result
